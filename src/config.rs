@@ -1,1 +1,333 @@
-//! placeholder
+//! Configuration: one struct, read from an optional TOML file, then `POLYQUERY_*` environment
+//! variables, then command-line flags, each overriding the one before.
+//!
+//! Every setting has a dotted key (`engine.workers`). The environment spells it `POLYQUERY_ENGINE__WORKERS`
+//! (double underscore between levels) and the command line `--set engine.workers=8`; the most common ones
+//! also have flags of their own (`--listen`, `--data-dir`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dialect;
+use crate::engine::EngineConfig;
+use crate::exec::datafusion::UserTable;
+
+/// Everything polyquery can be told.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where all four dialects are served.
+    pub listen: SocketAddr,
+    /// Job records and results; default: the user's cache directory, else ./polyquery-data.
+    pub data_dir: PathBuf,
+    /// Serve on a non-loopback address without configured users.
+    pub allow_anonymous: bool,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    pub engine: EngineSettings,
+    pub limits: Limits,
+    /// The user's own tables, served beside the fixtures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<UserTable>,
+    /// Users and their credentials; none configured = any credentials accepted (see README).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<User>,
+    pub luminesce: dialect::luminesce::Settings,
+    pub asterixdb: dialect::asterixdb::Settings,
+    pub looker: dialect::looker::Settings,
+    pub kylin: dialect::kylin::Settings,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The job engine's knobs.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Queries that run at once.
+    pub workers: usize,
+    /// Queries that may wait for a worker before submissions are refused as busy.
+    pub queue_length: usize,
+    /// Megabytes of results kept in memory; beyond it results are read from their files.
+    pub result_memory_mb: usize,
+    /// DataFusion partitions per query (1 keeps unordered results in a stable order).
+    pub partitions: usize,
+    /// Threads of the query runtime (apart from the HTTP runtime).
+    pub exec_threads: usize,
+    /// Milliseconds between sweeps for expired jobs.
+    pub reaper_interval_ms: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            workers: 4,
+            queue_length: 1000,
+            result_memory_mb: 256,
+            partitions: 1,
+            exec_threads: 2,
+            reaper_interval_ms: 1000,
+        }
+    }
+}
+
+/// Protections for the HTTP server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body; beyond it the answer is 413.
+    pub max_body_bytes: usize,
+    /// Largest request head (request line and headers).
+    pub max_header_bytes: usize,
+    /// Seconds a request may take before its answer starts (not the job: jobs have their own limits).
+    pub request_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 << 20,
+            max_header_bytes: 64 << 10,
+            request_timeout_secs: 120,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// A user every dialect knows: Basic auth uses name and password, Bearer/token auth uses token.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Admins see every user's jobs where a vendor allows it (Kylin).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: default_data_dir(),
+            allow_anonymous: false,
+            log_format: LogFormat::Text,
+            engine: EngineSettings::default(),
+            limits: Limits::default(),
+            tables: Vec::new(),
+            users: Vec::new(),
+            luminesce: Default::default(),
+            asterixdb: Default::default(),
+            looker: Default::default(),
+            kylin: Default::default(),
+        }
+    }
+}
+
+/// The user's cache directory when there is one, else ./polyquery-data.
+fn default_data_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match cache {
+        Some(dir) if dir.is_dir() => dir.join("polyquery"),
+        _ => PathBuf::from("polyquery-data"),
+    }
+}
+
+/// A configuration problem, said in one line naming the source, the key and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The prefix of polyquery's environment variables.
+pub const ENV_PREFIX: &str = "POLYQUERY_";
+
+impl Config {
+    /// Builds the configuration: the file (if any), then the environment, then `overrides`
+    /// (`key=value` pairs from the command line), later ones winning.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| {
+                    ConfigError(format!("{}: {}", path.display(), one_line(e.message())))
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if key == "CONFIG" || key.is_empty() {
+                continue;
+            }
+            let key = key.to_lowercase().replace("__", ".");
+            set(&mut table, &key, &value)
+                .map_err(|e| ConfigError(format!("environment {name}: {e}")))?;
+        }
+        for (key, value) in overrides {
+            set(&mut table, key, value).map_err(|e| ConfigError(format!("--set {key}: {e}")))?;
+        }
+        let source = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "configuration".into());
+        Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError(format!("{source}: {}", one_line(&e.to_string()))))
+    }
+
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            data_dir: self.data_dir.clone(),
+            workers: self.engine.workers,
+            queue_length: self.engine.queue_length,
+            result_memory_budget: self.engine.result_memory_mb.saturating_mul(1 << 20),
+            reaper_interval: Duration::from_millis(self.engine.reaper_interval_ms.max(10)),
+            exec_threads: self.engine.exec_threads,
+            thread_name: "pq-query".into(),
+        }
+    }
+
+    /// Every dotted key with its default value, for `serve --help` and the README.
+    pub fn documented_keys() -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        if let Ok(toml::Value::Table(t)) = toml::Value::try_from(Config::default()) {
+            flatten("", &t, &mut keys);
+        }
+        keys
+    }
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            other => out.push((key, other.to_string())),
+        }
+    }
+}
+
+/// Sets a dotted key, reading the value as a TOML value when it is one (numbers, booleans) and as a
+/// string otherwise.
+fn set(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), String> {
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return Err("empty key".into());
+    };
+    let mut node = table;
+    for part in parts {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("`{part}` is not a section")),
+        };
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polyquery.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[engine]\nworkers = 2\nqueue_length = 5\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("POLYQUERY_ENGINE__WORKERS", "3"),
+                ("POLYQUERY_DATA_DIR", "/tmp/x"),
+                ("HOME", "/root"),
+            ]),
+            &[("engine.workers".into(), "7".into())],
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.engine.workers, 7);
+        assert_eq!(config.engine.queue_length, 5);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_bad_key_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[engine]\nwrokers = 2\n").unwrap();
+        let e = Config::load(Some(&file), env(&[]), &[]).unwrap_err().0;
+        assert!(e.starts_with(&file.display().to_string()), "{e}");
+        assert!(e.contains("wrokers"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = Config::load(None, env(&[("POLYQUERY_ENGINE__WORKERS", "many")]), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("many") || e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn every_key_is_documented_with_its_default() {
+        let keys = Config::documented_keys();
+        for key in [
+            "listen",
+            "data_dir",
+            "engine.workers",
+            "limits.max_body_bytes",
+            "asterixdb.profile",
+        ] {
+            assert!(
+                keys.iter().any(|(k, _)| k == key),
+                "{key} missing from {keys:?}"
+            );
+        }
+    }
+}

@@ -4,7 +4,9 @@
 //! wire into calls on the `engine`, which keeps jobs and runs them through an `exec::Executor`;
 //! results come back as Arrow batches and leave through an `encode` format.
 
+pub mod bench;
 pub mod config;
+pub mod contract;
 pub mod dialect;
 pub mod encode;
 pub mod engine;

@@ -1,1 +1,295 @@
-fn main() {}
+//! The `polyquery` command: serve the four wires, run SQL from the shell, replay contract cases,
+//! and measure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use futures::StreamExt;
+use polyquery::config::{Config, LogFormat};
+use polyquery::engine::Engine;
+use polyquery::exec::Executor;
+use polyquery::exec::datafusion::DataFusionExecutor;
+use polyquery::server;
+
+#[derive(Parser)]
+#[command(
+    name = "polyquery",
+    version,
+    about = "Four vendors' asynchronous-query HTTP APIs over one real SQL job engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings every subcommand that builds a catalog reads.
+#[derive(clap::Args)]
+struct Settings {
+    /// A TOML configuration file (environment POLYQUERY_CONFIG).
+    #[arg(long, env = "POLYQUERY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Sets any configuration key, e.g. --set engine.workers=8 (repeatable; wins over file and environment).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    set: Vec<(String, String)>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve all four dialects (defaults: 127.0.0.1:8080, embedded DataFusion, the fixtures).
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+        /// Address to listen on (key `listen`, environment POLYQUERY_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where jobs and results are kept (key `data_dir`, environment POLYQUERY_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Allow a non-loopback address with no users configured (key `allow_anonymous`).
+        #[arg(long)]
+        allow_anonymous: bool,
+        /// `text` or `json` log lines (key `log_format`).
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Run one query against the catalog and print its result.
+    Sql {
+        #[command(flatten)]
+        settings: Settings,
+        /// The SQL to run.
+        query: String,
+        /// Output format: csv, json, ndjson, xml, md, txt, html, arrow, parquet, xlsx, sqlite.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+    /// Replay a dialect's contract cases against a server (ours or the vendor's).
+    Contract {
+        /// luminesce, asterixdb, looker or kylin.
+        #[arg(long)]
+        dialect: String,
+        /// Base URL of the server to check, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        target: String,
+        /// The folder of case files (default: dialects/<dialect> of this checkout).
+        #[arg(long)]
+        cases: Option<PathBuf>,
+    },
+    /// Measure the engine and the encoders against DataFusion run directly (build with --release).
+    Bench {
+        /// Rows for the encoder benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Rows for the streaming-memory benchmark.
+        #[arg(long, default_value_t = 5_000_000)]
+        stream_rows: usize,
+        /// Jobs for the engine-overhead benchmark.
+        #[arg(long, default_value_t = 2_000)]
+        jobs: usize,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+fn main() -> ExitCode {
+    let keys: Vec<String> = Config::documented_keys()
+        .into_iter()
+        .map(|(k, v)| format!("  {k:<34} default {v}"))
+        .collect();
+    let help = format!(
+        "Every setting is a key in the --config file, an environment variable POLYQUERY_<KEY> (dots become \
+         double underscores: POLYQUERY_ENGINE__WORKERS=8), or --set KEY=VALUE.\nKeys and defaults:\n{}",
+        keys.join("\n")
+    );
+    let command = Cli::command().mut_subcommand("serve", |c| {
+        c.after_long_help(help.clone()).after_help(help.clone())
+    });
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pq-http")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("polyquery: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                settings,
+                listen,
+                data_dir,
+                allow_anonymous,
+                log_format,
+            } => {
+                let mut flags = settings.set.clone();
+                flags.extend(listen.map(|v| ("listen".to_string(), format!("\"{v}\""))));
+                flags.extend(
+                    data_dir.map(|v| ("data_dir".to_string(), format!("\"{}\"", v.display()))),
+                );
+                flags.extend(log_format.map(|v| ("log_format".to_string(), format!("\"{v}\""))));
+                if allow_anonymous {
+                    flags.push(("allow_anonymous".into(), "true".into()));
+                }
+                let config = load_config(&settings, &flags)?;
+                serve(config).await
+            }
+            Command::Sql {
+                settings,
+                query,
+                format,
+            } => {
+                let config = load_config(&settings, &settings.set)?;
+                init_logging(LogFormat::Text, "warn");
+                run_sql(&config, &query, &format).await
+            }
+            Command::Contract {
+                dialect,
+                target,
+                cases,
+            } => contract(&dialect, &target, cases).await,
+            Command::Bench {
+                rows,
+                stream_rows,
+                jobs,
+            } => {
+                init_logging(LogFormat::Text, "warn");
+                polyquery::bench::run(rows, stream_rows, jobs)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("polyquery: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(settings: &Settings, flags: &[(String, String)]) -> Result<Config, String> {
+    Config::load(settings.config.as_deref(), std::env::vars(), flags).map_err(|e| e.to_string())
+}
+
+fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POLYQUERY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    init_logging(config.log_format, "info");
+    if !config.listen.ip().is_loopback() && config.users.is_empty() && !config.allow_anonymous {
+        return Err(format!(
+            "refusing to serve {} without users configured: anyone could run queries. Configure [[users]] or pass --allow-anonymous",
+            config.listen
+        ));
+    }
+    let executor = DataFusionExecutor::new(config.engine.partitions, &config.tables)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tables = executor.catalog().tables.len();
+    let engine = Engine::start(config.engine_config(), Arc::new(executor))
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    let listeners = server::bind_all(&config)
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(address = %addr, dialect = l.only.unwrap_or("all"), tables, data_dir = %config.data_dir.display(), "polyquery listening");
+        }
+    }
+    let app = server::App::new(engine, Arc::new(config));
+    server::serve(app, listeners, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run_sql(config: &Config, query: &str, format: &str) -> Result<(), String> {
+    let format = polyquery::encode::Format::parse(format)
+        .ok_or_else(|| format!("unknown format `{format}`"))?;
+    let executor = DataFusionExecutor::new(config.engine.partitions, &config.tables)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = executor
+        .execute(query, &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let options = polyquery::encode::EncodeOptions::default();
+    let mut encoder = polyquery::encode::encoder(
+        format,
+        &options,
+        stream.schema(),
+        Box::new(std::io::stdout()),
+    )
+    .map_err(|e| e.to_string())?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| polyquery::exec::classify_error(e).to_string())?;
+        encoder.write_batch(&batch).map_err(|e| e.to_string())?;
+    }
+    encoder.finish().map_err(|e| e.to_string())
+}
+
+async fn contract(dialect: &str, target: &str, cases: Option<PathBuf>) -> Result<(), String> {
+    let dir = cases.unwrap_or_else(|| polyquery::contract::default_dir(dialect));
+    let outcomes = polyquery::contract::replay(&dir, target).await?;
+    if outcomes.is_empty() {
+        return Err(format!(
+            "no contract cases in {} (they arrive with the {dialect} dialect)",
+            dir.display()
+        ));
+    }
+    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    for o in &outcomes {
+        match &o.failure {
+            None => println!("ok    {} :: {}", o.file, o.case),
+            Some(f) => println!("FAIL  {} :: {}\n      {f}", o.file, o.case),
+        }
+    }
+    println!("{} passed, {failed} failed", outcomes.len() - failed);
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} contract case(s) failed against {target}"))
+    }
+}

@@ -1,1 +1,284 @@
-//! placeholder
+//! The HTTP server: hyper 1 on tokio, HTTP/1.1 keep-alive. It routes each request to the dialect
+//! front that owns its path, enforces the limits, logs one line per request, keeps the metrics, and
+//! shuts down gracefully.
+
+pub mod body;
+pub mod http;
+pub mod metrics;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::dialect::{Front, fronts};
+use crate::engine::Engine;
+use http::{FormatLabel, RemoteAddr, RouteLabel};
+use metrics::Metrics;
+
+/// What every connection shares.
+pub struct App {
+    pub engine: Engine,
+    pub config: Arc<Config>,
+    pub fronts: Vec<Arc<dyn Front>>,
+    pub metrics: Metrics,
+}
+
+impl App {
+    pub fn new(engine: Engine, config: Arc<Config>) -> Arc<App> {
+        let fronts = fronts(&engine, &config);
+        Arc::new(App {
+            engine,
+            config,
+            fronts,
+            metrics: Metrics::default(),
+        })
+    }
+}
+
+/// A bound listener and the dialect it is limited to (`None`: all of them).
+pub struct Listener {
+    pub listener: TcpListener,
+    pub only: Option<&'static str>,
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr, only: Option<&'static str>) -> std::io::Result<Listener> {
+        Ok(Listener {
+            listener: TcpListener::bind(addr).await?,
+            only,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Binds the main address and each dialect's own address, if configured.
+pub async fn bind_all(config: &Config) -> std::io::Result<Vec<Listener>> {
+    let mut listeners = vec![Listener::bind(config.listen, None).await?];
+    let extra = [
+        ("luminesce", config.luminesce.listen),
+        ("asterixdb", config.asterixdb.listen),
+        ("looker", config.looker.listen),
+        ("kylin", config.kylin.listen),
+    ];
+    for (name, addr) in extra {
+        if let Some(addr) = addr {
+            listeners.push(Listener::bind(addr, Some(name)).await?);
+        }
+    }
+    Ok(listeners)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (up to
+/// ten seconds), and marks unfinished jobs as interrupted.
+pub async fn serve(
+    app: Arc<App>,
+    listeners: Vec<Listener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let permits = Arc::new(Semaphore::new(app.config.limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut accepting = Vec::new();
+    for listener in listeners {
+        accepting.push(tokio::spawn(accept_loop(
+            app.clone(),
+            listener,
+            permits.clone(),
+            graceful.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for task in accepting {
+        let _ = task.await;
+    }
+    // The accept loops are done, so this is the last handle on the connection watcher.
+    if let Ok(graceful) = Arc::try_unwrap(graceful)
+        && tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+            .await
+            .is_err()
+    {
+        tracing::warn!("some connections did not finish within 10 s");
+    }
+    app.engine.shutdown();
+}
+
+async fn accept_loop(
+    app: Arc<App>,
+    listener: Listener,
+    permits: Arc<Semaphore>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let max_header_bytes = app.config.limits.max_header_bytes.max(8192);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let app = app.clone();
+        let only = listener.only;
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(app, req, remote, only).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(max_header_bytes)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One request, end to end: route, read the body within the limit, answer, log, count.
+async fn handle(
+    app: Arc<App>,
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+    only: Option<&'static str>,
+) -> http::Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let front = app
+        .fronts
+        .iter()
+        .find(|f| only.is_none_or(|o| o == f.name()) && f.owns(&path))
+        .cloned();
+    let (dialect, mut response) = match (front, path.as_str()) {
+        (None, "/healthz") => ("server", http::text(StatusCode::OK, "ok\n")),
+        (None, "/readyz") => ("server", http::text(StatusCode::OK, "ready\n")),
+        (None, "/metrics") if method == Method::GET => (
+            "server",
+            http::with_body(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                app.metrics.render(&app.engine),
+            ),
+        ),
+        (None, _) => (
+            "server",
+            http::text(
+                StatusCode::NOT_FOUND,
+                format!("polyquery: no such path: {path}\n"),
+            ),
+        ),
+        (Some(front), _) => (front.name(), answer(&app, front, req, remote).await),
+    };
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|r| r.0)
+        .unwrap_or(if dialect == "server" {
+            "server"
+        } else {
+            "other"
+        });
+    let took = started.elapsed();
+    let status = response.status();
+    app.metrics
+        .record_request(dialect, route, status.as_u16(), took);
+    tracing::info!(
+        request_id = %request_id, method = %method, path = %path, status = status.as_u16(),
+        duration_ms = took.as_secs_f64() * 1000.0, dialect, "request"
+    );
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    if let Some(format) = response.extensions().get::<FormatLabel>().map(|f| f.0) {
+        let app = app.clone();
+        response = response.map(|b| body::metered(b, move |n| app.metrics.record_bytes(format, n)));
+    }
+    response
+}
+
+/// Reads the body within the size limit and lets the front answer within the request timeout.
+async fn answer(
+    app: &App,
+    front: Arc<dyn Front>,
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+) -> http::Response {
+    let limit = app.config.limits.max_body_bytes;
+    let too_large = || {
+        front.reject(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, incoming) = req.into_parts();
+    let bytes = match Limited::new(incoming, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return too_large();
+        }
+        Err(e) => {
+            return front.reject(
+                StatusCode::BAD_REQUEST,
+                &format!("could not read the request body: {e}"),
+            );
+        }
+    };
+    let mut request = hyper::Request::from_parts(parts, bytes);
+    request.extensions_mut().insert(RemoteAddr(remote));
+    let timeout = Duration::from_secs(app.config.limits.request_timeout_secs.max(1));
+    match tokio::time::timeout(timeout, front.handle(request)).await {
+        Ok(response) => response,
+        Err(_) => front.reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the request took longer than {} s", timeout.as_secs()),
+        ),
+    }
+}

@@ -1,0 +1,250 @@
+//! `polyquery bench`: each figure beside a reference measured in the same run, because these
+//! machines are noisy and only ratios travel. Build with `--release` before reading anything into it.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::SessionContext;
+
+use crate::encode::{self, EncodeOptions, Format};
+use crate::engine::{Engine, EngineConfig, EngineError, JobSpec, JobState};
+use crate::exec::datafusion::DataFusionExecutor;
+
+/// Rows shaped like a typical result: an integer, a float, a short string and a small category.
+fn rows_sql(n: usize) -> String {
+    format!(
+        "SELECT value AS id, value * 1.5 AS amount, concat('name-', CAST(value AS VARCHAR)) AS name, value % 100 AS cat FROM range({n})"
+    )
+}
+
+pub async fn run(rows: usize, stream_rows: usize, jobs: usize) -> Result<(), EngineError> {
+    let dir = tempfile::tempdir()?;
+    let executor = Arc::new(DataFusionExecutor::new(1, &[]).await?);
+    let engine = Engine::start(EngineConfig::new(dir.path().join("data")), executor.clone())?;
+    if cfg!(debug_assertions) {
+        println!("note: this is a debug build; figures mean little (cargo run --release -- bench)");
+    }
+    engine_overhead(&engine, executor.context(), jobs).await?;
+    encoders(executor.context(), rows, dir.path()).await?;
+    streaming_memory(&engine, stream_rows).await?;
+    Ok(())
+}
+
+/// 1. `SELECT 1` through the engine (submit → succeeded → read) against DataFusion directly.
+async fn engine_overhead(
+    engine: &Engine,
+    ctx: &SessionContext,
+    jobs: usize,
+) -> Result<(), EngineError> {
+    let mut direct = Vec::with_capacity(jobs);
+    let mut through = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        let t = Instant::now();
+        let batches = ctx.sql("SELECT 1").await?.collect().await?;
+        direct.push(t.elapsed());
+        assert_rows(&batches, 1)?;
+
+        let t = Instant::now();
+        let id = engine.submit(JobSpec::new("SELECT 1", "bench", "bench"))?;
+        let record = engine.wait(id, Duration::from_secs(10)).await?;
+        if record.state != JobState::Succeeded {
+            return Err(EngineError::internal(format!(
+                "bench job ended {:?}",
+                record.state
+            )));
+        }
+        let batches: Vec<RecordBatch> = engine.read(id)?.collect::<Result<_, _>>()?;
+        through.push(t.elapsed());
+        assert_rows(&batches, 1)?;
+        engine.remove(id)?;
+    }
+    let (d50, d99) = percentiles(&mut direct);
+    let (t50, t99) = percentiles(&mut through);
+    println!("engine overhead, SELECT 1 x {jobs}");
+    println!(
+        "  datafusion direct      p50 {:>8.1} us   p99 {:>8.1} us",
+        us(d50),
+        us(d99)
+    );
+    println!(
+        "  polyquery job          p50 {:>8.1} us   p99 {:>8.1} us",
+        us(t50),
+        us(t99)
+    );
+    println!(
+        "  overhead per job       p50 {:>8.1} us   ratio {:.2}x",
+        us(t50.saturating_sub(d50)),
+        t50.as_secs_f64() / d50.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// 2. Encoder throughput on a `rows`-row result against DataFusion's own writers, both to files.
+async fn encoders(
+    ctx: &SessionContext,
+    rows: usize,
+    dir: &std::path::Path,
+) -> Result<(), EngineError> {
+    let frame = ctx.sql(&rows_sql(rows)).await?;
+    let batches = frame.clone().collect().await?;
+    let schema = frame.schema().inner().clone();
+    println!("encoder throughput, {rows} rows (MB/s of output, higher is better)");
+    for (format, extension) in [
+        (Format::Csv, "csv"),
+        (Format::NdJson, "json"),
+        (Format::Parquet, "parquet"),
+    ] {
+        let ours = dir.join(format!("ours.{extension}"));
+        let t = Instant::now();
+        let file = io::BufWriter::new(std::fs::File::create(&ours)?);
+        let mut encoder = encode::encoder(
+            format,
+            &EncodeOptions::default(),
+            schema.clone(),
+            Box::new(file),
+        )
+        .map_err(EngineError::internal)?;
+        for b in &batches {
+            encoder.write_batch(b).map_err(EngineError::internal)?;
+        }
+        encoder.finish().map_err(EngineError::internal)?;
+        let ours_time = t.elapsed();
+        let ours_bytes = std::fs::metadata(&ours)?.len();
+
+        let theirs = dir.join(format!("theirs.{extension}"));
+        let theirs_path = theirs.to_string_lossy().to_string();
+        let mem = ctx.read_batches(batches.clone())?;
+        let options = DataFrameWriteOptions::new().with_single_file_output(true);
+        let t = Instant::now();
+        match format {
+            Format::Csv => mem.write_csv(&theirs_path, options, None).await?,
+            Format::NdJson => mem.write_json(&theirs_path, options, None).await?,
+            _ => mem.write_parquet(&theirs_path, options, None).await?,
+        };
+        let theirs_time = t.elapsed();
+        let theirs_bytes = dir_size(&theirs)?;
+        let (a, b) = (
+            mb_per_s(ours_bytes, ours_time),
+            mb_per_s(theirs_bytes, theirs_time),
+        );
+        println!(
+            "  {extension:<8} polyquery {a:>8.1} MB/s   datafusion writer {b:>8.1} MB/s   ratio {:.2}x",
+            a / b
+        );
+    }
+    Ok(())
+}
+
+/// 3. Peak memory while a large finished result streams out as CSV, beside a result 5x smaller.
+///
+/// Streaming means the peak does not grow with the result.
+async fn streaming_memory(engine: &Engine, stream_rows: usize) -> Result<(), EngineError> {
+    println!(
+        "peak memory streaming a finished result out as CSV (RSS high-water mark above the start)"
+    );
+    for n in [stream_rows / 5, stream_rows] {
+        let id = engine.submit(JobSpec::new(rows_sql(n), "bench", "bench"))?;
+        let record = engine.wait(id, Duration::from_secs(600)).await?;
+        if record.state != JobState::Succeeded {
+            return Err(EngineError::internal(format!(
+                "bench job ended {:?}",
+                record.state
+            )));
+        }
+        let base = reset_peak_rss();
+        let counter = Arc::new(AtomicU64::new(0));
+        let stream = engine.read(id)?.into_stream();
+        let mut body = crate::server::body::encoded(stream, Format::Csv, EncodeOptions::default());
+        let t = Instant::now();
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            let frame = frame.map_err(EngineError::internal)?;
+            if let Some(d) = frame.data_ref() {
+                counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+        let took = t.elapsed();
+        let peak = peak_rss().saturating_sub(base);
+        println!(
+            "  {n:>9} rows  {:>8.1} MB out in {:>6.2} s   peak +{:>6.1} MB",
+            counter.load(Ordering::Relaxed) as f64 / 1e6,
+            took.as_secs_f64(),
+            peak as f64 / 1e6
+        );
+        engine.remove(id)?;
+    }
+    Ok(())
+}
+
+fn assert_rows(batches: &[RecordBatch], n: usize) -> Result<(), EngineError> {
+    let got: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if got == n {
+        Ok(())
+    } else {
+        Err(EngineError::internal(format!(
+            "expected {n} rows, got {got}"
+        )))
+    }
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |p: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    (at(0.5), at(0.99))
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
+}
+
+/// A file, or a directory of files (DataFusion may write either).
+fn dir_size(path: &std::path::Path) -> io::Result<u64> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        total += dir_size(&entry?.path())?;
+    }
+    Ok(total)
+}
+
+/// Resets the kernel's RSS high-water mark (Linux) and answers the current RSS.
+fn reset_peak_rss() -> u64 {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/clear_refs")
+    {
+        let _ = f.write_all(b"5");
+    }
+    status_kb("VmRSS:") * 1024
+}
+
+fn peak_rss() -> u64 {
+    status_kb("VmHWM:") * 1024
+}
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,246 @@
+//! What a job is: the request that made it (`JobSpec`) and what has happened to it since (`JobRecord`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use super::error::EngineError;
+use super::id::JobId;
+use super::state::JobState;
+
+/// A query parameter value, as every wire can express it.
+pub type ParamValue = serde_json::Value;
+
+/// Query parameters: positional (`$1`, `?`) and named (`$name`, `@name`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub positional: Vec<ParamValue>,
+    pub named: BTreeMap<String, ParamValue>,
+}
+
+impl Params {
+    pub fn is_empty(&self) -> bool {
+        self.positional.is_empty() && self.named.is_empty()
+    }
+}
+
+/// How long a job may run, how long its result is kept, and how many rows it may keep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `None` = unlimited.
+    #[serde(with = "opt_millis")]
+    pub timeout: Option<Duration>,
+    /// How long a finished job (and its result) is kept before it expires.
+    #[serde(with = "millis")]
+    pub keep_for: Duration,
+    /// Rows beyond this are not kept; `None` = all.
+    pub row_limit: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: None,
+            keep_for: Duration::from_secs(3600),
+            row_limit: None,
+        }
+    }
+}
+
+/// Everything a dialect says when it submits a job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The SQL the client sent, shown back to it as is.
+    pub sql: String,
+    /// The SQL the executor runs (the dialect's rewrite into the engine's dialect); empty = `sql`.
+    #[serde(default)]
+    pub exec_sql: String,
+    pub params: Params,
+    /// The principal that owns the job; other principals cannot see it.
+    pub owner: String,
+    /// The wire that started it (`luminesce`, `asterixdb`, `looker`, `kylin`, `cli`, ...).
+    pub dialect: String,
+    /// A client-chosen name (Luminesce `queryName`), if any.
+    pub name: Option<String>,
+    pub limits: Limits,
+    /// Wire metadata the dialect needs again later (AsterixDB `client_context_id`, Kylin's file options).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl JobSpec {
+    pub fn new(
+        sql: impl Into<String>,
+        owner: impl Into<String>,
+        dialect: impl Into<String>,
+    ) -> Self {
+        JobSpec {
+            sql: sql.into(),
+            exec_sql: String::new(),
+            params: Params::default(),
+            owner: owner.into(),
+            dialect: dialect.into(),
+            name: None,
+            limits: Limits::default(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// The SQL to execute.
+    pub fn runnable_sql(&self) -> &str {
+        if self.exec_sql.is_empty() {
+            &self.sql
+        } else {
+            &self.exec_sql
+        }
+    }
+}
+
+/// One line of a job's human-readable progress log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// Everything that has happened to a job. Persisted as JSON in the data directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub state: JobState,
+    #[serde(with = "rfc3339")]
+    pub created: DateTime<Utc>,
+    #[serde(with = "opt_rfc3339")]
+    pub started: Option<DateTime<Utc>>,
+    #[serde(with = "opt_rfc3339")]
+    pub finished: Option<DateTime<Utc>>,
+    /// Rows produced so far (the final count once succeeded).
+    pub rows: u64,
+    /// Set when the job succeeded: the result's row count.
+    pub row_count: Option<u64>,
+    /// Set when the job failed, was cancelled or timed out.
+    pub error: Option<EngineError>,
+    pub log: Vec<LogEntry>,
+    /// Per reader, how many log entries it has already been given (incremental feedback).
+    #[serde(default)]
+    pub feedback_seen: HashMap<String, usize>,
+    /// The result's schema once known (not persisted: re-read from the result file).
+    #[serde(skip)]
+    pub schema: Option<SchemaRef>,
+}
+
+impl JobRecord {
+    pub fn new(id: JobId, spec: JobSpec, now: DateTime<Utc>) -> Self {
+        JobRecord {
+            id,
+            spec,
+            state: JobState::Queued,
+            created: now,
+            started: None,
+            finished: None,
+            rows: 0,
+            row_count: None,
+            error: None,
+            log: vec![LogEntry {
+                at: now,
+                message: "Query queued".into(),
+            }],
+            feedback_seen: HashMap::new(),
+            schema: None,
+        }
+    }
+
+    pub fn note(&mut self, message: impl Into<String>) {
+        self.log.push(LogEntry {
+            at: Utc::now(),
+            message: message.into(),
+        });
+    }
+
+    /// When a finished job expires; `None` while it is not finished.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        let keep =
+            chrono::Duration::from_std(self.spec.limits.keep_for).unwrap_or(chrono::Duration::MAX);
+        self.finished.and_then(|f| {
+            f.checked_add_signed(keep)
+                .or(Some(DateTime::<Utc>::MAX_UTC))
+        })
+    }
+
+    /// The whole log as text, one timestamped line per entry.
+    pub fn log_text(&self) -> String {
+        self.log
+            .iter()
+            .map(|e| format!("{} {}", e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), e.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis().min(u64::MAX as u128) as u64)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
+    }
+}
+
+// chrono's serde feature would rebuild all of Arrow and DataFusion with it; two small adapters do.
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(D::Error::custom)
+    }
+}
+
+mod opt_rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => DateTime::parse_from_rfc3339(&text)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(D::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The default executor: Apache DataFusion in-process, over the fixtures and the user's tables.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::fixtures::{RegisteredTable, register_fixtures};
+use super::{Catalog, Executor, classify_error};
+use crate::engine::{EngineError, ErrorKind, ParamValue, Params};
+use crate::sql::resolve::Fold;
+
+/// A table the user serves from a file, named in the configuration.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserTable {
+    pub name: String,
+    pub path: PathBuf,
+    pub format: TableFormat,
+}
+
+/// The file formats a user table can be read from.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    Csv,
+    Parquet,
+    Json,
+}
+
+/// DataFusion with polyquery's catalog and functions.
+pub struct DataFusionExecutor {
+    ctx: SessionContext,
+    catalog: Catalog,
+}
+
+/// The session settings every query runs with. One partition by default: the same query over the
+/// same data must return the same rows in the same order on every run (a parallel scan does not).
+pub fn session_config(partitions: usize) -> SessionConfig {
+    SessionConfig::new()
+        .with_target_partitions(partitions.max(1))
+        .with_information_schema(false)
+}
+
+impl DataFusionExecutor {
+    pub async fn new(partitions: usize, user_tables: &[UserTable]) -> Result<Self, EngineError> {
+        let ctx = SessionContext::new_with_config(session_config(partitions));
+        super::functions::register_functions(&ctx);
+        let mut tables = register_fixtures(&ctx).await.map_err(classify_error)?;
+        for table in user_tables {
+            tables.push(register_user_table(&ctx, table).await?);
+        }
+        Ok(DataFusionExecutor {
+            ctx,
+            catalog: Catalog::new(tables),
+        })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    fn statement(&self, sql: &str) -> Result<sqlparser::ast::Statement, EngineError> {
+        let mut statement = crate::sql::parse_query(sql, &GenericDialect {})?;
+        self.catalog.resolve(&mut statement, Fold::Preserve);
+        Ok(statement)
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        params: &Params,
+    ) -> Result<SendableRecordBatchStream, EngineError> {
+        let statement = self.statement(sql)?;
+        let state = self.ctx.state();
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(param_values(params)?)?
+        };
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        Ok(frame.execute_stream().await?)
+    }
+}
+
+impl Executor for DataFusionExecutor {
+    fn check(&self, sql: &str) -> Result<(), EngineError> {
+        self.statement(sql).map(|_| ())
+    }
+
+    fn execute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a Params,
+    ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>> {
+        Box::pin(self.run(sql, params))
+    }
+
+    fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+async fn register_user_table(
+    ctx: &SessionContext,
+    table: &UserTable,
+) -> Result<RegisteredTable, EngineError> {
+    let path = table.path.to_string_lossy().to_string();
+    let registered = match table.format {
+        TableFormat::Csv => {
+            ctx.register_csv(&table.name, &path, CsvReadOptions::new())
+                .await
+        }
+        TableFormat::Parquet => {
+            ctx.register_parquet(&table.name, &path, ParquetReadOptions::default())
+                .await
+        }
+        TableFormat::Json => {
+            ctx.register_json(&table.name, &path, JsonReadOptions::default())
+                .await
+        }
+    };
+    registered.map_err(|e| {
+        EngineError::new(
+            ErrorKind::Plan,
+            format!("table {} ({}): {}", table.name, path, classify_error(e)),
+        )
+    })?;
+    let provider = ctx
+        .table_provider(table.name.as_str())
+        .await
+        .map_err(classify_error)?;
+    Ok(RegisteredTable {
+        name: table.name.clone(),
+        sample: None,
+        schema: provider.schema(),
+        row_count: None,
+        description: format!(
+            "{} file {}",
+            format!("{:?}", table.format).to_lowercase(),
+            path
+        ),
+    })
+}
+
+/// Binds parameters: named ones when any are given, else positional.
+fn param_values(params: &Params) -> Result<ParamValues, EngineError> {
+    if params.named.is_empty() {
+        let values = params
+            .positional
+            .iter()
+            .map(scalar)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ParamValues::from(values))
+    } else {
+        let values = params
+            .named
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), scalar(v)?)))
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        Ok(ParamValues::from(values))
+    }
+}
+
+fn scalar(value: &ParamValue) -> Result<ScalarValue, EngineError> {
+    Ok(match value {
+        ParamValue::Null => ScalarValue::Null,
+        ParamValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        ParamValue::Number(n) => match n.as_i64() {
+            Some(i) => ScalarValue::Int64(Some(i)),
+            None => ScalarValue::Float64(n.as_f64()),
+        },
+        ParamValue::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        other => {
+            return Err(EngineError::new(
+                ErrorKind::Plan,
+                format!("a parameter must be a scalar, not {other}"),
+            ));
+        }
+    })
+}
+
+/// Shared by tests and benchmarks: an executor over the fixtures with one partition.
+pub async fn default_executor() -> Result<Arc<DataFusionExecutor>, EngineError> {
+    Ok(Arc::new(DataFusionExecutor::new(1, &[]).await?))
+}

@@ -1,0 +1,106 @@
+//! Streamed response bodies: a result is encoded batch by batch on a blocking thread and handed to
+//! hyper in chunks through a small bounded channel, so no response is ever held whole in memory and
+//! a slow client slows the encoder down instead of piling up bytes.
+
+use std::io::{self, Write};
+use std::task::Poll;
+
+use bytes::Bytes;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::sync::mpsc;
+
+use super::http::{Body, BoxError};
+use crate::encode::{self, EncodeOptions, Format};
+
+/// Bytes gathered before a chunk is sent.
+const CHUNK: usize = 64 << 10;
+/// Chunks in flight between the encoder and the connection.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Encodes `stream` as `format` into a streamed body. An error after the head was sent ends the body
+/// abruptly, which is all HTTP/1.1 allows at that point.
+pub fn encoded(
+    mut stream: SendableRecordBatchStream,
+    format: Format,
+    options: EncodeOptions,
+) -> Body {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, BoxError>>(CHUNKS_IN_FLIGHT);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let sink = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let run = || -> Result<(), BoxError> {
+            let mut encoder = encode::encoder(format, &options, stream.schema(), Box::new(sink))?;
+            while let Some(batch) = runtime.block_on(stream.next()) {
+                encoder.write_batch(&batch?)?;
+            }
+            encoder.finish()?;
+            Ok(())
+        };
+        if let Err(e) = run() {
+            tracing::warn!(error = %e, "result stream ended with an error");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let chunks = futures::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
+        Poll::Ready(Some(chunk)) => Poll::Ready(Some(chunk.map(Frame::data))),
+        Poll::Ready(None) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    });
+    StreamBody::new(chunks).boxed_unsync()
+}
+
+/// Counts the data bytes of a body as they are sent.
+pub fn metered(body: Body, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Body {
+    body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            on_bytes(data.len() as u64);
+        }
+        frame
+    })
+    .boxed_unsync()
+}
+
+/// A `Write` that sends what it is given down a channel in chunks, blocking while the channel is
+/// full. It must only be used off the async runtime (the encoder runs on a blocking thread).
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, BoxError>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}

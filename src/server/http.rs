@@ -1,0 +1,78 @@
+//! The HTTP types every front uses, and the few response builders they share.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::StatusCode;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+
+/// Errors a streamed response body can end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A response body: whole, or streamed as it is encoded.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+/// A request whose body has been read (within the configured size limit).
+pub type Request = hyper::Request<Bytes>;
+pub type Response = hyper::Response<Body>;
+
+/// The client's address, put in each request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
+/// The route a front answered, put in each response's extensions for metrics ("status", "results").
+#[derive(Clone, Copy, Debug)]
+pub struct RouteLabel(pub &'static str);
+
+/// The result format a response carries, for the bytes-sent metric.
+#[derive(Clone, Copy, Debug)]
+pub struct FormatLabel(pub &'static str);
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A response with a body and a content type.
+pub fn with_body(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response {
+    let mut response = hyper::Response::new(full(body));
+    *response.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    response
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    with_body(status, "text/plain; charset=utf-8", body.into())
+}
+
+/// A JSON response from any serializable value.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => with_body(status, "application/json; charset=utf-8", bytes),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write JSON: {e}"),
+        ),
+    }
+}
+
+/// A response with no body at all (and no Content-Type).
+pub fn no_body(status: StatusCode) -> Response {
+    let mut response = hyper::Response::new(empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// The decoded query-string pairs of a request, in order (repeated keys kept).
+pub fn query_pairs(request: &Request) -> Vec<(String, String)> {
+    request
+        .uri()
+        .query()
+        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
+        .unwrap_or_default()
+}

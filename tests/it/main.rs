@@ -1,0 +1,5 @@
+//! polyquery's end-to-end tests, one binary (DataFusion is linked once).
+
+mod engine;
+mod server;
+mod support;

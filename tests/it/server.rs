@@ -1,0 +1,137 @@
+//! The HTTP server itself: health, metrics, routing, limits, bad input.
+
+use polyquery::config::Config;
+use reqwest::StatusCode;
+
+use crate::support::TestServer;
+
+async fn server() -> TestServer {
+    TestServer::start(Config::default()).await
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_ok() {
+    let s = server().await;
+    let client = reqwest::Client::new();
+    for path in ["/healthz", "/readyz"] {
+        let r = client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_given_is_echoed() {
+    let s = server().await;
+    let r = reqwest::Client::new()
+        .get(s.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404() {
+    let s = server().await;
+    let r = reqwest::get(s.url("/no/such/thing")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("/no/such/thing"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_jobs_in_prometheus_text() {
+    let s = server().await;
+    let id = s
+        .engine
+        .submit(polyquery::engine::JobSpec::new("SELECT 1", "m", "kylin"))
+        .unwrap();
+    s.engine
+        .wait(id, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    client.get(s.url("/healthz")).send().await.unwrap();
+    let r = client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(
+            "polyquery_requests_total{dialect=\"server\",route=\"server\",status=\"200\"}"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("polyquery_jobs{dialect=\"kylin\",state=\"succeeded\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("polyquery_queue_depth 0"), "{body}");
+    assert!(body.contains("polyquery_request_duration_seconds_bucket{dialect=\"server\",route=\"server\",le=\"+Inf\"}"), "{body}");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_the_server_keeps_serving() {
+    let mut config = Config::default();
+    config.limits.max_body_bytes = 1024;
+    let s = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .put(s.url("/honeycomb/api/SqlBackground"))
+        .body(vec![b'x'; 20 * 1024 * 1024])
+        .send()
+        .await;
+    // The server may close the connection while the client is still sending; either way no 5xx.
+    if let Ok(r) = r {
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let chunked = reqwest::Body::wrap_stream(futures::stream::iter(
+        (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 1024])),
+    ));
+    if let Ok(r) = client
+        .post(s.url("/kylin/api/query"))
+        .body(chunked)
+        .send()
+        .await
+    {
+        assert_eq!(
+            r.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a chunked body over the limit"
+        );
+    }
+    assert_eq!(
+        client.get(s.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unbuilt_dialects_say_so_with_501_and_invalid_utf8_is_harmless() {
+    let s = server().await;
+    let client = reqwest::Client::new();
+    for (path, name) in [
+        ("/honeycomb/api/SqlBackground", "Luminesce"),
+        ("/query/service", "AsterixDB"),
+        ("/api/4.0/query_tasks", "Looker"),
+        ("/kylin/api/async_query", "Kylin"),
+    ] {
+        let r = client
+            .post(s.url(path))
+            .body(vec![0xff, 0xfe, 0x00, 0xc3])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::NOT_IMPLEMENTED {
+            assert!(r.text().await.unwrap().contains(name), "{path}");
+        } else {
+            assert!(r.status().is_client_error(), "{path}: {}", r.status());
+        }
+    }
+}

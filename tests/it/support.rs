@@ -1,0 +1,118 @@
+//! Shared test scaffolding: an engine over a temporary data directory, a server on a free port.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use polyquery::config::Config;
+use polyquery::engine::{Engine, EngineConfig, JobId, JobRecord, JobSpec, JobState};
+use polyquery::exec::datafusion::DataFusionExecutor;
+use polyquery::server;
+use tempfile::TempDir;
+
+pub async fn executor() -> Arc<DataFusionExecutor> {
+    Arc::new(DataFusionExecutor::new(1, &[]).await.unwrap())
+}
+
+pub fn engine_config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir.to_path_buf());
+    c.reaper_interval = Duration::from_millis(50);
+    c
+}
+
+/// An engine over a fresh temporary data directory (kept alive by the returned guard).
+pub async fn engine() -> (Engine, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(engine_config(dir.path()), executor().await).unwrap();
+    (engine, dir)
+}
+
+pub fn spec(sql: &str) -> JobSpec {
+    JobSpec::new(sql, "tester", "test")
+}
+
+/// Submits and waits for the job to finish.
+pub async fn run(engine: &Engine, spec: JobSpec) -> (JobId, JobRecord) {
+    let id = engine.submit(spec).unwrap();
+    let record = engine.wait(id, Duration::from_secs(60)).await.unwrap();
+    assert!(record.state.is_terminal(), "job did not finish: {record:?}");
+    (id, record)
+}
+
+/// Waits until the job reaches `state` (or panics after 10 s).
+pub async fn wait_for_state(engine: &Engine, id: JobId, state: JobState) -> JobRecord {
+    for _ in 0..1000 {
+        let r = engine.get(id).unwrap();
+        if r.state == state {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job never reached {state:?}: {:?}", engine.get(id));
+}
+
+/// A running polyquery server on 127.0.0.1 with a free port; stopped when the guard drops.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(mut config: Config) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        let engine = Engine::start(config.engine_config(), executor().await).unwrap();
+        let listeners = server::bind_all(&config).await.unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        let app = server::App::new(engine.clone(), Arc::new(config));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::serve(app, listeners, async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            engine,
+            _dir: dir,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// CPU seconds used so far by the threads whose name is `name` (Linux).
+pub fn thread_cpu_seconds(name: &str) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+                total += utime + stime;
+            }
+        }
+    }
+    total as f64 / ticks
+}
