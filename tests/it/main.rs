@@ -1,5 +1,6 @@
 //! polyquery's end-to-end tests, one binary (DataFusion is linked once).
 
+mod encode;
 mod engine;
 mod server;
 mod support;
