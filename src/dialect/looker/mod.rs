@@ -1,13 +1,32 @@
-//! Looker API 4.0 query tasks (issue #5; not built yet).
+//! Looker API 4.0 query tasks: login, queries on a model's explores, query tasks with their
+//! 202/204/404 result semantics, synchronous runs, SQL Runner and running-query kills, served at
+//! `/api/4.0/…` (and `/api/logout`) for the official SDKs.
+//!
+//! - `session`: access tokens; `query`: stored queries and their compilation to SQL; `filter`:
+//!   Looker filter expressions; `semantic`: models and explores; `results`: the result formats;
+//!   `error`: the one error wire and the engine-error mapping; `api`: the endpoints.
+
+mod api;
+mod error;
+mod filter;
+mod query;
+mod results;
+mod semantic;
+mod session;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Front, Unbuilt};
+use super::Front;
 use crate::config::Config;
 use crate::engine::Engine;
+
+pub use error::{DOCUMENTATION_URL, LookerError};
+pub use results::ResultFormat;
+pub use semantic::{CATALOG_MODEL, Models};
 
 /// `[looker]` settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -18,6 +37,11 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
     /// What `/query_tasks/{id}/results` answers while not ready: 202 (Looker 25+) or 204 (24 and earlier).
     pub not_ready_status: u16,
+    /// A folder of extra model files (`*.toml`), served beside `polyquery`, `thelook` and `system__activity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    /// Seconds an access token lives (`expires_in` of the login answer).
+    pub token_lifetime_secs: u64,
 }
 
 impl Default for Settings {
@@ -25,15 +49,12 @@ impl Default for Settings {
         Settings {
             listen: None,
             not_ready_status: 202,
+            model_dir: None,
+            token_lifetime_secs: 3600,
         }
     }
 }
 
-pub fn front(_engine: &Engine, _config: &Arc<Config>) -> Arc<dyn Front> {
-    Arc::new(Unbuilt {
-        name: "looker",
-        vendor: "Looker API 4.0",
-        issue: 5,
-        prefixes: &["/api/4.0/", "/api/logout"],
-    })
+pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
+    Arc::new(api::LookerFront::new(engine.clone(), config.clone()))
 }

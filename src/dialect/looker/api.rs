@@ -1,0 +1,1026 @@
+//! The Looker endpoints: each handler reads its request, asks the engine, and answers in Looker's
+//! shapes. Errors travel as [`LookerError`] and are written in one place.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::BoxFuture;
+use http_body_util::BodyExt;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::error::LookerError;
+use super::query::{self, QueryStore, StoredQuery, WriteQuery};
+use super::results::{self, ResultFormat, ResultMeta};
+use super::semantic::Models;
+use super::session::Sessions;
+use super::{Front, filter};
+use crate::config::Config;
+use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState};
+use crate::server::http::{self, Request, Response, RouteLabel};
+
+/// The API prefix every SDK call uses.
+const API: &str = "/api/4.0";
+/// How long a cached result may be reused.
+const CACHE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Looker's wire over the engine.
+pub struct LookerFront {
+    engine: Engine,
+    config: Arc<Config>,
+    sessions: Sessions,
+    models: Models,
+    queries: QueryStore,
+    sql_queries: Mutex<HashMap<String, SqlQuery>>,
+    /// Task ids this front created, so a forgotten one reads `expired` instead of `missing`.
+    tasks: Mutex<HashSet<u128>>,
+}
+
+/// The result of a handler: an answer, or a Looker error.
+type Answer = Result<Response, LookerError>;
+
+impl Front for LookerFront {
+    fn name(&self) -> &'static str {
+        "looker"
+    }
+
+    fn owns(&self, path: &str) -> bool {
+        path == API || path.starts_with("/api/4.0/") || path == "/api/logout"
+    }
+
+    fn handle(&self, request: Request) -> BoxFuture<'_, Response> {
+        Box::pin(async move {
+            let (route, answer) = self.route(&request).await;
+            let mut response = answer.unwrap_or_else(LookerError::into_response);
+            response.extensions_mut().insert(RouteLabel(route));
+            response
+        })
+    }
+
+    fn reject(&self, status: StatusCode, message: &str) -> Response {
+        LookerError::new(status, message).into_response()
+    }
+}
+
+/// `?name=value` parameters, with the literal `null` (the TypeScript SDK's unset) treated as absent.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn of(request: &Request) -> Params {
+        Params(http::query_pairs(request))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && v != "null")
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, name: &str) -> Result<Option<bool>, LookerError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("true") | Some("1") => Ok(Some(true)),
+            Some("false") | Some("0") => Ok(Some(false)),
+            Some(other) => Err(LookerError::bad_request(format!(
+                "parameter {name}={other:?} is not true or false"
+            ))),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, LookerError> {
+        self.get(name)
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    LookerError::bad_request(format!("parameter {name}={v:?} is not a number"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// The run options every run and task takes as query parameters.
+#[derive(Clone, Copy, Debug)]
+struct RunOptions {
+    limit: Option<i64>,
+    apply_formatting: bool,
+    cache: Option<bool>,
+}
+
+impl RunOptions {
+    fn of(params: &Params) -> Result<RunOptions, LookerError> {
+        Ok(RunOptions {
+            limit: params.int("limit")?,
+            apply_formatting: params.flag("apply_formatting")?.unwrap_or(false),
+            cache: params.flag("cache")?,
+        })
+    }
+}
+
+/// A JSON body, or Looker's 400 for malformed JSON.
+fn json_body<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T, LookerError> {
+    let body = request.body();
+    let text = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        &body[..]
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| LookerError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Keeps only the `fields=` keys of a JSON object (Looker's partial responses).
+fn partial(value: Value, fields: Option<&str>) -> Value {
+    let (Some(fields), Value::Object(map)) = (fields, &value) else {
+        return value;
+    };
+    let wanted: Vec<&str> = fields
+        .split(',')
+        .map(|f| f.split('(').next().unwrap_or(f).trim())
+        .filter(|f| !f.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return value;
+    }
+    Value::Object(
+        map.iter()
+            .filter(|(k, _)| wanted.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+fn ok_json(value: Value, params: &Params) -> Answer {
+    Ok(http::json(
+        StatusCode::OK,
+        &partial(value, params.get("fields")),
+    ))
+}
+
+fn to_value(value: &impl Serialize) -> Result<Value, LookerError> {
+    serde_json::to_value(value)
+        .map_err(|e| LookerError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// Seconds a job ran (or has been running).
+fn runtime(record: &JobRecord) -> Option<f64> {
+    let start = record.started?;
+    let end = record.finished.unwrap_or_else(Utc::now);
+    Some((end - start).num_milliseconds().max(0) as f64 / 1000.0)
+}
+
+/// Looker's task status for an engine state.
+fn task_status(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued => "added",
+        JobState::Running => "running",
+        JobState::Succeeded => "complete",
+        JobState::Failed | JobState::TimedOut => "error",
+        JobState::Cancelled => "killed",
+    }
+}
+
+/// Tag keys a task keeps on its job.
+mod tag {
+    pub const KIND: &str = "looker.kind";
+    pub const QUERY_ID: &str = "looker.query_id";
+    pub const QUERY: &str = "looker.query";
+    pub const FORMAT: &str = "looker.result_format";
+    pub const SOURCE: &str = "looker.source";
+    pub const FORMATTING: &str = "looker.apply_formatting";
+    pub const CACHE: &str = "looker.cache";
+    pub const TASK: &str = "task";
+}
+
+/// `POST /query_tasks` body (`WriteCreateQueryTask`).
+#[derive(Deserialize)]
+struct CreateQueryTask {
+    query_id: Option<Value>,
+    result_format: Option<String>,
+    source: Option<String>,
+    #[serde(default)]
+    deferred: Option<bool>,
+    look_id: Option<Value>,
+    dashboard_id: Option<Value>,
+}
+
+/// `POST /sql_queries` body (`SqlQueryCreate`).
+#[derive(Deserialize)]
+struct SqlQueryCreate {
+    connection_name: Option<String>,
+    connection_id: Option<String>,
+    model_name: Option<String>,
+    sql: Option<String>,
+    vis_config: Option<Value>,
+}
+
+/// A SQL Runner query as stored.
+#[derive(Clone, Debug)]
+struct SqlQuery {
+    slug: String,
+    sql: String,
+    connection_name: String,
+    model_name: Option<String>,
+    vis_config: Option<Value>,
+    run_count: u64,
+    last_run_at: Option<DateTime<Utc>>,
+    last_runtime: Option<f64>,
+}
+
+impl SqlQuery {
+    fn to_json(&self) -> Value {
+        json!({
+            "can": {"run": true, "download": true, "explore": true},
+            "slug": self.slug,
+            "last_runtime": self.last_runtime,
+            "run_count": self.run_count,
+            "browser_limit": 5000,
+            "sql": self.sql,
+            "last_run_at": self.last_run_at.map(rfc3339),
+            "connection": {"name": self.connection_name, "dialect": null},
+            "model_name": self.model_name,
+            "creator": null,
+            "explore_url": null,
+            "plaintext": false,
+            "vis_config": self.vis_config,
+            "result_maker_id": null,
+        })
+    }
+}
+
+impl LookerFront {
+    pub fn new(engine: Engine, config: Arc<Config>) -> LookerFront {
+        let models = Models::load(
+            engine.executor().catalog(),
+            config.looker.model_dir.as_deref(),
+        );
+        let sessions = Sessions::new(config.users.clone()).with_lifetime(Duration::from_secs(
+            config.looker.token_lifetime_secs.max(1),
+        ));
+        LookerFront {
+            engine,
+            config,
+            sessions,
+            models,
+            queries: QueryStore::default(),
+            sql_queries: Mutex::default(),
+            tasks: Mutex::default(),
+        }
+    }
+
+    async fn route(&self, request: &Request) -> (&'static str, Answer) {
+        let path = request.uri().path().to_string();
+        let method = request.method().clone();
+        if path == "/api/logout" || path == "/api/4.0/logout" {
+            return ("logout", self.logout(request, &method));
+        }
+        let Some(rest) = path.strip_prefix(API) else {
+            return ("unknown", Err(LookerError::not_found()));
+        };
+        let segments: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if parts.first() == Some(&"login") {
+            return ("login", self.login(request, &method, &parts));
+        }
+        let authorization = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(owner) = self.sessions.authenticate(authorization) else {
+            return ("unauthenticated", Err(LookerError::unauthenticated()));
+        };
+        let params = Params::of(request);
+        let m = &method;
+        match parts.as_slice() {
+            ["queries"] if m == Method::POST => {
+                ("create_query", self.create_query(request, &params))
+            }
+            ["queries", "run", format] if m == Method::POST => (
+                "run_inline_query",
+                self.run_inline_query(request, &params, &owner, format)
+                    .await,
+            ),
+            ["queries", "slug", slug] if m == Method::GET => (
+                "query_for_slug",
+                self.queries
+                    .by_slug(slug)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|q| ok_json(to_value(&q.query)?, &params)),
+            ),
+            ["queries", "models", model, "views", view, "run", format] if m == Method::GET => (
+                "run_url_encoded_query",
+                self.run_url_encoded(&params, &owner, model, view, format)
+                    .await,
+            ),
+            ["queries", id] if m == Method::GET => (
+                "query",
+                self.queries
+                    .get(id)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|q| ok_json(to_value(&q.query)?, &params)),
+            ),
+            ["queries", id, "run", format] if m == Method::GET => (
+                "run_query",
+                self.run_query(&params, &owner, id, format).await,
+            ),
+            ["query_tasks"] if m == Method::POST => (
+                "create_query_task",
+                self.create_query_task(request, &params, &owner),
+            ),
+            ["query_tasks", "multi_results"] if m == Method::GET => (
+                "query_task_multi_results",
+                self.multi_results(&params, &owner).await,
+            ),
+            ["query_tasks", id] if m == Method::GET => {
+                ("query_task", self.query_task(&params, &owner, id))
+            }
+            ["query_tasks", id, "results"] if m == Method::GET => {
+                ("query_task_results", self.task_results(&owner, id).await)
+            }
+            ["running_queries"] if m == Method::GET => {
+                ("all_running_queries", self.running_queries(&owner))
+            }
+            ["running_queries", id] if m == Method::DELETE => ("kill_query", self.kill(&owner, id)),
+            ["sql_queries"] if m == Method::POST => {
+                ("create_sql_query", self.create_sql_query(request, &params))
+            }
+            ["sql_queries", slug] if m == Method::GET => (
+                "sql_query",
+                self.sql_query(slug)
+                    .and_then(|q| ok_json(q.to_json(), &params)),
+            ),
+            ["sql_queries", slug, "run", format] if m == Method::POST => (
+                "run_sql_query",
+                self.run_sql_query(&owner, slug, format).await,
+            ),
+            _ => ("unknown", Err(LookerError::not_found())),
+        }
+    }
+
+    // --- auth ---------------------------------------------------------------------------------
+
+    fn login(&self, request: &Request, method: &Method, parts: &[&str]) -> Answer {
+        if method != Method::POST || parts.len() != 1 {
+            return Err(LookerError::not_found());
+        }
+        let mut pairs = http::query_pairs(request);
+        let is_form = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let body: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
+            pairs.extend(body);
+        }
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+        let token = self
+            .sessions
+            .login(value("client_id"), value("client_secret"))
+            .ok_or_else(LookerError::not_found)?;
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.config.looker.token_lifetime_secs.max(1),
+                "refresh_token": null,
+            }),
+        ))
+    }
+
+    fn logout(&self, request: &Request, method: &Method) -> Answer {
+        if method != Method::DELETE {
+            return Err(LookerError::not_found());
+        }
+        let authorization = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if self.sessions.authenticate(authorization).is_none() {
+            return Err(LookerError::unauthenticated());
+        }
+        self.sessions.logout(authorization);
+        Ok(http::no_body(StatusCode::NO_CONTENT))
+    }
+
+    // --- queries ------------------------------------------------------------------------------
+
+    /// Validates a query by compiling it once.
+    fn validate(&self, write: &WriteQuery) -> Result<query::Compiled, LookerError> {
+        query::compile(&self.models, write, None, filter::now())
+    }
+
+    fn create_query(&self, request: &Request, params: &Params) -> Answer {
+        let write: WriteQuery = json_body(request)?;
+        let compiled = self.validate(&write)?;
+        let stored = self
+            .queries
+            .create(write, &compiled.model, &compiled.explore.name);
+        ok_json(to_value(&stored.query)?, params)
+    }
+
+    fn stored(&self, id: &str) -> Result<Arc<StoredQuery>, LookerError> {
+        self.queries.get(id).ok_or_else(LookerError::not_found)
+    }
+
+    async fn run_query(&self, params: &Params, owner: &str, id: &str, format: &str) -> Answer {
+        let stored = self.stored(id)?;
+        self.run_now(&stored.write, Some(id), params, owner, format)
+            .await
+    }
+
+    async fn run_inline_query(
+        &self,
+        request: &Request,
+        params: &Params,
+        owner: &str,
+        format: &str,
+    ) -> Answer {
+        let write: WriteQuery = json_body(request)?;
+        self.run_now(&write, None, params, owner, format).await
+    }
+
+    async fn run_url_encoded(
+        &self,
+        params: &Params,
+        owner: &str,
+        model: &str,
+        view: &str,
+        format: &str,
+    ) -> Answer {
+        let list = |name: &str| {
+            params.get(name).map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let filters: Map<String, Value> = params
+            .0
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("f[")?.strip_suffix(']')?;
+                Some((name.to_string(), Value::String(v.clone())))
+            })
+            .collect();
+        let write = WriteQuery {
+            model: Some(model.to_string()),
+            view: Some(view.to_string()),
+            fields: list("fields"),
+            pivots: list("pivots"),
+            sorts: list("sorts"),
+            filters: (!filters.is_empty()).then_some(filters),
+            ..WriteQuery::default()
+        };
+        self.run_now(&write, None, params, owner, format).await
+    }
+
+    /// A synchronous run: the job runs (or a cached identical one is reused), then its result is
+    /// written in `format`.
+    async fn run_now(
+        &self,
+        write: &WriteQuery,
+        query_id: Option<&str>,
+        params: &Params,
+        owner: &str,
+        format: &str,
+    ) -> Answer {
+        let format = results::check_format(format).map_err(LookerError::bad_request)?;
+        let options = RunOptions::of(params)?;
+        let compiled = query::compile(&self.models, write, options.limit, filter::now())?;
+        let cached = options
+            .cache
+            .unwrap_or(true)
+            .then(|| {
+                self.engine
+                    .find_identical(owner, &compiled.sql, CACHE_WINDOW)
+            })
+            .flatten();
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let spec = self.spec(
+                    owner,
+                    &compiled.sql,
+                    write,
+                    query_id,
+                    format,
+                    options,
+                    "run",
+                )?;
+                self.engine.submit(spec)?
+            }
+        };
+        let wait = Duration::from_secs(self.config.limits.request_timeout_secs.max(1));
+        let record = self.engine.wait(id, wait).await?;
+        let meta = self.meta(
+            &record,
+            Some(&compiled),
+            options.apply_formatting,
+            cached.is_some(),
+        );
+        self.answer_result(&record, format, meta)
+    }
+
+    /// The job spec for a query run or task.
+    #[allow(clippy::too_many_arguments)]
+    fn spec(
+        &self,
+        owner: &str,
+        sql: &str,
+        write: &WriteQuery,
+        query_id: Option<&str>,
+        format: ResultFormat,
+        options: RunOptions,
+        kind: &str,
+    ) -> Result<JobSpec, LookerError> {
+        let mut spec = JobSpec::new(sql, owner, "looker");
+        let mut tags = BTreeMap::new();
+        tags.insert(tag::KIND.to_string(), kind.to_string());
+        tags.insert(tag::FORMAT.to_string(), format.name().to_string());
+        tags.insert(
+            tag::QUERY.to_string(),
+            serde_json::to_string(write).map_err(|e| LookerError::bad_request(e.to_string()))?,
+        );
+        if let Some(q) = query_id {
+            tags.insert(tag::QUERY_ID.to_string(), q.to_string());
+        }
+        tags.insert(
+            tag::FORMATTING.to_string(),
+            options.apply_formatting.to_string(),
+        );
+        tags.insert(
+            tag::CACHE.to_string(),
+            options.cache.unwrap_or(false).to_string(),
+        );
+        spec.tags = tags;
+        Ok(spec)
+    }
+
+    /// What a result's formats need, from the query the job was made from (recompiled: field
+    /// metadata does not depend on the moment) or, for SQL Runner jobs, from the result's columns.
+    fn meta(
+        &self,
+        record: &JobRecord,
+        compiled: Option<&query::Compiled>,
+        apply_formatting: bool,
+        from_cache: bool,
+    ) -> ResultMeta {
+        let recompiled;
+        let compiled = match compiled {
+            Some(c) => Some(c),
+            None => {
+                recompiled = record
+                    .spec
+                    .tags
+                    .get(tag::QUERY)
+                    .and_then(|q| serde_json::from_str::<WriteQuery>(q).ok())
+                    .and_then(|w| self.validate(&w).ok());
+                recompiled.as_ref()
+            }
+        };
+        let filters = record
+            .spec
+            .tags
+            .get(tag::QUERY)
+            .and_then(|q| serde_json::from_str::<WriteQuery>(q).ok())
+            .and_then(|w| w.filters)
+            .unwrap_or_default();
+        ResultMeta {
+            fields: match compiled {
+                Some(c) => c.fields.clone(),
+                None => Vec::new(),
+            },
+            sql: record.spec.sql.clone(),
+            explore: compiled.map(|c| {
+                (
+                    c.explore.name.clone(),
+                    c.explore.label.clone(),
+                    c.explore.description.clone(),
+                )
+            }),
+            sorts: compiled.map(|c| c.sorts.clone()).unwrap_or_default(),
+            filters,
+            apply_formatting,
+            id: record.id.to_hex(),
+            ran_at: rfc3339(record.started.unwrap_or(record.created)),
+            runtime: runtime(record).unwrap_or(0.0),
+            from_cache,
+        }
+    }
+
+    /// A finished job's result in `format`, or its failure in Looker's form.
+    fn answer_result(&self, record: &JobRecord, format: ResultFormat, meta: ResultMeta) -> Answer {
+        match record.state {
+            JobState::Succeeded => {
+                let reader = self.engine.read(record.id)?;
+                let mut meta = meta;
+                if meta.fields.is_empty() {
+                    meta.fields = results::raw_fields(&reader.schema());
+                }
+                Ok(results::render(format, meta, reader.into_stream()))
+            }
+            JobState::Queued | JobState::Running => Err(LookerError::new(
+                StatusCode::BAD_REQUEST,
+                "the query did not finish in time",
+            )),
+            _ => {
+                let message = record
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| "the query failed".into());
+                Ok(results::render_failure(format, &meta, &message))
+            }
+        }
+    }
+
+    // --- query tasks --------------------------------------------------------------------------
+
+    fn create_query_task(&self, request: &Request, params: &Params, owner: &str) -> Answer {
+        let body: CreateQueryTask = json_body(request)?;
+        let _ = (body.deferred, &body.look_id, &body.dashboard_id);
+        let query_id = match &body.query_id {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(LookerError::validation(
+                    "query_id",
+                    "missing",
+                    "query_id is required",
+                ));
+            }
+        };
+        let format_name = body.result_format.as_deref().ok_or_else(|| {
+            LookerError::validation("result_format", "missing", "result_format is required")
+        })?;
+        let format = results::check_format(format_name)
+            .map_err(|m| LookerError::validation("result_format", "invalid", m))?;
+        let stored = self.queries.get(&query_id).ok_or_else(|| {
+            LookerError::validation(
+                "query_id",
+                "not_found",
+                format!("query {query_id} does not exist"),
+            )
+        })?;
+        let options = RunOptions::of(params)?;
+        let compiled = query::compile(&self.models, &stored.write, options.limit, filter::now())?;
+        let mut spec = self.spec(
+            owner,
+            &compiled.sql,
+            &stored.write,
+            Some(&query_id),
+            format,
+            options,
+            tag::TASK,
+        )?;
+        spec.tags.insert(
+            tag::SOURCE.to_string(),
+            body.source.clone().unwrap_or_else(|| "api".to_string()),
+        );
+        let reused = if options.cache == Some(true) {
+            self.reusable_task(owner, &spec)
+        } else {
+            None
+        };
+        let id = match reused {
+            Some(id) => id,
+            None => self.engine.submit(spec)?,
+        };
+        self.remember(id);
+        let record = self.engine.get(id)?;
+        ok_json(self.task_json(&record, Some(&stored)), params)
+    }
+
+    /// A task of this owner with the same SQL and output that succeeded within the cache window.
+    fn reusable_task(&self, owner: &str, spec: &JobSpec) -> Option<JobId> {
+        let since = Utc::now() - chrono::Duration::from_std(CACHE_WINDOW).ok()?;
+        self.engine.list(Some(owner)).into_iter().find_map(|r| {
+            let same = r.spec.sql == spec.sql
+                && r.spec.tags.get(tag::KIND) == spec.tags.get(tag::KIND)
+                && r.spec.tags.get(tag::FORMAT) == spec.tags.get(tag::FORMAT)
+                && r.spec.tags.get(tag::FORMATTING) == spec.tags.get(tag::FORMATTING);
+            (same && r.state == JobState::Succeeded && r.finished.is_some_and(|f| f >= since))
+                .then_some(r.id)
+        })
+    }
+
+    fn remember(&self, id: JobId) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.uuid);
+    }
+
+    fn was_task(&self, reference: &str) -> bool {
+        match JobRef::parse(reference) {
+            Some(JobRef::Uuid(u)) => self
+                .tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&u),
+            _ => false,
+        }
+    }
+
+    /// Looker's QueryTask for a job, keys in the order real Looker sends them.
+    fn task_json(&self, record: &JobRecord, stored: Option<&StoredQuery>) -> Value {
+        let tags = &record.spec.tags;
+        let query_id = tags.get(tag::QUERY_ID).cloned();
+        let query = stored.map(|s| s.query.clone()).or_else(|| {
+            query_id
+                .as_deref()
+                .and_then(|q| self.queries.get(q))
+                .map(|s| s.query.clone())
+        });
+        let result_source = (record.state == JobState::Succeeded).then_some("query");
+        json!({
+            "query_id": query_id,
+            "query": query,
+            "generate_links": true,
+            "force_production": false,
+            "path_prefix": null,
+            "cache": tags.get(tag::CACHE).map(|c| c == "true").unwrap_or(false),
+            "server_table_calcs": true,
+            "cache_only": false,
+            "cache_key": null,
+            "status": task_status(record.state),
+            "source": tags.get(tag::SOURCE).cloned().unwrap_or_else(|| "api".into()),
+            "runtime": runtime(record),
+            "rebuild_pdts": false,
+            "result_source": result_source,
+            "look_id": null,
+            "dashboard_id": null,
+            "result_format": tags.get(tag::FORMAT),
+            "id": record.id.to_hex(),
+            "can": {"index": true, "show": true, "kill": true, "see_results": true},
+        })
+    }
+
+    /// The task a client names, if it is this owner's Looker task.
+    fn task(&self, owner: &str, reference: &str) -> Result<JobRecord, LookerError> {
+        let id = JobRef::parse(reference)
+            .and_then(|r| self.engine.resolve(r))
+            .ok_or_else(LookerError::not_found)?;
+        let record = self.engine.get_for(id, owner)?;
+        if record.spec.tags.get(tag::KIND).map(String::as_str) != Some(tag::TASK) {
+            return Err(LookerError::not_found());
+        }
+        Ok(record)
+    }
+
+    fn query_task(&self, params: &Params, owner: &str, id: &str) -> Answer {
+        let record = self.task(owner, id)?;
+        ok_json(self.task_json(&record, None), params)
+    }
+
+    async fn task_results(&self, owner: &str, id: &str) -> Answer {
+        let record = self.task(owner, id)?;
+        if !record.state.is_terminal() {
+            let status = StatusCode::from_u16(self.config.looker.not_ready_status)
+                .unwrap_or(StatusCode::ACCEPTED);
+            return Ok(http::no_body(status));
+        }
+        self.task_answer(&record)
+    }
+
+    fn task_answer(&self, record: &JobRecord) -> Answer {
+        let tags = &record.spec.tags;
+        let format = tags
+            .get(tag::FORMAT)
+            .and_then(|f| ResultFormat::parse(f))
+            .unwrap_or(ResultFormat::Json);
+        let formatting = tags.get(tag::FORMATTING).is_some_and(|f| f == "true");
+        let meta = self.meta(record, None, formatting, false);
+        self.answer_result(record, format, meta)
+    }
+
+    async fn multi_results(&self, params: &Params, owner: &str) -> Answer {
+        let raw = params
+            .get("query_task_ids")
+            .ok_or_else(|| LookerError::bad_request("query_task_ids is required"))?;
+        let ids: Vec<String> = match serde_json::from_str::<Vec<String>>(raw) {
+            Ok(list) => list,
+            Err(_) => raw
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        };
+        let mut answer = Map::new();
+        for id in ids {
+            let entry = match self.task(owner, &id) {
+                Ok(record) if !record.state.is_terminal() => {
+                    json!({"status": task_status(record.state)})
+                }
+                Ok(record) => {
+                    let mut entry = Map::new();
+                    entry.insert("status".into(), json!(task_status(record.state)));
+                    entry.insert("result_source".into(), json!("query"));
+                    entry.insert("data".into(), self.inline_data(&record).await?);
+                    Value::Object(entry)
+                }
+                Err(_) if self.was_task(&id) => json!({"status": "expired"}),
+                Err(_) => json!({"status": "missing"}),
+            };
+            answer.insert(id, entry);
+        }
+        Ok(http::json(StatusCode::OK, &Value::Object(answer)))
+    }
+
+    /// A finished task's result as a JSON value for multi_results: JSON formats parsed, the others
+    /// as their text.
+    async fn inline_data(&self, record: &JobRecord) -> Result<Value, LookerError> {
+        let response = match self.task_answer(record) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(
+                    json!({"id": record.id.to_hex(), "error": e.message, "sql": record.spec.sql}),
+                );
+            }
+        };
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| LookerError::bad_request(e.to_string()))?
+            .to_bytes();
+        if is_json {
+            let value: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| LookerError::bad_request(e.to_string()))?;
+            if !status.is_success() {
+                let message = value.get("message").cloned().unwrap_or(Value::Null);
+                return Ok(
+                    json!({"id": record.id.to_hex(), "error": message, "sql": record.spec.sql}),
+                );
+            }
+            Ok(value)
+        } else {
+            Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        }
+    }
+
+    // --- running queries ----------------------------------------------------------------------
+
+    fn running_queries(&self, owner: &str) -> Answer {
+        let running: Vec<Value> = self
+            .engine
+            .list(Some(owner))
+            .into_iter()
+            .filter(|r| r.spec.dialect == "looker" && !r.state.is_terminal())
+            .map(|r| {
+                let query_id = r.spec.tags.get(tag::QUERY_ID).cloned();
+                let query = query_id
+                    .as_deref()
+                    .and_then(|q| self.queries.get(q))
+                    .map(|s| s.query.clone());
+                json!({
+                    "can": {"kill": true},
+                    "id": r.id.to_hex(),
+                    "user": {"id": owner, "display_name": owner},
+                    "query": query,
+                    "sql_query": null,
+                    "look": null,
+                    "created_at": rfc3339(r.created),
+                    "completed_at": null,
+                    "query_id": query_id,
+                    "source": r.spec.tags.get(tag::SOURCE).cloned().unwrap_or_else(|| "api".into()),
+                    "node_id": null,
+                    "slug": null,
+                    "query_task_id": r.id.to_hex(),
+                    "cache_key": null,
+                    "connection_name": "polyquery",
+                    "dialect": "datafusion",
+                    "connection_id": "polyquery",
+                    "message": null,
+                    "status": task_status(r.state),
+                    "runtime": runtime(&r),
+                    "sql": r.spec.sql,
+                })
+            })
+            .collect();
+        Ok(http::json(StatusCode::OK, &running))
+    }
+
+    fn kill(&self, owner: &str, id: &str) -> Answer {
+        let record = JobRef::parse(id)
+            .and_then(|r| self.engine.resolve(r))
+            .ok_or_else(LookerError::not_found)
+            .and_then(|id| Ok(self.engine.get_for(id, owner)?))?;
+        if record.state.is_terminal() {
+            return Err(LookerError::not_found());
+        }
+        self.engine.cancel(record.id)?;
+        Ok(http::no_body(StatusCode::NO_CONTENT))
+    }
+
+    // --- SQL Runner ---------------------------------------------------------------------------
+
+    fn create_sql_query(&self, request: &Request, params: &Params) -> Answer {
+        let body: SqlQueryCreate = json_body(request)?;
+        let sql = body
+            .sql
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| LookerError::validation("sql", "missing", "sql is required"))?;
+        let connection_name = body
+            .connection_name
+            .or(body.connection_id)
+            .or_else(|| body.model_name.clone().map(|_| "polyquery".to_string()))
+            .ok_or_else(|| {
+                LookerError::validation(
+                    "connection_name",
+                    "missing",
+                    "one of connection_name or model_name is required",
+                )
+            })?;
+        let slug = format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64);
+        let stored = SqlQuery {
+            slug: slug.clone(),
+            sql,
+            connection_name,
+            model_name: body.model_name,
+            vis_config: body.vis_config,
+            run_count: 0,
+            last_run_at: None,
+            last_runtime: None,
+        };
+        let answer = stored.to_json();
+        self.sql_queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(slug, stored);
+        ok_json(answer, params)
+    }
+
+    fn sql_query(&self, slug: &str) -> Result<SqlQuery, LookerError> {
+        self.sql_queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(slug)
+            .cloned()
+            .ok_or_else(LookerError::not_found)
+    }
+
+    async fn run_sql_query(&self, owner: &str, slug: &str, format: &str) -> Answer {
+        let stored = self.sql_query(slug)?;
+        let format = results::check_format(format).map_err(LookerError::bad_request)?;
+        let mut spec = JobSpec::new(&stored.sql, owner, "looker");
+        spec.tags
+            .insert(tag::KIND.to_string(), "sql_runner".to_string());
+        let id = self.engine.submit(spec)?;
+        let wait = Duration::from_secs(self.config.limits.request_timeout_secs.max(1));
+        let record = self.engine.wait(id, wait).await?;
+        if let Some(q) = self
+            .sql_queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(slug)
+        {
+            q.run_count += 1;
+            q.last_run_at = Some(Utc::now());
+            q.last_runtime = runtime(&record);
+        }
+        let meta = self.meta(&record, None, false, false);
+        self.answer_result(&record, format, meta)
+    }
+}
+
+/// Percent-decodes one path segment (both SDKs encode path parameters).
+fn percent_decode(segment: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!(
+        "s={}",
+        segment.replace('+', "%2B")
+    ))
+    .ok()
+    .and_then(|mut v| v.pop())
+    .map(|(_, s)| s)
+    .unwrap_or_else(|| segment.to_string())
+}

@@ -1,0 +1,546 @@
+//! Looker queries: the `Query` a client creates (kept here, as real Looker keeps them), and its
+//! compilation against a model's explore into one SQL statement, built on the sqlparser AST.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlparser::ast::{
+    Expr, GroupByExpr, Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, OrderByOptions,
+    Query as SqlQuery, SelectItem, SetExpr, Statement, Value as SqlValue,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use super::error::{ErrorDetail, LookerError};
+use super::filter;
+use super::semantic::{Explore, Field, Models};
+
+/// Looker's row limit when a query names none.
+pub const DEFAULT_LIMIT: u64 = 500;
+
+/// What a client sends to create or run a query (Looker's `WriteQuery`). Read-only keys (`id`,
+/// `can`, `slug`, ...) and unknown keys are ignored.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct WriteQuery {
+    pub model: Option<String>,
+    pub view: Option<String>,
+    pub fields: Option<Vec<String>>,
+    pub pivots: Option<Vec<String>>,
+    pub fill_fields: Option<Vec<String>>,
+    pub filters: Option<Map<String, Value>>,
+    pub filter_expression: Option<String>,
+    pub sorts: Option<Vec<String>>,
+    pub limit: Option<Value>,
+    pub column_limit: Option<Value>,
+    pub total: Option<bool>,
+    pub row_total: Option<Value>,
+    pub subtotals: Option<Vec<String>>,
+    pub vis_config: Option<Value>,
+    pub filter_config: Option<Value>,
+    pub visible_ui_sections: Option<String>,
+    pub dynamic_fields: Option<String>,
+    pub client_id: Option<String>,
+    pub query_timezone: Option<String>,
+}
+
+/// A stored query as Looker answers it (`Query`); keys in the spec's order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Query {
+    pub can: Map<String, Value>,
+    pub id: String,
+    pub model: String,
+    pub view: String,
+    pub fields: Option<Vec<String>>,
+    pub pivots: Option<Vec<String>>,
+    pub fill_fields: Option<Vec<String>>,
+    pub filters: Option<Map<String, Value>>,
+    pub filter_expression: Option<String>,
+    pub sorts: Option<Vec<String>>,
+    pub limit: Option<String>,
+    pub column_limit: Option<String>,
+    pub total: Option<bool>,
+    pub row_total: Option<String>,
+    pub subtotals: Option<Vec<String>>,
+    pub vis_config: Option<Value>,
+    pub filter_config: Option<Value>,
+    pub visible_ui_sections: Option<String>,
+    pub slug: String,
+    pub dynamic_fields: Option<String>,
+    pub client_id: String,
+    pub share_url: String,
+    pub expanded_share_url: String,
+    pub url: String,
+    pub query_timezone: Option<String>,
+    pub has_table_calculations: bool,
+}
+
+/// A JSON scalar as the string Looker keeps (`"500"` for `500`).
+fn as_text(value: &Option<Value>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+/// The permissions every query offers its owner.
+pub fn query_can() -> Map<String, Value> {
+    [
+        "run",
+        "see_results",
+        "explore",
+        "create",
+        "show",
+        "cost_estimate",
+        "index",
+        "see_lookml",
+        "see_sql",
+        "generate_drill_links",
+        "download",
+        "download_unlimited",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), Value::Bool(true)))
+    .collect()
+}
+
+/// Short random slugs and client ids, from the same alphabet Looker uses.
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut n = uuid::Uuid::new_v4().as_u128();
+    (0..len)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u128) as usize];
+            n /= ALPHABET.len() as u128;
+            char::from(c)
+        })
+        .collect()
+}
+
+/// A client-chosen query written back as Looker answers it.
+fn answer(id: String, slug: String, q: &WriteQuery, model: &str, view: &str) -> Query {
+    let mut url = format!("/explore/{model}/{view}");
+    let fields = q.fields.clone().unwrap_or_default().join(",");
+    let mut params: Vec<(&str, String)> = vec![("fields", fields)];
+    if let Some(limit) = as_text(&q.limit) {
+        params.push(("limit", limit));
+    }
+    if let Ok(encoded) = serde_urlencoded::to_string(&params) {
+        url = format!("{url}?{encoded}");
+    }
+    Query {
+        can: query_can(),
+        id,
+        model: model.to_string(),
+        view: view.to_string(),
+        fields: q.fields.clone(),
+        pivots: q.pivots.clone(),
+        fill_fields: q.fill_fields.clone(),
+        filters: q.filters.clone(),
+        filter_expression: q.filter_expression.clone(),
+        sorts: q.sorts.clone(),
+        limit: as_text(&q.limit),
+        column_limit: as_text(&q.column_limit),
+        total: q.total,
+        row_total: as_text(&q.row_total),
+        subtotals: q.subtotals.clone(),
+        vis_config: q.vis_config.clone(),
+        filter_config: q.filter_config.clone(),
+        visible_ui_sections: q.visible_ui_sections.clone(),
+        share_url: format!("/x/{slug}"),
+        expanded_share_url: url.clone(),
+        slug,
+        dynamic_fields: q.dynamic_fields.clone(),
+        client_id: q.client_id.clone().unwrap_or_else(|| random_token(22)),
+        url,
+        query_timezone: q.query_timezone.clone(),
+        has_table_calculations: false,
+    }
+}
+
+/// A created query: what clients see, and what it was created from.
+#[derive(Clone, Debug)]
+pub struct StoredQuery {
+    pub query: Query,
+    pub write: WriteQuery,
+}
+
+/// Every query created so far. Identical definitions share one id, as Looker's do.
+#[derive(Default)]
+pub struct QueryStore {
+    inner: Mutex<StoreInner>,
+}
+
+#[derive(Default)]
+struct StoreInner {
+    by_id: HashMap<String, Arc<StoredQuery>>,
+    by_definition: HashMap<String, String>,
+    by_slug: HashMap<String, String>,
+    next_id: u64,
+}
+
+impl QueryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `write` (already compiled once, so valid), or answers the identical query stored before.
+    pub fn create(&self, write: WriteQuery, model: &str, view: &str) -> Arc<StoredQuery> {
+        let definition = serde_json::to_string(&write).unwrap_or_default();
+        let mut inner = self.lock();
+        if let Some(existing) = inner
+            .by_definition
+            .get(&definition)
+            .and_then(|id| inner.by_id.get(id))
+        {
+            return existing.clone();
+        }
+        inner.next_id += 1;
+        let id = inner.next_id.to_string();
+        let slug = random_token(7);
+        let stored = Arc::new(StoredQuery {
+            query: answer(id.clone(), slug.clone(), &write, model, view),
+            write,
+        });
+        inner.by_definition.insert(definition, id.clone());
+        inner.by_slug.insert(slug, id.clone());
+        inner.by_id.insert(id, stored.clone());
+        stored
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<StoredQuery>> {
+        self.lock().by_id.get(id).cloned()
+    }
+
+    pub fn by_slug(&self, slug: &str) -> Option<Arc<StoredQuery>> {
+        let inner = self.lock();
+        inner
+            .by_slug
+            .get(slug)
+            .and_then(|id| inner.by_id.get(id))
+            .cloned()
+    }
+}
+
+/// A sort the query applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub field: String,
+    pub desc: bool,
+}
+
+/// A query compiled against its explore.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub model: String,
+    pub explore: Explore,
+    /// The selected fields, in the query's order (each is a column named `view.field`).
+    pub fields: Vec<Field>,
+    pub sorts: Vec<Sort>,
+    /// The statement, in generic SQL (what the engine runs and `sql` format shows).
+    pub sql: String,
+}
+
+/// The limit a run uses: its `limit` parameter over the query's own; `-1` means none.
+fn effective_limit(query: &WriteQuery, run_limit: Option<i64>) -> Result<Option<u64>, LookerError> {
+    let text = match run_limit {
+        Some(n) => Some(n.to_string()),
+        None => as_text(&query.limit),
+    };
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(Some(DEFAULT_LIMIT)),
+        Some(t) => match t.parse::<i64>() {
+            Ok(n) if n < 0 => Ok(None),
+            Ok(n) => Ok(Some(n.unsigned_abs())),
+            Err(_) => Err(LookerError::validation(
+                "limit",
+                "invalid",
+                format!("limit {t:?} is not a whole number"),
+            )),
+        },
+    }
+}
+
+fn alias(field: &Field) -> Ident {
+    Ident::with_quote('"', &field.name)
+}
+
+fn and(a: Expr, b: Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(a),
+        op: sqlparser::ast::BinaryOperator::And,
+        right: Box::new(b),
+    }
+}
+
+fn parse_sort(explore: &Explore, selected: &[Field], text: &str) -> Result<Sort, ErrorDetail> {
+    let mut words = text.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let desc = match words.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") | Some("0") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ErrorDetail::new(
+                "sorts",
+                "invalid",
+                format!("sort {text:?}: {other:?} is neither asc nor desc"),
+            ));
+        }
+    };
+    let field = explore.field(name).ok_or_else(|| {
+        ErrorDetail::new(
+            "sorts",
+            "invalid",
+            format!(
+                "sort {text:?}: no field {name:?} in explore {}",
+                explore.name
+            ),
+        )
+    })?;
+    if !selected.iter().any(|f| f.name == field.name) {
+        return Err(ErrorDetail::new(
+            "sorts",
+            "invalid",
+            format!(
+                "sort {text:?}: {} is not among the query's fields",
+                field.name
+            ),
+        ));
+    }
+    Ok(Sort {
+        field: field.name.clone(),
+        desc,
+    })
+}
+
+/// Compiles a query for one run. `run_limit` is the run's `limit` parameter; `now` anchors
+/// relative date filters.
+pub fn compile(
+    models: &Models,
+    query: &WriteQuery,
+    run_limit: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<Compiled, LookerError> {
+    let model_name = query.model.as_deref().unwrap_or_default();
+    let view_name = query.view.as_deref().unwrap_or_default();
+    if model_name.is_empty() || view_name.is_empty() {
+        let mut missing = Vec::new();
+        for (key, value) in [("model", model_name), ("view", view_name)] {
+            if value.is_empty() {
+                missing.push(ErrorDetail::new(
+                    key,
+                    "missing",
+                    format!("{key} is required"),
+                ));
+            }
+        }
+        return Err(LookerError::validation_all(missing));
+    }
+    let model = models.model(model_name).ok_or_else(|| {
+        LookerError::validation(
+            "model",
+            "not_found",
+            format!("model {model_name:?} does not exist"),
+        )
+    })?;
+    let explore = model.explore(view_name).ok_or_else(|| {
+        LookerError::validation(
+            "view",
+            "not_found",
+            format!("explore {view_name:?} does not exist in model {model_name:?}"),
+        )
+    })?;
+    let mut errors = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
+    for name in query.fields.iter().flatten() {
+        match explore.field(name) {
+            Some(f) if !fields.iter().any(|s| s.name == f.name) => fields.push(f.clone()),
+            Some(_) => {}
+            None => errors.push(ErrorDetail::new(
+                "fields",
+                "invalid",
+                format!("field {name:?} does not exist in explore {}", explore.name),
+            )),
+        }
+    }
+    if fields.is_empty() && errors.is_empty() {
+        errors.push(ErrorDetail::new(
+            "fields",
+            "missing",
+            "a query needs at least one field",
+        ));
+    }
+    for name in query.pivots.iter().flatten() {
+        errors.push(ErrorDetail::new(
+            "pivots",
+            "unsupported",
+            format!("pivoting on {name:?} is not supported by polyquery yet"),
+        ));
+    }
+    let mut where_clause: Option<Expr> = None;
+    let mut having: Option<Expr> = None;
+    for (name, value) in query.filters.iter().flatten() {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        let Some(field) = explore.field(name) else {
+            errors.push(ErrorDetail::new(
+                "filters",
+                "invalid",
+                format!(
+                    "filter field {name:?} does not exist in explore {}",
+                    explore.name
+                ),
+            ));
+            continue;
+        };
+        let predicate = match filter::predicate(&field.expr, field.field_type, &text, now) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                errors.push(ErrorDetail::new("filters", "invalid", e.to_string()));
+                continue;
+            }
+        };
+        let target = if field.is_measure() {
+            &mut having
+        } else {
+            &mut where_clause
+        };
+        *target = Some(match target.take() {
+            Some(existing) => and(existing, predicate),
+            None => predicate,
+        });
+    }
+    if query
+        .filter_expression
+        .as_deref()
+        .is_some_and(|e| !e.trim().is_empty())
+    {
+        errors.push(ErrorDetail::new(
+            "filter_expression",
+            "unsupported",
+            "custom filter expressions are not supported by polyquery",
+        ));
+    }
+    let mut sorts = Vec::new();
+    let sort_texts: Vec<&String> = query.sorts.iter().flatten().collect();
+    let unsorted = sort_texts.iter().any(|s| s.trim() == "__UNSORTED__");
+    if !unsorted {
+        for text in sort_texts {
+            match parse_sort(explore, &fields, text) {
+                Ok(s) => sorts.push(s),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    let limit = match effective_limit(query, run_limit) {
+        Ok(l) => l,
+        Err(e) => {
+            errors.extend(e.errors);
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(LookerError::validation_all(errors));
+    }
+    if sorts.is_empty() && !unsorted {
+        // Looker's default: the first measure descending, else the first dimension ascending.
+        let first = fields
+            .iter()
+            .find(|f| f.is_measure())
+            .map(|f| (f, true))
+            .or_else(|| fields.first().map(|f| (f, false)));
+        if let Some((f, desc)) = first {
+            sorts.push(Sort {
+                field: f.name.clone(),
+                desc,
+            });
+        }
+    }
+    let sql = statement(explore, &fields, where_clause, having, &sorts, limit)?.to_string();
+    Ok(Compiled {
+        model: model.name.clone(),
+        explore: explore.clone(),
+        fields,
+        sorts,
+        sql,
+    })
+}
+
+/// The SELECT over the explore's FROM clause: dimensions grouped, measures aggregated.
+fn statement(
+    explore: &Explore,
+    fields: &[Field],
+    selection: Option<Expr>,
+    having: Option<Expr>,
+    sorts: &[Sort],
+    limit: Option<u64>,
+) -> Result<Statement, LookerError> {
+    let skeleton = Parser::parse_sql(&GenericDialect {}, "SELECT 1")
+        .ok()
+        .and_then(|mut s| s.pop())
+        .ok_or_else(|| LookerError::bad_request("cannot build the query"))?;
+    let Statement::Query(mut query) = skeleton else {
+        return Err(LookerError::bad_request("cannot build the query"));
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(LookerError::bad_request("cannot build the query"));
+    };
+    select.projection = fields
+        .iter()
+        .map(|f| SelectItem::ExprWithAlias {
+            expr: f.expr.clone(),
+            alias: alias(f),
+        })
+        .collect();
+    select.from = explore.from.clone();
+    select.selection = selection;
+    select.having = having;
+    let dimensions: Vec<Expr> = fields
+        .iter()
+        .filter(|f| !f.is_measure())
+        .map(|f| f.expr.clone())
+        .collect();
+    if !dimensions.is_empty() {
+        select.group_by = GroupByExpr::Expressions(dimensions, Vec::new());
+    }
+    set_order_and_limit(&mut query, sorts, limit);
+    Ok(Statement::Query(query))
+}
+
+fn set_order_and_limit(query: &mut SqlQuery, sorts: &[Sort], limit: Option<u64>) {
+    if !sorts.is_empty() {
+        query.order_by = Some(OrderBy {
+            kind: OrderByKind::Expressions(
+                sorts
+                    .iter()
+                    .map(|s| OrderByExpr {
+                        expr: Expr::Identifier(Ident::with_quote('"', &s.field)),
+                        options: OrderByOptions {
+                            asc: Some(!s.desc),
+                            nulls_first: None,
+                        },
+                        with_fill: None,
+                    })
+                    .collect(),
+            ),
+            interpolate: None,
+        });
+    }
+    if let Some(limit) = limit {
+        query.limit_clause = Some(LimitClause::LimitOffset {
+            limit: Some(Expr::Value(
+                SqlValue::Number(limit.to_string(), false).into(),
+            )),
+            offset: None,
+            limit_by: Vec::new(),
+        });
+    }
+}

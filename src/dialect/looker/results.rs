@@ -1,0 +1,508 @@
+//! Looker's result formats, written from a finished job's batch stream. The tabular formats go
+//! through polyquery's encoders with the columns renamed to field labels; the JSON layouts of
+//! Looker's own (`json_detail`, `json_bi`, formatted `json`) are streamed here row by row, every
+//! cell through the shared cell formatter.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::datatypes::{Field as ArrowField, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::StatusCode;
+use hyper::body::Frame;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use serde_json::{Map, Value, json};
+
+use super::query::Sort;
+use super::semantic::{Field, FieldType, title_case};
+use crate::encode::{EncodeOptions, Format, cell_json, cell_text};
+use crate::server::body::encoded;
+use crate::server::http::{BoxError, FormatLabel, Response};
+
+/// A `result_format` polyquery writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultFormat {
+    Json,
+    JsonDetail,
+    JsonBi,
+    InlineJson,
+    Csv,
+    Txt,
+    Md,
+    Html,
+    Xlsx,
+    Sql,
+}
+
+impl ResultFormat {
+    pub const ALL: [ResultFormat; 10] = [
+        ResultFormat::Json,
+        ResultFormat::JsonDetail,
+        ResultFormat::JsonBi,
+        ResultFormat::InlineJson,
+        ResultFormat::Csv,
+        ResultFormat::Txt,
+        ResultFormat::Md,
+        ResultFormat::Html,
+        ResultFormat::Xlsx,
+        ResultFormat::Sql,
+    ];
+
+    pub fn parse(name: &str) -> Option<ResultFormat> {
+        ResultFormat::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultFormat::Json => "json",
+            ResultFormat::JsonDetail => "json_detail",
+            ResultFormat::JsonBi => "json_bi",
+            ResultFormat::InlineJson => "inline_json",
+            ResultFormat::Csv => "csv",
+            ResultFormat::Txt => "txt",
+            ResultFormat::Md => "md",
+            ResultFormat::Html => "html",
+            ResultFormat::Xlsx => "xlsx",
+            ResultFormat::Sql => "sql",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ResultFormat::Json
+            | ResultFormat::JsonDetail
+            | ResultFormat::JsonBi
+            | ResultFormat::InlineJson => "application/json",
+            ResultFormat::Csv => Format::Csv.content_type(),
+            ResultFormat::Txt => Format::Text.content_type(),
+            ResultFormat::Md => Format::Markdown.content_type(),
+            ResultFormat::Html => Format::Html.content_type(),
+            ResultFormat::Xlsx => Format::Xlsx.content_type(),
+            ResultFormat::Sql => "application/sql; charset=utf-8",
+        }
+    }
+
+    /// The formats Looker's API names but polyquery does not write, with the reason.
+    pub fn unsupported_reason(name: &str) -> Option<&'static str> {
+        matches!(name, "json_fe" | "gsxml" | "odc" | "png" | "jpg")
+            .then_some("is a Looker format polyquery does not write")
+    }
+}
+
+/// What a result needs besides its rows: the fields it holds and how it was made.
+#[derive(Clone, Debug)]
+pub struct ResultMeta {
+    pub fields: Vec<Field>,
+    pub sql: String,
+    /// `(name, label, description)` of the explore, `None` for SQL Runner results.
+    pub explore: Option<(String, String, Option<String>)>,
+    pub sorts: Vec<Sort>,
+    pub filters: Map<String, Value>,
+    pub apply_formatting: bool,
+    /// The task or job id shown in `json_detail`.
+    pub id: String,
+    pub ran_at: String,
+    pub runtime: f64,
+    pub from_cache: bool,
+}
+
+fn respond(format: ResultFormat, body: crate::server::http::Body) -> Response {
+    let mut response = hyper::Response::new(body);
+    if let Ok(v) = HeaderValue::from_str(format.content_type()) {
+        response.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    response.extensions_mut().insert(FormatLabel(format.name()));
+    response
+}
+
+/// The response for a succeeded result.
+pub fn render(
+    format: ResultFormat,
+    meta: ResultMeta,
+    stream: SendableRecordBatchStream,
+) -> Response {
+    match format {
+        ResultFormat::Sql => respond(format, crate::server::http::full(meta.sql.clone())),
+        ResultFormat::Json | ResultFormat::InlineJson if !meta.apply_formatting => respond(
+            format,
+            encoded(stream, Format::Json, EncodeOptions::default()),
+        ),
+        ResultFormat::Json | ResultFormat::InlineJson => {
+            respond(format, json_stream(meta, stream, Layout::Plain))
+        }
+        ResultFormat::JsonDetail => respond(format, json_stream(meta, stream, Layout::Detail)),
+        ResultFormat::JsonBi => respond(format, json_stream(meta, stream, Layout::Bi)),
+        ResultFormat::Csv => tabular(format, Format::Csv, &meta, stream),
+        ResultFormat::Txt => tabular(format, Format::Text, &meta, stream),
+        ResultFormat::Md => tabular(format, Format::Markdown, &meta, stream),
+        ResultFormat::Html => tabular(format, Format::Html, &meta, stream),
+        ResultFormat::Xlsx => tabular(format, Format::Xlsx, &meta, stream),
+    }
+}
+
+/// The answer for a query that failed: `json_detail` is still a 200 carrying `errors[]`, every
+/// other format a 400 Looker error.
+pub fn render_failure(format: ResultFormat, meta: &ResultMeta, message: &str) -> Response {
+    if format == ResultFormat::JsonDetail {
+        let mut body = detail_head(meta);
+        body.insert("data".into(), Value::Array(Vec::new()));
+        body.insert("errors".into(), json!([error_item(message, &meta.sql)]));
+        body.insert("drill_menu_build_time".into(), json!(0));
+        body.insert("has_subtotals".into(), json!(false));
+        let mut response = crate::server::http::with_body(
+            StatusCode::OK,
+            format.content_type(),
+            serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        );
+        response.extensions_mut().insert(FormatLabel(format.name()));
+        return response;
+    }
+    super::error::LookerError::bad_request(message).into_response()
+}
+
+/// One `errors[]` item of a failed `json_detail` result.
+pub fn error_item(message: &str, sql: &str) -> Value {
+    json!({
+        "message": "The database encountered an error while running this query.",
+        "message_details": message,
+        "params": sql,
+        "edit_url": null,
+        "error_pos": null,
+        "level": "error",
+        "documentation_url": super::error::DOCUMENTATION_URL,
+    })
+}
+
+/// The tabular formats: the columns renamed to field labels, then polyquery's encoder.
+fn tabular(
+    format: ResultFormat,
+    encoding: Format,
+    meta: &ResultMeta,
+    stream: SendableRecordBatchStream,
+) -> Response {
+    let schema = stream.schema();
+    let labelled: Vec<ArrowField> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let label = meta
+                .fields
+                .get(i)
+                .map(|m| m.label.clone())
+                .unwrap_or_else(|| f.name().clone());
+            f.as_ref().clone().with_name(label)
+        })
+        .collect();
+    let labelled = Arc::new(Schema::new(labelled));
+    let renamed_schema = labelled.clone();
+    let renamed = stream.map(move |batch| {
+        batch.and_then(|b| {
+            RecordBatch::try_new(renamed_schema.clone(), b.columns().to_vec()).map_err(Into::into)
+        })
+    });
+    let stream: SendableRecordBatchStream =
+        Box::pin(RecordBatchStreamAdapter::new(labelled, renamed));
+    let options = EncodeOptions {
+        sheet_name: "Looker".to_string(),
+        table_name: String::new(),
+        ..EncodeOptions::default()
+    };
+    respond(format, encoded(stream, encoding, options))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `[{"view.field": "formatted"}]`
+    Plain,
+    /// `json_detail`: `{..., "data": [{"view.field": {"value": v}}], ...}`
+    Detail,
+    /// `json_bi`: `{"metadata": {...}, "rows": [{"view.field": v}]}`
+    Bi,
+}
+
+/// Field metadata as `json_detail` describes each field.
+fn field_detail(field: &Field, sorts: &[Sort]) -> Value {
+    let sorted = sorts
+        .iter()
+        .position(|s| s.field == field.name)
+        .map(|i| json!({"sort_index": i, "desc": sorts[i].desc}));
+    let mut v = json!({
+        "name": field.name,
+        "label": field.label,
+        "label_short": field.label_short,
+        "view": field.view,
+        "view_label": field.view_label,
+        "category": field.category(),
+        "type": field.measure.map(|m| m.name()).unwrap_or(field.field_type.name()),
+        "align": if field.field_type.is_numeric() { "right" } else { "left" },
+        "is_numeric": field.field_type.is_numeric(),
+        "measure": field.is_measure(),
+        "hidden": false,
+        "primary_key": field.primary_key,
+        "sortable": true,
+        "can_filter": true,
+        "value_format": null,
+        "sql": field.sql_text,
+    });
+    if let (Some(sorted), Some(map)) = (sorted, v.as_object_mut()) {
+        map.insert("sorted".into(), sorted);
+    }
+    v
+}
+
+/// The `json_detail` keys that come before `data`, in Looker's order.
+fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
+    let (dimensions, measures): (Vec<&Field>, Vec<&Field>) =
+        meta.fields.iter().partition(|f| !f.is_measure());
+    let describe = |fs: Vec<&Field>| -> Vec<Value> {
+        fs.into_iter()
+            .map(|f| field_detail(f, &meta.sorts))
+            .collect()
+    };
+    let explore = match &meta.explore {
+        Some((name, label, description)) => {
+            json!({"name": name, "label": label, "description": description})
+        }
+        None => Value::Null,
+    };
+    let added_sorts: Vec<String> = meta
+        .sorts
+        .iter()
+        .map(|s| {
+            if s.desc {
+                format!("{} desc", s.field)
+            } else {
+                s.field.clone()
+            }
+        })
+        .collect();
+    let mut head = Map::new();
+    for (k, v) in [
+        ("from_cache", json!(meta.from_cache)),
+        ("id", json!(meta.id)),
+        ("supports_pivot_in_db", json!(false)),
+        ("null_sort_treatment", json!("low")),
+        ("expired", json!(false)),
+        ("ran_at", json!(meta.ran_at)),
+        ("aggregate_table_used_info", Value::Null),
+        ("runtime", json!(format!("{:.3}", meta.runtime))),
+        ("added_params", json!({"sorts": added_sorts})),
+        ("forecast_result", Value::Null),
+        ("sql", json!(meta.sql)),
+        ("sql_explain", json!(format!("EXPLAIN {}", meta.sql))),
+        (
+            "fields",
+            json!({
+                "measures": describe(measures),
+                "dimensions": describe(dimensions),
+                "table_calculations": [],
+                "pivots": [],
+            }),
+        ),
+        ("fill_fields", json!([])),
+        ("has_totals", json!(false)),
+        ("has_row_totals", json!(false)),
+        ("applied_filters", Value::Object(applied_filters(meta))),
+        ("applied_filter_expression", Value::Null),
+        ("number_format", json!("1,234.56")),
+        ("explore", explore),
+        ("timezone", json!("UTC")),
+    ] {
+        head.insert(k.to_string(), v);
+    }
+    head
+}
+
+fn applied_filters(meta: &ResultMeta) -> Map<String, Value> {
+    meta.filters
+        .iter()
+        .map(|(name, value)| {
+            let field = meta.fields.iter().find(|f| &f.name == name);
+            (
+                name.clone(),
+                json!({
+                    "field": field.map(|f| field_detail(f, &[])),
+                    "value": value,
+                }),
+            )
+        })
+        .collect()
+}
+
+fn bi_head(meta: &ResultMeta) -> Map<String, Value> {
+    let bi_field = |f: &Field| {
+        json!({
+            "sql": f.sql_text,
+            "view": f.view,
+            "dimension_group": null,
+            "category": f.category(),
+            "field_group_label": null,
+            "name": f.name,
+            "type": f.measure.map(|m| m.name()).unwrap_or(f.field_type.name()),
+            "view_label": f.view_label,
+            "label": f.label,
+            "field_group_variant": f.label_short,
+            "hidden": false,
+            "description": null,
+        })
+    };
+    let (dimensions, measures): (Vec<&Field>, Vec<&Field>) =
+        meta.fields.iter().partition(|f| !f.is_measure());
+    let mut head = Map::new();
+    head.insert(
+        "metadata".into(),
+        json!({
+            "big_query_metadata": {"total_bytes_processed": 0, "backend_cache_hit": meta.from_cache},
+            "fields": {
+                "dimensions": dimensions.into_iter().map(bi_field).collect::<Vec<_>>(),
+                "measures": measures.into_iter().map(bi_field).collect::<Vec<_>>(),
+                "pivots": [],
+                "table_calculations": [],
+            },
+            "pivots": [],
+            "has_subtotals": false,
+            "has_totals": false,
+            "columns_truncated": "false",
+            "filter_expression": null,
+            "filters": meta.filters,
+            "sql": meta.sql,
+        }),
+    );
+    head
+}
+
+/// Serializes a map as an object missing its closing brace, so more keys can follow.
+fn open_object(map: &Map<String, Value>) -> String {
+    let mut text = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
+    text.pop();
+    if map.is_empty() {
+        text
+    } else {
+        text.push(',');
+        text
+    }
+}
+
+/// One row of a batch in the layout's cell form.
+fn row_json(
+    batch: &RecordBatch,
+    names: &[String],
+    row: usize,
+    layout: Layout,
+    options: &EncodeOptions,
+) -> Result<Value, BoxError> {
+    let mut object = Map::new();
+    for (i, name) in names.iter().enumerate() {
+        let column = batch.column(i);
+        let value = cell_json(column.as_ref(), row, options)?;
+        let cell = match layout {
+            Layout::Plain => match cell_text(column.as_ref(), row, options)? {
+                Some(text) if !value.is_null() => Value::String(text),
+                _ => Value::Null,
+            },
+            Layout::Bi => value,
+            Layout::Detail => {
+                let mut cell = json!({ "value": value });
+                if let (Some(text), Some(map)) = (
+                    cell_text(column.as_ref(), row, options)?,
+                    cell.as_object_mut(),
+                ) && !value.is_string()
+                {
+                    map.insert("rendered".into(), Value::String(text));
+                }
+                cell
+            }
+        };
+        object.insert(name.clone(), cell);
+    }
+    Ok(Value::Object(object))
+}
+
+/// A JSON layout streamed: the head, the rows as batches arrive, the tail.
+fn json_stream(
+    meta: ResultMeta,
+    stream: SendableRecordBatchStream,
+    layout: Layout,
+) -> crate::server::http::Body {
+    let names: Vec<String> = stream
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let (head, tail) = match layout {
+        Layout::Plain => ("[".to_string(), "]".to_string()),
+        Layout::Detail => (
+            format!("{}\"data\":[", open_object(&detail_head(&meta))),
+            "],\"drill_menu_build_time\":0,\"has_subtotals\":false}".to_string(),
+        ),
+        Layout::Bi => (
+            format!("{}\"rows\":[", open_object(&bi_head(&meta))),
+            "]}".to_string(),
+        ),
+    };
+    let options = EncodeOptions::default();
+    let mut first = true;
+    let rows = stream.map(move |batch| -> Result<Bytes, BoxError> {
+        let batch = batch?;
+        let mut out = Vec::new();
+        for row in 0..batch.num_rows() {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut out, &row_json(&batch, &names, row, layout, &options)?)?;
+        }
+        Ok(Bytes::from(out))
+    });
+    let chunks = futures::stream::once(async move { Ok::<Bytes, BoxError>(Bytes::from(head)) })
+        .chain(rows)
+        .chain(futures::stream::once(async move {
+            Ok::<Bytes, BoxError>(Bytes::from(tail))
+        }))
+        .map(|chunk| chunk.map(Frame::data));
+    StreamBody::new(chunks).boxed_unsync()
+}
+
+/// Field metadata for a raw-SQL (SQL Runner) result: one dimension per column.
+pub fn raw_fields(schema: &Schema) -> Vec<Field> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| Field {
+            name: f.name().clone(),
+            view: String::new(),
+            short_name: f.name().clone(),
+            label: title_case(f.name()),
+            label_short: title_case(f.name()),
+            view_label: String::new(),
+            field_type: FieldType::of_arrow(f.data_type()),
+            measure: None,
+            primary_key: false,
+            sql_text: String::new(),
+            expr: sqlparser::ast::Expr::Identifier(sqlparser::ast::Ident::with_quote(
+                '"',
+                f.name(),
+            )),
+        })
+        .collect()
+}
+
+/// Rejects encoder options before a response starts (a format that cannot be written at all).
+pub fn check_format(name: &str) -> Result<ResultFormat, String> {
+    if let Some(f) = ResultFormat::parse(name) {
+        return Ok(f);
+    }
+    Err(match ResultFormat::unsupported_reason(name) {
+        Some(reason) => format!("result format {name:?} {reason}"),
+        None => format!(
+            "unknown result format {name:?}; use one of {}",
+            ResultFormat::ALL.map(|f| f.name()).join(", ")
+        ),
+    })
+}

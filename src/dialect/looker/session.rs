@@ -1,0 +1,154 @@
+//! Looker API sessions: `POST /login` trades a client id and secret for an access token valid for an
+//! hour; API calls present it as `Authorization: Bearer X` or `token X`; logout revokes it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::User;
+
+/// How long an access token lives (Looker's `expires_in`).
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The live access tokens and whom they belong to.
+#[derive(Default)]
+pub struct Sessions {
+    users: Vec<User>,
+    tokens: Mutex<HashMap<String, Session>>,
+    lifetime: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct Session {
+    owner: String,
+    expires: Instant,
+}
+
+impl Sessions {
+    pub fn new(users: Vec<User>) -> Sessions {
+        Sessions {
+            users,
+            tokens: Mutex::default(),
+            lifetime: None,
+        }
+    }
+
+    /// Tokens that expire after `lifetime` instead of an hour (for tests of expiry).
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Sessions {
+        self.lifetime = Some(lifetime);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the credentials (any are accepted when no users are configured) and opens a session.
+    pub fn login(&self, client_id: &str, client_secret: &str) -> Option<String> {
+        if client_id.is_empty() {
+            return None;
+        }
+        let owner = if self.users.is_empty() {
+            client_id.to_string()
+        } else {
+            let user = self
+                .users
+                .iter()
+                .find(|u| u.name == client_id && u.password.as_deref() == Some(client_secret))?;
+            user.name.clone()
+        };
+        let token = format!(
+            "{:032x}{:08x}",
+            uuid::Uuid::new_v4().as_u128(),
+            uuid::Uuid::new_v4().as_u128() as u32
+        );
+        let mut tokens = self.lock();
+        let now = Instant::now();
+        tokens.retain(|_, s| s.expires > now);
+        tokens.insert(
+            token.clone(),
+            Session {
+                owner,
+                expires: now + self.lifetime.unwrap_or(TOKEN_LIFETIME),
+            },
+        );
+        Some(token)
+    }
+
+    /// The owner an `Authorization` header names: `Bearer X` or `token X` with a live session
+    /// token, or a configured user's own token.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Option<String> {
+        let (scheme, token) = authorization?.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("token") {
+            return None;
+        }
+        let token = token.trim();
+        if let Some(session) = self.lock().get(token)
+            && session.expires > Instant::now()
+        {
+            return Some(session.owner.clone());
+        }
+        self.users
+            .iter()
+            .find(|u| u.token.as_deref() == Some(token))
+            .map(|u| u.name.clone())
+    }
+
+    /// Ends the session of this header's token; false when there was none.
+    pub fn logout(&self, authorization: Option<&str>) -> bool {
+        let Some((_, token)) = authorization.and_then(|a| a.trim().split_once(' ')) else {
+            return false;
+        };
+        self.lock().remove(token.trim()).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> User {
+        User {
+            name: "alice".into(),
+            password: Some("s3cret".into()),
+            token: Some("alice-token".into()),
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn configured_users_must_match() {
+        let sessions = Sessions::new(vec![alice()]);
+        assert!(sessions.login("alice", "wrong").is_none());
+        assert!(sessions.login("bob", "s3cret").is_none());
+        let token = sessions.login("alice", "s3cret").unwrap();
+        assert_eq!(token.len(), 40);
+        for header in [format!("Bearer {token}"), format!("token {token}")] {
+            assert_eq!(
+                sessions.authenticate(Some(&header)).as_deref(),
+                Some("alice")
+            );
+        }
+        assert_eq!(sessions.authenticate(Some(&format!("Basic {token}"))), None);
+        assert_eq!(
+            sessions.authenticate(Some("Bearer alice-token")).as_deref(),
+            Some("alice")
+        );
+        assert!(sessions.logout(Some(&format!("Bearer {token}"))));
+        assert_eq!(
+            sessions.authenticate(Some(&format!("Bearer {token}"))),
+            None
+        );
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let sessions = Sessions::new(vec![]).with_lifetime(Duration::from_millis(1));
+        let token = sessions.login("anyone", "x").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            sessions.authenticate(Some(&format!("Bearer {token}"))),
+            None
+        );
+    }
+}
