@@ -2,5 +2,6 @@
 
 mod encode;
 mod engine;
+mod looker;
 mod server;
 mod support;

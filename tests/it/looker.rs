@@ -1,0 +1,902 @@
+//! The Looker API 4.0 dialect end to end: the official Python looker-sdk and Node @looker/sdk
+//! driving a real polyquery, the wire details they depend on (status codes, content types, error
+//! shapes), the semantic layer's SQL and values, and the contract cases.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use polyquery::config::{Config, User};
+use polyquery::engine::{JobRef, JobSpec, JobState};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{self, TestServer};
+
+const ID: &str = "alice";
+const SECRET: &str = "s3cret";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A login form body, encoded as the SDKs encode it.
+fn form(id: &str, secret: &str) -> String {
+    serde_urlencoded::to_string([("client_id", id), ("client_secret", secret)]).unwrap()
+}
+
+fn config(not_ready_status: u16) -> Config {
+    let mut config = Config {
+        users: vec![User {
+            name: ID.into(),
+            password: Some(SECRET.into()),
+            token: None,
+            admin: false,
+        }],
+        ..Config::default()
+    };
+    config.looker.not_ready_status = not_ready_status;
+    config.looker.model_dir = Some(repo().join("tests/sdk/looker/models"));
+    config
+}
+
+async fn server(not_ready_status: u16) -> TestServer {
+    TestServer::start(config(not_ready_status)).await
+}
+
+/// A server, an HTTP client, and a live access token.
+struct Session {
+    server: TestServer,
+    http: Client,
+    token: String,
+}
+
+impl Session {
+    async fn start(not_ready_status: u16) -> Session {
+        Session::on(server(not_ready_status).await).await
+    }
+
+    async fn on(server: TestServer) -> Session {
+        let http = Client::new();
+        let login: Value = http
+            .post(server.url("/api/4.0/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(ID, SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["access_token"].as_str().unwrap().to_string();
+        Session {
+            server,
+            http,
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server.url(&format!("/api/4.0{path}"))
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    async fn create_query(&self, body: Value) -> String {
+        let response = self.post("/queries", body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let query: Value = response.json().await.unwrap();
+        query["id"].as_str().unwrap().to_string()
+    }
+
+    async fn create_task(&self, query_id: &str, format: &str) -> String {
+        let response = self
+            .post(
+                "/query_tasks",
+                json!({"query_id": query_id, "result_format": format}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let task: Value = response.json().await.unwrap();
+        task["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls the task until its status is one of `statuses`.
+    async fn wait_for(&self, task: &str, statuses: &[&str]) -> Value {
+        for _ in 0..600 {
+            let t = self.json(&format!("/query_tasks/{task}")).await;
+            if statuses.contains(&t["status"].as_str().unwrap_or_default()) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("task {task} never reached {statuses:?}");
+    }
+
+    /// Runs a query body inline and answers the status and body text.
+    async fn run_inline(&self, format: &str, body: Value) -> (StatusCode, String) {
+        let response = self.post(&format!("/queries/run/{format}"), body).await;
+        (response.status(), response.text().await.unwrap())
+    }
+}
+
+/// Asserts the Looker error shape: `message` and `documentation_url`, and one in each `errors[]` item.
+async fn looker_error(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].is_string(), "{body}");
+    assert!(body["documentation_url"].is_string(), "{body}");
+    for item in body["errors"].as_array().into_iter().flatten() {
+        assert!(item["documentation_url"].is_string(), "{body}");
+        assert!(item["message"].is_string(), "{body}");
+    }
+    body
+}
+
+fn run_python(server: &TestServer, mode: &str) {
+    let python = support::sdk_python();
+    let script = repo().join("tests/sdk/looker/sdk_flow.py");
+    let base_url = format!("http://{}", server.addr);
+    let output = Command::new(&python)
+        .arg(&script)
+        .args([base_url.as_str(), ID, SECRET, mode])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        output.status.success(),
+        "looker-sdk {mode} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// --- the official SDKs ------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_full_flow() {
+    let server = server(202).await;
+    tokio::task::spawn_blocking(move || run_python(&server, "full"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_sdk_codegen_query_tests() {
+    let server = server(202).await;
+    tokio::task::spawn_blocking(move || run_python(&server, "codegen"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_reads_202_and_204_as_not_ready() {
+    for status in [202, 204] {
+        let server = server(status).await;
+        tokio::task::spawn_blocking(move || run_python(&server, "not-ready"))
+            .await
+            .unwrap();
+    }
+}
+
+// --- login and auth ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn login_answers_an_access_token_and_bad_credentials_404() {
+    let server = server(202).await;
+    let http = Client::new();
+    let response = http
+        .post(server.url("/api/4.0/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(ID, SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 3600);
+    assert_eq!(token["refresh_token"], Value::Null);
+    let keys: Vec<&String> = token.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["access_token", "token_type", "expires_in", "refresh_token"]
+    );
+
+    // The deprecated query-parameter form.
+    let response = http
+        .post(server.url(&format!(
+            "/api/4.0/login?client_id={ID}&client_secret={SECRET}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = http
+        .post(server.url("/api/4.0/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(ID, "wrong"))
+        .send()
+        .await
+        .unwrap();
+    let body = looker_error(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(body["message"], "Not found");
+}
+
+#[tokio::test]
+async fn api_calls_need_a_bearer_or_token_header() {
+    let s = Session::start(202).await;
+    for header in [format!("Bearer {}", s.token), format!("token {}", s.token)] {
+        let response = s
+            .http
+            .get(s.url("/running_queries"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    for header in [
+        None,
+        Some(format!("Basic {}", s.token)),
+        Some("Bearer nonsense".to_string()),
+    ] {
+        let mut request = s.http.get(s.url("/running_queries"));
+        if let Some(h) = header {
+            request = request.header("authorization", h);
+        }
+        let body = looker_error(request.send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+        assert_eq!(body["message"], "Requires authentication.");
+    }
+    // Logout (both paths) revokes the token: 204 with no body and no Content-Type.
+    let response = s
+        .http
+        .delete(s.server.url("/api/logout"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.headers().get("content-type").is_none());
+    looker_error(s.get("/running_queries").await, StatusCode::UNAUTHORIZED).await;
+    let s = Session::on(s.server).await;
+    let response = s
+        .http
+        .delete(s.url("/logout"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let mut config = config(202);
+    config.looker.token_lifetime_secs = 1;
+    let s = Session::on(TestServer::start(config).await).await;
+    assert_eq!(s.get("/running_queries").await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    looker_error(s.get("/running_queries").await, StatusCode::UNAUTHORIZED).await;
+}
+
+// --- query tasks ------------------------------------------------------------------------------
+
+fn states_query() -> Value {
+    json!({
+        "model": "thelook",
+        "view": "order_items",
+        "fields": ["users.state", "order_items.count"],
+        "sorts": ["order_items.count desc"],
+        "limit": "5",
+    })
+}
+
+fn slow_query() -> Value {
+    json!({"model": "pqtest", "view": "cross", "fields": ["users.count"]})
+}
+
+#[tokio::test]
+async fn a_task_goes_from_added_to_complete_with_looker_keys_in_order() {
+    let s = Session::start(202).await;
+    let query = s.create_query(states_query()).await;
+    assert_eq!(
+        s.create_query(states_query()).await,
+        query,
+        "identical queries share an id"
+    );
+    let response = s
+        .post(
+            "/query_tasks",
+            json!({"query_id": query, "result_format": "json"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let task: Value = response.json().await.unwrap();
+    let keys: Vec<&str> = task
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "query_id",
+            "query",
+            "generate_links",
+            "force_production",
+            "path_prefix",
+            "cache",
+            "server_table_calcs",
+            "cache_only",
+            "cache_key",
+            "status",
+            "source",
+            "runtime",
+            "rebuild_pdts",
+            "result_source",
+            "look_id",
+            "dashboard_id",
+            "result_format",
+            "id",
+            "can"
+        ]
+    );
+    let id = task["id"].as_str().unwrap();
+    assert_eq!(id.len(), 32);
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    assert_eq!(task["source"], "api");
+    assert!(matches!(
+        task["status"].as_str(),
+        Some("added" | "running" | "complete")
+    ));
+    let done = s.wait_for(id, &["complete"]).await;
+    assert_eq!(done["result_source"], "query");
+    assert!(done["runtime"].is_number());
+    let response = s.get(&format!("/query_tasks/{id}/results")).await;
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let rows: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(rows.len(), 5);
+
+    // The same answer from SQL over the fixtures: the rows are real, not canned.
+    let (_, record) = support::run(
+        &s.server.engine,
+        JobSpec::new(
+            "SELECT u.state, COUNT(*) AS n FROM order_items o LEFT JOIN users u ON o.user_id = u.id \
+             GROUP BY u.state ORDER BY n DESC LIMIT 1",
+            "tester",
+            "test",
+        ),
+    )
+    .await;
+    assert_eq!(record.state, JobState::Succeeded);
+    let top: Vec<Value> = s
+        .get(&format!("/query_tasks/{id}/results"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let reader = s.server.engine.read(record.id).unwrap();
+    let batch = futures::StreamExt::next(&mut reader.into_stream())
+        .await
+        .unwrap()
+        .unwrap();
+    let expected_count = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(top[0]["order_items.count"], expected_count);
+
+    // fields= partial responses.
+    let partial = s.json(&format!("/query_tasks/{id}?fields=id,status")).await;
+    assert_eq!(partial, json!({"id": id, "status": "complete"}));
+}
+
+#[tokio::test]
+async fn results_not_ready_answer_202_or_204_with_no_body() {
+    for status in [StatusCode::ACCEPTED, StatusCode::NO_CONTENT] {
+        let s = Session::start(status.as_u16()).await;
+        let query = s.create_query(slow_query()).await;
+        let task = s.create_task(&query, "json").await;
+        let response = s.get(&format!("/query_tasks/{task}/results")).await;
+        assert_eq!(response.status(), status);
+        assert!(response.headers().get("content-type").is_none());
+        assert_eq!(response.text().await.unwrap(), "");
+        let response = s
+            .http
+            .delete(s.url(&format!("/running_queries/{task}")))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+#[tokio::test]
+async fn kill_stops_the_job_and_the_task_reads_killed() {
+    let s = Session::start(202).await;
+    let query = s.create_query(slow_query()).await;
+    let task = s.create_task(&query, "json").await;
+    s.wait_for(&task, &["running"]).await;
+    let running: Vec<Value> = s.json("/running_queries").await.as_array().unwrap().clone();
+    assert!(running.iter().any(|r| r["query_task_id"] == task.as_str()));
+    let response = s
+        .http
+        .delete(s.url(&format!("/running_queries/{task}")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(s.wait_for(&task, &["killed"]).await["status"], "killed");
+    let id = s
+        .server
+        .engine
+        .resolve(JobRef::parse(&task).unwrap())
+        .unwrap();
+    let record = support::wait_for_state(&s.server.engine, id, JobState::Cancelled).await;
+    assert!(record.finished.is_some());
+    // The worker is free again: a quick task still completes.
+    let quick = s.create_query(states_query()).await;
+    let quick_task = s.create_task(&quick, "csv").await;
+    s.wait_for(&quick_task, &["complete"]).await;
+    let running: Vec<Value> = s.json("/running_queries").await.as_array().unwrap().clone();
+    assert!(running.is_empty(), "{running:?}");
+    // Killing a finished task is a 404.
+    let response = s
+        .http
+        .delete(s.url(&format!("/running_queries/{task}")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    looker_error(response, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_failing_query_is_200_with_errors_for_json_detail_and_400_otherwise() {
+    let s = Session::start(202).await;
+    let query = s
+        .create_query(json!({"model": "pqtest", "view": "users", "fields": ["users.broken"]}))
+        .await;
+    let detail_task = s.create_task(&query, "json_detail").await;
+    let csv_task = s.create_task(&query, "csv").await;
+    s.wait_for(&detail_task, &["error"]).await;
+    s.wait_for(&csv_task, &["error"]).await;
+    let response = s.get(&format!("/query_tasks/{detail_task}/results")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let detail: Value = response.json().await.unwrap();
+    assert_eq!(detail["data"], json!([]));
+    let error = &detail["errors"][0];
+    assert!(error["message_details"].as_str().unwrap().contains("Cast"));
+    assert!(error["documentation_url"].is_string());
+    let body = looker_error(
+        s.get(&format!("/query_tasks/{csv_task}/results")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body["message"].as_str().unwrap().contains("Cast"));
+}
+
+#[tokio::test]
+async fn unknown_tasks_are_404_and_missing_in_multi_results() {
+    let s = Session::start(202).await;
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for path in [
+        format!("/query_tasks/{unknown}"),
+        format!("/query_tasks/{unknown}/results"),
+        "/query_tasks/not-an-id".to_string(),
+        "/queries/999999".to_string(),
+        "/no_such_endpoint".to_string(),
+    ] {
+        let body = looker_error(s.get(&path).await, StatusCode::NOT_FOUND).await;
+        assert_eq!(body["message"], "Not found", "{path}");
+    }
+    let query = s.create_query(states_query()).await;
+    let task = s.create_task(&query, "json_bi").await;
+    s.wait_for(&task, &["complete"]).await;
+    for ids in [
+        format!("{task},{unknown}"),
+        format!("[\"{task}\",\"{unknown}\"]"),
+    ] {
+        let multi = s
+            .json(&format!(
+                "/query_tasks/multi_results?query_task_ids={}",
+                urlencode(&ids)
+            ))
+            .await;
+        assert_eq!(multi[unknown], json!({"status": "missing"}), "{ids}");
+        assert_eq!(multi[&task]["status"], "complete");
+        assert_eq!(multi[&task]["result_source"], "query");
+        assert_eq!(multi[&task]["data"]["rows"].as_array().unwrap().len(), 5);
+    }
+    // Someone else's task is as unknown as one that never existed.
+    let other = s
+        .server
+        .engine
+        .submit({
+            let mut spec = JobSpec::new("SELECT 1", "mallory", "looker");
+            spec.tags.insert("looker.kind".into(), "task".into());
+            spec
+        })
+        .unwrap();
+    looker_error(
+        s.get(&format!("/query_tasks/{}", other.to_hex())).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
+}
+
+// --- bad input --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_input_gets_looker_errors() {
+    let s = Session::start(202).await;
+    let cases = [
+        (
+            json!({"model": "nope", "view": "x", "fields": ["x.y"]}),
+            "model",
+        ),
+        (
+            json!({"model": "thelook", "view": "nope", "fields": ["x.y"]}),
+            "view",
+        ),
+        (
+            json!({"model": "thelook", "view": "users", "fields": ["users.nope"]}),
+            "fields",
+        ),
+        (
+            json!({"model": "thelook", "view": "users", "fields": ["users.id"], "filters": {"users.age": ">>3"}}),
+            "filters",
+        ),
+        (
+            json!({"model": "thelook", "view": "users", "fields": ["users.id"], "filters": {"users.created_at": "someday"}}),
+            "filters",
+        ),
+        (
+            json!({"model": "thelook", "view": "users", "fields": ["users.id"], "sorts": ["users.age"]}),
+            "sorts",
+        ),
+        (
+            json!({"model": "thelook", "view": "users", "fields": ["users.id"], "limit": "ten"}),
+            "limit",
+        ),
+        (json!({"view": "users", "fields": ["users.id"]}), "model"),
+    ];
+    for (body, field) in cases {
+        let response = s.post("/queries", body.clone()).await;
+        let error = looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error["message"], "Validation Failed");
+        assert_eq!(error["errors"][0]["field"], field, "{body}");
+    }
+    // Malformed JSON.
+    let response = s
+        .http
+        .post(s.url("/queries"))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
+    looker_error(response, StatusCode::BAD_REQUEST).await;
+    // A bad result format: 400 on a run, 422 on a task.
+    let query = s.create_query(states_query()).await;
+    looker_error(
+        s.get(&format!("/queries/{query}/run/pdf")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let response = s
+        .post(
+            "/query_tasks",
+            json!({"query_id": query, "result_format": "pdf"}),
+        )
+        .await;
+    let error = looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(error["errors"][0]["field"], "result_format");
+    let response = s
+        .post(
+            "/query_tasks",
+            json!({"query_id": "424242", "result_format": "json"}),
+        )
+        .await;
+    looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let response = s
+        .http
+        .get(s.url(&format!("/queries/{query}/run/json?limit=lots")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    looker_error(response, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn a_filter_value_cannot_change_the_statement() {
+    let s = Session::start(202).await;
+    let hostile = [
+        "x' OR '1'='1",
+        "x'; DROP TABLE users; --",
+        "%' UNION SELECT email FROM users --",
+        "\\' OR 1=1 --",
+    ];
+    for value in hostile {
+        let query = json!({
+            "model": "thelook",
+            "view": "users",
+            "fields": ["users.count"],
+            "filters": {"users.first_name": value},
+        });
+        let (status, body) = s.run_inline("json", query.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{value}: {body}");
+        let rows: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(rows, json!([{"users.count": 0}]), "{value}");
+        let (_, sql) = s.run_inline("sql", query).await;
+        let statements =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &sql)
+                .unwrap();
+        assert_eq!(statements.len(), 1, "{sql}");
+        assert!(
+            !sql.contains("UNION") || sql.contains("'%'' UNION"),
+            "{sql}"
+        );
+    }
+    // Also in a number field: not a number, so a validation error, never SQL.
+    let (status, _) = s
+        .run_inline(
+            "json",
+            json!({"model": "thelook", "view": "users", "fields": ["users.count"], "filters": {"users.age": "1 OR 1=1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+// --- the semantic layer -----------------------------------------------------------------------
+
+/// Runs SQL straight on the engine and answers its rows as JSON.
+async fn sql_rows(s: &Session, sql: &str) -> Value {
+    let response = s
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": sql}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.unwrap();
+    let slug = created["slug"].as_str().unwrap();
+    let response = s
+        .http
+        .post(s.url(&format!("/sql_queries/{slug}/run/json")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn measures_filters_and_sorts_compute_what_sql_computes() {
+    let s = Session::start(202).await;
+    let (status, body) = s
+        .run_inline(
+            "json",
+            json!({
+                "model": "thelook",
+                "view": "order_items",
+                "fields": ["products.category", "order_items.count", "order_items.total_sale_price",
+                           "order_items.min_sale_price", "order_items.max_sale_price",
+                           "order_items.order_count", "order_items.average_sale_price"],
+                "filters": {"products.category": "Jeans,Pants", "order_items.sale_price": ">=50",
+                            "order_items.created_at": "2020-01-01 to 2024-01-01"},
+                "sorts": ["products.category"],
+                "limit": "-1",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ours: Value = serde_json::from_str(&body).unwrap();
+    let expected = sql_rows(
+        &s,
+        "SELECT p.category AS c, COUNT(*) AS n, SUM(o.sale_price) AS total, MIN(o.sale_price) AS lo, \
+         MAX(o.sale_price) AS hi, COUNT(DISTINCT o.order_id) AS orders, AVG(o.sale_price) AS avg \
+         FROM order_items o LEFT JOIN inventory_items i ON o.inventory_item_id = i.id \
+         LEFT JOIN products p ON i.product_id = p.id \
+         WHERE p.category IN ('Jeans', 'Pants') AND o.sale_price >= 50 \
+           AND o.created_at >= TIMESTAMP '2020-01-01 00:00:00' AND o.created_at < TIMESTAMP '2024-01-01 00:00:00' \
+         GROUP BY p.category ORDER BY p.category",
+    )
+    .await;
+    let ours = ours.as_array().unwrap();
+    let expected = expected.as_array().unwrap();
+    assert_eq!(ours.len(), 2);
+    assert_eq!(ours.len(), expected.len());
+    for (a, b) in ours.iter().zip(expected) {
+        assert_eq!(a["products.category"], b["c"]);
+        assert_eq!(a["order_items.count"], b["n"]);
+        assert_eq!(a["order_items.min_sale_price"], b["lo"]);
+        assert_eq!(a["order_items.max_sale_price"], b["hi"]);
+        assert_eq!(a["order_items.order_count"], b["orders"]);
+        let close = |x: &Value, y: &Value| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-6;
+        assert!(close(&a["order_items.total_sale_price"], &b["total"]));
+        assert!(close(&a["order_items.average_sale_price"], &b["avg"]));
+    }
+    // Negation, wildcards and NULL in string filters.
+    let count = |filter: &'static str| {
+        let s = &s;
+        async move {
+            let (status, body) = s
+                .run_inline(
+                    "json",
+                    json!({"model": "thelook", "view": "users", "fields": ["users.count"],
+                           "filters": {"users.country": filter}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let rows: Value = serde_json::from_str(&body).unwrap();
+            rows[0]["users.count"].as_i64().unwrap()
+        }
+    };
+    let all = count("").await;
+    let us = count("United States").await;
+    let united = count("United%").await;
+    let not_us = count("-United States").await;
+    assert_eq!(all, 1000);
+    assert!(us > 0 && united > us);
+    assert_eq!(us + not_us, all);
+    assert_eq!(count("NULL").await, 0);
+    assert_eq!(count("-NULL").await, all);
+}
+
+#[tokio::test]
+async fn every_catalog_table_is_an_explore_of_the_polyquery_model() {
+    let s = Session::start(202).await;
+    let tables: Vec<String> = s
+        .server
+        .engine
+        .executor()
+        .catalog()
+        .tables
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(tables.len() >= 5);
+    for table in tables {
+        let first_column = s
+            .server
+            .engine
+            .executor()
+            .catalog()
+            .table(&table)
+            .unwrap()
+            .schema
+            .field(0)
+            .name()
+            .clone();
+        let (status, body) = s
+            .run_inline(
+                "json_detail",
+                json!({"model": "polyquery", "view": table,
+                       "fields": [format!("{table}.{first_column}"), format!("{table}.count")],
+                       "limit": "3"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{table}: {body}");
+        let detail: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(detail["explore"]["name"], table.as_str());
+        assert_eq!(
+            detail["fields"]["measures"][0]["name"],
+            format!("{table}.count")
+        );
+        assert!(!detail["data"].as_array().unwrap().is_empty(), "{table}");
+    }
+}
+
+// --- formats ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_format_has_its_content_type_and_text_types_name_utf8() {
+    let s = Session::start(202).await;
+    let query = s.create_query(states_query()).await;
+    let expected = [
+        ("json", "application/json"),
+        ("json_detail", "application/json"),
+        ("json_bi", "application/json"),
+        ("inline_json", "application/json"),
+        ("csv", "text/csv; charset=utf-8"),
+        ("txt", "text/plain; charset=utf-8"),
+        ("md", "text/markdown; charset=utf-8"),
+        ("html", "text/html; charset=utf-8"),
+        (
+            "xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        ("sql", "application/sql; charset=utf-8"),
+    ];
+    for (format, content_type) in expected {
+        let response = s.get(&format!("/queries/{query}/run/{format}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{format}");
+        assert_eq!(response.headers()["content-type"], content_type, "{format}");
+        let bytes = response.bytes().await.unwrap();
+        assert!(!bytes.is_empty(), "{format}");
+    }
+    let csv = s
+        .get(&format!("/queries/{query}/run/csv?limit=2"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines[0], "Users State,Order Items Count");
+    assert_eq!(csv.matches('\n').count(), 3);
+    let formatted: Value = s
+        .get(&format!(
+            "/queries/{query}/run/json?apply_formatting=true&limit=1"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(formatted[0]["order_items.count"].is_string());
+    let unlimited: Vec<Value> = s
+        .get(&format!("/queries/{query}/run/json?limit=-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(unlimited.len() > 5);
+}
+
+// --- contract cases ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn contract_cases_pass() {
+    let server = TestServer::start(Config::default()).await;
+    let dir = polyquery::contract::default_dir("looker");
+    let outcomes = polyquery::contract::replay(&dir, &format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    assert!(outcomes.len() >= 5, "{outcomes:?}");
+    let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
