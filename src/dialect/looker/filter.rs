@@ -91,8 +91,45 @@ fn not(e: Expr) -> Expr {
     }
 }
 
+/// A string literal that reads back as exactly `text`. sqlparser writes a backslash-quote inside
+/// a literal as is (taking it for an escaped quote), so a backslash never goes into the text: it
+/// is spliced in as `chr(92)`, which leaves every quote doubled and no way out of the literal.
 fn string_literal(text: &str) -> Expr {
-    Expr::Value(Value::SingleQuotedString(text.to_string()).into())
+    let quoted = |part: &str| Expr::Value(Value::SingleQuotedString(part.to_string()).into());
+    let mut parts = text.split('\\');
+    let first = quoted(parts.next().unwrap_or_default());
+    parts.fold(first, |acc, part| {
+        let joined = binary(acc, BinaryOperator::StringConcat, backslash());
+        if part.is_empty() {
+            joined
+        } else {
+            binary(joined, BinaryOperator::StringConcat, quoted(part))
+        }
+    })
+}
+
+/// `chr(92)`: a backslash, without writing one.
+fn backslash() -> Expr {
+    use sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+        ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new("chr")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                Value::Number("92".into(), false).into(),
+            )))],
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 fn is_null(field: &Expr) -> Expr {
@@ -146,11 +183,12 @@ fn string_terms(field: &Expr, expression: &str) -> Vec<Term> {
                 binary(field.clone(), BinaryOperator::Eq, string_literal("")),
             ))
         } else if piece.iter().any(|(c, e)| !e && (*c == '%' || *c == '_')) {
+            // DataFusion's LIKE escapes with a backslash (and takes no other ESCAPE character);
+            // the backslashes reach the pattern through `string_literal`, never the SQL text.
             let pattern: String = piece
                 .iter()
                 .flat_map(|(c, escaped)| match (c, escaped) {
-                    ('%' | '_' | '\\', true) => vec!['\\', *c],
-                    ('\\', false) => vec!['\\', '\\'],
+                    ('%' | '_', true) | ('\\', _) => vec!['\\', *c],
                     _ => vec![*c],
                 })
                 .collect();
@@ -159,7 +197,7 @@ fn string_terms(field: &Expr, expression: &str) -> Vec<Term> {
                 any: false,
                 expr: Box::new(field.clone()),
                 pattern: Box::new(string_literal(&pattern)),
-                escape_char: Some(Value::SingleQuotedString("\\".into()).into()),
+                escape_char: None,
             }
         } else {
             binary(field.clone(), BinaryOperator::Eq, string_literal(&plain))
@@ -671,7 +709,12 @@ mod tests {
         );
         assert_eq!(
             sql(FieldType::String, "FOO%"),
-            r#""f" LIKE 'FOO%' ESCAPE '\'"#
+            r#""f" LIKE 'FOO%'"#
+        );
+        assert_eq!(
+            sql(FieldType::String, r"\' OR 1=1 --"),
+            r#""f" = '' || chr(92) || ''' OR 1=1 --'"#,
+            "a backslash never reaches the SQL text"
         );
         assert_eq!(sql(FieldType::String, "50^%"), r#""f" = '50%'"#);
         assert_eq!(sql(FieldType::String, "a^,b"), r#""f" = 'a,b'"#);

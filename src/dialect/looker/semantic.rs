@@ -399,6 +399,9 @@ pub fn title_case(name: &str) -> String {
     name.split(['_', ' '])
         .filter(|w| !w.is_empty())
         .map(|w| {
+            if w.eq_ignore_ascii_case("id") {
+                return "ID".to_string();
+            }
             let mut chars = w.chars();
             match chars.next() {
                 Some(c) => c.to_uppercase().chain(chars).collect::<String>(),
@@ -723,5 +726,6 @@ mod tests {
     fn labels_are_title_case() {
         assert_eq!(title_case("order_items"), "Order Items");
         assert_eq!(title_case("count"), "Count");
+        assert_eq!(title_case("user_id"), "User ID");
     }
 }
