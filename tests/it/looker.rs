@@ -205,6 +205,30 @@ async fn python_sdk_reads_202_and_204_as_not_ready() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn node_sdk_full_flow() {
+    // scripts/sdk-env also runs `npm ci` in tests/sdk/looker-node.
+    support::sdk_python();
+    let server = server(202).await;
+    let base_url = format!("http://{}", server.addr);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(repo().join("tests/sdk/looker-node"))
+            .args(["sdk_flow.js", base_url.as_str(), ID, SECRET])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run node: {e}"))
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "@looker/sdk-node flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+}
+
 // --- login and auth ---------------------------------------------------------------------------
 
 #[tokio::test]
