@@ -707,10 +707,7 @@ mod tests {
             sql(FieldType::String, "-a"),
             r#"("f" IS NULL OR NOT ("f" = 'a'))"#
         );
-        assert_eq!(
-            sql(FieldType::String, "FOO%"),
-            r#""f" LIKE 'FOO%'"#
-        );
+        assert_eq!(sql(FieldType::String, "FOO%"), r#""f" LIKE 'FOO%'"#);
         assert_eq!(
             sql(FieldType::String, r"\' OR 1=1 --"),
             r#""f" = '' || chr(92) || ''' OR 1=1 --'"#,
