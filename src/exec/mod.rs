@@ -1,1 +1,4 @@
 //! placeholder
+pub mod fixtures;
+pub mod functions;
+pub mod testing_provider;
