@@ -1,6 +1,8 @@
 //! polyquery's end-to-end tests, one binary (DataFusion is linked once).
 
+mod cli;
 mod encode;
 mod engine;
+mod fixtures;
 mod server;
 mod support;
