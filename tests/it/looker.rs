@@ -346,7 +346,7 @@ fn states_query() -> Value {
 }
 
 fn slow_query() -> Value {
-    json!({"model": "pqtest", "view": "cross", "fields": ["users.count"]})
+    json!({"model": "pqtest", "view": "slow", "fields": ["sleepy.nap"]})
 }
 
 #[tokio::test]

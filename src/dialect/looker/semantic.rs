@@ -283,6 +283,10 @@ struct ViewFile {
     /// The catalog table; default: the view's name.
     #[serde(default)]
     table: Option<String>,
+    /// A derived table: the view reads this query instead of a catalog table, and has only the
+    /// dimensions it declares.
+    #[serde(default)]
+    derived_sql: Option<String>,
     #[serde(default)]
     label: Option<String>,
     #[serde(default)]
@@ -369,7 +373,8 @@ impl JoinType {
 /// A view with its fields built.
 struct View {
     name: String,
-    table: String,
+    /// What the FROM clause reads: a quoted table name or a parenthesised derived query.
+    source: String,
     fields: Vec<Field>,
 }
 
@@ -531,25 +536,30 @@ fn count_measure(
 }
 
 fn build_view(model: &str, file: &ViewFile, catalog: &Catalog) -> Result<View, ModelError> {
-    let table_name = file.table.as_deref().unwrap_or(&file.name);
-    let table = catalog.table(table_name).ok_or_else(|| {
-        invalid(
-            model,
-            format!("view {}: no table {table_name} in the catalog", file.name),
-        )
-    })?;
+    let (source, schema) = match &file.derived_sql {
+        Some(sql) => (format!("({sql})"), None),
+        None => {
+            let table_name = file.table.as_deref().unwrap_or(&file.name);
+            let table = catalog.table(table_name).ok_or_else(|| {
+                invalid(
+                    model,
+                    format!("view {}: no table {table_name} in the catalog", file.name),
+                )
+            })?;
+            (quoted(&table.name), Some(table.schema.clone()))
+        }
+    };
     let view = file.name.as_str();
     let view_label = file.label.clone().unwrap_or_else(|| title_case(view));
-    let mut fields = if file.column_dimensions {
-        column_dimensions(
+    let mut fields = match schema {
+        Some(schema) if file.column_dimensions => column_dimensions(
             model,
             view,
             &view_label,
-            &table.schema,
+            &schema,
             file.primary_key.as_deref(),
-        )?
-    } else {
-        Vec::new()
+        )?,
+        _ => Vec::new(),
     };
     for d in &file.dimensions {
         fields.retain(|f| f.short_name != d.name);
@@ -593,7 +603,7 @@ fn build_view(model: &str, file: &ViewFile, catalog: &Catalog) -> Result<View, M
     }
     Ok(View {
         name: view.to_string(),
-        table: table.name.clone(),
+        source,
         fields,
     })
 }
@@ -604,16 +614,12 @@ fn from_clause(
     base: &View,
     joins: &[(&View, &JoinFile)],
 ) -> Result<Vec<TableWithJoins>, ModelError> {
-    let mut text = format!(
-        "SELECT 1 FROM {} AS {}",
-        quoted(&base.table),
-        quoted(&base.name)
-    );
+    let mut text = format!("SELECT 1 FROM {} AS {}", base.source, quoted(&base.name));
     for (view, join) in joins {
         text.push_str(&format!(
             " {} {} AS {} ON {}",
             join.join_type.sql(),
-            quoted(&view.table),
+            view.source,
             quoted(&view.name),
             join.sql_on.replace("${TABLE}", &quoted(&view.name))
         ));
@@ -686,6 +692,7 @@ fn catalog_model(catalog: &Catalog) -> Model {
             let file = ViewFile {
                 name: table.name.clone(),
                 table: Some(table.name.clone()),
+                derived_sql: None,
                 label: None,
                 primary_key: None,
                 column_dimensions: true,

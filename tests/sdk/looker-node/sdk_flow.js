@@ -140,7 +140,7 @@ async function main() {
   check(Array.isArray(inline) && inline.length === 5, 'run_inline_query')
 
   // A slow task: its results read as not ready ("" for 202), then it is killed.
-  const slow = await sdk.ok(sdk.create_query({ model: 'pqtest', view: 'cross', fields: ['users.count'] }))
+  const slow = await sdk.ok(sdk.create_query({ model: 'pqtest', view: 'slow', fields: ['sleepy.nap'] }))
   const slowTask = await sdk.ok(sdk.create_query_task({ body: { query_id: slow.id, result_format: 'json' } }))
   const pending = await sdk.ok(sdk.query_task_results(slowTask.id))
   check(pending === '', `not-ready results should be "", got ${JSON.stringify(pending)}`)

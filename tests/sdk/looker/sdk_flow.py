@@ -119,8 +119,8 @@ def check_result(fmt, result, limit):
 
 
 def slow_query(sdk):
-    # The test model's `cross` explore multiplies three tables: seconds to minutes of real work.
-    return sdk.create_query(models.WriteQuery(model="pqtest", view="cross", fields=["users.count"]))
+    # The test model's `slow` explore sleeps half a minute per row, until it is killed.
+    return sdk.create_query(models.WriteQuery(model="pqtest", view="slow", fields=["sleepy.nap"]))
 
 
 def not_ready(sdk):
