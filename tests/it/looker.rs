@@ -926,3 +926,70 @@ async fn contract_cases_pass() {
     let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[tokio::test]
+async fn a_pivot_spreads_each_measure_over_the_pivot_values() {
+    let s = Session::start(202).await;
+    let query = |pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["products.department", "products.category", "order_items.count"],
+            "pivots": pivots,
+            "sorts": ["products.category"],
+            "limit": "-1",
+        })
+    };
+    let (status, body) = s
+        .run_inline("json", query(json!(["products.department"])))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pivoted: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let (_, body) = s.run_inline("json", query(Value::Null)).await;
+    let flat: Vec<Value> = serde_json::from_str(&body).unwrap();
+    // Every flat row is one cell of the pivoted table, and nothing else is.
+    let mut cells = 0;
+    for row in &pivoted {
+        let object = row.as_object().unwrap();
+        assert!(!object.contains_key("products.department"));
+        for (department, count) in row["order_items.count"].as_object().unwrap() {
+            if count.is_null() {
+                continue;
+            }
+            cells += 1;
+            assert!(
+                flat.iter()
+                    .any(|f| f["products.category"] == row["products.category"]
+                        && f["products.department"] == department.as_str()
+                        && &f["order_items.count"] == count)
+            );
+        }
+    }
+    assert_eq!(cells, flat.len());
+    assert!(pivoted.len() < flat.len());
+
+    let (_, body) = s
+        .run_inline("json_detail", query(json!(["products.department"])))
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    let keys: Vec<&str> = detail["pivots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["Men", "Women"]);
+    assert_eq!(detail["fields"]["pivots"][0]["name"], "products.department");
+    assert!(detail["data"][0]["order_items.count"]["Men"]["value"].is_number());
+
+    let (_, csv) = s
+        .run_inline("csv", query(json!(["products.department"])))
+        .await;
+    assert_eq!(
+        csv.lines().next(),
+        Some("Products Category,Order Items Count | Men,Order Items Count | Women")
+    );
+    // A pivot must be one of the query's dimensions.
+    let (status, _) = s.run_inline("json", query(json!(["products.brand"]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

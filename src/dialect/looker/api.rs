@@ -541,7 +541,7 @@ impl LookerFront {
             options.apply_formatting,
             cached.is_some(),
         );
-        self.answer_result(&record, format, meta)
+        self.answer_result(&record, format, meta).await
     }
 
     /// The job spec for a query run or task.
@@ -622,6 +622,10 @@ impl LookerFront {
                 )
             }),
             sorts: compiled.map(|c| c.sorts.clone()).unwrap_or_default(),
+            pivot: compiled.and_then(|c| {
+                let name = c.pivot.as_ref()?;
+                c.fields.iter().position(|f| &f.name == name)
+            }),
             filters,
             apply_formatting,
             id: record.id.to_hex(),
@@ -632,7 +636,12 @@ impl LookerFront {
     }
 
     /// A finished job's result in `format`, or its failure in Looker's form.
-    fn answer_result(&self, record: &JobRecord, format: ResultFormat, meta: ResultMeta) -> Answer {
+    async fn answer_result(
+        &self,
+        record: &JobRecord,
+        format: ResultFormat,
+        meta: ResultMeta,
+    ) -> Answer {
         match record.state {
             JobState::Succeeded => {
                 let reader = self.engine.read(record.id)?;
@@ -640,7 +649,7 @@ impl LookerFront {
                 if meta.fields.is_empty() {
                     meta.fields = results::raw_fields(&reader.schema());
                 }
-                Ok(results::render(format, meta, reader.into_stream()))
+                Ok(results::render(format, meta, reader.into_stream()).await)
             }
             JobState::Queued | JobState::Running => Err(LookerError::new(
                 StatusCode::BAD_REQUEST,
@@ -803,10 +812,10 @@ impl LookerFront {
                 .unwrap_or(StatusCode::ACCEPTED);
             return Ok(http::no_body(status));
         }
-        self.task_answer(&record)
+        self.task_answer(&record).await
     }
 
-    fn task_answer(&self, record: &JobRecord) -> Answer {
+    async fn task_answer(&self, record: &JobRecord) -> Answer {
         let tags = &record.spec.tags;
         let format = tags
             .get(tag::FORMAT)
@@ -814,7 +823,7 @@ impl LookerFront {
             .unwrap_or(ResultFormat::Json);
         let formatting = tags.get(tag::FORMATTING).is_some_and(|f| f == "true");
         let meta = self.meta(record, None, formatting, false);
-        self.answer_result(record, format, meta)
+        self.answer_result(record, format, meta).await
     }
 
     async fn multi_results(&self, params: &Params, owner: &str) -> Answer {
@@ -853,7 +862,7 @@ impl LookerFront {
     /// A finished task's result as a JSON value for multi_results: JSON formats parsed, the others
     /// as their text.
     async fn inline_data(&self, record: &JobRecord) -> Result<Value, LookerError> {
-        let response = match self.task_answer(record) {
+        let response = match self.task_answer(record).await {
             Ok(r) => r,
             Err(e) => {
                 return Ok(
@@ -1009,7 +1018,7 @@ impl LookerFront {
             q.last_runtime = runtime(&record);
         }
         let meta = self.meta(&record, None, false, false);
-        self.answer_result(&record, format, meta)
+        self.answer_result(&record, format, meta).await
     }
 }
 

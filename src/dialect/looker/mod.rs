@@ -3,12 +3,13 @@
 //! `/api/4.0/…` (and `/api/logout`) for the official SDKs.
 //!
 //! - `session`: access tokens; `query`: stored queries and their compilation to SQL; `filter`:
-//!   Looker filter expressions; `semantic`: models and explores; `results`: the result formats;
+//!   Looker filter expressions; `pivot`: one-dimension pivots; `semantic`: models and explores; `results`: the result formats;
 //!   `error`: the one error wire and the engine-error mapping; `api`: the endpoints.
 
 mod api;
 mod error;
 mod filter;
+mod pivot;
 mod query;
 mod results;
 mod semantic;

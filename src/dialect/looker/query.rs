@@ -241,6 +241,8 @@ pub struct Compiled {
     /// The selected fields, in the query's order (each is a column named `view.field`).
     pub fields: Vec<Field>,
     pub sorts: Vec<Sort>,
+    /// The dimension pivoted on, if any.
+    pub pivot: Option<String>,
     /// The statement, in generic SQL (what the engine runs and `sql` format shows).
     pub sql: String,
 }
@@ -374,12 +376,24 @@ pub fn compile(
             "a query needs at least one field",
         ));
     }
-    for name in query.pivots.iter().flatten() {
-        errors.push(ErrorDetail::new(
+    let mut pivot = None;
+    match query.pivots.as_deref().unwrap_or_default() {
+        [] => {}
+        [name] => match explore.field(name) {
+            Some(f) if !f.is_measure() && fields.iter().any(|s| s.name == f.name) => {
+                pivot = Some(f.name.clone());
+            }
+            _ => errors.push(ErrorDetail::new(
+                "pivots",
+                "invalid",
+                format!("pivot {name:?} must be a dimension among the query's fields"),
+            )),
+        },
+        _ => errors.push(ErrorDetail::new(
             "pivots",
             "unsupported",
-            format!("pivoting on {name:?} is not supported by polyquery yet"),
-        ));
+            "polyquery pivots on one dimension at a time",
+        )),
     }
     let mut where_clause: Option<Expr> = None;
     let mut having: Option<Expr> = None;
@@ -470,6 +484,7 @@ pub fn compile(
         explore: explore.clone(),
         fields,
         sorts,
+        pivot,
         sql,
     })
 }

@@ -17,6 +17,7 @@ use hyper::body::Frame;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Map, Value, json};
 
+use super::pivot;
 use super::query::Sort;
 use super::semantic::{Field, FieldType, title_case};
 use crate::encode::{EncodeOptions, Format, cell_json, cell_text};
@@ -101,6 +102,8 @@ pub struct ResultMeta {
     /// `(name, label, description)` of the explore, `None` for SQL Runner results.
     pub explore: Option<(String, String, Option<String>)>,
     pub sorts: Vec<Sort>,
+    /// The position in `fields` of the dimension pivoted on.
+    pub pivot: Option<usize>,
     pub filters: Map<String, Value>,
     pub apply_formatting: bool,
     /// The task or job id shown in `json_detail`.
@@ -120,11 +123,16 @@ fn respond(format: ResultFormat, body: crate::server::http::Body) -> Response {
 }
 
 /// The response for a succeeded result.
-pub fn render(
+pub async fn render(
     format: ResultFormat,
     meta: ResultMeta,
     stream: SendableRecordBatchStream,
 ) -> Response {
+    if let Some(pivot) = meta.pivot
+        && format != ResultFormat::Sql
+    {
+        return render_pivoted(format, meta, pivot, stream).await;
+    }
     match format {
         ResultFormat::Sql => respond(format, crate::server::http::full(meta.sql.clone())),
         ResultFormat::Json | ResultFormat::InlineJson if !meta.apply_formatting => respond(
@@ -142,6 +150,76 @@ pub fn render(
         ResultFormat::Html => tabular(format, Format::Html, &meta, stream),
         ResultFormat::Xlsx => tabular(format, Format::Xlsx, &meta, stream),
     }
+}
+
+/// A pivoted result: gathered, regrouped, then written whole (see `pivot`).
+async fn render_pivoted(
+    format: ResultFormat,
+    meta: ResultMeta,
+    pivot_at: usize,
+    stream: SendableRecordBatchStream,
+) -> Response {
+    let batches = match datafusion::physical_plan::common::collect(stream).await {
+        Ok(b) => b,
+        Err(e) => return render_failure(format, &meta, &e.to_string()),
+    };
+    let layout = pivot::Layout {
+        fields: &meta.fields,
+        pivot: pivot_at,
+    };
+    let pivoted = match pivot::pivot(&batches, &layout) {
+        Ok(p) => p,
+        Err(e) => return render_failure(format, &meta, &e.to_string()),
+    };
+    let whole = |value: Value| respond(format, crate::server::http::full(value.to_string()));
+    let tabular_format = match format {
+        ResultFormat::Json | ResultFormat::InlineJson => {
+            let form = if meta.apply_formatting {
+                pivot::CellForm::Text
+            } else {
+                pivot::CellForm::Value
+            };
+            return whole(Value::Array(pivot::json_rows(&pivoted, &layout, form)));
+        }
+        ResultFormat::JsonDetail => {
+            let mut body = detail_head(&meta);
+            body.insert("pivots".into(), pivot::pivot_list(&pivoted, &layout));
+            body.insert(
+                "data".into(),
+                Value::Array(pivot::json_rows(&pivoted, &layout, pivot::CellForm::Detail)),
+            );
+            body.insert("drill_menu_build_time".into(), json!(0));
+            body.insert("has_subtotals".into(), json!(false));
+            return whole(Value::Object(body));
+        }
+        ResultFormat::JsonBi => {
+            let mut body = bi_head(&meta);
+            if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("pivots".into(), pivot::pivot_list(&pivoted, &layout));
+            }
+            body.insert(
+                "rows".into(),
+                Value::Array(pivot::json_rows(&pivoted, &layout, pivot::CellForm::Value)),
+            );
+            return whole(Value::Object(body));
+        }
+        ResultFormat::Csv => Format::Csv,
+        ResultFormat::Txt => Format::Text,
+        ResultFormat::Md => Format::Markdown,
+        ResultFormat::Html => Format::Html,
+        ResultFormat::Xlsx => Format::Xlsx,
+        ResultFormat::Sql => return respond(format, crate::server::http::full(meta.sql.clone())),
+    };
+    let table = match pivot::table(&pivoted, &layout) {
+        Ok(t) => t,
+        Err(e) => return render_failure(format, &meta, &e.to_string()),
+    };
+    let schema = table.schema();
+    let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(vec![Ok(table)]),
+    ));
+    respond(format, encoded(stream, tabular_format, tabular_options()))
 }
 
 /// The answer for a query that failed: `json_detail` is still a 200 carrying `errors[]`, every
@@ -207,12 +285,15 @@ fn tabular(
     });
     let stream: SendableRecordBatchStream =
         Box::pin(RecordBatchStreamAdapter::new(labelled, renamed));
-    let options = EncodeOptions {
+    respond(format, encoded(stream, encoding, tabular_options()))
+}
+
+fn tabular_options() -> EncodeOptions {
+    EncodeOptions {
         sheet_name: "Looker".to_string(),
         table_name: String::new(),
         ..EncodeOptions::default()
-    };
-    respond(format, encoded(stream, encoding, options))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -257,8 +338,12 @@ fn field_detail(field: &Field, sorts: &[Sort]) -> Value {
 
 /// The `json_detail` keys that come before `data`, in Looker's order.
 fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
-    let (dimensions, measures): (Vec<&Field>, Vec<&Field>) =
-        meta.fields.iter().partition(|f| !f.is_measure());
+    let pivot = meta.pivot.and_then(|i| meta.fields.get(i));
+    let (dimensions, measures): (Vec<&Field>, Vec<&Field>) = meta
+        .fields
+        .iter()
+        .filter(|f| pivot.is_none_or(|p| p.name != f.name))
+        .partition(|f| !f.is_measure());
     let describe = |fs: Vec<&Field>| -> Vec<Value> {
         fs.into_iter()
             .map(|f| field_detail(f, &meta.sorts))
@@ -301,7 +386,7 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
                 "measures": describe(measures),
                 "dimensions": describe(dimensions),
                 "table_calculations": [],
-                "pivots": [],
+                "pivots": describe(pivot.into_iter().collect()),
             }),
         ),
         ("fill_fields", json!([])),
