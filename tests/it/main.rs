@@ -1,5 +1,6 @@
 //! polyquery's end-to-end tests, one binary (DataFusion is linked once).
 
+mod asterixdb;
 mod encode;
 mod engine;
 mod server;

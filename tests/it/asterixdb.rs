@@ -1,0 +1,890 @@
+//! AsterixDB `/query/service`: the vendor page's curl flows, AsterixDB's own async/deferred test
+//! cases, parameter validation and bad input, handles, cancellation, and the contract cases.
+
+use std::time::{Duration, Instant};
+
+use polyquery::config::Config;
+use polyquery::dialect::asterixdb::Profile;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::TestServer;
+
+/// The Host the vendor page's curl sends; handles are built from it.
+const HOST: &str = "localhost:19002";
+
+async fn server(profile: Profile) -> TestServer {
+    let mut config = Config::default();
+    config.asterixdb.profile = profile;
+    TestServer::start(config).await
+}
+
+/// One answer: status, content type and text.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+}
+
+async fn answer(r: reqwest::RequestBuilder) -> Answer {
+    let r = r.send().await.unwrap();
+    Answer {
+        status: r.status(),
+        content_type: r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+        text: r.text().await.unwrap(),
+    }
+}
+
+/// `curl --data-urlencode … http://localhost:19002/query/service`: a form POST with curl's Host.
+async fn post_form(s: &TestServer, form: &[(&str, &str)]) -> Answer {
+    answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("host", HOST)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap()),
+    )
+    .await
+}
+
+async fn post_json(s: &TestServer, body: &str) -> Answer {
+    answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("host", HOST)
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    )
+    .await
+}
+
+/// GETs a handle the server gave out (absolute, with curl's Host), on the test server's port.
+async fn get_handle(s: &TestServer, handle: &str) -> Answer {
+    let path = handle
+        .strip_prefix(&format!("http://{HOST}"))
+        .unwrap_or_else(|| panic!("handle not built from the Host header: {handle}"));
+    answer(reqwest::Client::new().get(s.url(path)).header("host", HOST)).await
+}
+
+async fn get(s: &TestServer, path: &str) -> Answer {
+    answer(reqwest::Client::new().get(s.url(path)).header("host", HOST)).await
+}
+
+/// Polls a status handle until its `status` is no longer running/queued.
+async fn poll_status(s: &TestServer, handle: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = get_handle(s, handle).await;
+        let status = a.json()["status"].as_str().unwrap_or("").to_string();
+        if (status != "running" && status != "queued") || Instant::now() > deadline {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whitespace runs as one space: the vendor page prints the samples with their layout collapsed.
+fn collapsed(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The vendor page's sample with its ids, times and handle numbers replaced by this answer's.
+fn sample_with(sample: &str, answer: &Value, sample_handle: Option<&str>) -> String {
+    let mut expected = sample.to_string();
+    let swaps = [
+        ("requestID", answer["requestID"].as_str()),
+        ("elapsedTime", answer["metrics"]["elapsedTime"].as_str()),
+        ("executionTime", answer["metrics"]["executionTime"].as_str()),
+    ];
+    for (name, actual) in swaps {
+        let Some(actual) = actual else { continue };
+        let key = format!("\"{name}\": \"");
+        let start = expected.find(&key).map(|i| i + key.len()).unwrap();
+        let end = start + expected[start..].find('"').unwrap();
+        expected.replace_range(start..end, actual);
+    }
+    if let (Some(h), Some(actual)) = (sample_handle, answer["handle"].as_str()) {
+        expected = expected.replace(h, actual);
+    }
+    expected
+}
+
+fn is_duration(text: &str) -> bool {
+    let units = ["ns", "µs", "ms", "s"];
+    units.iter().any(|u| {
+        text.strip_suffix(u)
+            .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok())
+    })
+}
+
+// ---- the vendor page, docs profile ---------------------------------------------------------------
+
+const IMMEDIATE_SAMPLE: &str = r#"{ "requestID": "5f72e78c-482a-45bf-b174-6443c8273025", "clientContextID": "xyz", "signature": "*", "results": [ { "$1" : 1 } ] , "status": "success", "metrics": { "elapsedTime": "20.263371ms", "executionTime": "19.889389ms", "resultCount": 1, "resultSize": 15 } }"#;
+const DEFERRED_SAMPLE: &str = r#"{ "requestID": "6df7afb4-5f83-49b6-8c4b-f11ec84c4d7e", "signature": "*", "handle": "http://localhost:19002/query/service/result/7-0", "status": "success", "metrics": { "elapsedTime": "12.270570ms", "executionTime": "11.948343ms", "resultCount": 0, "resultSize": 0 } }"#;
+const ASYNC_SAMPLE: &str = r#"{ "requestID": "c5858420-d821-4c0c-81a4-2364386827c2", "signature": "*", "status": "running", "handle": "http://localhost:19002/query/service/status/9-0", "metrics": { "elapsedTime": "9.727006ms", "executionTime": "9.402282ms", "resultCount": 0, "resultSize": 0 } }"#;
+const STATUS_SAMPLE: &str =
+    r#"{ "status": "success", "handle": "http://localhost:19002/query/service/result/9-0" }"#;
+const RESULT_SAMPLE: &str = r#"[ { "$1": 1 } ]"#;
+
+#[tokio::test]
+async fn vendor_page_immediate_answers_the_sample_byte_for_byte() {
+    let s = server(Profile::Docs).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select 1;"),
+            ("pretty", "true"),
+            ("client_context_id", "xyz"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.content_type, "application/json; charset=utf-8");
+    let v = a.json();
+    let id = v["requestID"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().to_string(), id);
+    let elapsed = v["metrics"]["elapsedTime"].as_str().unwrap();
+    let execution = v["metrics"]["executionTime"].as_str().unwrap();
+    // The page's duration format: milliseconds with six decimals.
+    for d in [elapsed, execution] {
+        let ms = d.strip_suffix("ms").unwrap();
+        assert_eq!(ms.split('.').nth(1).map(str::len), Some(6), "{d}");
+    }
+    assert_eq!(
+        collapsed(&a.text),
+        collapsed(&sample_with(IMMEDIATE_SAMPLE, &v, None))
+    );
+    // And the exact bytes AsterixDB prints: tabs, `": "`, the pretty record, `]` then `,` lines.
+    let exact = format!(
+        "{{\n\t\"requestID\": \"{id}\",\n\t\"clientContextID\": \"xyz\",\n\t\"signature\": \"*\",\n\t\"results\": [ {{\n\t\t\"$1\" : 1\n\t}} ]\n\t,\n\t\"status\": \"success\",\n\t\"metrics\": {{\n\t\t\"elapsedTime\": \"{elapsed}\",\n\t\t\"executionTime\": \"{execution}\",\n\t\t\"resultCount\": 1,\n\t\t\"resultSize\": 15\n\t}}\n}}\n"
+    );
+    assert_eq!(a.text, exact);
+}
+
+#[tokio::test]
+async fn vendor_page_deferred_answers_a_result_handle_then_the_bare_array() {
+    let s = server(Profile::Docs).await;
+    let a = post_form(&s, &[("statement", "select 1;"), ("mode", "deferred")]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.content_type, "application/json; charset=utf-8");
+    let v = a.json();
+    let handle = v["handle"].as_str().unwrap();
+    assert!(
+        handle.starts_with("http://localhost:19002/query/service/result/")
+            && handle.ends_with("-0"),
+        "{handle}"
+    );
+    assert_eq!(
+        collapsed(&a.text),
+        collapsed(&sample_with(
+            DEFERRED_SAMPLE,
+            &v,
+            Some("http://localhost:19002/query/service/result/7-0")
+        ))
+    );
+    let r = get_handle(&s, handle).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "application/json");
+    assert_eq!(collapsed(&r.text), RESULT_SAMPLE);
+    // max-result-reads defaults to 1: the result is gone after one read.
+    assert_eq!(get_handle(&s, handle).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn vendor_page_async_answers_a_status_handle_then_status_then_result() {
+    let s = server(Profile::Docs).await;
+    let a = post_form(&s, &[("statement", "select 1;"), ("mode", "async")]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    let handle = v["handle"].as_str().unwrap();
+    assert!(handle.starts_with("http://localhost:19002/query/service/status/"));
+    assert_eq!(
+        collapsed(&a.text),
+        collapsed(&sample_with(
+            ASYNC_SAMPLE,
+            &v,
+            Some("http://localhost:19002/query/service/status/9-0")
+        ))
+    );
+    let st = poll_status(&s, handle).await;
+    assert_eq!(st.status, StatusCode::OK);
+    assert_eq!(st.content_type, "application/json; charset=utf-8");
+    let sv = st.json();
+    let result_handle = sv["handle"].as_str().unwrap();
+    assert_eq!(
+        result_handle,
+        handle.replace("/query/service/status/", "/query/service/result/")
+    );
+    assert_eq!(
+        collapsed(&st.text),
+        collapsed(&STATUS_SAMPLE.replace(
+            "http://localhost:19002/query/service/result/9-0",
+            result_handle
+        ))
+    );
+    assert_eq!(
+        st.text,
+        format!("{{\n\t\"status\": \"success\",\n\t\"handle\": \"{result_handle}\"\n}}\n")
+    );
+    let r = get_handle(&s, result_handle).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(collapsed(&r.text), RESULT_SAMPLE);
+}
+
+// ---- profiles ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn master_immediate_prints_plans_cached_plan_and_the_full_metrics() {
+    let s = server(Profile::Master).await;
+    let a = post_form(&s, &[("statement", "from [1, 2] as v select v;")]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.content_type, "application/json; charset=UTF-8");
+    let v = a.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "requestID",
+            "signature",
+            "results",
+            "plans",
+            "cachedPlan",
+            "status",
+            "metrics"
+        ]
+    );
+    assert!(
+        a.text.contains("\t\"signature\": {\n\t\t\"*\": \"*\"\n\t},\n\t\"results\": [ {\"v\":1},{\"v\":2} ]\n\t,\n\t\"plans\":{},\n\t\"cachedPlan\": false,\n\t\"status\": \"success\",\n"),
+        "{}",
+        a.text
+    );
+    let metrics: Vec<&str> = v["metrics"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            "elapsedTime",
+            "executionTime",
+            "compileTime",
+            "queueWaitTime",
+            "resultCount",
+            "resultSize",
+            "processedObjects"
+        ]
+    );
+    assert_eq!(v["metrics"]["resultCount"], 2);
+    assert_eq!(v["metrics"]["resultSize"], 14);
+    assert!(is_duration(v["metrics"]["elapsedTime"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn v099_has_no_cached_plan_and_its_async_answer_is_running() {
+    let s = server(Profile::V099).await;
+    let a = post_form(&s, &[("statement", "select 1;")]).await;
+    let v = a.json();
+    assert!(v.get("cachedPlan").is_none());
+    assert_eq!(v["plans"], serde_json::json!({}));
+    let a = post_form(&s, &[("statement", "select 1;"), ("mode", "async")]).await;
+    let keys: Vec<String> = a.json().as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "requestID",
+            "signature",
+            "status",
+            "handle",
+            "plans",
+            "metrics"
+        ]
+    );
+    assert_eq!(a.json()["status"], "running");
+}
+
+#[tokio::test]
+async fn master_async_answer_is_queued_with_reduced_metrics() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select 1;"),
+            ("mode", "async"),
+            ("client_context_id", "c1"),
+        ],
+    )
+    .await;
+    let v = a.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "requestID",
+            "clientContextID",
+            "signature",
+            "handle",
+            "plans",
+            "cachedPlan",
+            "status",
+            "metrics"
+        ]
+    );
+    assert_eq!(v["status"], "queued");
+    let metrics: Vec<&str> = v["metrics"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(metrics, ["elapsedTime", "compileTime", "queueWaitTime"]);
+}
+
+// ---- AsterixDB's own async-deferred cases (master profile) ---------------------------------------
+
+const RANGE_10: &str = "select i, i * i as i2 from range(1, 10) i;";
+
+fn squares(n: i64) -> Vec<Value> {
+    (1..=n)
+        .map(|i| serde_json::json!({"i": i, "i2": i * i}))
+        .collect()
+}
+
+#[tokio::test]
+async fn async_deferred_async_status_then_result_envelope() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("profile", "timings"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    // The harness's regexes: one space after the colon.
+    assert!(st.text.contains("\"status\": \"success\""), "{}", st.text);
+    assert!(st.text.contains("\"handle\": \""));
+    let r = get_handle(&s, st.json()["handle"].as_str().unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["results", "cachedPlan", "metrics", "profile"]);
+    assert_eq!(v["results"], Value::Array(squares(10)));
+}
+
+#[tokio::test]
+async fn async_deferred_deferred_reads_once_then_404() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "deferred"),
+            ("profile", "timings"),
+        ],
+    )
+    .await;
+    let v = a.json();
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["metrics"]["resultCount"], 0);
+    let handle = v["handle"].as_str().unwrap();
+    let r = get_handle(&s, handle).await;
+    let rv = r.json();
+    let keys: Vec<&str> = rv.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["results", "cachedPlan", "metrics", "profile"]);
+    assert_eq!(rv["results"], Value::Array(squares(10)));
+    assert_eq!(rv["metrics"]["resultCount"], 10);
+    assert_eq!(get_handle(&s, handle).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn async_deferred_async_repeated_reads_twice_and_matches_immediate() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("max-result-reads", "2"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    let result = st.json()["handle"].as_str().unwrap().to_string();
+    let first = get_handle(&s, &result).await.json()["results"].clone();
+    let second = get_handle(&s, &result).await.json()["results"].clone();
+    let immediate = post_form(&s, &[("statement", RANGE_10)]).await.json()["results"].clone();
+    assert_eq!(first, Value::Array(squares(10)));
+    assert_eq!(first, second);
+    assert_eq!(first, immediate);
+    assert_eq!(get_handle(&s, &result).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn async_deferred_async_exhausted_result_second_read_is_404() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("max-result-reads", "1"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    let result = st.json()["handle"].as_str().unwrap().to_string();
+    assert_eq!(get_handle(&s, &result).await.status, StatusCode::OK);
+    let again = get_handle(&s, &result).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.text, "");
+}
+
+#[tokio::test]
+async fn async_deferred_async_json_five_rows() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select i, i * i as i2 from range(1, 5) i;"),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    let r = get_handle(&s, st.json()["handle"].as_str().unwrap()).await;
+    assert!(
+        r.text.contains(r#""results": [ {"i":1,"i2":1},{"i":2,"i2":4},{"i":3,"i2":9},{"i":4,"i2":16},{"i":5,"i2":25} ]"#),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn async_deferred_async_compilation_failed_names_the_dataset() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select value g from gargel g;"),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let v = a.json();
+    assert!(v.get("handle").is_none());
+    assert_eq!(v["status"], "fatal");
+    let msg = v["errors"][0]["msg"].as_str().unwrap();
+    assert!(msg.contains("Cannot find dataset gargel"), "{msg}");
+    assert_eq!(v["errors"][0]["code"], 1);
+    assert_eq!(v["metrics"]["errorCount"], 1);
+}
+
+#[tokio::test]
+async fn async_deferred_async_not_supported_for_ddl() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "CREATE COLLECTION Test PRIMARY KEY (id: int);"),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json()["errors"][0]["msg"],
+        "ASX1253: Async mode not supported for the statement CREATE COLLECTION"
+    );
+}
+
+#[tokio::test]
+async fn v099_async_compilation_failed_is_http_200_status_failed() {
+    let s = server(Profile::V099).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select value g from gargel g;"),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["status"], "failed");
+}
+
+// ---- handles -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn query_status_and_result_handle_checks() {
+    let s = server(Profile::Master).await;
+    for kind in ["status", "result"] {
+        for (path, code) in [
+            (
+                format!("/query/service/{kind}/18_0"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (format!("/query/service/{kind}/"), StatusCode::BAD_REQUEST),
+            (format!("/query/service/{kind}"), StatusCode::BAD_REQUEST),
+            (
+                format!("/query/service/{kind}/x-0"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (format!("/query/service/{kind}/18-0"), StatusCode::NOT_FOUND),
+            (format!("/query/service/{kind}/18-1"), StatusCode::NOT_FOUND),
+        ] {
+            let a = get(&s, &path).await;
+            assert_eq!(a.status, code, "{path}");
+            assert_eq!(a.text, "", "{path}");
+        }
+    }
+}
+
+// ---- parameters and bad input --------------------------------------------------------------------
+
+async fn error_of(a: &Answer) -> (StatusCode, String, String) {
+    let v = a.json();
+    (
+        a.status,
+        v["status"].as_str().unwrap_or("").to_string(),
+        v["errors"][0]["msg"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn request_param_validation_400_bad_prints_the_exact_envelope() {
+    let s = server(Profile::Master).await;
+    let a = post_json(&s, r#"{"statement": "select 1;", "format": "foo"}"#).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let v = a.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["errors", "cachedPlan", "status", "metrics"]);
+    let metrics: Vec<&str> = v["metrics"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            "elapsedTime",
+            "executionTime",
+            "compileTime",
+            "queueWaitTime",
+            "resultCount",
+            "resultSize",
+            "processedObjects",
+            "bufferCacheHitRatio",
+            "bufferCachePageReadCount",
+            "errorCount"
+        ]
+    );
+    assert_eq!(v["metrics"]["bufferCacheHitRatio"], "0.00%");
+    assert!(a.text.starts_with(
+        "{\n\t\"errors\": [{ \n\t\t\"code\": 1,\t\t\"msg\": \"ASX0047: Invalid value for parameter 'format': foo\"\t} \n\t],\n\t\"cachedPlan\": false,\n\t\"status\": \"fatal\",\n"
+    ), "{}", a.text);
+}
+
+#[tokio::test]
+async fn request_param_validation_messages_via_json_and_form() {
+    let s = server(Profile::Master).await;
+    let cases = [
+        (
+            "format",
+            "foo",
+            "ASX0047: Invalid value for parameter 'format': foo",
+        ),
+        (
+            "pretty",
+            "yes",
+            "ASX0047: Invalid value for parameter 'pretty': yes",
+        ),
+        (
+            "plan-format",
+            "blah",
+            "ASX0047: Invalid value for parameter 'plan-format': blah",
+        ),
+        (
+            "max-result-reads",
+            "foo",
+            "ASX0047: Invalid value for parameter 'max-result-reads': foo",
+        ),
+        (
+            "max-warnings",
+            "1.5",
+            "ASX0047: Invalid value for parameter 'max-warnings': 1.5",
+        ),
+        (
+            "mode",
+            "asyn",
+            "ASX0047: Invalid value for parameter 'mode': asyn",
+        ),
+        (
+            "timeout",
+            "12",
+            "ASX0047: Invalid value for parameter 'timeout': 12",
+        ),
+        (
+            "profile",
+            "true",
+            "ASX0047: Invalid value for parameter 'profile': true",
+        ),
+        (
+            "args",
+            "12",
+            "ASX0047: Invalid value for parameter 'args': 12",
+        ),
+        (
+            "$p",
+            "{bad",
+            "ASX0048: Unable to process JSON content in request",
+        ),
+    ];
+    for (name, value, msg) in cases {
+        let a = post_form(&s, &[("statement", "select 1;"), (name, value)]).await;
+        assert_eq!(
+            error_of(&a).await,
+            (StatusCode::BAD_REQUEST, "fatal".into(), msg.into()),
+            "form {name}"
+        );
+        if name != "$p" {
+            let body = serde_json::json!({"statement": "select 1;", name: value}).to_string();
+            let a = post_json(&s, &body).await;
+            assert_eq!(error_of(&a).await.2, msg, "json {name}");
+        }
+    }
+    // In a JSON body `args` must be an array, numbers are quoted back as JSON.
+    let a = post_json(&s, r#"{"statement": "select 1;", "args": 12}"#).await;
+    assert_eq!(
+        error_of(&a).await.2,
+        "ASX0047: Invalid value for parameter 'args': 12"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_asx_message_never_a_500() {
+    let s = server(Profile::Master).await;
+    let missing = post_form(&s, &[("pretty", "true")]).await;
+    assert_eq!(
+        error_of(&missing).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "fatal".into(),
+            "ASX0040: No statement provided".into()
+        )
+    );
+    assert!(missing.json().get("requestID").is_none());
+    let malformed = post_json(&s, r#"{"statement": "select 1;""#).await;
+    assert_eq!(
+        error_of(&malformed).await.2,
+        "ASX0048: Unable to process JSON content in request"
+    );
+    let not_object = post_json(&s, "[1]").await;
+    assert_eq!(error_of(&not_object).await.0, StatusCode::BAD_REQUEST);
+    let bad_utf8 = answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(b"statement=select%20%FF%FE;".to_vec()),
+    )
+    .await;
+    assert_eq!(
+        error_of(&bad_utf8).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "fatal".into(),
+            "ASX0047: Invalid value for parameter 'statement': invalid UTF-8".into()
+        )
+    );
+    let raw_utf8_json = answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("content-type", "application/json")
+            .body(b"{\"statement\": \"select \xff;\"}".to_vec()),
+    )
+    .await;
+    assert_eq!(
+        error_of(&raw_utf8_json).await.2,
+        "ASX0048: Unable to process JSON content in request"
+    );
+    let syntax = post_form(&s, &[("statement", "select * fro;")]).await;
+    let (code, status, msg) = error_of(&syntax).await;
+    assert_eq!((code, status.as_str()), (StatusCode::BAD_REQUEST, "fatal"));
+    assert_eq!(
+        msg,
+        r#"ASX1001: Syntax error: In line 1 >>select * fro;<< Encountered <IDENTIFIER> "fro" at column 10. "#
+    );
+    assert!(syntax.json()["requestID"].is_string());
+}
+
+#[tokio::test]
+async fn a_20_mb_statement_is_refused_by_the_body_limit_in_asterixdb_shape() {
+    let s = server(Profile::Master).await;
+    let statement = format!("select '{}';", "x".repeat(20 << 20));
+    let a = answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("statement={statement}")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let v = a.json();
+    assert_eq!(v["status"], "fatal");
+    assert!(
+        v["errors"][0]["msg"].as_str().unwrap().starts_with(
+            "ASX0047: Invalid value for parameter 'statement': the request body is larger"
+        ),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test]
+async fn get_is_read_only_and_reads_only_the_url() {
+    let s = server(Profile::Master).await;
+    let ok = get(
+        &s,
+        "/query/service?statement=SELECT%201;&statement=SELECT%202",
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    // The first of repeated parameters wins.
+    assert_eq!(ok.json()["results"], serde_json::json!([{"$1": 1}]));
+    let ddl = get(&s, "/query/service?statement=DROP%20DATASET%20x;").await;
+    assert_eq!(
+        error_of(&ddl).await.2,
+        "ASX0044: DROP DATASET statement is not supported in read-only mode"
+    );
+    // A GET body is ignored.
+    let body_ignored = answer(
+        reqwest::Client::new()
+            .get(s.url("/query/service"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("statement=select 1;"),
+    )
+    .await;
+    assert_eq!(
+        error_of(&body_ignored).await.2,
+        "ASX0040: No statement provided"
+    );
+}
+
+#[tokio::test]
+async fn form_body_and_url_parameters_merge() {
+    let s = server(Profile::Master).await;
+    let a = answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service?pretty=true&client_context_id=url"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("statement=select%201%3B&client_context_id=body"),
+    )
+    .await;
+    let v = a.json();
+    // Body pairs come first, so the body's value wins.
+    assert_eq!(v["clientContextID"], "body");
+    assert!(a.text.contains("[ {\n\t\t\"$1\" : 1\n\t} ]"), "{}", a.text);
+}
+
+#[tokio::test]
+async fn options_answers_cors_and_the_server_version() {
+    let s = server(Profile::V099).await;
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, s.url("/query/service"))
+        .header("origin", "http://example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["server"], "Apache AsterixDB/0.9.9");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://example.com"
+    );
+    assert_eq!(
+        r.headers()["access-control-allow-headers"],
+        "Origin, X-Requested-With, Content-Type, Accept"
+    );
+    let put = reqwest::Client::new()
+        .put(s.url("/query/service"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        put.text().await.unwrap(),
+        "Method PUT not allowed for the requested resource."
+    );
+}
+
+#[tokio::test]
+async fn positional_and_named_parameters_bind() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select ? as a, $2 as b;"),
+            ("args", "[1, \"two\"]"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        a.json()["results"],
+        serde_json::json!([{"a": 1, "b": "two"}]),
+        "{}",
+        a.text
+    );
+    let named = post_json(
+        &s,
+        r#"{"statement": "select $name as c, $n as d;", "$name": "x", "$n": 5}"#,
+    )
+    .await;
+    assert_eq!(
+        named.json()["results"],
+        serde_json::json!([{"c": "x", "d": 5}]),
+        "{}",
+        named.text
+    );
+}
+
+#[tokio::test]
+async fn adm_and_csv_records_are_json_strings_with_a_type_field() {
+    let s = server(Profile::Master).await;
+    let adm = answer(
+        reqwest::Client::new()
+            .get(s.url("/query/service?statement=SELECT%201;"))
+            .header("accept", "application/x-adm"),
+    )
+    .await;
+    let v = adm.json();
+    assert_eq!(v["type"], "application/x-adm");
+    assert_eq!(v["results"], serde_json::json!(["{ \"$1\": 1 }"]));
+    let csv = post_form(
+        &s,
+        &[
+            ("statement", "from [1, 2] as v select v;"),
+            ("format", "CSV"),
+        ],
+    )
+    .await;
+    let v = csv.json();
+    assert_eq!(v["type"], "text/csv; header=absent");
+    assert_eq!(v["results"], serde_json::json!(["1", "2"]));
+}
