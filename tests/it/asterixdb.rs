@@ -888,3 +888,80 @@ async fn adm_and_csv_records_are_json_strings_with_a_type_field() {
     assert_eq!(v["type"], "text/csv; header=absent");
     assert_eq!(v["results"], serde_json::json!(["1", "2"]));
 }
+
+// ---- JDBC driver ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn jdbc_client_type_gets_a_typed_signature_and_statement_category() {
+    let s = server(Profile::Master).await;
+    // What the AsterixDB JDBC driver posts: JSON, deferred, signature as a JSON boolean.
+    let a = answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json; lossless-adm=true")
+            .body(
+                r#"{"client-type": "jdbc", "mode": "deferred", "statement": "select i as n, 'x' as s from range(1, 2) i", "signature": true, "plan-format": "string", "max-warnings": 10, "client_context_id": "2b5f2a44-5c4b-4d5e-9f0a-1c2d3e4f5a6b"}"#,
+            ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["signature"]["name"], serde_json::json!(["n", "s"]));
+    let types = v["signature"]["type"].as_array().unwrap();
+    assert_eq!(types.len(), 2);
+    assert!(types[0].as_str().unwrap().starts_with("int64"), "{types:?}");
+    assert!(
+        types[1].as_str().unwrap().starts_with("string"),
+        "{types:?}"
+    );
+    assert_eq!(v["plans"]["statementCategory"], "query");
+    // The driver rebuilds the result URL from the handle's last segment.
+    let handle = v["handle"].as_str().unwrap();
+    let last = handle.rsplit('/').next().unwrap();
+    let r = get(&s, &format!("/query/service/result/{last}")).await;
+    assert_eq!(
+        r.json()["results"],
+        serde_json::json!([{"n": 1, "s": "x"}, {"n": 2, "s": "x"}])
+    );
+}
+
+#[tokio::test]
+async fn plan_flags_are_answered_with_a_textual_plan_never_an_error() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select 1;"),
+            ("logical-plan", "true"),
+            ("optimized-logical-plan", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let plans = &a.json()["plans"];
+    assert!(
+        plans["logicalPlan"].as_str().unwrap().contains("SELECT 1"),
+        "{plans}"
+    );
+    assert!(plans["optimizedLogicalPlan"].is_string());
+}
+
+// ---- contract cases ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn contract_cases_replay_against_polyquery() {
+    let s = server(Profile::Docs).await;
+    let dir = polyquery::contract::default_dir("asterixdb");
+    let outcomes = polyquery::contract::replay(&dir, &s.url("")).await.unwrap();
+    assert!(outcomes.len() >= 6, "{outcomes:?}");
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.failure
+                .as_ref()
+                .map(|f| format!("{} / {}: {f}", o.file, o.case))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
