@@ -420,9 +420,10 @@ impl AsterixFront {
         envelope.errors(error);
         self.rules().cached_plan(&mut envelope);
         envelope.string("status", error.status.as_str());
+        let elapsed = started.elapsed();
         let measures = Measures {
-            elapsed: started.elapsed(),
-            execution: started.elapsed(),
+            elapsed,
+            execution: elapsed,
             errors: 1,
             ..Measures::default()
         };
@@ -546,9 +547,10 @@ impl AsterixFront {
         self.header(&mut envelope, Some(&id.to_uuid()), Some(params));
         self.signature(&mut envelope, params, None);
         let status_handle = handle(request, "status", id);
+        let elapsed = started.elapsed();
         let measures = Measures {
-            elapsed: started.elapsed(),
-            execution: started.elapsed(),
+            elapsed,
+            execution: elapsed.saturating_sub(compile),
             compile,
             ..Measures::default()
         };
