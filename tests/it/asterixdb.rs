@@ -47,15 +47,20 @@ async fn answer(r: reqwest::RequestBuilder) -> Answer {
     }
 }
 
+/// A form body, as `curl --data` sends it.
+fn with_form(r: reqwest::RequestBuilder, pairs: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    r.header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(pairs).unwrap())
+}
+
 /// `curl --data-urlencode … http://localhost:19002/query/service`: a form POST with curl's Host.
 async fn post_form(s: &TestServer, form: &[(&str, &str)]) -> Answer {
-    answer(
+    answer(with_form(
         reqwest::Client::new()
             .post(s.url("/query/service"))
-            .header("host", HOST)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(form).unwrap()),
-    )
+            .header("host", HOST),
+        form,
+    ))
     .await
 }
 
@@ -964,4 +969,105 @@ async fn contract_cases_replay_against_polyquery() {
         })
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+// ---- auth and ownership --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_users_configured_basic_auth_is_required_and_jobs_are_private() {
+    let mut config = Config::default();
+    for name in ["ann", "bob"] {
+        config.users.push(polyquery::config::User {
+            name: name.into(),
+            password: Some(format!("{name}-pw")),
+            token: None,
+            admin: false,
+        });
+    }
+    let s = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let anonymous = client
+        .post(s.url("/query/service"))
+        .body("statement=select 1;")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let wrong = with_form(
+        client
+            .post(s.url("/query/service"))
+            .basic_auth("ann", Some("nope")),
+        &[("statement", "select 1;")],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let deferred = answer(with_form(
+        client
+            .post(s.url("/query/service"))
+            .basic_auth("ann", Some("ann-pw")),
+        &[("statement", "select 1;"), ("mode", "deferred")],
+    ))
+    .await;
+    assert_eq!(deferred.status, StatusCode::OK, "{}", deferred.text);
+    let handle = deferred.json()["handle"].as_str().unwrap().to_string();
+    let path = handle
+        .split_once("/query/")
+        .map(|(_, p)| format!("/query/{p}"))
+        .unwrap();
+    // Bob cannot see Ann's result; Ann can.
+    let bob = client
+        .get(s.url(&path))
+        .basic_auth("bob", Some("bob-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bob.status(), StatusCode::NOT_FOUND);
+    let ann = client
+        .get(s.url(&path))
+        .basic_auth("ann", Some("ann-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ann.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn accept_csv_with_header_present_and_the_raw_result_endpoint() {
+    let s = server(Profile::Master).await;
+    let a = answer(with_form(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("host", HOST)
+            .header("accept", "text/csv; header=present"),
+        &[
+            ("statement", "select i, 'a,b' as t from range(1, 2) i;"),
+            ("mode", "deferred"),
+        ],
+    ))
+    .await;
+    let v = a.json();
+    assert_eq!(v["type"], "text/csv; header=present");
+    let r = get_handle(&s, v["handle"].as_str().unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.content_type.starts_with("text/csv; header=present"),
+        "{}",
+        r.content_type
+    );
+    assert_eq!(r.text, "i,t\n1,\"a,b\"\n2,\"a,b\"\n");
+    let bad = answer(
+        reqwest::Client::new()
+            .post(s.url("/query/service"))
+            .header("accept", "text/csv; header=maybe")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("statement=select%201;"),
+    )
+    .await;
+    assert_eq!(
+        bad.json()["errors"][0]["msg"],
+        "ASX0047: Invalid value for parameter 'header': maybe"
+    );
 }
