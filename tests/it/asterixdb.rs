@@ -1071,3 +1071,106 @@ async fn accept_csv_with_header_present_and_the_raw_result_endpoint() {
         "ASX0047: Invalid value for parameter 'header': maybe"
     );
 }
+
+// ---- the vendor page's own client: curl ----------------------------------------------------------
+
+/// Runs curl exactly as the vendor page does, against `http://localhost:19002`, connected to the
+/// test server (`--connect-to`), so the URL and the Host header are the documented ones.
+async fn curl(s: &TestServer, args: &[&str]) -> String {
+    let connect = format!("localhost:19002:{}:{}", s.addr.ip(), s.addr.port());
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "--connect-to", &connect])
+        .args(args)
+        .output()
+        .await
+        .expect("curl, the AsterixDB page's client, must be installed to run this test");
+    assert!(out.status.success(), "curl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_vendor_pages_curl_commands_get_its_sample_responses() {
+    let s = server(Profile::Docs).await;
+    let url = "http://localhost:19002/query/service";
+    let immediate = curl(
+        &s,
+        &[
+            "--data-urlencode",
+            "statement=select 1;",
+            "--data",
+            "pretty=true",
+            "--data",
+            "client_context_id=xyz",
+            url,
+        ],
+    )
+    .await;
+    let deferred = curl(
+        &s,
+        &[
+            "--data-urlencode",
+            "statement=select 1;",
+            "--data",
+            "mode=deferred",
+            url,
+        ],
+    )
+    .await;
+    let asynchronous = curl(
+        &s,
+        &[
+            "--data-urlencode",
+            "statement=select 1;",
+            "--data",
+            "mode=async",
+            url,
+        ],
+    )
+    .await;
+    let v: Value = serde_json::from_str(&immediate).unwrap();
+    assert_eq!(
+        collapsed(&immediate),
+        collapsed(&sample_with(IMMEDIATE_SAMPLE, &v, None))
+    );
+    let v: Value = serde_json::from_str(&deferred).unwrap();
+    assert_eq!(
+        collapsed(&deferred),
+        collapsed(&sample_with(
+            DEFERRED_SAMPLE,
+            &v,
+            Some("http://localhost:19002/query/service/result/7-0")
+        ))
+    );
+    let result_handle = v["handle"].as_str().unwrap().to_string();
+    let v: Value = serde_json::from_str(&asynchronous).unwrap();
+    assert_eq!(
+        collapsed(&asynchronous),
+        collapsed(&sample_with(
+            ASYNC_SAMPLE,
+            &v,
+            Some("http://localhost:19002/query/service/status/9-0")
+        ))
+    );
+    let status_handle = v["handle"].as_str().unwrap().to_string();
+    let result = curl(&s, &[&result_handle]).await;
+    assert_eq!(collapsed(&result), RESULT_SAMPLE);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = curl(&s, &[&status_handle]).await;
+        if status.contains("success") || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let v: Value = serde_json::from_str(&status).unwrap();
+    let async_result = v["handle"].as_str().unwrap();
+    assert_eq!(
+        collapsed(&status),
+        collapsed(&STATUS_SAMPLE.replace(
+            "http://localhost:19002/query/service/result/9-0",
+            async_result
+        ))
+    );
+    let result = curl(&s, &[async_result]).await;
+    assert_eq!(collapsed(&result), RESULT_SAMPLE);
+}
