@@ -1174,3 +1174,168 @@ async fn the_vendor_pages_curl_commands_get_its_sample_responses() {
     let result = curl(&s, &[async_result]).await;
     assert_eq!(collapsed(&result), RESULT_SAMPLE);
 }
+
+// ---- AsterixDB's async-deferred-improved cases: master's new API (include-host=false) -------------
+
+/// GETs a relative new-API handle.
+async fn get_relative(s: &TestServer, handle: &str) -> Answer {
+    assert!(handle.starts_with("/query/service/"), "{handle}");
+    get(s, handle).await
+}
+
+async fn poll_relative(s: &TestServer, handle: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = get_relative(s, handle).await;
+        let status = a.json()["status"].as_str().unwrap_or("").to_string();
+        if (status != "running" && status != "queued") || Instant::now() > deadline {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn improved_async_status_has_partitions_and_the_result_created_at() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select i from range(1, 4) i order by i desc;"),
+            ("mode", "async"),
+            ("include-host", "false"),
+        ],
+    )
+    .await;
+    let v = a.json();
+    let id = v["requestID"].as_str().unwrap();
+    let status_handle = v["handle"].as_str().unwrap();
+    assert!(
+        status_handle.starts_with(&format!("/query/service/status/{id}/"))
+            && status_handle.ends_with("-0"),
+        "{status_handle}"
+    );
+    let st = poll_relative(&s, status_handle).await.json();
+    assert_eq!(
+        keys(&st),
+        [
+            "status",
+            "handle",
+            "resultCount",
+            "partitions",
+            "resultSetOrdered",
+            "metrics",
+            "createdAt"
+        ]
+    );
+    assert_eq!(st["status"], "success");
+    assert_eq!(st["resultCount"], 4);
+    assert_eq!(st["resultSetOrdered"], true);
+    let handle = st["handle"].as_str().unwrap();
+    assert_eq!(handle, status_handle.replace("/status/", "/result/"));
+    assert_eq!(st["partitions"][0]["handle"], format!("{handle}/0"));
+    assert_eq!(
+        keys(&st["metrics"]),
+        [
+            "elapsedTime",
+            "executionTime",
+            "compileTime",
+            "queueWaitTime",
+            "processedObjects"
+        ]
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(st["createdAt"].as_str().unwrap()).is_ok());
+    // New-API async results are read any number of times.
+    for _ in 0..3 {
+        let r = get_relative(&s, handle).await.json();
+        assert_eq!(keys(&r), ["results", "cachedPlan", "metrics", "createdAt"]);
+        assert_eq!(
+            r["results"],
+            serde_json::json!([{"i": 4}, {"i": 3}, {"i": 2}, {"i": 1}])
+        );
+    }
+    // The handle names its request: another request id is unknown.
+    let other = handle.replace(id, "00000000-0000-0000-0000-000000000000");
+    assert_eq!(get_relative(&s, &other).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn improved_async_exhausted_result_get_delete_get() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("include-host", "false"),
+        ],
+    )
+    .await;
+    let st = poll_relative(&s, a.json()["handle"].as_str().unwrap())
+        .await
+        .json();
+    let handle = st["handle"].as_str().unwrap().to_string();
+    assert_eq!(get_relative(&s, &handle).await.status, StatusCode::OK);
+    let client = reqwest::Client::new();
+    let partition = client
+        .delete(s.url(&format!("{handle}/0")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partition.status(), StatusCode::BAD_REQUEST);
+    let deleted = client.delete(s.url(&handle)).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        get_relative(&s, &handle).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = client.delete(s.url(&handle)).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn improved_deferred_second_read_is_404_and_result_ttl_expires() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "deferred"),
+            ("include-host", "false"),
+        ],
+    )
+    .await;
+    let handle = a.json()["handle"].as_str().unwrap().to_string();
+    assert_eq!(get_relative(&s, &handle).await.status, StatusCode::OK);
+    assert_eq!(
+        get_relative(&s, &handle).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("include-host", "false"),
+            ("result-ttl", "300ms"),
+        ],
+    )
+    .await;
+    let status_handle = a.json()["handle"].as_str().unwrap().to_string();
+    let st = poll_relative(&s, &status_handle).await.json();
+    assert_eq!(st["status"], "success");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        get_relative(&s, &status_handle).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let bad = post_form(&s, &[("statement", "select 1;"), ("result-ttl", "soon")]).await;
+    assert_eq!(
+        bad.json()["errors"][0]["msg"],
+        "ASX0047: Invalid value for parameter 'result-ttl': soon"
+    );
+}

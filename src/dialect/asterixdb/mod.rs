@@ -79,6 +79,8 @@ const TAG_PRETTY: &str = "pretty";
 const TAG_READS: &str = "max-result-reads";
 const TAG_TIMINGS: &str = "profile-timings";
 const TAG_COMPILE: &str = "compile-nanos";
+const TAG_NEW_API: &str = "new-api";
+const TAG_ORDERED: &str = "ordered";
 
 /// The AsterixDB front.
 pub struct AsterixFront {
@@ -106,6 +108,10 @@ enum MetricSet {
     Full,
     /// master's async answer: elapsed, compile and queue-wait time only.
     AsyncReduced,
+    /// The new API's status of a job still going: the four times.
+    StatusRunning,
+    /// The new API's status of a finished job: the four times and processedObjects.
+    StatusDone,
 }
 
 impl Front for AsterixFront {
@@ -161,6 +167,9 @@ impl AsterixFront {
         } else if path == RESULT || path.starts_with(&format!("{RESULT}/")) {
             match method {
                 Method::GET => self.result(&path[RESULT.len()..], &owner),
+                Method::DELETE if self.profile == Profile::Master => {
+                    self.discard(&path[RESULT.len()..], &owner)
+                }
                 _ => not_allowed(&method),
             }
         } else if path == RUNNING || path.starts_with(&format!("{RUNNING}/")) {
@@ -309,6 +318,19 @@ impl AsterixFront {
             (params.profile == JobProfile::Timings).to_string(),
         );
         tags.insert(TAG_COMPILE.into(), compile.as_nanos().to_string());
+        tags.insert(TAG_ORDERED.into(), translation.ordered.to_string());
+        let new_api = self.new_api(params);
+        if new_api {
+            tags.insert(TAG_NEW_API.into(), "true".into());
+            if params.mode == Mode::Async {
+                // New-API async results are read any number of times, until DELETE or expiry.
+                tags.insert(TAG_READS.into(), i64::MAX.to_string());
+            }
+        }
+        let keep_for = params
+            .result_ttl
+            .filter(|_| new_api)
+            .unwrap_or(Limits::default().keep_for);
         JobSpec {
             sql: statement.to_string(),
             exec_sql: translation.exec_sql.clone(),
@@ -321,6 +343,7 @@ impl AsterixFront {
             name: params.client_context_id.clone(),
             limits: Limits {
                 timeout: params.timeout,
+                keep_for,
                 ..Limits::default()
             },
             tags,
@@ -433,13 +456,7 @@ impl AsterixFront {
     }
 
     fn record_measures(&self, record: &JobRecord, started: Instant) -> Measures {
-        let compile = record
-            .spec
-            .tags
-            .get(TAG_COMPILE)
-            .and_then(|n| n.parse::<u64>().ok())
-            .map(Duration::from_nanos)
-            .unwrap_or_default();
+        let compile = compile_time(record);
         Measures {
             elapsed: started.elapsed(),
             execution: between(record.started, record.finished),
@@ -507,6 +524,11 @@ impl AsterixFront {
         response
     }
 
+    /// Master's new API (`include-host=false`): relative handles that name the request.
+    fn new_api(&self, params: &QueryRequest) -> bool {
+        self.profile == Profile::Master && !params.include_host
+    }
+
     fn rules(&self) -> FieldRules {
         FieldRules {
             profile: self.profile,
@@ -523,7 +545,7 @@ impl AsterixFront {
         let mut envelope = Envelope::default();
         self.header(&mut envelope, Some(&record.id.to_uuid()), Some(params));
         self.signature(&mut envelope, params, Some(record));
-        envelope.string("handle", &handle(request, "result", record.id));
+        envelope.string("handle", &handle(request, "result", record));
         let plans = PlanRequest::new(params, record.spec.runnable_sql());
         self.rules().plans(&mut envelope, &plans);
         self.rules().cached_plan(&mut envelope);
@@ -546,7 +568,10 @@ impl AsterixFront {
         let mut envelope = Envelope::default();
         self.header(&mut envelope, Some(&id.to_uuid()), Some(params));
         self.signature(&mut envelope, params, None);
-        let status_handle = handle(request, "status", id);
+        let status_handle = match self.engine.get(id) {
+            Ok(record) => handle(request, "status", &record),
+            Err(_) => handle_url(request, "status", id, false),
+        };
         let elapsed = started.elapsed();
         let measures = Measures {
             elapsed,
@@ -596,9 +621,9 @@ impl AsterixFront {
     fn job_for_handle(&self, suffix: &str, owner: &str) -> Result<JobRecord, StatusCode> {
         let text = suffix.strip_prefix('/').unwrap_or(suffix);
         let segments: Vec<&str> = text.split('/').collect();
-        let id_segment = match segments.as_slice() {
-            [one] => *one,
-            [_, two] | [_, two, _] => *two,
+        let (request_id, id_segment) = match segments.as_slice() {
+            [one] => (None, *one),
+            [req, two] | [req, two, _] => (Some(*req), *two),
             _ => return Err(StatusCode::BAD_REQUEST),
         };
         let well_formed = id_segment.find('-').is_some_and(|dash| {
@@ -613,7 +638,70 @@ impl AsterixFront {
             .and_then(|r| self.engine.resolve(r))
             .and_then(|id| self.engine.get_for(id, owner).ok())
             .filter(|r| r.spec.dialect == DIALECT)
+            .filter(|r| request_id.is_none_or(|q| q == r.id.to_uuid()))
             .ok_or(StatusCode::NOT_FOUND)
+    }
+
+    /// The new API's status body: metrics and `createdAt` always, and for a finished result its
+    /// handle, count and partitions.
+    fn new_api_status(&self, record: &JobRecord, status: ResultStatus) -> Response {
+        let rules = self.rules();
+        let now = Utc::now();
+        let measures = Measures {
+            elapsed: between(Some(record.created), record.finished.or(Some(now))),
+            execution: between(record.started, record.finished.or(Some(now))),
+            compile: compile_time(record),
+            queue_wait: between(Some(record.created), record.started.or(Some(now))),
+            ..Measures::default()
+        };
+        let mut envelope = Envelope::default();
+        envelope.string("status", status.as_str());
+        match record.state {
+            JobState::Succeeded => {
+                let result = relative_handle("result", record.id);
+                let count = record.row_count.unwrap_or(record.rows);
+                envelope.string("handle", &result);
+                envelope.field("resultCount", &json!(count));
+                envelope.field(
+                    "partitions",
+                    &json!([{"handle": format!("{result}/0"), "resultCount": count}]),
+                );
+                let ordered = record
+                    .spec
+                    .tags
+                    .get(TAG_ORDERED)
+                    .is_some_and(|o| o == "true");
+                envelope.field("resultSetOrdered", &json!(ordered));
+                rules.metrics(&mut envelope, &measures, MetricSet::StatusDone);
+            }
+            JobState::Queued | JobState::Running => {
+                rules.metrics(&mut envelope, &measures, MetricSet::StatusRunning);
+            }
+            JobState::Failed | JobState::Cancelled | JobState::TimedOut => {
+                let error = record
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| EngineError::internal("the job failed"));
+                envelope.errors(&AsxError::from_engine(&error, &record.id.to_uuid()));
+            }
+        }
+        envelope.string("createdAt", &iso(record.created));
+        self.respond(StatusCode::OK, envelope.finish())
+    }
+
+    /// `DELETE /query/service/result/<handle>` (master): 202 discarded, 404 unknown, 400 when a
+    /// partition is named or the handle is malformed.
+    fn discard(&self, suffix: &str, owner: &str) -> Response {
+        if suffix.trim_start_matches('/').split('/').count() > 2 {
+            return http::no_body(StatusCode::BAD_REQUEST);
+        }
+        match self.job_for_handle(suffix, owner) {
+            Ok(record) => {
+                self.engine.remove(record.id).ok();
+                http::no_body(StatusCode::ACCEPTED)
+            }
+            Err(code) => http::no_body(code),
+        }
     }
 
     fn status(&self, request: &Request, suffix: &str, owner: &str) -> Response {
@@ -631,9 +719,12 @@ impl AsterixFront {
             (JobState::TimedOut, _) => ResultStatus::Timeout,
         };
         envelope.string("status", status.as_str());
+        if record.spec.tags.contains_key(TAG_NEW_API) {
+            return self.new_api_status(&record, status);
+        }
         match record.state {
             JobState::Succeeded => {
-                envelope.string("handle", &handle(request, "result", record.id));
+                envelope.string("handle", &handle(request, "result", &record));
             }
             JobState::Failed | JobState::Cancelled | JobState::TimedOut => {
                 let error = record
@@ -717,6 +808,7 @@ impl AsterixFront {
                 (_, profile) => {
                     let measures = self.record_measures(&record, started);
                     let job = record.clone();
+                    let created = tags.contains_key(TAG_NEW_API).then(|| iso(record.created));
                     (
                         Layout::ENVELOPE,
                         "{\n".into(),
@@ -725,7 +817,7 @@ impl AsterixFront {
                             let mut m = measures;
                             m.counts = counts;
                             m.elapsed = started.elapsed();
-                            result_tail(profile, &m, timings.then_some(&job))
+                            result_tail(profile, &m, timings.then_some(&job), created)
                         }),
                     )
                 }
@@ -863,6 +955,14 @@ impl FieldRules {
                 lines.push(("compileTime", d(m.compile)));
                 lines.push(("queueWaitTime", d(m.queue_wait)));
             }
+            (_, MetricSet::StatusRunning | MetricSet::StatusDone) => {
+                lines.push(("executionTime", d(m.execution)));
+                lines.push(("compileTime", d(m.compile)));
+                lines.push(("queueWaitTime", d(m.queue_wait)));
+                if set == MetricSet::StatusDone {
+                    lines.push(("processedObjects", json!(0)));
+                }
+            }
             (Profile::Docs, _) => {
                 lines.push(("executionTime", d(m.execution)));
                 lines.push(("resultCount", json!(m.counts.rows)));
@@ -889,13 +989,21 @@ impl FieldRules {
 }
 
 /// The envelope after the records of a result read (0.9.9 and master).
-fn result_tail(profile: Profile, m: &Measures, timings: Option<&JobRecord>) -> String {
+fn result_tail(
+    profile: Profile,
+    m: &Measures,
+    timings: Option<&JobRecord>,
+    created: Option<String>,
+) -> String {
     let rules = FieldRules { profile };
     let mut envelope = Envelope::default();
     rules.cached_plan(&mut envelope);
     rules.metrics(&mut envelope, m, MetricSet::Full);
     if let Some(job) = timings {
         envelope.field("profile", &job_profile(job));
+    }
+    if let Some(created) = created {
+        envelope.string("createdAt", &created);
     }
     format!(",\n{}\n}}\n", envelope.joined())
 }
@@ -930,8 +1038,21 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// An absolute handle URL from the request's Host header: `http://<host>/query/service/<kind>/<n>-0`.
-fn handle(request: &Request, kind: &str, id: JobId) -> String {
+/// A job's handle: old API, an absolute URL from the request's Host header ending in `<n>-0`;
+/// new API, the relative `/query/service/<kind>/<request id>/<n>-0`.
+fn handle(request: &Request, kind: &str, record: &JobRecord) -> String {
+    handle_url(
+        request,
+        kind,
+        record.id,
+        record.spec.tags.contains_key(TAG_NEW_API),
+    )
+}
+
+fn handle_url(request: &Request, kind: &str, id: JobId, new_api: bool) -> String {
+    if new_api {
+        return relative_handle(kind, id);
+    }
     let host = request
         .headers()
         .get(HOST)
@@ -940,6 +1061,21 @@ fn handle(request: &Request, kind: &str, id: JobId) -> String {
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost".into());
     format!("http://{host}{SERVICE}/{kind}/{}", id.to_handle())
+}
+
+fn relative_handle(kind: &str, id: JobId) -> String {
+    format!("{SERVICE}/{kind}/{}/{}", id.to_uuid(), id.to_handle())
+}
+
+/// The translation time recorded with the job.
+fn compile_time(record: &JobRecord) -> Duration {
+    record
+        .spec
+        .tags
+        .get(TAG_COMPILE)
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
 }
 
 /// The CORS headers AsterixDB adds to `/query/service` answers.

@@ -89,6 +89,10 @@ pub struct QueryRequest {
     pub jdbc: bool,
     pub dataverse: Option<String>,
     pub profile: JobProfile,
+    /// `include-host=false` asks for master's new API: relative handles naming the request.
+    pub include_host: bool,
+    /// How long an async or deferred result is kept (`result-ttl`).
+    pub result_ttl: Option<Duration>,
     /// The `plans` keys the plan flags asked for (`logicalPlan`, …).
     pub plans_asked: Vec<&'static str>,
     pub args: Vec<Value>,
@@ -210,10 +214,16 @@ pub fn parse(request: &Request) -> Result<QueryRequest, AsxError> {
         "compile-only",
         "sql-compat",
         "skip-plan-cache",
-        "include-host",
     ] {
         params.bool(flag, false)?;
     }
+    let include_host = params.bool("include-host", true)?;
+    let result_ttl = match params.text("result-ttl") {
+        None => None,
+        Some(t) => {
+            Some(parse_timeout(&t).ok_or_else(|| AsxError::invalid_parameter("result-ttl", &t))?)
+        }
+    };
     let profile = match params.text("profile") {
         None => JobProfile::Counts,
         Some(p) => match p.to_ascii_lowercase().as_str() {
@@ -259,6 +269,8 @@ pub fn parse(request: &Request) -> Result<QueryRequest, AsxError> {
         jdbc,
         dataverse: params.text("dataverse").filter(|d| !d.is_empty()),
         profile,
+        include_host,
+        result_ttl,
         plans_asked,
         args,
         named,

@@ -61,6 +61,8 @@ impl RowShape {
 pub struct Translation {
     pub exec_sql: String,
     pub shape: RowShape,
+    /// The query orders its rows (`resultSetOrdered`).
+    pub ordered: bool,
 }
 
 /// What the translator is told about the request.
@@ -149,9 +151,11 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
             .unwrap_or_default(),
     };
     let shape = rewrite_query(&mut query, value_mode, &sources)?;
+    let ordered = query.order_by.is_some();
     Ok(Translation {
         exec_sql: Statement::Query(query).to_string(),
         shape,
+        ordered,
     })
 }
 
