@@ -1339,3 +1339,44 @@ async fn improved_deferred_second_read_is_404_and_result_ttl_expires() {
         "ASX0047: Invalid value for parameter 'result-ttl': soon"
     );
 }
+
+#[tokio::test]
+async fn signature_multi_statement_and_readonly_parameters() {
+    let s = server(Profile::Master).await;
+    let a = post_form(&s, &[("statement", "select 1;"), ("signature", "false")]).await;
+    assert!(a.json().get("signature").is_none(), "{}", a.text);
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "select 1; select 2;"),
+            ("multi-statement", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        error_of(&a).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "fatal".into(),
+            "ASX0035: Unsupported multiple statements.".into()
+        )
+    );
+    let a = post_form(
+        &s,
+        &[
+            ("statement", "USE TinySocial; select 2;"),
+            ("multi-statement", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(a.json()["results"], serde_json::json!([{"$1": 2}]));
+    let a = post_json(
+        &s,
+        r#"{"statement": "UPSERT INTO x ({\"a\": 1});", "readonly": true}"#,
+    )
+    .await;
+    assert_eq!(
+        error_of(&a).await.2,
+        "ASX0044: UPSERT statement is not supported in read-only mode"
+    );
+}
