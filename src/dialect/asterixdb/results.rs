@@ -87,6 +87,11 @@ impl RecordPrinter {
             );
         }
         Ok(match &self.shape {
+            RowShape::Record => {
+                let mut record = Value::Object(object);
+                drop_nulls(&mut record);
+                record
+            }
             RowShape::Wrapped(alias) => {
                 // A dataset's absent optional fields are MISSING in SQL++: left out, not null.
                 let mut record = Value::Object(object);

@@ -10,8 +10,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectNamePart, Query, SelectFlavor, SelectItem,
-    SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, visit_expressions_mut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
+    TableAlias, TableFactor, Value, VisitMut, WildcardAdditionalOptions, visit_expressions_mut,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
@@ -31,6 +32,8 @@ pub enum RowShape {
     Object,
     /// `SELECT VALUE`: the single column's value itself.
     Value,
+    /// `SELECT VALUE v` of a dataset variable: the dataset's record itself.
+    Record,
     /// `SELECT *` over one dataset: `{ "<alias>": { …columns… } }`.
     Wrapped(String),
 }
@@ -41,6 +44,7 @@ impl RowShape {
         match self {
             RowShape::Object => "object".into(),
             RowShape::Value => "value".into(),
+            RowShape::Record => "record".into(),
             RowShape::Wrapped(alias) => format!("wrap:{alias}"),
         }
     }
@@ -48,6 +52,7 @@ impl RowShape {
     pub fn from_tag(tag: &str) -> RowShape {
         match tag {
             "value" => RowShape::Value,
+            "record" => RowShape::Record,
             t => match t.strip_prefix("wrap:") {
                 Some(alias) => RowShape::Wrapped(alias.to_string()),
                 None => RowShape::Object,
@@ -307,17 +312,17 @@ fn rewrite_query(
     select.flavor = SelectFlavor::Standard;
     // The sources: a dataset keeps its name (dataverse dropped), arrays and ranges become derived
     // tables of one column named after their alias. The first alias is the one `SELECT *` wraps in.
-    let mut wrap = None;
+    let mut datasets = Vec::new();
     let single_source = select.from.len() == 1 && select.from[0].joins.is_empty();
     for table in &mut select.from {
-        let alias = rewrite_source(&mut table.relation, sources)?;
+        datasets.extend(rewrite_source(&mut table.relation, sources)?);
         for join in &mut table.joins {
-            rewrite_source(&mut join.relation, sources)?;
-        }
-        if wrap.is_none() {
-            wrap = alias;
+            datasets.extend(rewrite_source(&mut join.relation, sources)?);
         }
     }
+    let _ = visit_expressions_mut(&mut select.projection, constructors);
+    let _ = visit_expressions_mut(&mut select.selection, constructors);
+    let wrap = datasets.first().cloned();
     let star = matches!(select.projection.as_slice(), [SelectItem::Wildcard(_)]);
     if value_mode {
         let [item] = select.projection.as_mut_slice() else {
@@ -329,6 +334,15 @@ fn rewrite_query(
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
             _ => return Err(AsxError::syntax("SELECT VALUE takes an expression, not *")),
         };
+        if let Some(variable) = variable(&expr)
+            && datasets.contains(&variable.value)
+        {
+            *item = SelectItem::QualifiedWildcard(
+                SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![variable])),
+                WildcardAdditionalOptions::default(),
+            );
+            return Ok(RowShape::Record);
+        }
         *item = SelectItem::ExprWithAlias {
             expr,
             alias: Ident::with_quote('"', "$1"),
@@ -424,10 +438,9 @@ fn source_alias(alias: Option<&TableAlias>, what: &str) -> Result<Ident, AsxErro
         .ok_or_else(|| AsxError::compilation(&format!("a {what} source needs a variable (AS v)")))
 }
 
-/// A derived table from a fixed template whose `$A`, `$B` placeholders become `args` and whose
-/// alias `a` (table and column) becomes `alias`.
-fn derived(template: &str, args: &[Expr], alias: &Ident) -> Result<TableFactor, AsxError> {
-    let mut statement = Parser::parse_sql(&GenericDialect {}, template)
+/// A fixed template statement with its `$A`, `$B` placeholders replaced by `args`.
+fn template(sql: &str, args: &[Expr]) -> Result<Statement, AsxError> {
+    let mut statement = Parser::parse_sql(&GenericDialect {}, sql)
         .ok()
         .and_then(|mut s| s.pop())
         .ok_or_else(|| AsxError::compilation("internal template did not parse"))?;
@@ -445,12 +458,23 @@ fn derived(template: &str, args: &[Expr], alias: &Ident) -> Result<TableFactor, 
         }
         ControlFlow::<()>::Continue(())
     });
-    let Statement::Query(query) = statement else {
+    Ok(statement)
+}
+
+/// The first select of a template query.
+fn template_select(sql: &str, args: &[Expr]) -> Result<sqlparser::ast::Select, AsxError> {
+    let Statement::Query(query) = template(sql, args)? else {
         return Err(AsxError::compilation("internal template is not a query"));
     };
-    let SetExpr::Select(select) = *query.body else {
-        return Err(AsxError::compilation("internal template is not a select"));
-    };
+    match *query.body {
+        SetExpr::Select(select) => Ok(*select),
+        _ => Err(AsxError::compilation("internal template is not a select")),
+    }
+}
+
+/// A derived table from a fixed template whose alias `a` (table and column) becomes `alias`.
+fn derived(sql: &str, args: &[Expr], alias: &Ident) -> Result<TableFactor, AsxError> {
+    let select = template_select(sql, args)?;
     let mut relation = select
         .from
         .into_iter()
@@ -473,6 +497,48 @@ fn derived(template: &str, args: &[Expr], alias: &Ident) -> Result<TableFactor, 
         }
     }
     Ok(relation)
+}
+
+/// A bare name: an identifier, or a keyword sqlparser read as a function without parentheses
+/// (`user`, the primer's favourite variable).
+fn variable(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.clone()),
+        Expr::Function(f) if matches!(f.args, FunctionArguments::None) && f.name.0.len() == 1 => {
+            match f.name.0.first() {
+                Some(ObjectNamePart::Identifier(ident)) => Some(ident.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// SQL++'s temporal constructors `datetime(s)`, `date(s)`, `time(s)` as casts.
+fn constructors(expr: &mut Expr) -> ControlFlow<()> {
+    let Expr::Function(function) = expr else {
+        return ControlFlow::Continue(());
+    };
+    let target = match function.name.to_string().to_ascii_lowercase().as_str() {
+        "datetime" => "TIMESTAMP",
+        "date" => "DATE",
+        "time" => "TIME",
+        _ => return ControlFlow::Continue(()),
+    };
+    let FunctionArguments::List(list) = &function.args else {
+        return ControlFlow::Continue(());
+    };
+    let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
+    let [arg] = args.as_slice() else {
+        return ControlFlow::Continue(());
+    };
+    let sql = format!("SELECT CAST($A AS {target})");
+    if let Ok(select) = template_select(&sql, std::slice::from_ref(arg))
+        && let Some(SelectItem::UnnamedExpr(cast)) = select.projection.into_iter().next()
+    {
+        *expr = cast;
+    }
+    ControlFlow::Continue(())
 }
 
 /// Unnamed projections that are not plain names get AsterixDB's positional names `$1`, `$2`, …;
@@ -623,6 +689,18 @@ mod tests {
         );
         let ok = translate("with t as (select 1 as a) select a from t;", rules);
         assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn select_value_of_a_dataset_variable_is_its_record() {
+        let t = sql(
+            "SELECT VALUE user FROM GleambookUsers user WHERE user.userSince >= datetime('2010-07-22T00:00:00');",
+        );
+        assert_eq!(
+            t.exec_sql,
+            "SELECT user.* FROM GleambookUsers user WHERE user.userSince >= CAST('2010-07-22T00:00:00' AS TIMESTAMP)"
+        );
+        assert_eq!(t.shape, RowShape::Record);
     }
 
     #[test]
