@@ -10,9 +10,10 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
-    TableAlias, TableFactor, Value, VisitMut, WildcardAdditionalOptions, visit_expressions_mut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName,
+    ObjectNamePart, Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement, TableAlias, TableFactor, Value, VisitMut, WildcardAdditionalOptions,
+    visit_expressions_mut,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
@@ -105,7 +106,7 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
             });
         }
     }
-    let (tokens, value_mode) = rewrite_tokens(tokens);
+    let (tokens, facts) = rewrite_tokens(tokens);
     let parsed = Parser::new(&dialect)
         .with_tokens_with_locations(tokens)
         .parse_statements()
@@ -155,7 +156,7 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
             })
             .unwrap_or_default(),
     };
-    let shape = rewrite_query(&mut query, value_mode, &sources)?;
+    let shape = rewrite_query(&mut query, &facts, &sources)?;
     let ordered = query.order_by.is_some();
     Ok(Translation {
         exec_sql: Statement::Query(query).to_string(),
@@ -212,11 +213,29 @@ fn modifying_kind(statement: &[&Token]) -> Option<String> {
     }
 }
 
+/// What the token-level pass found besides the tokens.
+#[derive(Debug, Default)]
+struct TokenFacts {
+    value_mode: bool,
+    /// `GROUP BY e AS v`: the position of `e` among the group keys, and `v`.
+    group_aliases: Vec<(usize, String)>,
+}
+
+/// Where the token pass is inside a `GROUP BY` list.
+#[derive(Debug, Default)]
+struct GroupList {
+    keys_before: usize,
+    parens: usize,
+    alias_next: bool,
+}
+
 /// Token-level SQL++: `SELECT VALUE` loses `VALUE` (remembered), `"text"` becomes a string
-/// literal, and an array literal in FROM position is wrapped in `UNNEST(…)`.
-fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool) {
+/// literal, an array literal in FROM position is wrapped in `UNNEST(…)`, and `GROUP BY e AS v`
+/// loses `AS v` (remembered, so that `v` can be replaced by `e`).
+fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts) {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len() + 4);
-    let mut value_mode = false;
+    let mut facts = TokenFacts::default();
+    let mut group: Option<GroupList> = None;
     // Depth of brackets opened by an array literal that got an UNNEST( in front.
     let mut unnest_depths: Vec<usize> = Vec::new();
     let mut depth = 0usize;
@@ -226,13 +245,59 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool) {
             .rev()
             .find(|p| !matches!(p.token, Token::Whitespace(_)))
             .map(|p| p.token.clone());
+        if let Some(list) = &mut group {
+            match &t.token {
+                Token::Whitespace(_) => {}
+                Token::Word(w) if list.alias_next => {
+                    facts
+                        .group_aliases
+                        .push((list.keys_before, w.value.clone()));
+                    list.alias_next = false;
+                    continue;
+                }
+                Token::LParen => list.parens += 1,
+                Token::RParen => list.parens = list.parens.saturating_sub(1),
+                Token::Comma if list.parens == 0 => list.keys_before += 1,
+                Token::Word(w)
+                    if list.parens == 0 && w.quote_style.is_none() && w.keyword == Keyword::AS =>
+                {
+                    list.alias_next = true;
+                    continue;
+                }
+                Token::Word(w)
+                    if list.parens == 0
+                        && w.quote_style.is_none()
+                        && matches!(
+                            w.keyword,
+                            Keyword::HAVING
+                                | Keyword::ORDER
+                                | Keyword::LIMIT
+                                | Keyword::OFFSET
+                                | Keyword::SELECT
+                                | Keyword::UNION
+                                | Keyword::WINDOW
+                        ) =>
+                {
+                    group = None;
+                }
+                Token::SemiColon => group = None,
+                _ => {}
+            }
+        }
         match &t.token {
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && w.keyword == Keyword::BY
+                    && matches!(&previous, Some(Token::Word(p)) if p.keyword == Keyword::GROUP) =>
+            {
+                group = Some(GroupList::default());
+            }
             Token::Word(w)
                 if w.quote_style.is_none()
                     && w.keyword == Keyword::VALUE
                     && matches!(&previous, Some(Token::Word(p)) if p.keyword == Keyword::SELECT) =>
             {
-                value_mode = true;
+                facts.value_mode = true;
                 continue;
             }
             Token::Word(w) if w.quote_style == Some('"') => {
@@ -266,7 +331,7 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool) {
         }
         out.push(t);
     }
-    (out, value_mode)
+    (out, facts)
 }
 
 fn unnest_word() -> Token {
@@ -277,7 +342,6 @@ fn unnest_word() -> Token {
     })
 }
 
-/// AST-level SQL++ on the one query: clause order, sources, names, parameters, row shape.
 /// What FROM names are checked against.
 struct Sources<'a> {
     dataverse: Option<&'a str>,
@@ -300,13 +364,43 @@ impl Sources<'_> {
     }
 }
 
+/// AST-level SQL++ on the one query: clause order, sources, names, parameters, row shape.
 fn rewrite_query(
     query: &mut Query,
-    value_mode: bool,
+    facts: &TokenFacts,
     sources: &Sources<'_>,
 ) -> Result<RowShape, AsxError> {
     number_question_marks(query);
     let SetExpr::Select(select) = query.body.as_mut() else {
+        return Ok(RowShape::Object);
+    };
+    // `GROUP BY e AS v`: `v` anywhere else means `e`.
+    if let GroupByExpr::Expressions(keys, _) = &select.group_by {
+        let bound: Vec<(String, Expr)> = facts
+            .group_aliases
+            .iter()
+            .filter_map(|(i, name)| keys.get(*i).map(|e| (name.clone(), e.clone())))
+            .collect();
+        if !bound.is_empty() {
+            let replace = |e: &mut Expr| {
+                if let Some(v) = variable(e)
+                    && let Some((_, key)) = bound.iter().find(|(name, _)| *name == v.value)
+                {
+                    *e = key.clone();
+                }
+                ControlFlow::<()>::Continue(())
+            };
+            let _ = visit_expressions_mut(&mut select.projection, replace);
+            let _ = visit_expressions_mut(&mut select.having, replace);
+            if let Some(order) = &mut query.order_by {
+                let _ = visit_expressions_mut(order, replace);
+            }
+        }
+    }
+    let Some(select) = (match query.body.as_mut() {
+        SetExpr::Select(select) => Some(select),
+        _ => None,
+    }) else {
         return Ok(RowShape::Object);
     };
     select.flavor = SelectFlavor::Standard;
@@ -324,7 +418,7 @@ fn rewrite_query(
     let _ = visit_expressions_mut(&mut select.selection, constructors);
     let wrap = datasets.first().cloned();
     let star = matches!(select.projection.as_slice(), [SelectItem::Wildcard(_)]);
-    if value_mode {
+    if facts.value_mode {
         let [item] = select.projection.as_mut_slice() else {
             return Err(AsxError::syntax(
                 "SELECT VALUE takes exactly one expression",
@@ -701,6 +795,17 @@ mod tests {
             "SELECT user.* FROM GleambookUsers user WHERE user.userSince >= CAST('2010-07-22T00:00:00' AS TIMESTAMP)"
         );
         assert_eq!(t.shape, RowShape::Record);
+    }
+
+    #[test]
+    fn group_by_aliases_stand_for_their_keys() {
+        let t = sql(
+            "SELECT uid AS uid, COUNT(*) AS count FROM GleambookMessages msg GROUP BY msg.authorId AS uid ORDER BY uid;",
+        );
+        assert_eq!(
+            t.exec_sql,
+            "SELECT msg.authorId AS uid, COUNT(*) AS count FROM GleambookMessages msg GROUP BY msg.authorId ORDER BY msg.authorId"
+        );
     }
 
     #[test]
