@@ -1380,3 +1380,258 @@ async fn signature_multi_statement_and_readonly_parameters() {
         "ASX0044: UPSERT statement is not supported in read-only mode"
     );
 }
+// ---- slow and failing queries (AsterixDB's sleep and inject_failure) -----------------------------
+
+#[tokio::test]
+async fn async_deferred_async_running_first_poll_is_exactly_running() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", r#"select value sleep("result", 1500);"#),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let handle = a.json()["handle"].as_str().unwrap().to_string();
+    // Wait until a worker has started it (queued prints `queued` in master).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        let st = get_handle(&s, &handle).await;
+        if st.text.contains("running") || Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.text, "{\n\t\"status\": \"running\"\n}\n");
+    let done = poll_status(&s, &handle).await;
+    assert_eq!(done.json()["status"], "success");
+    let r = get_handle(&s, done.json()["handle"].as_str().unwrap()).await;
+    assert_eq!(r.json()["results"], serde_json::json!(["result"]));
+}
+
+#[tokio::test]
+async fn async_deferred_async_failed_reports_the_injected_failure() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            (
+                "statement",
+                r#"select value inject_failure(sleep("result", 200), true);"#,
+            ),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    assert_eq!(st.status, StatusCode::OK);
+    let v = st.json();
+    assert_eq!(v["status"], "failed");
+    let msg = v["errors"][0]["msg"].as_str().unwrap();
+    assert!(msg.contains("Injected failure in inject-failure"), "{msg}");
+    assert!(v.get("handle").is_none());
+    // Its result is not there.
+    let result = a.json()["handle"]
+        .as_str()
+        .unwrap()
+        .replace("/status/", "/result/");
+    assert_eq!(get_handle(&s, &result).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_immediate_injected_failure_is_fatal_500() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[("statement", "select value inject_failure(1, true);")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let v = a.json();
+    assert_eq!(v["status"], "fatal");
+    assert!(v["requestID"].is_string());
+    assert!(
+        v["errors"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("Injected failure in inject-failure")
+    );
+    assert_eq!(v["metrics"]["errorCount"], 1);
+}
+
+#[tokio::test]
+async fn async_timeout_reports_timeout_on_the_status_endpoint() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", r#"select value sleep("result", 60000);"#),
+            ("mode", "async"),
+            ("timeout", "300ms"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    let v = st.json();
+    assert_eq!(v["status"], "timeout");
+    assert_eq!(
+        v["errors"][0]["msg"],
+        "ASX0030: Request timed out and will be cancelled"
+    );
+    // An immediate request that times out answers HTTP 200 with status timeout.
+    let a = post_form(
+        &s,
+        &[
+            ("statement", r#"select value sleep("result", 60000);"#),
+            ("timeout", "200ms"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["status"], "timeout");
+}
+
+#[tokio::test]
+async fn running_requests_are_listed_and_cancelled_by_client_context_id() {
+    let s = server(Profile::Master).await;
+    let client = reqwest::Client::new();
+    let url = s.url("/query/service");
+    let slow = tokio::spawn(async move {
+        answer(with_form(
+            client.post(url),
+            &[
+                ("statement", r#"select value sleep("result", 30000);"#),
+                ("client_context_id", "slow-one"),
+            ],
+        ))
+        .await
+    });
+    // It shows in the list while it runs.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let listed = loop {
+        let list = get(&s, "/admin/requests/running").await.json();
+        if let Some(entry) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["clientContextID"] == "slow-one")
+        {
+            break entry.clone();
+        }
+        assert!(Instant::now() < deadline, "never listed: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(listed["uuid"].is_string());
+    assert_eq!(
+        listed["statement"],
+        r#"select value sleep("result", 30000);"#
+    );
+    let client = reqwest::Client::new();
+    let none = client
+        .delete(s.url("/admin/requests/running"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::BAD_REQUEST);
+    let unknown = client
+        .delete(s.url("/admin/requests/running?client_context_id=nobody"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let cancelled = client
+        .delete(s.url("/admin/requests/running?client_context_id=slow-one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    assert_eq!(cancelled.text().await.unwrap(), "");
+    let a = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .expect("the cancelled query did not answer")
+        .unwrap();
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let v = a.json();
+    assert_eq!(v["status"], "failed");
+    let id = v["requestID"].as_str().unwrap();
+    assert_eq!(
+        v["errors"][0]["msg"],
+        format!("ASX0041: Request has been cancelled {id}")
+    );
+    let list = get(&s, "/admin/requests/running").await.json();
+    assert_eq!(list, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn an_async_request_is_cancelled_by_request_id() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", r#"select value sleep("result", 30000);"#),
+            ("mode", "async"),
+        ],
+    )
+    .await;
+    let v = a.json();
+    let id = v["requestID"].as_str().unwrap();
+    let r = with_form(
+        reqwest::Client::new().delete(s.url("/admin/requests/running")),
+        &[("request_id", id)],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let st = poll_status(&s, v["handle"].as_str().unwrap()).await;
+    assert_eq!(st.json()["status"], "failed");
+    // Cancelling it again: it is no longer running.
+    let again = with_form(
+        reqwest::Client::new().delete(s.url("/admin/requests/running")),
+        &[("request_id", id)],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+}
+
+// ---- TinySocial: the SQL++ primer's basic queries ------------------------------------------------
+
+#[tokio::test]
+async fn tiny_social_answers_the_primers_basic_queries() {
+    let s = server(Profile::Master).await;
+    let q = |statement: &'static str| {
+        let s = &s;
+        async move {
+            let a = post_form(s, &[("statement", statement)]).await;
+            assert_eq!(a.status, StatusCode::OK, "{statement}: {}", a.text);
+            a.json()["results"].clone()
+        }
+    };
+    // Query 0-A: exact match lookup, SELECT * wraps the row under its alias.
+    let users = q("USE TinySocial; SELECT * FROM GleambookUsers u WHERE u.id = 8;").await;
+    let users = users.as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["u"]["id"], 8);
+    assert!(users[0]["u"]["employment"].is_array());
+    // Query 0-B: range scan with projection.
+    let range = q("USE TinySocial; SELECT VALUE user.name FROM GleambookUsers user WHERE user.id >= 2 AND user.id <= 4 ORDER BY user.id;").await;
+    assert_eq!(range.as_array().unwrap().len(), 3);
+    assert!(range[0].is_string());
+    // Dotted dataverse names, and a join with SELECT of fields.
+    let joined = q("SELECT u.name AS uname, m.message AS message FROM TinySocial.GleambookUsers u, TinySocial.GleambookMessages m WHERE m.authorId = u.id ORDER BY m.messageId LIMIT 3;").await;
+    let joined = joined.as_array().unwrap();
+    assert_eq!(joined.len(), 3);
+    assert!(joined[0]["uname"].is_string() && joined[0]["message"].is_string());
+    // Nested fields of ChirpMessages' user.
+    let chirps =
+        q("SELECT VALUE cm.user.screenName FROM ChirpMessages cm WHERE cm.chirpId = \"1\";").await;
+    assert_eq!(chirps.as_array().unwrap().len(), 1);
+    let count = q("SELECT COUNT(*) AS n FROM ChirpUsers;").await;
+    assert_eq!(count, serde_json::json!([{"n": 6}]));
+}
+
