@@ -1634,4 +1634,3 @@ async fn tiny_social_answers_the_primers_basic_queries() {
     let count = q("SELECT COUNT(*) AS n FROM ChirpUsers;").await;
     assert_eq!(count, serde_json::json!([{"n": 6}]));
 }
-

@@ -10,9 +10,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName,
-    ObjectNamePart, Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
-    Statement, TableAlias, TableFactor, Value, VisitMut, WildcardAdditionalOptions,
+    AccessExpr, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    ObjectName, ObjectNamePart, Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind,
+    SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, WildcardAdditionalOptions,
     visit_expressions_mut,
 };
 use sqlparser::dialect::GenericDialect;
@@ -371,6 +371,7 @@ fn rewrite_query(
     sources: &Sources<'_>,
 ) -> Result<RowShape, AsxError> {
     number_question_marks(query);
+    let _ = visit_expressions_mut(query, keyword_paths);
     let SetExpr::Select(select) = query.body.as_mut() else {
         return Ok(RowShape::Object);
     };
@@ -432,7 +433,9 @@ fn rewrite_query(
             && datasets.contains(&variable.value)
         {
             *item = SelectItem::QualifiedWildcard(
-                SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![variable])),
+                SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![
+                    Ident::with_quote('"', variable.value),
+                ])),
                 WildcardAdditionalOptions::default(),
             );
             return Ok(RowShape::Record);
@@ -604,6 +607,33 @@ fn variable(expr: &Expr) -> Option<Ident> {
                 _ => None,
             }
         }
+        _ => None,
+    }
+}
+
+/// `user.name`, `cm.user.screenName`: sqlparser reads a keyword in a path as a function and the
+/// rest as field access; it is a plain path of names.
+fn keyword_paths(expr: &mut Expr) -> ControlFlow<()> {
+    if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+        let names: Option<Vec<Ident>> = std::iter::once(path_part(root))
+            .chain(access_chain.iter().map(|a| match a {
+                AccessExpr::Dot(e) => path_part(e),
+                AccessExpr::Subscript(_) => None,
+            }))
+            .collect();
+        if let Some(names) = names {
+            *expr = Expr::CompoundIdentifier(names);
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// One name of a path; a keyword read as a function is quoted, so that the engine's parser cannot
+/// read it as a function again.
+fn path_part(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.clone()),
+        Expr::Function(_) => variable(expr).map(|v| Ident::with_quote('"', v.value)),
         _ => None,
     }
 }
@@ -792,9 +822,23 @@ mod tests {
         );
         assert_eq!(
             t.exec_sql,
-            "SELECT user.* FROM GleambookUsers user WHERE user.userSince >= CAST('2010-07-22T00:00:00' AS TIMESTAMP)"
+            r#"SELECT "user".* FROM GleambookUsers user WHERE "user".userSince >= CAST('2010-07-22T00:00:00' AS TIMESTAMP)"#
         );
         assert_eq!(t.shape, RowShape::Record);
+        let t = sql("SELECT VALUE user.name FROM GleambookUsers user WHERE user.id = 2;");
+        assert_eq!(
+            t.exec_sql,
+            r#"SELECT "user".name AS "$1" FROM GleambookUsers user WHERE "user".id = 2"#
+        );
+    }
+
+    #[test]
+    fn keywords_inside_paths_are_names() {
+        let t = sql("SELECT VALUE cm.user.screenName FROM ChirpMessages cm;");
+        assert_eq!(
+            t.exec_sql,
+            r#"SELECT cm."user".screenName AS "$1" FROM ChirpMessages cm"#
+        );
     }
 
     #[test]
