@@ -1634,3 +1634,54 @@ async fn tiny_social_answers_the_primers_basic_queries() {
     let count = q("SELECT COUNT(*) AS n FROM ChirpUsers;").await;
     assert_eq!(count, serde_json::json!([{"n": 6}]));
 }
+
+#[tokio::test]
+async fn tiny_social_primer_queries_0_to_10() {
+    let s = server(Profile::Master).await;
+    let q = |statement: &'static str| {
+        let s = &s;
+        async move {
+            let a = post_form(s, &[("statement", statement)]).await;
+            assert_eq!(a.status, StatusCode::OK, "{statement}: {}", a.text);
+            a.json()["results"].clone()
+        }
+    };
+    // Query 0-A: exact-match lookup; the record itself, optional fields absent when unset.
+    let user8 =
+        q("USE TinySocial; SELECT VALUE user FROM GleambookUsers user WHERE user.id = 8;").await;
+    assert_eq!(user8.as_array().unwrap().len(), 1);
+    assert_eq!(user8[0]["id"], 8);
+    assert!(
+        user8[0].as_object().unwrap().values().all(|v| !v.is_null()),
+        "{user8}"
+    );
+    // Query 0-B: range scan.
+    let users = q("USE TinySocial; SELECT VALUE user FROM GleambookUsers user WHERE user.id >= 2 AND user.id <= 4;").await;
+    let ids: Vec<i64> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [2, 3, 4]);
+    // Query 1: other range scan, with datetime constructors.
+    let since = q("USE TinySocial; SELECT VALUE user FROM GleambookUsers user WHERE user.userSince >= datetime('2010-07-22T00:00:00') AND user.userSince <= datetime('2012-07-29T23:59:59');").await;
+    for u in since.as_array().unwrap() {
+        let t = u["userSince"].as_str().unwrap();
+        assert!(("2010-07-22".."2012-07-30").contains(&t), "{t}");
+    }
+    assert!(!since.as_array().unwrap().is_empty());
+    // Query 2-A: equijoin.
+    let joined = q("USE TinySocial; SELECT user.name AS uname, msg.message AS message FROM GleambookUsers user, GleambookMessages msg WHERE msg.authorId = user.id;").await;
+    assert_eq!(joined.as_array().unwrap().len(), 15);
+    // Query 8: simple aggregation.
+    let count = q("SELECT COUNT(*) AS numUsers FROM TinySocial.GleambookUsers user;").await;
+    assert_eq!(count, serde_json::json!([{"numUsers": 10}]));
+    // Query 9-A and 10: grouping on a GROUP BY variable, ordered and limited.
+    let grouped = q("USE TinySocial; SELECT uid AS uid, COUNT(*) AS count FROM GleambookMessages msg GROUP BY msg.authorId AS uid ORDER BY count DESC, uid LIMIT 3;").await;
+    let grouped = grouped.as_array().unwrap();
+    assert_eq!(grouped.len(), 3);
+    assert!(grouped[0]["count"].as_i64() >= grouped[2]["count"].as_i64());
+    let total = q("SELECT VALUE COUNT(*) FROM GleambookMessages msg;").await;
+    assert_eq!(total, serde_json::json!([15]));
+}
