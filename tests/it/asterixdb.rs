@@ -1685,3 +1685,37 @@ async fn tiny_social_primer_queries_0_to_10() {
     let total = q("SELECT VALUE COUNT(*) FROM GleambookMessages msg;").await;
     assert_eq!(total, serde_json::json!([15]));
 }
+
+#[tokio::test]
+async fn select_star_over_several_sources_has_one_field_per_variable() {
+    let s = server(Profile::Master).await;
+    let a = post_form(&s, &[("statement", "FROM [1, 2] AS v, [3] AS w SELECT *;")]).await;
+    assert_eq!(
+        a.json()["results"],
+        serde_json::json!([{"v": 1, "w": 3}, {"v": 2, "w": 3}]),
+        "{}",
+        a.text
+    );
+    let a = post_form(
+        &s,
+        &[(
+            "statement",
+            "SELECT * FROM GleambookUsers u, GleambookMessages m WHERE m.authorId = u.id AND m.messageId = 2;",
+        )],
+    )
+    .await;
+    let rows = a.json()["results"].clone();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{}", a.text);
+    let row = rows[0].as_object().unwrap();
+    assert_eq!(row.keys().collect::<Vec<_>>(), ["u", "m"]);
+    assert_eq!(rows[0]["m"]["messageId"], 2);
+    assert_eq!(rows[0]["u"]["id"], rows[0]["m"]["authorId"]);
+    // An unset optional field is MISSING, not null.
+    assert!(
+        rows[0]["m"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| !v.is_null())
+    );
+}

@@ -92,6 +92,12 @@ impl RecordPrinter {
                 drop_nulls(&mut record);
                 record
             }
+            RowShape::Sources => {
+                for record in object.values_mut().filter(|v| v.is_object()) {
+                    drop_nulls(record);
+                }
+                Value::Object(object)
+            }
             RowShape::Wrapped(alias) => {
                 // A dataset's absent optional fields are MISSING in SQL++: left out, not null.
                 let mut record = Value::Object(object);

@@ -37,6 +37,8 @@ pub enum RowShape {
     Record,
     /// `SELECT *` over one dataset: `{ "<alias>": { …columns… } }`.
     Wrapped(String),
+    /// `SELECT *` over several sources: one field per variable, datasets' records as objects.
+    Sources,
 }
 
 impl RowShape {
@@ -46,6 +48,7 @@ impl RowShape {
             RowShape::Object => "object".into(),
             RowShape::Value => "value".into(),
             RowShape::Record => "record".into(),
+            RowShape::Sources => "sources".into(),
             RowShape::Wrapped(alias) => format!("wrap:{alias}"),
         }
     }
@@ -54,6 +57,7 @@ impl RowShape {
         match tag {
             "value" => RowShape::Value,
             "record" => RowShape::Record,
+            "sources" => RowShape::Sources,
             t => match t.strip_prefix("wrap:") {
                 Some(alias) => RowShape::Wrapped(alias.to_string()),
                 None => RowShape::Object,
@@ -239,7 +243,37 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
     // Depth of brackets opened by an array literal that got an UNNEST( in front.
     let mut unnest_depths: Vec<usize> = Vec::new();
     let mut depth = 0usize;
+    // Parenthesis depth, and the depth of the FROM list being read (commas there separate sources).
+    let mut parens = 0usize;
+    let mut from_list: Option<usize> = None;
     for t in tokens {
+        match &t.token {
+            Token::LParen => parens += 1,
+            Token::RParen => {
+                parens = parens.saturating_sub(1);
+                if from_list.is_some_and(|d| d > parens) {
+                    from_list = None;
+                }
+            }
+            Token::Word(w) if w.quote_style.is_none() => match w.keyword {
+                Keyword::FROM => from_list = Some(parens),
+                Keyword::WHERE
+                | Keyword::GROUP
+                | Keyword::ORDER
+                | Keyword::SELECT
+                | Keyword::LIMIT
+                | Keyword::HAVING
+                | Keyword::UNION
+                | Keyword::OFFSET
+                    if from_list == Some(parens) =>
+                {
+                    from_list = None;
+                }
+                _ => {}
+            },
+            Token::SemiColon => from_list = None,
+            _ => {}
+        }
         let previous = out
             .iter()
             .rev()
@@ -308,9 +342,14 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
                 continue;
             }
             Token::LBracket => {
-                let after_from = matches!(&previous,
-                    Some(Token::Word(p)) if p.quote_style.is_none()
-                        && matches!(p.keyword, Keyword::FROM | Keyword::JOIN));
+                let after_from = match &previous {
+                    Some(Token::Word(p)) => {
+                        p.quote_style.is_none()
+                            && matches!(p.keyword, Keyword::FROM | Keyword::JOIN)
+                    }
+                    Some(Token::Comma) => from_list == Some(parens),
+                    _ => false,
+                };
                 if after_from {
                     out.push(TokenWithSpan::new(unnest_word(), t.span));
                     out.push(TokenWithSpan::new(Token::LParen, t.span));
@@ -407,17 +446,23 @@ fn rewrite_query(
     select.flavor = SelectFlavor::Standard;
     // The sources: a dataset keeps its name (dataverse dropped), arrays and ranges become derived
     // tables of one column named after their alias. The first alias is the one `SELECT *` wraps in.
-    let mut datasets = Vec::new();
-    let single_source = select.from.len() == 1 && select.from[0].joins.is_empty();
+    let mut bound = Vec::new();
     for table in &mut select.from {
-        datasets.extend(rewrite_source(&mut table.relation, sources)?);
+        bound.push(rewrite_source(&mut table.relation, sources)?);
         for join in &mut table.joins {
-            datasets.extend(rewrite_source(&mut join.relation, sources)?);
+            bound.push(rewrite_source(&mut join.relation, sources)?);
         }
     }
+    let datasets: Vec<String> = bound
+        .iter()
+        .filter_map(|b| match b {
+            Source::Dataset { variable, .. } => Some(variable.clone()),
+            _ => None,
+        })
+        .collect();
     let _ = visit_expressions_mut(&mut select.projection, constructors);
     let _ = visit_expressions_mut(&mut select.selection, constructors);
-    let wrap = datasets.first().cloned();
+
     let star = matches!(select.projection.as_slice(), [SelectItem::Wildcard(_)]);
     if facts.value_mode {
         let [item] = select.projection.as_mut_slice() else {
@@ -447,18 +492,32 @@ fn rewrite_query(
         return Ok(RowShape::Value);
     }
     name_projections(&mut select.projection);
-    Ok(match (star, single_source, wrap) {
-        (true, true, Some(alias)) => RowShape::Wrapped(alias),
-        _ => RowShape::Object,
-    })
+    if !star {
+        return Ok(RowShape::Object);
+    }
+    match bound.as_slice() {
+        [Source::Dataset { variable, .. }] => Ok(RowShape::Wrapped(variable.clone())),
+        [Source::Values(_)] => Ok(RowShape::Object),
+        _ => {
+            select.projection = star_over_sources(&bound, sources.catalog)?;
+            Ok(RowShape::Sources)
+        }
+    }
 }
 
-/// Rewrites one FROM item; answers the alias a dataset's rows are wrapped under (`None` for
-/// sources whose rows are single values).
-fn rewrite_source(
-    relation: &mut TableFactor,
-    sources: &Sources<'_>,
-) -> Result<Option<String>, AsxError> {
+/// What one FROM item binds its variable to.
+#[derive(Clone, Debug)]
+enum Source {
+    /// A dataset's records: the variable and the table.
+    Dataset { variable: String, table: String },
+    /// Single values (an array or a range): the variable is the value.
+    Values(String),
+    /// A subquery or anything else polyquery passes through.
+    Other,
+}
+
+/// Rewrites one FROM item and says what its variable is bound to.
+fn rewrite_source(relation: &mut TableFactor, sources: &Sources<'_>) -> Result<Source, AsxError> {
     match relation {
         TableFactor::Table {
             name, alias, args, ..
@@ -480,7 +539,7 @@ fn rewrite_source(
                     &[from.clone(), to.clone()],
                     &alias,
                 )?;
-                return Ok(None);
+                return Ok(Source::Values(alias.value));
             }
             let parts = &mut name.0;
             if parts.len() == 2
@@ -498,9 +557,13 @@ fn rewrite_source(
             if single {
                 sources.check(&bare)?;
             }
-            Ok(Some(
-                alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(bare),
-            ))
+            Ok(Source::Dataset {
+                variable: alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or(bare.clone()),
+                table: bare,
+            })
         }
         TableFactor::UNNEST {
             alias, array_exprs, ..
@@ -514,11 +577,69 @@ fn rewrite_source(
                 std::slice::from_ref(array),
                 &alias,
             )?;
-            Ok(None)
+            Ok(Source::Values(alias.value))
         }
-        TableFactor::Derived { alias, .. } => Ok(alias.as_ref().map(|a| a.name.value.clone())),
-        _ => Ok(None),
+        _ => Ok(Source::Other),
     }
+}
+
+/// `SELECT *` over several sources: one field per variable, a dataset's record as an object of
+/// its columns (`named_struct`), a value as itself.
+fn star_over_sources(
+    bound: &[Source],
+    catalog: Option<&Catalog>,
+) -> Result<Vec<SelectItem>, AsxError> {
+    let refuse =
+        || AsxError::compilation("SELECT * over this FROM clause is not supported by polyquery");
+    let mut items = Vec::with_capacity(bound.len());
+    for source in bound {
+        let (variable, expr) = match source {
+            Source::Values(variable) => (
+                variable.clone(),
+                Expr::Identifier(Ident::with_quote('"', variable)),
+            ),
+            Source::Dataset { variable, table } => {
+                let schema = catalog
+                    .and_then(|c| c.table(table))
+                    .map(|t| t.schema.clone())
+                    .ok_or_else(refuse)?;
+                let mut args = Vec::with_capacity(schema.fields().len() * 2);
+                for field in schema.fields() {
+                    args.push(Expr::Value(
+                        Value::SingleQuotedString(field.name().clone()).into(),
+                    ));
+                    args.push(Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', variable),
+                        Ident::with_quote('"', field.name()),
+                    ]));
+                }
+                (variable.clone(), record_of(args)?)
+            }
+            Source::Other => return Err(refuse()),
+        };
+        items.push(SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', variable),
+        });
+    }
+    Ok(items)
+}
+
+/// `named_struct(args…)`.
+fn record_of(args: Vec<Expr>) -> Result<Expr, AsxError> {
+    let select = template_select("SELECT named_struct('a', 1)", &[])?;
+    let Some(SelectItem::UnnamedExpr(Expr::Function(mut function))) =
+        select.projection.into_iter().next()
+    else {
+        return Err(AsxError::compilation("internal template is not a function"));
+    };
+    if let FunctionArguments::List(list) = &mut function.args {
+        list.args = args
+            .into_iter()
+            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+            .collect();
+    }
+    Ok(Expr::Function(function))
 }
 
 fn arg_expr(arg: &FunctionArg) -> Option<Expr> {
