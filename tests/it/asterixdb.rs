@@ -1525,6 +1525,15 @@ async fn running_requests_are_listed_and_cancelled_by_client_context_id() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(listed["uuid"].is_string());
+    assert!(["received", "running"].contains(&listed["state"].as_str().unwrap()));
+    assert_eq!(listed["cancellable"], true);
+    assert!(
+        listed["remoteAddr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(listed["jobId"].as_str().unwrap().starts_with("JID:"));
     assert_eq!(
         listed["statement"],
         r#"select value sleep("result", 30000);"#

@@ -81,6 +81,8 @@ const TAG_TIMINGS: &str = "profile-timings";
 const TAG_COMPILE: &str = "compile-nanos";
 const TAG_NEW_API: &str = "new-api";
 const TAG_ORDERED: &str = "ordered";
+const TAG_USER_AGENT: &str = "user-agent";
+const TAG_REMOTE: &str = "remote-addr";
 
 /// The AsterixDB front.
 pub struct AsterixFront {
@@ -263,7 +265,17 @@ impl AsterixFront {
             Ok(t) => t,
             Err(e) => return self.compile_error(&e, &request_id, params, started),
         };
-        let spec = self.job_spec(owner, params, &statement, &translation, compile);
+        let mut spec = self.job_spec(owner, params, &statement, &translation, compile);
+        if let Some(agent) = request
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            spec.tags.insert(TAG_USER_AGENT.into(), agent.into());
+        }
+        if let Some(remote) = request.extensions().get::<RemoteAddr>() {
+            spec.tags.insert(TAG_REMOTE.into(), remote.0.to_string());
+        }
         let id = match self.engine.submit(spec) {
             Ok(id) => id,
             Err(e) => {
@@ -849,11 +861,16 @@ impl AsterixFront {
                     "elapsedTime": elapsed,
                     "node": "polyquery",
                     "state": if r.state == JobState::Running { "running" } else { "received" },
+                    "userAgent": r.spec.tags.get(TAG_USER_AGENT),
+                    "remoteAddr": r.spec.tags.get(TAG_REMOTE),
                     "cancellable": true,
                     "jobId": format!("JID:{}", r.id.seq),
-                    "jobCreateTime": iso(r.created),
-                    "jobStartTime": r.started.map(iso),
+                    "jobCreateTime": r.created.timestamp_millis(),
+                    "jobStartTime": r.started.map(|t| t.timestamp_millis()),
+                    "jobQueueTime": r.created.timestamp_millis(),
                     "jobStatus": if r.state == JobState::Running { "RUNNING" } else { "PENDING" },
+                    "jobRequiredCPUs": 1,
+                    "jobRequiredMemory": 0,
                     "statement": r.spec.sql,
                     "clientContextID": r.spec.tags.get(TAG_CONTEXT),
                 })
