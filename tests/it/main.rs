@@ -2,5 +2,6 @@
 
 mod encode;
 mod engine;
+mod kylin;
 mod server;
 mod support;
