@@ -74,8 +74,9 @@ def main():
     check(isinstance(by_name.get("PART_DT"), sa.types.DATE), "PART_DT type: %r" % by_name)
 
     # SQLAlchemy Core builds the SQL; Kylin folds the unquoted names.
-    sales = sa.Table("KYLIN_SALES", sa.MetaData(), autoload_with=engine, schema="DEFAULT")
-    query = (sa.select(sales.c.LSTG_FORMAT_NAME, sa.func.count().label("N"))
+    sales = sa.Table("KYLIN_SALES", sa.MetaData(), autoload=True, autoload_with=engine,
+                     schema="DEFAULT")
+    query = (sa.select([sales.c.LSTG_FORMAT_NAME, sa.func.count().label("N")])
              .group_by(sales.c.LSTG_FORMAT_NAME)
              .order_by(sales.c.LSTG_FORMAT_NAME))
     with engine.connect() as conn:
