@@ -16,7 +16,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::wire::CellStyle;
@@ -207,12 +207,11 @@ fn write_format(
                 sheet_name: "query_result".into(),
                 ..EncodeOptions::default()
             };
-            let text_schema = text_schema(&schema);
             let style = CellStyle::new(schema.fields());
             let mut encoder =
-                encode::encoder(Format::Xlsx, &options, text_schema.clone(), Box::new(out))?;
+                encode::encoder(Format::Xlsx, &options, text_schema(&schema), Box::new(out))?;
             for batch in reader {
-                encoder.write_batch(&text_batch(&style, &text_schema, &batch?)?)?;
+                encoder.write_batch(&style.text_batch(&batch?)?)?;
             }
             encoder.finish()?;
             return Ok(());
@@ -257,15 +256,16 @@ fn write_csv(
     let style = CellStyle::new(schema.fields());
     let mut line = String::new();
     for batch in reader {
-        let batch = batch?;
+        let batch = style.text_batch(&batch?)?;
+        let columns: Vec<&StringArray> = batch.columns().iter().map(|c| c.as_string()).collect();
         for row in 0..batch.num_rows() {
             line.clear();
-            for (i, column) in batch.columns().iter().enumerate() {
+            for (i, column) in columns.iter().enumerate() {
                 if i > 0 {
                     line.push_str(separator);
                 }
-                if let Some(text) = style.text(i, column.as_ref(), row)? {
-                    line.push_str(&csv_cell(&text, separator));
+                if column.is_valid(row) {
+                    line.push_str(&csv_cell(column.value(row), separator));
                 }
             }
             line.push('\n');
@@ -326,23 +326,6 @@ fn text_schema(schema: &Schema) -> SchemaRef {
             .map(|f| Field::new(f.name(), DataType::Utf8, true))
             .collect::<Vec<_>>(),
     ))
-}
-
-/// A batch with every cell replaced by its Kylin result string.
-pub fn text_batch(
-    style: &CellStyle,
-    schema: &SchemaRef,
-    batch: &RecordBatch,
-) -> Result<RecordBatch, FileError> {
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for (i, column) in batch.columns().iter().enumerate() {
-        let mut builder = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 8);
-        for row in 0..batch.num_rows() {
-            builder.append_option(style.text(i, column.as_ref(), row)?);
-        }
-        columns.push(Arc::new(builder.finish()));
-    }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// Spark's Parquet writer refuses some characters in column names; Kylin replaces them with `_`.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array, AsArray, StringArray};
 use serde_json::{Map, Value, json};
 
 use super::errors::{self, KeCode, KylinError, text};
@@ -121,16 +122,15 @@ fn rows(state: &State, id: crate::engine::JobId) -> Result<(Vec<ColumnMeta>, Res
     let mut results = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
-        for row in 0..batch.num_rows() {
-            let mut cells = Vec::with_capacity(batch.num_columns());
-            for (i, column) in batch.columns().iter().enumerate() {
-                cells.push(
-                    style
-                        .text(i, column.as_ref(), row)
-                        .map_err(|e| e.to_string())?,
-                );
-            }
-            results.push(cells);
+        let text = style.text_batch(&batch).map_err(|e| e.to_string())?;
+        let columns: Vec<&StringArray> = text.columns().iter().map(|c| c.as_string()).collect();
+        for row in 0..text.num_rows() {
+            results.push(
+                columns
+                    .iter()
+                    .map(|c| c.is_valid(row).then(|| c.value(row).to_string()))
+                    .collect(),
+            );
         }
     }
     Ok((metas, results))

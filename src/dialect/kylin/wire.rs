@@ -2,12 +2,14 @@
 //! status object in its v2 and v4 spellings, the sync `SQLResponse` with its column metadata, and
 //! how Arrow types and values become Kylin SQL type names and result strings.
 
-use arrow::array::Array;
-use arrow::datatypes::{DataType, Field};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::encode::{EncodeOptions, cell_json, cell_text};
+use crate::encode::{EncodeError, EncodeOptions, cell_json, value};
 
 pub const V2_JSON: &str = "application/vnd.apache.kylin-v2+json";
 pub const V4_PUBLIC_JSON: &str = "application/vnd.apache.kylin-v4-public+json";
@@ -228,7 +230,7 @@ pub struct CellStyle {
 }
 
 impl CellStyle {
-    pub fn new(fields: &[std::sync::Arc<Field>]) -> Self {
+    pub fn new(fields: &[Arc<Field>]) -> Self {
         let with = |pattern: &str, field: &Field| match field.data_type() {
             DataType::Timestamp(_, _) => EncodeOptions {
                 datetime_format: Some(pattern.to_string()),
@@ -245,24 +247,30 @@ impl CellStyle {
         }
     }
 
-    /// A cell as Kylin's result string (sync `results`, CSV and XLSX cells); `None` for null.
-    pub fn text(
-        &self,
-        column: usize,
-        array: &dyn Array,
-        row: usize,
-    ) -> Result<Option<String>, crate::encode::EncodeError> {
-        let options = self.text.get(column).cloned().unwrap_or_default();
-        cell_text(array, row, &options)
+    /// The batch with every cell replaced by Kylin's result string (sync `results`, CSV and XLSX
+    /// cells), nulls kept; column names unchanged.
+    pub fn text_batch(&self, batch: &RecordBatch) -> Result<RecordBatch, EncodeError> {
+        let schema = batch.schema();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+            let one = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![field.clone()])),
+                vec![column.clone()],
+            )?;
+            let options = self.text.get(i).cloned().unwrap_or_default();
+            let text = value::text_batch(&one, &options, &value::json_encoder_options(&options))?;
+            columns.push(text.column(0).clone());
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 
     /// A cell as Spark's JSON writer would put it in a row object.
-    pub fn json(
-        &self,
-        column: usize,
-        array: &dyn Array,
-        row: usize,
-    ) -> Result<Value, crate::encode::EncodeError> {
+    pub fn json(&self, column: usize, array: &dyn Array, row: usize) -> Result<Value, EncodeError> {
         let options = self.json.get(column).cloned().unwrap_or_default();
         cell_json(array, row, &options)
     }
@@ -493,6 +501,50 @@ mod tests {
         );
         assert_eq!(Accept::parse(Some(V2_JSON)).for_legacy(), Flavour::V2);
         assert_eq!(Accept::parse(Some("application/json")).for_async(), None);
+    }
+
+    #[test]
+    fn cells_print_as_calcite_prints_them() {
+        use arrow::array::{
+            BooleanArray, Date32Array, Decimal128Array, StringArray, TimestampMillisecondArray,
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(vec![Some(15627), None])),
+            Arc::new(TimestampMillisecondArray::from(vec![
+                Some(1_704_164_645_000),
+                Some(1_704_164_645_120),
+            ])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(807556), Some(-5)])
+                    .with_precision_and_scale(19, 4)
+                    .unwrap(),
+            ),
+            Arc::new(BooleanArray::from(vec![true, false])),
+        ];
+        let batch =
+            RecordBatch::try_from_iter(["D", "TS", "PRICE", "B"].into_iter().zip(columns)).unwrap();
+        let style = CellStyle::new(batch.schema().fields());
+        let text = style.text_batch(&batch).unwrap();
+        let cells: Vec<Vec<Option<&str>>> = text
+            .columns()
+            .iter()
+            .map(|c| {
+                let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+                (0..2).map(|r| c.is_valid(r).then(|| c.value(r))).collect()
+            })
+            .collect();
+        assert_eq!(cells[0], [Some("2012-10-14"), None]);
+        assert_eq!(
+            cells[1],
+            [Some("2024-01-02 03:04:05"), Some("2024-01-02 03:04:05.120")]
+        );
+        assert_eq!(cells[2], [Some("80.7556"), Some("-0.0005")]);
+        assert_eq!(cells[3], [Some("true"), Some("false")]);
+        assert_eq!(
+            style.json(1, batch.column(1).as_ref(), 0).unwrap(),
+            "2024-01-02T03:04:05.000Z"
+        );
+        assert_eq!(sql_type(batch.column(2).data_type()).name, "DECIMAL");
     }
 
     #[test]
