@@ -576,6 +576,57 @@ async fn async_flow_every_format_in_both_flavours_matches_the_sync_rows() {
     }
 }
 
+/// curl's default `Accept: */*` (or none) reaches the v2 controller; `limit`/`offset` apply only
+/// when the SQL has none of its own.
+#[tokio::test]
+async fn bare_requests_are_v2_and_limit_offset_apply() {
+    let k = Kylin::start().await;
+    for accept in [None, Some("*/*")] {
+        let response = k
+            .request(Method::POST, "/async_query", accept)
+            .json(&json!({"sql": "select trans_id from kylin_sales order by trans_id", "project": "learn_kylin", "limit": 3, "offset": 2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], V2);
+        let v: Value = response.json().await.unwrap();
+        let id = v["data"]["queryID"].as_str().unwrap().to_string();
+        assert_eq!(
+            k.settle(V2, &id, "learn_kylin").await["status"],
+            "SUCCESSFUL"
+        );
+        let csv = k
+            .request(
+                Method::GET,
+                &format!("/async_query/{id}/result_download"),
+                accept,
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(csv, "2\n3\n4\n");
+    }
+    let data = k
+        .submit(
+            V2,
+            json!({"sql": "select trans_id from kylin_sales order by trans_id limit 1", "project": "learn_kylin", "limit": 3}),
+        )
+        .await;
+    let id = data["queryID"].as_str().unwrap().to_string();
+    k.settle(V2, &id, "learn_kylin").await;
+    let (_, size) = k
+        .json(k.request(
+            Method::GET,
+            &format!("/async_query/{id}/file_status"),
+            Some(V2),
+        ))
+        .await;
+    assert_eq!(size["data"], 2, "only the SQL's own LIMIT 1: \"0\\n\"");
+}
+
 #[tokio::test]
 async fn csv_header_separator_and_quoting() {
     let k = Kylin::start().await;

@@ -73,7 +73,8 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),
         Err(e) => return failed(e.message),
     };
-    let wait = Duration::from_secs(state.config.limits.request_timeout_secs.max(1));
+    // Answer before the server's own request timeout does, so the job is not left behind.
+    let wait = Duration::from_secs(state.config.limits.request_timeout_secs.max(2) - 1);
     let record = state
         .engine
         .wait(id, wait)
