@@ -634,12 +634,12 @@ async fn csv_header_separator_and_quoting() {
     let data = k
         .submit(
             V4,
-            json!({"sql": sql, "project": "learn_kylin", "separator": "|", "include_header": true}),
+            json!({"sql": sql, "project": "learn_kylin", "separator": "|", "include_header": true, "encode": "GBK"}),
         )
         .await;
     let id = data["query_id"].as_str().unwrap().to_string();
     k.settle(V4, &id, "learn_kylin").await;
-    let text = k
+    let response = k
         .request(
             Method::GET,
             &format!("/async_query/{id}/result_download?project=learn_kylin"),
@@ -647,10 +647,13 @@ async fn csv_header_separator_and_quoting() {
         )
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    // Kylin labels the charset it was asked for; the bytes are UTF-8 either way.
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/csv;charset=gbk"
+    );
+    let text = response.text().await.unwrap();
     assert_eq!(text, "x|y|z\n\"a|b\"|\"say \"\"hi\"\"\"|\n");
 }
 

@@ -18,21 +18,9 @@ use super::errors::{self, KeCode, KylinError, text};
 use super::files::{FileFormat, FileSpec};
 use super::sql::{Project, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
-use super::{Call, Reply, State, enveloped, json_response};
+use super::{Call, Reply, State, enveloped, json_response, tag};
 use crate::engine::{JobId, JobRecord, JobRef, JobSpec, JobState, Limits};
 use crate::server::http::{FormatLabel, Response};
-
-/// Tags an async job carries (Kylin's `_FILEINFO`, `_USER` and project directory).
-mod tag {
-    pub const KIND: &str = "kylin.kind";
-    pub const ASYNC: &str = "async";
-    pub const PROJECT: &str = "kylin.project";
-    pub const FORMAT: &str = "kylin.format";
-    pub const ENCODE: &str = "kylin.encode";
-    pub const FILE_NAME: &str = "kylin.file_name";
-    pub const SEPARATOR: &str = "kylin.separator";
-    pub const HEADER: &str = "kylin.include_header";
-}
 
 /// Routes `/async_query/<rest>`; answers the metrics label and the reply.
 pub async fn route(

@@ -91,6 +91,20 @@ impl State {
     }
 }
 
+/// The tags a Kylin job carries in the engine (Kylin keeps the same facts in `_FILEINFO`, `_USER` and
+/// the project directory).
+mod tag {
+    pub const KIND: &str = "kylin.kind";
+    pub const ASYNC: &str = "async";
+    pub const SYNC: &str = "sync";
+    pub const PROJECT: &str = "kylin.project";
+    pub const FORMAT: &str = "kylin.format";
+    pub const ENCODE: &str = "kylin.encode";
+    pub const FILE_NAME: &str = "kylin.file_name";
+    pub const SEPARATOR: &str = "kylin.separator";
+    pub const HEADER: &str = "kylin.include_header";
+}
+
 /// One authenticated request, taken apart.
 pub struct Call {
     principal: Principal,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::errors::{self, KeCode, KylinError, text};
 use super::sql::{Project, SCHEMA, prepare};
 use super::wire::{CellStyle, ColumnMeta, Flavour, SqlResponse, sql_type};
-use super::{Call, Reply, State, enveloped};
+use super::{Call, Reply, State, enveloped, tag};
 use crate::engine::{JobSpec, JobState, ParamValue, Params};
 
 /// `POST /query`. A query's own failure is HTTP 200 with `isException` (Kylin 5); a bad request is
@@ -65,9 +65,8 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     let mut spec = JobSpec::new(sql, call.principal.name.clone(), "kylin");
     spec.exec_sql = prepared.exec_sql;
     spec.params = params;
-    spec.tags.insert("kylin.kind".into(), "sync".into());
-    spec.tags
-        .insert("kylin.project".into(), project.name.into());
+    spec.tags.insert(tag::KIND.into(), tag::SYNC.into());
+    spec.tags.insert(tag::PROJECT.into(), project.name.into());
     let id = match state.engine.submit(spec) {
         Ok(id) => id,
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),
