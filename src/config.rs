@@ -158,9 +158,10 @@ pub struct ConfigError(pub String);
 /// The prefix of polyquery's environment variables.
 pub const ENV_PREFIX: &str = "POLYQUERY_";
 
-/// Variables with the prefix that are not settings: the configuration file's path, and the SDK
-/// tooling's (`scripts/sdk-env` reads `POLYQUERY_VENV`, `scripts/test` exports `POLYQUERY_PYTHON`).
-const NOT_SETTINGS: [&str; 3] = ["CONFIG", "PYTHON", "VENV"];
+/// Variables with the prefix that are not settings: the configuration file's path, the log filter
+/// (`POLYQUERY_LOG=debug`), and the SDK tooling's (`scripts/sdk-env` reads `POLYQUERY_VENV`,
+/// `scripts/test` exports `POLYQUERY_PYTHON`).
+const NOT_SETTINGS: [&str; 4] = ["CONFIG", "LOG", "PYTHON", "VENV"];
 
 impl Config {
     /// Builds the configuration: the file (if any), then the environment, then `overrides`
