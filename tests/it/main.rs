@@ -5,5 +5,6 @@ mod cli;
 mod encode;
 mod engine;
 mod fixtures;
+mod kylin;
 mod server;
 mod support;
