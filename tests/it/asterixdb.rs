@@ -1728,3 +1728,31 @@ async fn select_star_over_several_sources_has_one_field_per_variable() {
             .all(|v| !v.is_null())
     );
 }
+
+#[tokio::test]
+async fn compile_only_describes_the_statement_without_running_it() {
+    let s = server(Profile::Master).await;
+    let a = post_json(
+        &s,
+        r#"{"statement": "select ? as a, $name as b from range(1, 2) i;", "compile-only": true, "client-type": "jdbc"}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let v = a.json();
+    assert!(v.get("results").is_none() && v.get("handle").is_none());
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["plans"]["statementCategory"], "query");
+    assert_eq!(
+        v["plans"]["statementParameters"],
+        serde_json::json!([1, "name"])
+    );
+    assert_eq!(v["plans"]["explainOnly"], false);
+    // Nothing ran: no job was left behind.
+    assert!(s.engine.list(None).is_empty());
+    let bad = post_json(
+        &s,
+        r#"{"statement": "select * fro;", "compile-only": true}"#,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -265,6 +265,9 @@ impl AsterixFront {
             Ok(t) => t,
             Err(e) => return self.compile_error(&e, &request_id, params, started),
         };
+        if params.compile_only {
+            return self.compiled_answer(params, &translation, started, compile);
+        }
         let mut spec = self.job_spec(owner, params, &statement, &translation, compile);
         if let Some(agent) = request
             .headers()
@@ -613,6 +616,38 @@ impl AsterixFront {
         self.respond(StatusCode::OK, envelope.finish())
     }
 
+    /// `compile-only`: the statement is translated and checked by the engine, not run; the answer
+    /// describes it (its parameters in `plans.statementParameters`).
+    fn compiled_answer(
+        &self,
+        params: &QueryRequest,
+        translation: &sqlpp::Translation,
+        started: Instant,
+        compile: Duration,
+    ) -> Response {
+        let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        if let Err(e) = self.engine.executor().check(&translation.exec_sql) {
+            let e = AsxError::from_engine(&e, &request_id);
+            return self.error_response(&e, Some(&request_id), Some(params), started);
+        }
+        let mut envelope = Envelope::default();
+        self.header(&mut envelope, Some(&request_id), Some(params));
+        self.signature(&mut envelope, params, None);
+        let mut plans = PlanRequest::new(params, &translation.exec_sql);
+        plans.compiled = Some(translation.parameters.clone());
+        self.rules().plans(&mut envelope, &plans);
+        self.rules().cached_plan(&mut envelope);
+        envelope.string("status", ResultStatus::Success.as_str());
+        let measures = Measures {
+            elapsed: started.elapsed(),
+            compile,
+            ..Measures::default()
+        };
+        self.rules()
+            .metrics(&mut envelope, &measures, MetricSet::Full);
+        self.respond(StatusCode::OK, envelope.finish())
+    }
+
     fn options(&self, request: &Request) -> Response {
         let mut response = http::no_body(StatusCode::OK);
         cors(request, &mut response);
@@ -922,6 +957,8 @@ struct PlanRequest {
     asked: Vec<&'static str>,
     jdbc: bool,
     engine_sql: String,
+    /// `compile-only`: the statement's parameters, and that nothing ran.
+    compiled: Option<Vec<Value>>,
 }
 
 impl PlanRequest {
@@ -930,6 +967,7 @@ impl PlanRequest {
             asked: params.plans_asked.clone(),
             jdbc: params.jdbc,
             engine_sql: engine_sql.to_string(),
+            compiled: None,
         }
     }
 }
@@ -953,6 +991,10 @@ impl FieldRules {
         }
         if plans.jdbc {
             object.insert("statementCategory".into(), json!("query"));
+        }
+        if let Some(parameters) = &plans.compiled {
+            object.insert("statementParameters".into(), json!(parameters));
+            object.insert("explainOnly".into(), json!(false));
         }
         envelope.plans(&Value::Object(object));
     }

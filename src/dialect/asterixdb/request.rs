@@ -91,6 +91,8 @@ pub struct QueryRequest {
     pub profile: JobProfile,
     /// `include-host=false` asks for master's new API: relative handles naming the request.
     pub include_host: bool,
+    /// `compile-only`: check and describe the statement, do not run it (JDBC's prepare).
+    pub compile_only: bool,
     /// How long an async or deferred result is kept (`result-ttl`).
     pub result_ttl: Option<Duration>,
     /// The `plans` keys the plan flags asked for (`logicalPlan`, …).
@@ -209,12 +211,8 @@ pub fn parse(request: &Request) -> Result<QueryRequest, AsxError> {
             plans_asked.push(key);
         }
     }
-    for flag in [
-        "parse-only",
-        "compile-only",
-        "sql-compat",
-        "skip-plan-cache",
-    ] {
+    let compile_only = params.bool("compile-only", false)?;
+    for flag in ["parse-only", "sql-compat", "skip-plan-cache"] {
         params.bool(flag, false)?;
     }
     let include_host = params.bool("include-host", true)?;
@@ -270,6 +268,7 @@ pub fn parse(request: &Request) -> Result<QueryRequest, AsxError> {
         dataverse: params.text("dataverse").filter(|d| !d.is_empty()),
         profile,
         include_host,
+        compile_only,
         result_ttl,
         plans_asked,
         args,

@@ -73,6 +73,8 @@ pub struct Translation {
     pub shape: RowShape,
     /// The query orders its rows (`resultSetOrdered`).
     pub ordered: bool,
+    /// The query's parameters, as `statementParameters` lists them: positions, then names.
+    pub parameters: Vec<serde_json::Value>,
 }
 
 /// What the translator is told about the request.
@@ -162,10 +164,12 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
     };
     let shape = rewrite_query(&mut query, &facts, &sources)?;
     let ordered = query.order_by.is_some();
+    let parameters = parameters(&query);
     Ok(Translation {
         exec_sql: Statement::Query(query).to_string(),
         shape,
         ordered,
+        parameters,
     })
 }
 
@@ -808,6 +812,29 @@ fn name_projections(items: &mut [SelectItem]) {
 }
 
 /// `?` placeholders become `$1`, `$2`, … in order of appearance, as AsterixDB binds them to `args`.
+/// The distinct placeholders of a query: positions (`$1` → 1) in order, then names.
+fn parameters(query: &Query) -> Vec<serde_json::Value> {
+    let mut positions = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeSet::new();
+    let _ = sqlparser::ast::visit_expressions(query, |e| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &v.value
+            && let Some(name) = p.strip_prefix('$')
+        {
+            match name.parse::<u64>() {
+                Ok(n) => positions.insert(n),
+                Err(_) => names.insert(name.to_string()),
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    positions
+        .into_iter()
+        .map(serde_json::Value::from)
+        .chain(names.into_iter().map(serde_json::Value::from))
+        .collect()
+}
+
 fn number_question_marks(query: &mut Query) {
     let mut next = 0;
     let _ = query.visit(&mut QuestionMarks { next: &mut next });
@@ -977,6 +1004,13 @@ mod tests {
     fn question_marks_are_numbered() {
         let t = sql("select ? as a, ? as b, $name as c;");
         assert_eq!(t.exec_sql, "SELECT $1 AS a, $2 AS b, $name AS c");
+        assert_eq!(
+            t.parameters,
+            serde_json::json!([1, 2, "name"])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
     }
 
     #[test]
