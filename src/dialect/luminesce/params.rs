@@ -1,0 +1,82 @@
+//! Query-string parameters as ASP.NET binds them: names match ignoring case, booleans are
+//! `True`/`False` in any case (the SDK sends `True`), integers are decimal text.
+
+use super::errors::LuminesceError;
+
+/// A request's decoded query pairs.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    pub fn parse(query: Option<&str>) -> QueryParams {
+        QueryParams {
+            pairs: query
+                .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
+    /// The first value of `name`, matched ignoring case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `name` unless it is missing or blank.
+    pub fn nonblank(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
+    }
+
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, LuminesceError> {
+        match self.get(name).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(LuminesceError::bad_parameter(
+                name,
+                format!("{name} must be True or False, not '{v}'"),
+            )),
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Result<Option<i64>, LuminesceError> {
+        match self.get(name).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                LuminesceError::bad_parameter(name, format!("{name} must be an integer, not '{v}'"))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_ignore_case_and_booleans_take_any_case() {
+        let q = QueryParams::parse(Some(
+            "Download=True&includeallfeedback=false&limit=-3&x=y%20z",
+        ));
+        assert_eq!(q.bool("download").unwrap(), Some(true));
+        assert_eq!(q.bool("includeAllFeedback").unwrap(), Some(false));
+        assert_eq!(q.int("limit").unwrap(), Some(-3));
+        assert_eq!(q.get("X"), Some("y z"));
+        assert!(
+            QueryParams::parse(Some("download=yes"))
+                .bool("download")
+                .is_err()
+        );
+        assert!(QueryParams::parse(Some("limit=1.5")).int("limit").is_err());
+    }
+}
