@@ -259,6 +259,25 @@ fn set(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The dotted key on the line holding byte `at` of a TOML text, as "`key`: " (empty if none).
+fn key_at(text: &str, at: usize) -> String {
+    let before = &text[..at.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else {
+        return String::new();
+    };
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(|s| s.trim_matches(|c| c == '[' || c == ']'));
+    match section {
+        Some(s) => format!("`{s}.{}`: ", key.trim()),
+        None => format!("`{}`: ", key.trim()),
+    }
+}
+
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -306,12 +325,12 @@ mod tests {
         std::fs::write(&file, "[engine]\nwrokers = 2\n").unwrap();
         let e = Config::load(Some(&file), env(&[]), &[]).unwrap_err().0;
         assert!(e.starts_with(&file.display().to_string()), "{e}");
-        assert!(e.contains("wrokers"), "{e}");
+        assert!(e.contains("`engine`") && e.contains("wrokers"), "{e}");
         assert!(!e.contains('\n'));
         let e = Config::load(None, env(&[("POLYQUERY_ENGINE__WORKERS", "many")]), &[])
             .unwrap_err()
             .0;
-        assert!(e.contains("many") || e.contains("invalid type"), "{e}");
+        assert!(e.contains("`engine.workers`") && e.contains("many"), "{e}");
     }
 
     #[test]

@@ -380,6 +380,19 @@ fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
         .collect()
 }
 
+async fn filter_error(engine: &Engine, id: polyquery::engine::JobId, filter: &str) -> ErrorKind {
+    let reshape = Reshape {
+        filter: vec![filter.into()],
+        ..Default::default()
+    };
+    engine
+        .reshape(id, &reshape)
+        .await
+        .err()
+        .expect("the filter should be refused")
+        .kind
+}
+
 #[tokio::test]
 async fn reshaping_selects_filters_sorts_groups_and_pages_a_finished_result() {
     for budget in [256 << 20, 0] {
@@ -431,30 +444,11 @@ async fn reshaping_selects_filters_sorts_groups_and_pages_a_finished_result() {
         assert_eq!(ints(&out, 1), [3, 2]);
         assert_eq!(out[0].schema().field(1).name(), "n");
 
-        let bad = engine
-            .reshape(
-                id,
-                &Reshape {
-                    filter: vec!["nosuch > 1".into()],
-                    ..Default::default()
-                },
-            )
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(bad.kind, ErrorKind::Plan);
-        let bad = engine
-            .reshape(
-                id,
-                &Reshape {
-                    filter: vec!["id >".into()],
-                    ..Default::default()
-                },
-            )
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(bad.kind, ErrorKind::Syntax);
+        assert_eq!(
+            filter_error(&engine, id, "nosuch > 1").await,
+            ErrorKind::Plan
+        );
+        assert_eq!(filter_error(&engine, id, "id >").await, ErrorKind::Syntax);
     }
 }
 
