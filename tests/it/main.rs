@@ -2,5 +2,6 @@
 
 mod encode;
 mod engine;
+mod luminesce;
 mod server;
 mod support;
