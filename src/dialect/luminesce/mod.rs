@@ -41,7 +41,7 @@ use models::{
 use params::QueryParams;
 
 /// `[luminesce]` settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// An extra address serving only this dialect.
@@ -51,15 +51,6 @@ pub struct Settings {
     /// keep-for) the same principal sending a character-identical query with the same parameters gets
     /// the earlier query's id back instead of a new query. 0 turns reuse off.
     pub reuse_window_secs: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            listen: None,
-            reuse_window_secs: 0,
-        }
-    }
 }
 
 pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
