@@ -147,6 +147,10 @@ async fn the_official_luminesce_sdk_works_unchanged() {
         "luminesce-sdk script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("sync client: ok") && stdout.contains("async client: ok"));
+    // The script saved its rows to Drive, newest first.
+    let saved = std::fs::read_to_string(s.engine.data_dir().join("luminesce-drive/sdk/rows.csv")).unwrap();
+    let ids: Vec<&str> = saved.lines().skip(1).map(|l| &l[..1]).collect();
+    assert_eq!(ids, ["4", "3", "2", "1"], "{saved}");
 }
 
 #[tokio::test]

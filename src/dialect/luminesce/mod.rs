@@ -10,15 +10,18 @@
 //! Auth is a Bearer token. With no users configured any token is accepted and is its own
 //! principal; with users configured only their tokens are.
 
+mod drive;
 mod errors;
 mod fetch;
 mod filter;
+mod histogram;
 mod models;
 mod params;
 mod sql;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Front;
 use crate::config::Config;
-use crate::engine::{Engine, JobId, JobRef, JobSpec, Limits, ParamValue, Params};
+use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params};
 use crate::server::body::encoded;
-use crate::server::http::{self, FormatLabel, Request, Response, RouteLabel};
+use crate::server::http::{self, Body, FormatLabel, Request, Response, RouteLabel};
 pub use errors::{LuminesceError, ProblemDetails};
 use fetch::{FetchRequest, Output};
 use models::{
@@ -51,6 +54,9 @@ pub struct Settings {
     /// keep-for) the same principal sending a character-identical query with the same parameters gets
     /// the earlier query's id back instead of a new query. 0 turns reuse off.
     pub reuse_window_secs: u64,
+    /// The directory that stands in for Drive (`/{id}/drive`); default `<data_dir>/luminesce-drive`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drive_dir: Option<PathBuf>,
 }
 
 pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
@@ -200,13 +206,17 @@ impl LuminesceFront {
             (Route::Action(id, action), &Method::GET) => {
                 if action.eq_ignore_ascii_case("historicalFeedback") {
                     ("feedback", self.historical_feedback(&caller, id, &q).await)
+                } else if action.eq_ignore_ascii_case("histogram") {
+                    ("histogram", self.histogram(&caller, id, &q).await)
+                } else if action.eq_ignore_ascii_case("drive") {
+                    ("drive", self.drive(&caller, id, &q).await)
                 } else if let Some(output) = Output::parse(action) {
                     ("results", self.fetch(&caller, id, output, &q).await)
                 } else {
                     (
                         "other",
                         Err(LuminesceError::not_found(format!(
-                            "unknown result format '{action}'; use one of: {}, historicalFeedback",
+                            "unknown result format '{action}'; use one of: {}, histogram, drive, historicalFeedback",
                             Output::ALL.map(Output::segment).join(", ")
                         ))),
                     )
@@ -416,21 +426,33 @@ impl LuminesceFront {
         )
     }
 
-    /// `GET /api/SqlBackground/{id}/<format>`
-    async fn fetch(&self, caller: &str, id: &str, output: Output, q: &QueryParams) -> Answer {
-        let request = FetchRequest::parse(output, q)?;
+    /// A caller's finished job, waiting up to `load_wait_ms` for it; not ready, failed or
+    /// cancelled is the engine's error, mapped to the wire in one place.
+    async fn finished(
+        &self,
+        caller: &str,
+        id: &str,
+        load_wait_ms: u64,
+    ) -> Result<(JobId, JobRecord, datafusion::arrow::datatypes::SchemaRef), LuminesceError> {
         let job = self.job(caller, id)?;
-        let wait = Duration::from_millis(request.load_wait_ms).min(self.max_wait());
+        let wait = Duration::from_millis(load_wait_ms).min(self.max_wait());
         let record = self.engine.wait(job, wait).await?;
-        // Not ready, failed, cancelled: the engine says which, and the mapping picks the status.
-        let reader = self.engine.read(job)?;
-        let schema = reader.schema();
-        drop(reader);
+        let schema = self.engine.read(job)?.schema();
+        Ok((job, record, schema))
+    }
+
+    /// A finished job's result, reshaped and encoded as the request asks (streamed).
+    async fn result_body(
+        &self,
+        caller: &str,
+        id: &str,
+        request: &FetchRequest,
+    ) -> Result<(JobRecord, Body), LuminesceError> {
+        let (job, record, schema) = self.finished(caller, id, request.load_wait_ms).await?;
         let reshape = request.reshape(&schema)?;
         let stream = self.engine.reshape(job, &reshape).await?;
-        let mut options = request.options.clone();
-        options.table_name = "results".into();
-        let body = encoded(stream, output.format(), options);
+        let output = request.output;
+        let body = encoded(stream, output.format(), request.options.clone());
         let body = match output {
             Output::Json => fetch::json_string(body),
             Output::JsonProperWithLineage => {
@@ -438,6 +460,13 @@ impl LuminesceFront {
             }
             _ => body,
         };
+        Ok((record, body))
+    }
+
+    /// `GET /api/SqlBackground/{id}/<format>`
+    async fn fetch(&self, caller: &str, id: &str, output: Output, q: &QueryParams) -> Answer {
+        let request = FetchRequest::parse(output, q)?;
+        let (record, body) = self.result_body(caller, id, &request).await?;
         let mut response = http::with_body(StatusCode::OK, output.content_type(), "");
         *response.body_mut() = body;
         if request.download {
@@ -455,6 +484,58 @@ impl LuminesceFront {
             .extensions_mut()
             .insert(FormatLabel(output.format().name()));
         Ok(response)
+    }
+
+    /// `GET /api/SqlBackground/{id}/histogram`
+    async fn histogram(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+        let request = histogram::HistogramRequest::parse(q)?;
+        let (job, _, schema) = self.finished(caller, id, 0).await?;
+        let buckets = request.run(&self.engine, job, &schema).await?;
+        if request.json_proper {
+            return Ok(http::json(StatusCode::OK, &buckets));
+        }
+        let text = serde_json::to_string(&buckets).map_err(crate::engine::EngineError::internal)?;
+        Ok(http::json(StatusCode::OK, &text))
+    }
+
+    /// `GET /api/SqlBackground/{id}/drive`: the result saved as a file in the Drive directory.
+    async fn drive(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+        let requested = q.nonblank("driveLocationAndFileName").ok_or_else(|| {
+            LuminesceError::bad_parameter(
+                "driveLocationAndFileName",
+                "driveLocationAndFileName is required",
+            )
+        })?;
+        let output = match q.nonblank("format") {
+            None => Output::Csv,
+            Some(f) => Output::parse(&f).ok_or_else(|| {
+                LuminesceError::bad_parameter(
+                    "format",
+                    format!(
+                        "format '{f}' cannot be saved; use one of: {}",
+                        Output::ALL.map(Output::segment).join(", ")
+                    ),
+                )
+            })?,
+        };
+        let may_overwrite = q.bool("mayOverwrite")?.unwrap_or(false);
+        let root = self
+            .config
+            .luminesce
+            .drive_dir
+            .clone()
+            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"));
+        let (path, shown) = drive::target(&root, &requested, output)?;
+        let request = FetchRequest::parse(output, q)?;
+        let (_, body) = self.result_body(caller, id, &request).await?;
+        let bytes = drive::save(body, &path, may_overwrite).await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &format!(
+                "Saved {bytes} bytes of {} to Drive at {shown}",
+                output.segment()
+            ),
+        ))
     }
 }
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 
 import openpyxl
 import pyarrow.parquet as pq
@@ -184,6 +185,22 @@ def sync_suite():
     eq(ids(api.fetch_query_result_csv(eid, load_wait_milliseconds=500)), ["1", "2", "3", "4"], "loadWaitMilliseconds")
     proper = ast.literal_eval(api.fetch_query_result_json_proper(eid, select="Name", filter="Id eq 2"))
     eq(proper, [{"Name": "beta"}], "jsonProper with select and filter")
+
+    # Histogram: 30-day buckets over the When column, empty buckets included.
+    hist = ast.literal_eval(api.fetch_query_result_histogram(
+        eid, timestamp_field_name="When", start_at=datetime(2024, 1, 1), end_at=datetime(2024, 5, 1),
+        bucket_size="30.00:00:00", json_proper=True))
+    eq([b["Count"] for b in hist], [1, 1, 1, 1, 0], "histogram counts")
+    eq(hist[1]["BucketStart"][:10], "2024-01-31", "histogram bucket start")
+    hist = json.loads(api.fetch_query_result_histogram(eid, timestamp_field_name="when", filter="Active eq true"))
+    eq(sum(b["Count"] for b in hist), 2, "histogram with a filter, default range and buckets")
+
+    # Save to Drive: the file lands in polyquery's Drive directory; no silent overwrite.
+    saved = api.save_query_result_to_drive(eid, drive_location_and_file_name="/sdk/rows.txt", format="csv", sort_by="-Id")
+    check("/sdk/rows.csv" in saved, f"drive answer: {saved!r}")
+    expect_error(409, api.save_query_result_to_drive, eid, drive_location_and_file_name="/sdk/rows.csv")
+    api.save_query_result_to_drive(eid, drive_location_and_file_name="/sdk/rows.csv", may_overwrite=True, sort_by="-Id")
+    expect_error(400, api.save_query_result_to_drive, eid, drive_location_and_file_name="/../escape.csv")
 
     # Scalar parameters are bound into @name.
     param = api.start_query(body=ROWS_SQL, scalar_parameters={"minId": "3"})
