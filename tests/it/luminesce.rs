@@ -148,7 +148,8 @@ async fn the_official_luminesce_sdk_works_unchanged() {
     );
     assert!(stdout.contains("sync client: ok") && stdout.contains("async client: ok"));
     // The script saved its rows to Drive, newest first.
-    let saved = std::fs::read_to_string(s.engine.data_dir().join("luminesce-drive/sdk/rows.csv")).unwrap();
+    let saved =
+        std::fs::read_to_string(s.engine.data_dir().join("luminesce-drive/sdk/rows.csv")).unwrap();
     let ids: Vec<&str> = saved.lines().skip(1).map(|l| &l[..1]).collect();
     assert_eq!(ids, ["4", "3", "2", "1"], "{saved}");
 }
@@ -425,4 +426,41 @@ async fn historical_feedback_and_list() {
     assert_eq!(list[0]["state"], "Executed");
     let list: Value = get(&s, "someone", "").await.json().await.unwrap();
     assert_eq!(list, Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn csv_escape_delimiter_and_datetime_format() {
+    let s = server().await;
+    let id = start(
+        &s,
+        "t",
+        "select 'say \"hi\"; now' as q, cast('2024-01-02 03:04:05.678' as timestamp) as t",
+    )
+    .await;
+    wait_done(&s, "t", &id).await;
+    let csv = |query: &'static str| {
+        let s = &s;
+        let id = id.clone();
+        async move {
+            get(s, "t", &format!("/{id}/csv{query}"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        csv("").await,
+        "q,t\n\"say \"\"hi\"\"; now\",2024-01-02 03:04:05.678\n"
+    );
+    assert_eq!(
+        csv("?escape=%5C&delimiter=%3B&dateTimeFormat=dd%2FMM%2Fyyyy%20HH%3Amm").await,
+        "q;t\n\"say \\\"hi\\\"; now\";02/01/2024 03:04\n"
+    );
+    let pipe = get(&s, "t", &format!("/{id}/pipe"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(pipe, "q|t\n\"say \"\"hi\"\"; now\"|2024-01-02 03:04:05.678\n");
 }
