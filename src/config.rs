@@ -193,8 +193,15 @@ impl Config {
         let source = file
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "configuration".into());
-        Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError(format!("{source}: {}", one_line(&e.to_string()))))
+        // Deserialized from text, so that an error carries a position to name its key by.
+        let text = toml::to_string(&table).map_err(|e| ConfigError(format!("{source}: {e}")))?;
+        toml::from_str::<Config>(&text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|span| key_at(&text, span.start))
+                .unwrap_or_default();
+            ConfigError(format!("{source}: {key}{}", one_line(e.message())))
+        })
     }
 
     pub fn engine_config(&self) -> EngineConfig {
@@ -325,7 +332,7 @@ mod tests {
         std::fs::write(&file, "[engine]\nwrokers = 2\n").unwrap();
         let e = Config::load(Some(&file), env(&[]), &[]).unwrap_err().0;
         assert!(e.starts_with(&file.display().to_string()), "{e}");
-        assert!(e.contains("`engine`") && e.contains("wrokers"), "{e}");
+        assert!(e.contains("`engine.wrokers`: unknown field"), "{e}");
         assert!(!e.contains('\n'));
         let e = Config::load(None, env(&[("POLYQUERY_ENGINE__WORKERS", "many")]), &[])
             .unwrap_err()

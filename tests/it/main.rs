@@ -1,7 +1,9 @@
 //! polyquery's end-to-end tests, one binary (DataFusion is linked once).
 
+mod cli;
 mod encode;
 mod engine;
+mod fixtures;
 mod luminesce;
 mod server;
 mod support;

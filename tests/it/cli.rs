@@ -1,0 +1,90 @@
+//! The `polyquery` command line, run as a user runs it.
+
+use std::process::Command;
+
+use polyquery::exec::Executor;
+
+fn polyquery() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_polyquery"))
+}
+
+#[tokio::test]
+async fn sql_prints_the_result_of_a_query_over_the_catalog() {
+    let out = polyquery()
+        .args(["sql", "select count(*) as n from kylin_sales"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let count: usize = text.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert_eq!(text.lines().next(), Some("n"));
+    assert!(count > 0, "kylin_sales should not be empty");
+    let executor = crate::support::executor().await;
+    let table = executor
+        .catalog()
+        .table("KYLIN_SALES")
+        .expect("the Kylin sample is in the catalog");
+    assert_eq!(Some(count), table.row_count);
+}
+
+#[test]
+fn sql_reports_a_bad_query_as_one_line_and_fails() {
+    let out = polyquery()
+        .args(["sql", "select nope from kylin_sales"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("polyquery: ") && err.contains("nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_users_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = polyquery()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--allow-anonymous"), "{err}");
+}
+
+#[test]
+fn a_bad_config_file_is_one_line_naming_file_key_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("polyquery.toml");
+    std::fs::write(&file, "[limits]\nmax_body_bytes = \"lots\"\n").unwrap();
+    let out = polyquery()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("polyquery.toml")
+            && err.contains("`limits.max_body_bytes`")
+            && err.contains("lots"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_help_lists_every_setting() {
+    let out = polyquery().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (key, _) in polyquery::config::Config::documented_keys() {
+        assert!(help.contains(&key), "serve --help lacks {key}");
+    }
+    assert!(help.contains("POLYQUERY_ENGINE__WORKERS"));
+}
