@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::support::TestServer;
 
 const API: &str = "/honeycomb/api/SqlBackground";
+/// Luminesce's documented background-query example: 120 rows at 500 ms each.
+const DOCUMENTED_EXAMPLE: &str =
+    "select Str, Takes500Ms from Testing1K where UseLinq = true and [Int] <= 120";
 
 /// The Python interpreter with the pinned SDKs: `POLYQUERY_PYTHON` (set by scripts/test), else
 /// whatever `scripts/sdk-env` installs. Panics when neither works: the SDK test must never be skipped.
@@ -169,12 +172,7 @@ async fn the_contract_cases_pass() {
 #[tokio::test]
 async fn a_fetch_before_the_result_is_ready_is_429_with_an_integer_retry_after() {
     let s = server().await;
-    let id = start(
-        &s,
-        "t",
-        "select count(*) as n from range(1000000) a cross join range(1000000) b",
-    )
-    .await;
+    let id = start(&s, "t", DOCUMENTED_EXAMPLE).await;
     let r = get(&s, "t", &format!("/{id}/csv")).await;
     assert_eq!(r.headers()["retry-after"], "1");
     let body = problem(r, 429).await;
@@ -462,5 +460,40 @@ async fn csv_escape_delimiter_and_datetime_format() {
         .text()
         .await
         .unwrap();
-    assert_eq!(pipe, "q|t\n\"say \"\"hi\"\"; now\"|2024-01-02 03:04:05.678\n");
+    assert_eq!(
+        pipe,
+        "q|t\n\"say \"\"hi\"\"; now\"|2024-01-02 03:04:05.678\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_example_runs_verbatim_for_about_a_minute() {
+    let s = server().await;
+    let began = std::time::Instant::now();
+    let id = start(&s, "t", DOCUMENTED_EXAMPLE).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let v: Value = get(&s, "t", &format!("/{id}")).await.json().await.unwrap();
+    assert_eq!(v["status"], "WaitingForActivation");
+    assert_eq!(v["state"], "Running");
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        done = get(&s, "t", &format!("/{id}")).await.json().await.unwrap();
+        if done["status"] != "WaitingForActivation" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(done["status"], "RanToCompletion");
+    assert_eq!(done["rowCount"], 120);
+    assert!(
+        began.elapsed() >= Duration::from_secs(55),
+        "{:?}",
+        began.elapsed()
+    );
+    let csv = get(&s, "t", &format!("/{id}/csv?sortBy=-Takes500Ms&limit=2"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "Str,Takes500Ms\nStr120,120\nStr119,119\n");
 }

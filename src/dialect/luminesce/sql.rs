@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, ObjectNamePart, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    Expr, Ident, ObjectNamePart, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    visit_relations,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -36,6 +37,7 @@ pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritte
     let mut rewrite = Rewrite {
         catalog,
         parameters: BTreeSet::new(),
+        sys_tables: Vec::new(),
         failure: None,
     };
     let _ = statement.visit(&mut rewrite);
@@ -52,7 +54,8 @@ pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritte
             format!("the query uses @{missing}, but no scalar parameter '{missing}' was given"),
         ));
     }
-    resolve(&mut statement, &names(catalog), Fold::Preserve);
+    let names = names(catalog, &statement, &rewrite.sys_tables);
+    resolve(&mut statement, &names, Fold::Preserve);
     Ok(Rewritten {
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
@@ -79,17 +82,27 @@ pub fn fragment(text: &str) -> Result<String, EngineError> {
         .collect())
 }
 
-/// The names unquoted identifiers resolve to: the catalog's tables and columns, and the columns of
-/// the `Sys` tables.
-fn names(catalog: &Catalog) -> NameSet {
+/// The names unquoted identifiers resolve to: every table of the catalog, but only the columns of
+/// the tables this query reads (and of the `Sys` tables it uses). Another vendor's sample table with
+/// a column spelled `id` must not make this query's `Id` ambiguous.
+fn names(catalog: &Catalog, statement: &Statement, sys_tables: &[SysTable]) -> NameSet {
     let mut names = NameSet::default();
+    let mut read = BTreeSet::new();
+    let _ = visit_relations(statement, |relation| {
+        if let Some(ObjectNamePart::Identifier(last)) = relation.0.last() {
+            read.insert(last.value.to_lowercase());
+        }
+        ControlFlow::<()>::Continue(())
+    });
     for table in &catalog.tables {
         names.add_table(&table.name);
-        for field in table.schema.fields() {
-            names.add_column(field.name());
+        if read.contains(&table.name.to_lowercase()) {
+            for field in table.schema.fields() {
+                names.add_column(field.name());
+            }
         }
     }
-    for sys in SysTable::ALL {
+    for sys in sys_tables {
         for column in sys.columns() {
             names.add_column(column);
         }
@@ -225,6 +238,8 @@ impl SysTable {
 struct Rewrite<'a> {
     catalog: &'a Catalog,
     parameters: BTreeSet<String>,
+    /// The `Sys` tables the query reads.
+    sys_tables: Vec<SysTable>,
     failure: Option<LuminesceError>,
 }
 
@@ -258,6 +273,7 @@ impl VisitorMut for Rewrite<'_> {
         match sys.derived(self.catalog, alias.clone()) {
             Ok(derived) => {
                 *factor = derived;
+                self.sys_tables.push(sys);
                 ControlFlow::Continue(())
             }
             Err(e) => {
@@ -314,6 +330,31 @@ mod tests {
         assert_eq!(
             r.parameters.into_iter().collect::<Vec<_>>(),
             vec!["limit", "name"]
+        );
+    }
+
+    #[test]
+    fn only_the_columns_of_tables_read_are_candidates() {
+        let mut tables = catalog().tables;
+        tables.push(RegisteredTable {
+            name: "users".into(),
+            sample: None,
+            schema: Arc::new(Schema::new(vec![Field::new("int", DataType::Int32, false)])),
+            row_count: None,
+            description: String::new(),
+        });
+        let catalog = Catalog::new(tables);
+        let r = rewrite("select int from testing1k", &params(&[]), &catalog).unwrap();
+        assert_eq!(r.exec_sql, r#"SELECT "Int" FROM "Testing1K""#);
+        let r = rewrite(
+            "with t as (select 1 as Id) select id from t",
+            &params(&[]),
+            &catalog,
+        )
+        .unwrap();
+        assert_eq!(
+            r.exec_sql,
+            r#"WITH "t" AS (SELECT 1 AS "Id") SELECT "Id" FROM "t""#
         );
     }
 

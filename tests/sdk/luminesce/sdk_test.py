@@ -55,8 +55,8 @@ EXPECTED = [
     {"Id": 4, "Name": 'delta, "quoted"', "Score": 4.25, "Active": False},
 ]
 WHEN = ["2024-01-02 03:04:05.000", "2024-02-03 04:05:06.000", "2024-03-04 05:06:07.000", "2024-04-05 06:07:08.000"]
-# Runs until cancelled: a cross join far too large to finish.
-ENDLESS_SQL = "select count(*) as n from range(1000000) a cross join range(1000000) b"
+# Luminesce's documented example: reading Takes500Ms costs 500 ms a row, so it runs about a minute.
+SLOW_SQL = "select Str, Takes500Ms from Testing1K where UseLinq = true and [Int] <= 120"
 
 
 def check(cond, message):
@@ -235,16 +235,28 @@ def sync_suite():
         pass
 
     # A run-time failure: accepted, then Faulted, then 400 at fetch.
-    failing = api.start_query(body="select 1 / (select count(*) - 4 from (values (1),(2),(3),(4))) as x")
+    failing = api.start_query(body="select pq_fail('boom from the sdk') as x")
     failed = wait_done(api, failing.execution_id)
     eq(failed.status, "Faulted", "failed status")
     eq(failed.state, "Errored", "failed state")
-    check("Query Execution failed." in failed.progress and "Sql:" in failed.progress, f"failed progress: {failed.progress!r}")
-    expect_error(400, api.fetch_query_result_json_proper, failing.execution_id)
+    check("Query Execution failed.\nboom from the sdk\nSql:\n" in failed.progress, f"failed progress: {failed.progress!r}")
+    body = expect_error(400, api.fetch_query_result_json_proper, failing.execution_id)
+    check("boom from the sdk" in body["detail"], f"fetch error detail: {body}")
+
+    # The testing provider, with Luminesce SQL: unquoted names in any case, [brackets], @parameters.
+    testing = api.start_query(body="select str, [Int], Dbl from testing1k where [Int] <= @n and UseLinq = true", scalar_parameters={"n": "5"})
+    eq(wait_done(api, testing.execution_id).row_count, 5, "Testing1K rows")
+    rows = ast.literal_eval(api.fetch_query_result_json_proper(testing.execution_id, sort_by="-Int", limit=2))
+    eq(rows, [{"Str": "Str5", "Int": 5, "Dbl": 1.25}, {"Str": "Str4", "Int": 4, "Dbl": 1.0}], "Testing1K rows read back")
+    fields = api.start_query(body="select FieldName, DataType from Sys.Field where TableName = 'Testing1K' and FieldName in ('Int', 'Str')")
+    wait_done(api, fields.execution_id)
+    eq(ast.literal_eval(api.fetch_query_result_json_proper(fields.execution_id, sort_by="FieldName")),
+       [{"FieldName": "Int", "DataType": "BigInt"}, {"FieldName": "Str", "DataType": "Text"}], "Sys.Field")
 
     # Cancel a running query: it stops and shows Canceled.
-    running = api.start_query(body=ENDLESS_SQL, timeout_seconds=-1)
-    time.sleep(0.3)
+    running = api.start_query(body=SLOW_SQL, timeout_seconds=-1)
+    time.sleep(1.2)
+    eq(api.get_progress_of(running.execution_id).state, "Running", "state of the slow example")
     cancelled = api.cancel_query(running.execution_id)
     eq(cancelled.previous_status, "WaitingForActivation", "previousStatus")
     eq(cancelled.had_data, False, "hadData of a running query")
@@ -288,7 +300,7 @@ async def async_suite():
         eq([r["Name"] for r in rows_from_csv(text)], ["beta", "gamma", 'delta, "quoted"'], "async csv")
         lineage = ast.literal_eval(await api.fetch_query_result_json_proper_with_lineage(eid))
         eq(len(lineage["Lineage"]["columnLineage"]), 5, "async lineage columns")
-        running = await api.start_query(body=ENDLESS_SQL)
+        running = await api.start_query(body=SLOW_SQL)
         cancelled = await api.cancel_query(running.execution_id)
         eq(cancelled.previous_state in ("New", "Running"), True, "async cancel previousState")
         try:
