@@ -203,7 +203,7 @@ async fn collect(
                 .iter()
                 .map(|c| cell_json(c.as_ref(), row, &options))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| EngineError::internal(e))?;
+                .map_err(EngineError::internal)?;
             rows.push(cells);
         }
     }
