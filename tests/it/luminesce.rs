@@ -334,13 +334,15 @@ async fn bearer_tokens_name_principals_and_configured_users_are_enforced() {
         .unwrap();
     problem(r, 401).await;
 
-    let mut config = Config::default();
-    config.users = vec![User {
-        name: "ana".into(),
-        password: None,
-        token: Some("secret-token".into()),
-        admin: false,
-    }];
+    let config = Config {
+        users: vec![User {
+            name: "ana".into(),
+            password: None,
+            token: Some("secret-token".into()),
+            admin: false,
+        }],
+        ..Config::default()
+    };
     let s = TestServer::start(config).await;
     problem(put(&s, "wrong", "", "select 1").await, 401).await;
     let id = start(&s, "secret-token", "select 1 as one").await;
