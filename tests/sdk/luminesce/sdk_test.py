@@ -28,6 +28,7 @@ from luminesce.extensions import (
     ApiClientFactory,
     ArgsConfigurationLoader,
     EnvironmentVariablesConfigurationLoader,
+    SecretsFileConfigurationLoader,
     SyncApiClientFactory,
 )
 
@@ -276,6 +277,13 @@ def sync_suite():
     time.sleep(1.6)
     expect_error(404, api.get_progress_of, short.execution_id)
     expect_error(404, api.fetch_query_result_csv, short.execution_id)
+    # A secrets.json configures the client just as well, with the same principal as its token.
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "secrets.json")
+        with open(path, "w") as f:
+            json.dump({"api": {"luminesceUrl": API_URL, "accessToken": "alice"}}, f)
+        from_file = SyncApiClientFactory(config_loaders=[SecretsFileConfigurationLoader(api_secrets_file=path)])
+        eq(from_file.build(SqlBackgroundExecutionApi).get_progress_of(eid).row_count, 4, "secrets.json client")
     print("sync client: ok")
 
 
