@@ -313,6 +313,21 @@ async fn bad_input_is_problem_details_and_leaves_other_jobs_alone() {
         .await
         .unwrap();
     problem(r, 405).await;
+    for bad in [
+        "histogram",
+        "histogram?timestampFieldName=nope",
+        "histogram?timestampFieldName=k&bucketSize=soon",
+        "histogram?timestampFieldName=k&startAt=yesterday",
+        "drive",
+        "drive?driveLocationAndFileName=%2F..%2Fx.csv",
+        "drive?driveLocationAndFileName=%2Fx.csv&format=pdf",
+        "drive?driveLocationAndFileName=%2Fx.csv&mayOverwrite=perhaps",
+    ] {
+        let body = problem(get(&s, "t", &format!("/{good}/{bad}")).await, 400).await;
+        assert_eq!(body["name"], "InvalidParameterValue", "{bad}: {body}");
+    }
+    let backwards = "histogram?timestampFieldName=k&startAt=2024-02-01T00%3A00%3A00Z&endAt=2024-01-01T00%3A00%3A00Z";
+    problem(get(&s, "t", &format!("/{good}/{backwards}")).await, 400).await;
 
     let r = get(&s, "t", &format!("/{good}/csv")).await;
     assert_eq!(r.status(), StatusCode::OK);

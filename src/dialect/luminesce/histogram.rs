@@ -107,18 +107,19 @@ impl HistogramRequest {
                 let (min, max) = self.range(engine, job, &epoch, &filters).await?;
                 (
                     s.map(micros).unwrap_or(min),
-                    e.map(micros).unwrap_or(max + 1),
+                    e.map(micros).unwrap_or(max.saturating_add(1)),
                 )
             }
         };
-        if end <= start {
-            return Err(LuminesceError::bad_request("endAt must be after startAt"));
-        }
+        let span = end
+            .checked_sub(start)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| LuminesceError::bad_request("endAt must be after startAt"))?;
         let size = self
             .size
-            .unwrap_or_else(|| ((end - start) + DEFAULT_BUCKETS - 1) / DEFAULT_BUCKETS)
+            .unwrap_or_else(|| (span - 1) / DEFAULT_BUCKETS + 1)
             .max(1);
-        let buckets = (end - start + size - 1) / size;
+        let buckets = (span - 1) / size + 1;
         if buckets > MAX_BUCKETS {
             return Err(LuminesceError::bad_parameter(
                 "bucketSize",
@@ -148,10 +149,10 @@ impl HistogramRequest {
             .into_iter()
             .enumerate()
             .map(|(i, count)| {
-                let from = start + i as i64 * size;
+                let from = start.saturating_add((i as i64).saturating_mul(size));
                 Bucket {
                     bucket_start: render(from),
-                    bucket_end: render((from + size).min(end)),
+                    bucket_end: render(from.saturating_add(size).min(end)),
                     count,
                 }
             })
@@ -255,11 +256,12 @@ fn timespan_micros(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let seconds: f64 = s.parse().ok()?;
-    let total = days * 86_400_000_000
-        + h.parse::<i64>().ok()? * 3_600_000_000
-        + m.parse::<i64>().ok()? * 60_000_000
-        + (seconds * 1_000_000.0).round() as i64;
+    let seconds: f64 = s.parse().ok().filter(|s: &f64| s.is_finite() && *s < 1e9)?;
+    let total = days
+        .checked_mul(86_400_000_000)?
+        .checked_add(h.parse::<i64>().ok()?.checked_mul(3_600_000_000)?)?
+        .checked_add(m.parse::<i64>().ok()?.checked_mul(60_000_000)?)?
+        .checked_add((seconds * 1_000_000.0).round() as i64)?;
     (total > 0).then_some(total)
 }
 
@@ -276,5 +278,7 @@ mod tests {
         assert_eq!(timespan_micros("2"), Some(2 * 86_400_000_000));
         assert_eq!(timespan_micros("00:00:00"), None);
         assert_eq!(timespan_micros("soon"), None);
+        assert_eq!(timespan_micros("99999999999999.00:00:00"), None);
+        assert_eq!(timespan_micros("1e300"), None);
     }
 }
