@@ -92,8 +92,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(7200);
 const KEEP_FOR_NEGATIVE: Duration = Duration::from_secs(1200);
 const KEEP_FOR_ZERO: Duration = Duration::from_secs(28_800);
 const KEEP_FOR_MAX: Duration = Duration::from_secs(2_678_400);
-/// The job tag that records `executionFlags=ProvideLineage`.
-const LINEAGE_TAG: &str = "provideLineage";
 
 /// Where a request goes, read off its path.
 #[derive(Debug, PartialEq, Eq)]
@@ -326,7 +324,7 @@ impl LuminesceFront {
         spec.name = q.nonblank("queryName");
         spec.limits = limits;
         if lineage {
-            spec.tags.insert(LINEAGE_TAG.into(), "true".into());
+            spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
         }
         if let Some(id) = self.reusable(&spec) {
             return Ok(started(id));
@@ -456,7 +454,7 @@ impl LuminesceFront {
         let body = match output {
             Output::Json => fetch::json_string(body),
             Output::JsonProperWithLineage => {
-                fetch::with_lineage(body, &lineage(&record.spec.tags, &schema))
+                fetch::with_lineage(body, &models::lineage(&record, &schema))
             }
             _ => body,
         };
@@ -608,38 +606,6 @@ fn scalar_parameters(q: &QueryParams) -> Result<Params, LuminesceError> {
     Ok(Params {
         positional: Vec::new(),
         named,
-    })
-}
-
-/// The `Lineage` node of `/jsonProperWithLineage` (`TableLineage`): one plain column entry per
-/// result column when `executionFlags=ProvideLineage` was given, else the reason there is none.
-fn lineage(
-    tags: &BTreeMap<String, String>,
-    schema: &datafusion::arrow::datatypes::Schema,
-) -> serde_json::Value {
-    if tags.get(LINEAGE_TAG).map(String::as_str) != Some("true") {
-        return serde_json::json!({
-            "columnLineage": [],
-            "wholeTableLineage": null,
-            "failureReason": "the query was not started with executionFlags=ProvideLineage",
-        });
-    }
-    let columns: Vec<serde_json::Value> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            serde_json::json!({
-                "type": "Column",
-                "legendText": f.name(),
-                "alias": f.name(),
-                "children": [],
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "columnLineage": columns,
-        "wholeTableLineage": null,
-        "failureReason": null,
     })
 }
 

@@ -302,6 +302,7 @@ async def async_suite():
             await asyncio.sleep(0.1)
         eq(progress.status, "RanToCompletion", "async status")
         eq(progress.row_count, 3, "async rowCount")
+        eq([c.legend_text for c in progress.lineage.column_lineage], ["Id", "Name", "Score", "Active", "When"], "async progress lineage")
         rows = ast.literal_eval(await api.fetch_query_result_json_proper(eid, sort_by="-Id"))
         eq([r["Id"] for r in rows], [4, 3, 2], "async jsonProper")
         text = await api.fetch_query_result_csv(eid, download=True)
