@@ -259,6 +259,11 @@ async fn bad_input_is_problem_details_and_leaves_other_jobs_alone() {
     .await;
     problem(get(&s, "t", &format!("/{good}/csv?limit=ten")).await, 400).await;
     problem(
+        get(&s, "t", &format!("/{good}/csv?filter=%FF%FE")).await,
+        400,
+    )
+    .await;
+    problem(
         get(&s, "t", &format!("/{good}?includeAllFeedback=1")).await,
         400,
     )
@@ -513,4 +518,26 @@ async fn the_documented_example_runs_verbatim_for_about_a_minute() {
         .await
         .unwrap();
     assert_eq!(csv, "Str,Takes500Ms\nStr120,120\nStr119,119\n");
+}
+
+#[tokio::test]
+async fn a_query_past_its_timeout_is_faulted_and_its_fetch_is_400() {
+    let s = server().await;
+    let r = put(&s, "t", "?timeoutSeconds=1", DOCUMENTED_EXAMPLE).await;
+    let id = r.json::<Value>().await.unwrap()["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = wait_done(&s, "t", &id).await;
+    assert_eq!(v["status"], "Faulted");
+    assert_eq!(v["state"], "Errored");
+    assert!(
+        v["progress"]
+            .as_str()
+            .unwrap()
+            .contains("timeout of 1000 ms"),
+        "{v}"
+    );
+    let body = problem(get(&s, "t", &format!("/{id}/csv")).await, 400).await;
+    assert_eq!(body["name"], "QueryTimedOut");
 }

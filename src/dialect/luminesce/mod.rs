@@ -194,7 +194,10 @@ impl LuminesceFront {
             Ok(c) => c,
             Err(e) => return ("auth", Err(e)),
         };
-        let q = QueryParams::parse(request.uri().query());
+        let q = match QueryParams::decode(request.uri().query()) {
+            Ok(q) => q,
+            Err(e) => return ("other", Err(e)),
+        };
         let method = request.method();
         match (&route, method) {
             (Route::Collection, &Method::PUT) => ("start", self.start(&caller, request, &q)),

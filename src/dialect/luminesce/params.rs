@@ -10,12 +10,22 @@ pub struct QueryParams {
 }
 
 impl QueryParams {
+    /// Decodes a query string. One that does not decode (a `%` escape that is not UTF-8) is
+    /// refused rather than read as no parameters at all.
+    pub fn decode(query: Option<&str>) -> Result<QueryParams, LuminesceError> {
+        let pairs = match query {
+            None => Vec::new(),
+            Some(q) => serde_urlencoded::from_str::<Vec<(String, String)>>(q).map_err(|e| {
+                LuminesceError::bad_request(format!("the query string cannot be decoded: {e}"))
+            })?,
+        };
+        Ok(QueryParams { pairs })
+    }
+
+    /// Like [`QueryParams::decode`], for query strings known to be good (tests).
+    #[cfg(test)]
     pub fn parse(query: Option<&str>) -> QueryParams {
-        QueryParams {
-            pairs: query
-                .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-                .unwrap_or_default(),
-        }
+        QueryParams::decode(query).unwrap_or_default()
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
@@ -78,5 +88,6 @@ mod tests {
                 .is_err()
         );
         assert!(QueryParams::parse(Some("limit=1.5")).int("limit").is_err());
+        assert!(QueryParams::decode(Some("filter=%FF%FE")).is_err());
     }
 }
