@@ -10,8 +10,8 @@ pub struct QueryParams {
 }
 
 impl QueryParams {
-    /// Decodes a query string. One that does not decode (a `%` escape that is not UTF-8) is
-    /// refused rather than read as no parameters at all.
+    /// Decodes a query string (bytes that are not UTF-8 become U+FFFD). One that cannot be decoded
+    /// is refused rather than read as no parameters at all.
     pub fn decode(query: Option<&str>) -> Result<QueryParams, LuminesceError> {
         let pairs = match query {
             None => Vec::new(),
@@ -88,6 +88,12 @@ mod tests {
                 .is_err()
         );
         assert!(QueryParams::parse(Some("limit=1.5")).int("limit").is_err());
-        assert!(QueryParams::decode(Some("filter=%FF%FE")).is_err());
+        // Bytes that are not UTF-8 decode to U+FFFD, which no parameter accepts as a value.
+        assert_eq!(
+            QueryParams::decode(Some("filter=%FF"))
+                .unwrap()
+                .get("filter"),
+            Some("\u{FFFD}")
+        );
     }
 }
