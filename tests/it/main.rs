@@ -4,6 +4,7 @@ mod cli;
 mod encode;
 mod engine;
 mod fixtures;
+mod kylin;
 mod luminesce;
 mod server;
 mod support;
