@@ -8,39 +8,12 @@ use polyquery::config::{Config, User};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, sdk_python};
 
 const API: &str = "/honeycomb/api/SqlBackground";
 /// Luminesce's documented background-query example: 120 rows at 500 ms each.
 const DOCUMENTED_EXAMPLE: &str =
     "select Str, Takes500Ms from Testing1K where UseLinq = true and [Int] <= 120";
-
-/// The Python interpreter with the pinned SDKs: `POLYQUERY_PYTHON` (set by scripts/test), else
-/// whatever `scripts/sdk-env` installs. Panics when neither works: the SDK test must never be skipped.
-async fn sdk_python() -> String {
-    if let Ok(p) = std::env::var("POLYQUERY_PYTHON")
-        && !p.is_empty()
-    {
-        return p;
-    }
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = tokio::process::Command::new(Path::new(root).join("scripts/sdk-env"))
-        .current_dir(root)
-        .output()
-        .await
-        .expect("scripts/sdk-env could not be started");
-    assert!(
-        out.status.success(),
-        "scripts/sdk-env failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .expect("scripts/sdk-env printed no interpreter")
-        .trim()
-        .to_string()
-}
 
 async fn server() -> TestServer {
     TestServer::start(Config::default()).await
@@ -132,7 +105,7 @@ async fn problem(r: reqwest::Response, status: u16) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_luminesce_sdk_works_unchanged() {
-    let python = sdk_python().await;
+    let python = sdk_python();
     let s = server().await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/luminesce/sdk_test.py");
     let out = tokio::process::Command::new(&python)
