@@ -137,7 +137,7 @@ async fn the_contract_cases_pass() {
         polyquery::contract::replay(&polyquery::contract::default_dir("luminesce"), &s.url(""))
             .await
             .unwrap();
-    assert!(outcomes.len() >= 6, "{outcomes:?}");
+    assert!(outcomes.len() >= 7, "{outcomes:?}");
     let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
