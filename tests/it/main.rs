@@ -6,5 +6,6 @@ mod encode;
 mod engine;
 mod fixtures;
 mod kylin;
+mod luminesce;
 mod server;
 mod support;

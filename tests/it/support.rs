@@ -116,3 +116,30 @@ pub fn thread_cpu_seconds(name: &str) -> f64 {
     }
     total as f64 / ticks
 }
+
+/// The Python interpreter with the pinned vendor SDKs: `POLYQUERY_PYTHON` (scripts/test sets it),
+/// else whatever `scripts/sdk-env` installs. Panics when neither works: an SDK test must fail, never
+/// be skipped, when its SDK cannot run.
+pub fn sdk_python() -> String {
+    if let Ok(python) = std::env::var("POLYQUERY_PYTHON")
+        && !python.is_empty()
+    {
+        return python;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = std::process::Command::new(Path::new(root).join("scripts/sdk-env"))
+        .current_dir(root)
+        .output()
+        .expect("scripts/sdk-env could not be started");
+    assert!(
+        output.status.success(),
+        "scripts/sdk-env failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .expect("scripts/sdk-env printed no interpreter")
+        .trim()
+        .to_string()
+}
