@@ -1756,3 +1756,28 @@ async fn compile_only_describes_the_statement_without_running_it() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn sql_plus_plus_the_translator_cannot_handle_is_refused_not_answered() {
+    let s = server(Profile::Master).await;
+    for statement in [
+        "SELECT u.name, e.organizationName FROM GleambookUsers u UNNEST u.employment e;",
+        "LET x = 1 SELECT VALUE x;",
+        "SELECT VALUE u FROM GleambookUsers u WHERE SOME e IN u.employment SATISFIES e.endDate IS UNKNOWN;",
+        "SELECT u.name, (SELECT VALUE m.message FROM GleambookMessages m WHERE m.authorId = u.id) AS msgs FROM GleambookUsers u;",
+        "select 1; select 2;",
+    ] {
+        let a = post_form(&s, &[("statement", statement)]).await;
+        let (code, status, msg) = error_of(&a).await;
+        assert_eq!(
+            (code, status.as_str()),
+            (StatusCode::BAD_REQUEST, "fatal"),
+            "{statement}: {}",
+            a.text
+        );
+        assert!(
+            msg.starts_with("ASX1001: ") || msg.starts_with("ASX1079: "),
+            "{statement}: {msg}"
+        );
+    }
+}
