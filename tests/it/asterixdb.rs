@@ -1781,3 +1781,24 @@ async fn sql_plus_plus_the_translator_cannot_handle_is_refused_not_answered() {
         );
     }
 }
+
+#[tokio::test]
+async fn adm_format_prints_temporal_values_with_their_constructors() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            (
+                "statement",
+                "SELECT VALUE u FROM GleambookUsers u WHERE u.id = 1;",
+            ),
+            ("format", "adm"),
+        ],
+    )
+    .await;
+    let v = a.json();
+    let record = v["results"][0].as_str().unwrap();
+    assert!(record.starts_with("{ \"id\": 1, "), "{record}");
+    assert!(record.contains("\"userSince\": datetime(\""), "{record}");
+    assert!(record.contains("\"startDate\": date(\""), "{record}");
+}

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use datafusion::arrow::datatypes::DataType;
 use serde_json::Value;
 
 use super::Profile;
@@ -166,6 +167,58 @@ fn spaced(value: &Value, out: &mut String) {
     }
 }
 
+/// ADM text of a value whose Arrow type is known: as [`RecordStyle::Spaced`], with temporal
+/// values in ADM's constructors (`datetime("2010-03-11T08:37:00.000")`, `date("…")`, `time("…")`).
+pub fn adm(value: &Value, data_type: &DataType) -> String {
+    let mut out = String::new();
+    adm_into(value, data_type, &mut out);
+    out
+}
+
+fn adm_into(value: &Value, data_type: &DataType, out: &mut String) {
+    match (value, data_type) {
+        (Value::String(text), DataType::Timestamp(..)) => {
+            let millis = if text.contains('.') { "" } else { ".000" };
+            out.push_str(&format!("datetime({})", quote(&format!("{text}{millis}"))));
+        }
+        (Value::String(text), DataType::Date32 | DataType::Date64) => {
+            out.push_str(&format!("date({})", quote(text)));
+        }
+        (Value::String(text), DataType::Time32(_) | DataType::Time64(_)) => {
+            out.push_str(&format!("time({})", quote(text)));
+        }
+        (Value::Object(map), DataType::Struct(fields)) if !map.is_empty() => {
+            out.push_str("{ ");
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&quote(k));
+                out.push_str(": ");
+                match fields.iter().find(|f| f.name() == k) {
+                    Some(field) => adm_into(v, field.data_type(), out),
+                    None => spaced(v, out),
+                }
+            }
+            out.push_str(" }");
+        }
+        (
+            Value::Array(items),
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _),
+        ) if !items.is_empty() => {
+            out.push_str("[ ");
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                adm_into(v, item.data_type(), out);
+            }
+            out.push_str(" ]");
+        }
+        (other, _) => spaced(other, out),
+    }
+}
+
 /// A duration the way the profile prints it: AsterixDB's `Duration.formatNanos` (Go's
 /// `time.Duration` text: `20.263371ms`, `1.5s`, `1m2.5s`, `0ns`) in 0.9.9 and master, and the
 /// vendor page's fixed six decimals of milliseconds (`12.270570ms`) in the docs profile.
@@ -254,6 +307,37 @@ mod tests {
         assert_eq!(
             record(&v, RecordStyle::Spaced),
             r#"{ "i": 1, "l": [ "foo", "bar" ] }"#
+        );
+    }
+
+    #[test]
+    fn adm_prints_temporal_constructors_by_type() {
+        use datafusion::arrow::datatypes::{Field, Fields, TimeUnit};
+        let ty = DataType::Struct(Fields::from(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(
+                "since",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new(
+                "jobs",
+                DataType::List(std::sync::Arc::new(Field::new(
+                    "item",
+                    DataType::Struct(Fields::from(vec![Field::new(
+                        "start",
+                        DataType::Date32,
+                        false,
+                    )])),
+                    true,
+                ))),
+                true,
+            ),
+        ]));
+        let v = json!({"id": 1, "since": "2010-03-11T08:37:00", "jobs": [{"start": "2004-06-05"}]});
+        assert_eq!(
+            adm(&v, &ty),
+            r#"{ "id": 1, "since": datetime("2010-03-11T08:37:00.000"), "jobs": [ { "start": date("2004-06-05") } ] }"#
         );
     }
 

@@ -6,6 +6,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Map, Value};
@@ -35,7 +36,7 @@ impl RecordPrinter {
         for row in 0..batch.num_rows() {
             let text = match self.format {
                 OutputFormat::Csv { .. } => csv_line(batch, row, &options)?,
-                OutputFormat::Adm => printer::record(&self.value(batch, row)?, RecordStyle::Spaced),
+                OutputFormat::Adm => printer::adm(&self.value(batch, row)?, &self.row_type(batch)),
                 OutputFormat::Json | OutputFormat::LosslessJson => {
                     printer::record(&self.value(batch, row)?, self.style)
                 }
@@ -67,6 +68,23 @@ impl RecordPrinter {
                 Some(self.quote(names.join(",")))
             }
             _ => None,
+        }
+    }
+
+    /// The Arrow type of [`RecordPrinter::value`]'s answer, for ADM's typed printing.
+    fn row_type(&self, batch: &RecordBatch) -> DataType {
+        let fields = batch.schema().fields().clone();
+        match &self.shape {
+            RowShape::Value => fields
+                .first()
+                .map(|f| f.data_type().clone())
+                .unwrap_or(DataType::Null),
+            RowShape::Wrapped(alias) => DataType::Struct(Fields::from(vec![Field::new(
+                alias,
+                DataType::Struct(fields),
+                true,
+            )])),
+            _ => DataType::Struct(fields),
         }
     }
 
