@@ -149,11 +149,13 @@ impl AsterixFront {
             .unwrap_or(1);
         let exhausted = {
             let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
-            let count = reads.entry(record.id.uuid).or_insert(0);
+            // Counts of jobs that expired or were discarded meanwhile go with them.
+            reads.retain(|id, _| self.engine.get(*id).is_ok());
+            let count = reads.entry(record.id).or_insert(0);
             *count += 1;
             let done = *count >= allowed;
             if done {
-                reads.remove(&record.id.uuid);
+                reads.remove(&record.id);
             }
             done
         };

@@ -101,7 +101,7 @@ pub struct AsterixFront {
     config: Arc<Config>,
     profile: Profile,
     /// Per job, how many times its result was read.
-    reads: Mutex<HashMap<u128, i64>>,
+    reads: Mutex<HashMap<JobId, i64>>,
 }
 
 impl Front for AsterixFront {
