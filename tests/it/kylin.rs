@@ -1015,27 +1015,10 @@ async fn contract_cases_replay() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// The Python interpreter with the pinned SDKs: `POLYQUERY_PYTHON`, or what `scripts/sdk-env` sets up.
-fn sdk_python() -> String {
-    if let Ok(python) = std::env::var("POLYQUERY_PYTHON") {
-        return python;
-    }
-    let root = env!("CARGO_MANIFEST_DIR");
-    let output = std::process::Command::new(format!("{root}/scripts/sdk-env"))
-        .output()
-        .expect("scripts/sdk-env must run");
-    assert!(
-        output.status.success(),
-        "scripts/sdk-env failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kylinpy_client_against_polyquery() {
     let k = Kylin::start().await;
-    let python = sdk_python();
+    let python = crate::support::sdk_python();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/sdk/kylin/kylinpy_check.py"

@@ -205,12 +205,7 @@ impl FetchRequest {
             reshape.select = Some(fragment(s)?);
         }
         if let Some(f) = &self.filter {
-            let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            let expr = filter::translate(f, &columns).map_err(|e| {
-                LuminesceError::bad_parameter("filter", format!("{e} (filter: {f})"))
-                    .with_detail("position", e.position.to_string())
-            })?;
-            reshape.filter.push(expr.to_string());
+            reshape.filter.push(filter::to_sql(f, schema)?);
         }
         if let Some(f) = &self.sql_filter {
             reshape.filter.push(fragment(f)?);

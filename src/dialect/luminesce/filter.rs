@@ -20,6 +20,20 @@ pub struct FilterError {
 }
 
 /// Translates `filter` into an SQL boolean expression over `columns`.
+/// The SQL condition for a fetch's `filter` parameter over a result with `schema`; a filter that
+/// does not translate is the client's mistake, reported with where it went wrong.
+pub fn to_sql(
+    filter: &str,
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Result<String, super::errors::LuminesceError> {
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let expr = translate(filter, &columns).map_err(|e| {
+        super::errors::LuminesceError::bad_parameter("filter", format!("{e} (filter: {filter})"))
+            .with_detail("position", e.position.to_string())
+    })?;
+    Ok(expr.to_string())
+}
+
 pub fn translate(filter: &str, columns: &[String]) -> Result<Expr, FilterError> {
     let tokens = tokenize(filter)?;
     let mut parser = FilterParser {

@@ -94,12 +94,7 @@ impl HistogramRequest {
         );
         let mut filters = Vec::new();
         if let Some(f) = &self.filter {
-            let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            let expr = filter::translate(f, &columns).map_err(|e| {
-                LuminesceError::bad_parameter("filter", format!("{e} (filter: {f})"))
-                    .with_detail("position", e.position.to_string())
-            })?;
-            filters.push(expr.to_string());
+            filters.push(filter::to_sql(f, schema)?);
         }
         let (start, end) = match (self.start, self.end) {
             (Some(s), Some(e)) => (micros(s), micros(e)),
