@@ -158,6 +158,11 @@ pub struct ConfigError(pub String);
 /// The prefix of polyquery's environment variables.
 pub const ENV_PREFIX: &str = "POLYQUERY_";
 
+/// Variables with the prefix that are not settings: the configuration file's path, the log filter
+/// (`POLYQUERY_LOG=debug`), and the SDK tooling's (`scripts/sdk-env` reads `POLYQUERY_VENV`,
+/// `scripts/test` exports `POLYQUERY_PYTHON`).
+const NOT_SETTINGS: [&str; 4] = ["CONFIG", "LOG", "PYTHON", "VENV"];
+
 impl Config {
     /// Builds the configuration: the file (if any), then the environment, then `overrides`
     /// (`key=value` pairs from the command line), later ones winning.
@@ -180,7 +185,7 @@ impl Config {
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if key == "CONFIG" || key.is_empty() {
+            if key.is_empty() || NOT_SETTINGS.contains(&key) {
                 continue;
             }
             let key = key.to_lowercase().replace("__", ".");
@@ -314,6 +319,7 @@ mod tests {
             env(&[
                 ("POLYQUERY_ENGINE__WORKERS", "3"),
                 ("POLYQUERY_DATA_DIR", "/tmp/x"),
+                ("POLYQUERY_PYTHON", "/venv/bin/python"),
                 ("HOME", "/root"),
             ]),
             &[("engine.workers".into(), "7".into())],

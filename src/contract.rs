@@ -56,7 +56,8 @@ pub struct Step {
 pub struct CaseRequest {
     #[serde(default = "get")]
     pub method: String,
-    /// Path and query, e.g. `/kylin/api/async_query/{id}/status`.
+    /// Path and query, e.g. `/kylin/api/async_query/{id}/status`, or an absolute URL (a captured
+    /// handle such as AsterixDB's `{handle}`), which is requested as it is.
     pub path: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -199,7 +200,13 @@ async fn run_step(
 ) -> Result<BTreeMap<String, String>, String> {
     let r = &step.request;
     let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
-    let url = format!("{}{}", target.trim_end_matches('/'), fill(&r.path, vars));
+    let path = fill(&r.path, vars);
+    // A captured absolute URL (a handle the server gave out) is followed as it is.
+    let url = if path.starts_with("http://") || path.starts_with("https://") {
+        path
+    } else {
+        format!("{}{}", target.trim_end_matches('/'), path)
+    };
     let mut request = client.request(method, url);
     for (k, v) in &r.headers {
         request = request.header(k, fill(v, vars));

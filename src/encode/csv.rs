@@ -1,15 +1,20 @@
 //! CSV (and, with `delimiter = b'|'`, Luminesce's pipe format) through Arrow's CSV writer.
 //!
-//! Cells are first turned into their display text by [`super::value`], so CSV prints exactly
-//! what every other text format prints (nested values as JSON, `datetime_format`); Arrow's writer
-//! then does the quoting, escaping, header and line endings.
+//! Columns whose text is not Arrow's display of them (nested values as JSON, dates under
+//! `datetime_format`) are first turned into text by [`super::value`], so CSV prints exactly what
+//! every other text format prints; the rest go to Arrow's writer as they are, which formats them
+//! with the same display formatter without building strings first. Arrow's writer then does the
+//! quoting, escaping, header and line endings.
 
 use arrow::csv::writer::{Terminator, Writer, WriterBuilder};
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::writer::EncoderOptions;
 use arrow::record_batch::RecordBatch;
 
-use super::value::{empty_text_batch, json_encoder_options, text_batch};
+use super::value::{empty_text_batch, is_display_text, json_encoder_options, text_batch};
 use super::{EncodeError, EncodeOptions, Encoder, LineEnding, Sink};
 
 /// Writes rows as delimited text, one batch at a time.
@@ -46,9 +51,39 @@ impl CsvEncoder {
     }
 }
 
+impl CsvEncoder {
+    /// `batch` with only the columns Arrow would print differently turned into text.
+    fn printable(&self, batch: &RecordBatch) -> Result<RecordBatch, EncodeError> {
+        let schema = batch.schema_ref();
+        let to_text: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| !is_display_text(schema.field(i).data_type(), &self.options))
+            .collect();
+        if to_text.is_empty() {
+            return Ok(batch.clone());
+        }
+        let text = text_batch(&batch.project(&to_text)?, &self.options, &self.json_options)?;
+        let mut texts = text.columns().iter();
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for (i, field) in schema.fields().iter().enumerate() {
+            if to_text.contains(&i) {
+                fields.push(Arc::new(Field::new(field.name(), DataType::Utf8, true)));
+                columns.extend(texts.next().cloned());
+            } else {
+                fields.push(field.clone());
+                columns.push(batch.column(i).clone());
+            }
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+}
+
 impl Encoder for CsvEncoder {
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), EncodeError> {
-        let text = text_batch(batch, &self.options, &self.json_options)?;
+        let text = self.printable(batch)?;
         // Arrow's writer flushes the sink after every batch.
         self.writer.write(&text)?;
         self.wrote_batch = true;

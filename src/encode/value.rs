@@ -328,6 +328,17 @@ impl<'a> TextColumn<'a> {
     }
 }
 
+/// Whether a column's text is exactly Arrow's display of it (no JSON, no `datetime_format`), so a
+/// writer built on Arrow's formatter (the CSV writer) may print it as it is.
+pub(crate) fn is_display_text(data_type: &DataType, options: &EncodeOptions) -> bool {
+    let patterned = options.datetime_format.is_some()
+        && matches!(
+            data_type,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+        );
+    !is_json_text(data_type) && !patterned
+}
+
 /// Types whose text is JSON: Arrow's display of them (`{a: 1}`, `[1, 2]`) is not parseable.
 fn is_json_text(data_type: &DataType) -> bool {
     matches!(

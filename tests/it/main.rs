@@ -1,9 +1,12 @@
 //! polyquery's end-to-end tests, one binary (DataFusion is linked once).
 
+mod asterixdb;
 mod cli;
 mod encode;
 mod engine;
 mod fixtures;
+mod kylin;
 mod looker;
+mod luminesce;
 mod server;
 mod support;

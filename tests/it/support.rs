@@ -117,28 +117,29 @@ pub fn thread_cpu_seconds(name: &str) -> f64 {
     total as f64 / ticks
 }
 
-/// The Python interpreter of the SDK test environment: `POLYQUERY_PYTHON` when `scripts/test` set
-/// it, else whatever `scripts/sdk-env` installs (once) and prints. Panics when it cannot be had:
-/// an SDK test must fail, never skip, when its SDK cannot run.
+/// The Python interpreter with the pinned vendor SDKs: `POLYQUERY_PYTHON` (scripts/test sets it),
+/// else whatever `scripts/sdk-env` installs. Panics when neither works: an SDK test must fail, never
+/// be skipped, when its SDK cannot run.
 pub fn sdk_python() -> String {
     if let Ok(python) = std::env::var("POLYQUERY_PYTHON")
         && !python.is_empty()
     {
         return python;
     }
-    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sdk-env");
-            let out = std::process::Command::new(&script)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(
-                out.status.success(),
-                "scripts/sdk-env failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        })
-        .clone()
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = std::process::Command::new(Path::new(root).join("scripts/sdk-env"))
+        .current_dir(root)
+        .output()
+        .expect("scripts/sdk-env could not be started");
+    assert!(
+        output.status.success(),
+        "scripts/sdk-env failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .expect("scripts/sdk-env printed no interpreter")
+        .trim()
+        .to_string()
 }

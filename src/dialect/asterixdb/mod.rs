@@ -1,13 +1,49 @@
-//! Apache AsterixDB `/query/service` (issue #4; not built yet).
+//! Apache AsterixDB's HTTP query API: `/query/service` with immediate, deferred and async delivery,
+//! its status and result handles, and `/admin/requests/running` to list and cancel requests.
+//!
+//! The text is printed as AsterixDB prints it (see [`printer`]); which fields appear follows the
+//! configured [`Profile`]: the vendor's documentation page, the 0.9.9 release, or master.
+//!
+//! - `mod.rs`: routing, auth, and `/query/service` (immediate, deferred, async, compile-only);
+//! - `request.rs`: the parameters and their validation; `sqlpp.rs`: SQL++ into the engine's SQL;
+//! - `handles.rs`: handle URLs, the status and result endpoints; `running.rs`: listing and cancelling;
+//! - `fields.rs`: which fields and metrics a profile prints; `printer.rs`: how they are printed;
+//! - `results.rs`: result rows as SQL++ values, streamed; `errors.rs`: the one error mapping.
 
+mod errors;
+mod fields;
+mod handles;
+mod printer;
+mod request;
+mod results;
+mod running;
+mod sqlpp;
+
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use hyper::header::{AUTHORIZATION, HOST, HeaderValue};
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::{Front, Unbuilt};
+use super::Front;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{
+    Engine, EngineError, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params,
+};
+use crate::server::http::{self, RemoteAddr, Request, Response, RouteLabel};
+use errors::{AsxError, ResultStatus};
+use fields::{FieldRules, Measures, MetricSet, PlanRequest, result_tail};
+use handles::{handle, handle_url};
+use printer::{Envelope, RecordStyle};
+use request::{JobProfile, Mode, OutputFormat, QueryRequest};
+use results::{Counts, Layout, RecordPrinter};
+use sqlpp::RowShape;
 
 /// Which AsterixDB the responses follow: the vendor page, the 0.9.9 release, or master.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -31,11 +67,713 @@ pub struct Settings {
     pub profile: Profile,
 }
 
-pub fn front(_engine: &Engine, _config: &Arc<Config>) -> Arc<dyn Front> {
-    Arc::new(Unbuilt {
-        name: "asterixdb",
-        vendor: "AsterixDB query service",
-        issue: 4,
-        prefixes: &["/query/service", "/admin/requests/running"],
+pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
+    Arc::new(AsterixFront {
+        engine: engine.clone(),
+        config: config.clone(),
+        profile: config.asterixdb.profile,
+        reads: Mutex::new(HashMap::new()),
     })
+}
+
+const SERVICE: &str = "/query/service";
+const STATUS: &str = "/query/service/status";
+const RESULT: &str = "/query/service/result";
+const RUNNING: &str = "/admin/requests/running";
+const DIALECT: &str = "asterixdb";
+
+// Job tags: what a deferred or async request said that its later reads need.
+const TAG_CONTEXT: &str = "client_context_id";
+const TAG_FORMAT: &str = "format";
+const TAG_SHAPE: &str = "shape";
+const TAG_PRETTY: &str = "pretty";
+const TAG_READS: &str = "max-result-reads";
+const TAG_TIMINGS: &str = "profile-timings";
+const TAG_COMPILE: &str = "compile-nanos";
+const TAG_NEW_API: &str = "new-api";
+const TAG_ORDERED: &str = "ordered";
+const TAG_USER_AGENT: &str = "user-agent";
+const TAG_REMOTE: &str = "remote-addr";
+
+/// The AsterixDB front.
+pub struct AsterixFront {
+    engine: Engine,
+    config: Arc<Config>,
+    profile: Profile,
+    /// Per job, how many times its result was read.
+    reads: Mutex<HashMap<JobId, i64>>,
+}
+
+impl Front for AsterixFront {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn owns(&self, path: &str) -> bool {
+        [SERVICE, RUNNING]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    }
+
+    fn handle(&self, request: Request) -> BoxFuture<'_, Response> {
+        Box::pin(self.route(request))
+    }
+
+    fn reject(&self, status: StatusCode, message: &str) -> Response {
+        let error = if status == StatusCode::SERVICE_UNAVAILABLE {
+            AsxError::timed_out()
+        } else {
+            AsxError::invalid_parameter("statement", message)
+        };
+        let mut response = self.error_response(&error, None, None, Instant::now());
+        *response.status_mut() = status;
+        response
+    }
+}
+
+impl AsterixFront {
+    async fn route(&self, request: Request) -> Response {
+        let path = request.uri().path().to_string();
+        let method = request.method().clone();
+        let Some(owner) = self.principal(&request) else {
+            let mut r = http::no_body(StatusCode::UNAUTHORIZED);
+            r.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Basic realm=\"AsterixDB\""),
+            );
+            return r;
+        };
+        let mut response = if path == SERVICE {
+            match method {
+                Method::GET | Method::POST => self.query(&request, &owner).await,
+                Method::OPTIONS => self.options(&request),
+                _ => not_allowed(&method),
+            }
+        } else if path == STATUS || path.starts_with(&format!("{STATUS}/")) {
+            match method {
+                Method::GET => self.status(&request, &path[STATUS.len()..], &owner),
+                _ => not_allowed(&method),
+            }
+        } else if path == RESULT || path.starts_with(&format!("{RESULT}/")) {
+            match method {
+                Method::GET => self.result(&path[RESULT.len()..], &owner),
+                Method::DELETE if self.profile == Profile::Master => {
+                    self.discard(&path[RESULT.len()..], &owner)
+                }
+                _ => not_allowed(&method),
+            }
+        } else if path == RUNNING || path.starts_with(&format!("{RUNNING}/")) {
+            match method {
+                Method::GET => self.running(&owner),
+                Method::DELETE => self.cancel(&request, &owner),
+                _ => not_allowed(&method),
+            }
+        } else {
+            unknown_path()
+        };
+        let route = if path == SERVICE {
+            "query"
+        } else if path.starts_with(STATUS) {
+            "status"
+        } else if path.starts_with(RESULT) {
+            "results"
+        } else {
+            "requests"
+        };
+        response.extensions_mut().insert(RouteLabel(route));
+        response
+    }
+
+    /// Who is asking: with users configured, the HTTP Basic principal (`None`: answer 401);
+    /// without, the client's address, so that anonymous clients still only see their own jobs.
+    fn principal(&self, request: &Request) -> Option<String> {
+        if self.config.users.is_empty() {
+            let ip = request
+                .extensions()
+                .get::<RemoteAddr>()
+                .map(|a| a.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Some(format!("anonymous@{ip}"));
+        }
+        let credentials = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| decode_base64(b.trim()))
+            .and_then(|b| String::from_utf8(b).ok());
+        credentials.and_then(|c| {
+            let (name, password) = c.split_once(':')?;
+            self.config
+                .users
+                .iter()
+                .find(|u| u.name == name && u.password.as_deref() == Some(password))
+                .map(|u| u.name.clone())
+        })
+    }
+
+    // ---- /query/service ------------------------------------------------------------------------
+
+    async fn query(&self, request: &Request, owner: &str) -> Response {
+        let started = Instant::now();
+        let params = match request::parse(request) {
+            Ok(p) => p,
+            Err(e) => return self.error_response(&e, None, None, started),
+        };
+        let Some(statement) = params.statement.clone() else {
+            return self.error_response(&AsxError::no_statement(), None, None, started);
+        };
+        let mut response = self.run(request, owner, &params, statement, started).await;
+        cors(request, &mut response);
+        response
+    }
+
+    async fn run(
+        &self,
+        request: &Request,
+        owner: &str,
+        params: &QueryRequest,
+        mut statement: String,
+        started: Instant,
+    ) -> Response {
+        if !statement.trim_end().ends_with(';') {
+            statement.push(';');
+        }
+        let rules = sqlpp::Rules {
+            asynchronous: params.mode == Mode::Async,
+            readonly: params.readonly,
+            multi_statement: params.multi_statement,
+            dataverse: params.dataverse.as_deref(),
+            catalog: Some(self.engine.executor().catalog()),
+        };
+        let translated = sqlpp::translate(&statement, rules);
+        let compile = started.elapsed();
+        let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let translation = match translated {
+            Ok(t) => t,
+            Err(e) => return self.compile_error(&e, &request_id, params, started),
+        };
+        if params.compile_only {
+            return self.compiled_answer(params, &translation, started, compile);
+        }
+        let mut spec = self.job_spec(owner, params, &statement, &translation, compile);
+        if let Some(agent) = request
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            spec.tags.insert(TAG_USER_AGENT.into(), agent.into());
+        }
+        if let Some(remote) = request.extensions().get::<RemoteAddr>() {
+            spec.tags.insert(TAG_REMOTE.into(), remote.0.to_string());
+        }
+        let id = match self.engine.submit(spec) {
+            Ok(id) => id,
+            Err(e) => {
+                let e = AsxError::from_engine(&e, &request_id);
+                return self.compile_error(&e, &request_id, params, started);
+            }
+        };
+        let request_id = id.to_uuid();
+        if params.mode == Mode::Async {
+            return self.async_answer(request, id, params, started, compile, &translation.exec_sql);
+        }
+        let record = match self.engine.wait(id, Duration::from_secs(24 * 3600)).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = AsxError::from_engine(&e, &request_id);
+                return self.error_response(&e, Some(&request_id), Some(params), started);
+            }
+        };
+        if record.state != JobState::Succeeded {
+            let error = record
+                .error
+                .clone()
+                .unwrap_or_else(|| EngineError::internal("the job ended without a result"));
+            self.engine.remove(id).ok();
+            let e = AsxError::from_engine(&error, &request_id);
+            return self.error_response(&e, Some(&request_id), Some(params), started);
+        }
+        match params.mode {
+            Mode::Deferred => self.deferred_answer(request, &record, params, started),
+            _ => self.immediate_answer(&record, params, &translation.shape, started),
+        }
+    }
+
+    fn job_spec(
+        &self,
+        owner: &str,
+        params: &QueryRequest,
+        statement: &str,
+        translation: &sqlpp::Translation,
+        compile: Duration,
+    ) -> JobSpec {
+        let mut tags = BTreeMap::new();
+        if let Some(c) = &params.client_context_id {
+            tags.insert(TAG_CONTEXT.to_string(), c.clone());
+        }
+        tags.insert(TAG_FORMAT.into(), params.format.tag().into());
+        tags.insert(TAG_SHAPE.into(), translation.shape.tag());
+        tags.insert(TAG_PRETTY.into(), params.pretty.to_string());
+        tags.insert(TAG_READS.into(), params.max_result_reads.max(1).to_string());
+        tags.insert(
+            TAG_TIMINGS.into(),
+            (params.profile == JobProfile::Timings).to_string(),
+        );
+        tags.insert(TAG_COMPILE.into(), compile.as_nanos().to_string());
+        tags.insert(TAG_ORDERED.into(), translation.ordered.to_string());
+        let new_api = self.new_api(params);
+        if new_api {
+            tags.insert(TAG_NEW_API.into(), "true".into());
+            if params.mode == Mode::Async {
+                // New-API async results are read any number of times, until DELETE or expiry.
+                tags.insert(TAG_READS.into(), i64::MAX.to_string());
+            }
+        }
+        let keep_for = params
+            .result_ttl
+            .filter(|_| new_api)
+            .unwrap_or(Limits::default().keep_for);
+        JobSpec {
+            sql: statement.to_string(),
+            exec_sql: translation.exec_sql.clone(),
+            params: Params {
+                positional: params.args.clone(),
+                named: params.named.clone(),
+            },
+            owner: owner.to_string(),
+            dialect: DIALECT.into(),
+            name: params.client_context_id.clone(),
+            limits: Limits {
+                timeout: params.timeout,
+                keep_for,
+                ..Limits::default()
+            },
+            tags,
+        }
+    }
+
+    /// A statement refused before it ran. An async request in 0.9.9 (and the docs profile) answers
+    /// these with HTTP 200 and status `failed`; everything else uses the error mapping.
+    fn compile_error(
+        &self,
+        error: &AsxError,
+        request_id: &str,
+        params: &QueryRequest,
+        started: Instant,
+    ) -> Response {
+        let mut error = error.clone();
+        if params.mode == Mode::Async && self.profile != Profile::Master {
+            error.status = ResultStatus::Failed;
+            error.http = StatusCode::OK;
+        }
+        self.error_response(&error, Some(request_id), Some(params), started)
+    }
+
+    /// The header fields every answer starts with.
+    fn header(
+        &self,
+        envelope: &mut Envelope,
+        request_id: Option<&str>,
+        params: Option<&QueryRequest>,
+    ) {
+        if let Some(id) = request_id {
+            envelope.string("requestID", id);
+        }
+        if let Some(c) = params.and_then(|p| p.client_context_id.as_deref()) {
+            envelope.string("clientContextID", c);
+        }
+        if let Some(t) = params.and_then(|p| p.format.type_field()) {
+            envelope.string("type", t);
+        }
+    }
+
+    fn signature(
+        &self,
+        envelope: &mut Envelope,
+        params: &QueryRequest,
+        record: Option<&JobRecord>,
+    ) {
+        if !params.signature {
+            return;
+        }
+        if self.profile == Profile::Docs {
+            envelope.string("signature", "*");
+            return;
+        }
+        let typed = record
+            .and_then(|r| r.schema.clone())
+            .filter(|_| params.jdbc);
+        let text = match typed {
+            Some(schema) => {
+                let names: Vec<Value> = schema.fields().iter().map(|f| json!(f.name())).collect();
+                let types: Vec<Value> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| json!(adm_type(f.data_type(), f.is_nullable())))
+                    .collect();
+                format!(
+                    "\t\"signature\": {{\n\t\t\"name\": {},\n\t\t\"type\": {}\n\t}}",
+                    Value::Array(names),
+                    Value::Array(types)
+                )
+            }
+            None => "\t\"signature\": {\n\t\t\"*\": \"*\"\n\t}".to_string(),
+        };
+        envelope.raw(text);
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self.profile {
+            Profile::Docs => "application/json; charset=utf-8",
+            _ => "application/json; charset=UTF-8",
+        }
+    }
+
+    fn respond(&self, status: StatusCode, body: String) -> Response {
+        http::with_body(status, self.content_type(), body)
+    }
+
+    fn error_response(
+        &self,
+        error: &AsxError,
+        request_id: Option<&str>,
+        params: Option<&QueryRequest>,
+        started: Instant,
+    ) -> Response {
+        let mut envelope = Envelope::default();
+        self.header(&mut envelope, request_id, params);
+        envelope.errors(error);
+        self.rules().cached_plan(&mut envelope);
+        envelope.string("status", error.status.as_str());
+        let elapsed = started.elapsed();
+        let measures = Measures {
+            elapsed,
+            execution: elapsed,
+            errors: 1,
+            ..Measures::default()
+        };
+        self.rules()
+            .metrics(&mut envelope, &measures, MetricSet::Full);
+        self.respond(error.http, envelope.finish())
+    }
+
+    fn record_measures(&self, record: &JobRecord, started: Instant) -> Measures {
+        let compile = compile_time(record);
+        Measures {
+            elapsed: started.elapsed(),
+            execution: between(record.started, record.finished),
+            compile,
+            queue_wait: between(Some(record.created), record.started),
+            counts: Counts::default(),
+            errors: 0,
+        }
+    }
+
+    fn immediate_answer(
+        &self,
+        record: &JobRecord,
+        params: &QueryRequest,
+        shape: &RowShape,
+        started: Instant,
+    ) -> Response {
+        let reader = match self.engine.read(record.id) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = AsxError::from_engine(&e, &record.id.to_uuid());
+                return self.error_response(&e, Some(&record.id.to_uuid()), Some(params), started);
+            }
+        };
+        // The rows are in hand: an immediate request leaves no job behind.
+        self.engine.remove(record.id).ok();
+        let mut head = Envelope::default();
+        self.header(&mut head, Some(&record.id.to_uuid()), Some(params));
+        self.signature(&mut head, params, Some(record));
+        let mut head = head.joined();
+        head.push_str(",\n");
+        let measures = self.record_measures(record, started);
+        let rules = self.rules();
+        let plans = PlanRequest::new(params, record.spec.runnable_sql());
+        let tail: results::Tail = Box::new(move |counts| {
+            let mut m = measures;
+            m.counts = counts;
+            m.elapsed = started.elapsed();
+            let mut envelope = Envelope::default();
+            rules.plans(&mut envelope, &plans);
+            rules.cached_plan(&mut envelope);
+            envelope.string("status", ResultStatus::Success.as_str());
+            rules.metrics(&mut envelope, &m, MetricSet::Full);
+            format!(",\n{}\n}}\n", envelope.joined())
+        });
+        let printer = RecordPrinter {
+            shape: shape.clone(),
+            format: params.format,
+            style: style(params.pretty),
+            quoted: true,
+        };
+        let body = results::stream(
+            reader,
+            printer,
+            Layout::ENVELOPE,
+            format!("{{\n{head}"),
+            tail,
+        );
+        let mut response = hyper::Response::new(body);
+        if let Ok(v) = HeaderValue::from_str(self.content_type()) {
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, v);
+        }
+        response
+    }
+
+    /// Master's new API (`include-host=false`): relative handles that name the request.
+    fn new_api(&self, params: &QueryRequest) -> bool {
+        self.profile == Profile::Master && !params.include_host
+    }
+
+    fn rules(&self) -> FieldRules {
+        FieldRules {
+            profile: self.profile,
+        }
+    }
+
+    fn deferred_answer(
+        &self,
+        request: &Request,
+        record: &JobRecord,
+        params: &QueryRequest,
+        started: Instant,
+    ) -> Response {
+        let mut envelope = Envelope::default();
+        self.header(&mut envelope, Some(&record.id.to_uuid()), Some(params));
+        self.signature(&mut envelope, params, Some(record));
+        envelope.string("handle", &handle(request, "result", record));
+        let plans = PlanRequest::new(params, record.spec.runnable_sql());
+        self.rules().plans(&mut envelope, &plans);
+        self.rules().cached_plan(&mut envelope);
+        envelope.string("status", ResultStatus::Success.as_str());
+        let measures = self.record_measures(record, started);
+        self.rules()
+            .metrics(&mut envelope, &measures, MetricSet::Full);
+        self.respond(StatusCode::OK, envelope.finish())
+    }
+
+    fn async_answer(
+        &self,
+        request: &Request,
+        id: JobId,
+        params: &QueryRequest,
+        started: Instant,
+        compile: Duration,
+        engine_sql: &str,
+    ) -> Response {
+        let mut envelope = Envelope::default();
+        self.header(&mut envelope, Some(&id.to_uuid()), Some(params));
+        self.signature(&mut envelope, params, None);
+        let status_handle = match self.engine.get(id) {
+            Ok(record) => handle(request, "status", &record),
+            Err(_) => handle_url(request, "status", id, false),
+        };
+        let elapsed = started.elapsed();
+        let measures = Measures {
+            elapsed,
+            execution: elapsed.saturating_sub(compile),
+            compile,
+            ..Measures::default()
+        };
+        match self.profile {
+            Profile::Master => {
+                envelope.string("handle", &status_handle);
+                self.rules()
+                    .plans(&mut envelope, &PlanRequest::new(params, engine_sql));
+                self.rules().cached_plan(&mut envelope);
+                envelope.string("status", ResultStatus::Queued.as_str());
+                self.rules()
+                    .metrics(&mut envelope, &measures, MetricSet::AsyncReduced);
+            }
+            Profile::V099 | Profile::Docs => {
+                envelope.string("status", ResultStatus::Running.as_str());
+                envelope.string("handle", &status_handle);
+                self.rules()
+                    .plans(&mut envelope, &PlanRequest::new(params, engine_sql));
+                self.rules()
+                    .metrics(&mut envelope, &measures, MetricSet::Full);
+            }
+        }
+        self.respond(StatusCode::OK, envelope.finish())
+    }
+
+    /// `compile-only`: the statement is translated and checked by the engine, not run; the answer
+    /// describes it (its parameters in `plans.statementParameters`).
+    fn compiled_answer(
+        &self,
+        params: &QueryRequest,
+        translation: &sqlpp::Translation,
+        started: Instant,
+        compile: Duration,
+    ) -> Response {
+        let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        if let Err(e) = self.engine.executor().check(&translation.exec_sql) {
+            let e = AsxError::from_engine(&e, &request_id);
+            return self.error_response(&e, Some(&request_id), Some(params), started);
+        }
+        let mut envelope = Envelope::default();
+        self.header(&mut envelope, Some(&request_id), Some(params));
+        self.signature(&mut envelope, params, None);
+        let mut plans = PlanRequest::new(params, &translation.exec_sql);
+        plans.compiled = Some(translation.parameters.clone());
+        self.rules().plans(&mut envelope, &plans);
+        self.rules().cached_plan(&mut envelope);
+        envelope.string("status", ResultStatus::Success.as_str());
+        let measures = Measures {
+            elapsed: started.elapsed(),
+            compile,
+            ..Measures::default()
+        };
+        self.rules()
+            .metrics(&mut envelope, &measures, MetricSet::Full);
+        self.respond(StatusCode::OK, envelope.finish())
+    }
+
+    fn options(&self, request: &Request) -> Response {
+        let mut response = http::no_body(StatusCode::OK);
+        cors(request, &mut response);
+        let version = match self.profile {
+            Profile::Master => "Apache AsterixDB/0.9.10-SNAPSHOT",
+            Profile::Docs | Profile::V099 => "Apache AsterixDB/0.9.9",
+        };
+        response
+            .headers_mut()
+            .insert("server", HeaderValue::from_static(version));
+        response
+    }
+}
+
+fn style(pretty: bool) -> RecordStyle {
+    if pretty {
+        RecordStyle::Pretty
+    } else {
+        RecordStyle::Compact
+    }
+}
+
+fn between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Duration {
+    match (from, to) {
+        (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+        _ => Duration::ZERO,
+    }
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The translation time recorded with the job.
+fn compile_time(record: &JobRecord) -> Duration {
+    record
+        .spec
+        .tags
+        .get(TAG_COMPILE)
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
+/// The CORS headers AsterixDB adds to `/query/service` answers.
+fn cors(request: &Request, response: &mut Response) {
+    if let Some(origin) = request.headers().get("origin") {
+        response
+            .headers_mut()
+            .insert("access-control-allow-origin", origin.clone());
+    }
+    response.headers_mut().insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("Origin, X-Requested-With, Content-Type, Accept"),
+    );
+}
+
+fn not_allowed(method: &Method) -> Response {
+    http::text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method {method} not allowed for the requested resource."),
+    )
+}
+
+fn unknown_path() -> Response {
+    let mut r = http::no_body(StatusCode::NOT_FOUND);
+    r.headers_mut()
+        .insert("permanent", HeaderValue::from_static("true"));
+    r
+}
+
+/// The ADM type name of a column, `?` when it may be null (the JDBC signature).
+fn adm_type(data_type: &datafusion::arrow::datatypes::DataType, nullable: bool) -> String {
+    use datafusion::arrow::datatypes::DataType as T;
+    let name = match data_type {
+        T::Int8 => "int8",
+        T::Int16 | T::UInt8 => "int16",
+        T::Int32 | T::UInt16 => "int32",
+        T::Int64 | T::UInt32 | T::UInt64 => "int64",
+        T::Float16 | T::Float32 => "float",
+        T::Float64 | T::Decimal128(..) | T::Decimal256(..) => "double",
+        T::Boolean => "boolean",
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => "string",
+        T::Date32 | T::Date64 => "date",
+        T::Time32(_) | T::Time64(_) => "time",
+        T::Timestamp(..) => "datetime",
+        T::Duration(_) | T::Interval(_) => "duration",
+        T::Binary | T::LargeBinary | T::BinaryView | T::FixedSizeBinary(_) => "binary",
+        T::Struct(_) | T::Map(..) => "object",
+        T::List(_) | T::LargeList(_) | T::FixedSizeList(..) | T::ListView(_) => "array",
+        T::Null => "null",
+        _ => "any",
+    };
+    if nullable && name != "null" {
+        format!("{name}?")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Standard base64 (padding optional), for HTTP Basic credentials.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let digits = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        match chunk.len() {
+            4 => out.extend_from_slice(&bytes[1..4]),
+            3 => out.extend_from_slice(&bytes[1..3]),
+            2 => out.push(bytes[1]),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode() {
+        assert_eq!(decode_base64("dXNlcjpwdw==").unwrap(), b"user:pw");
+        assert_eq!(decode_base64("YQ").unwrap(), b"a");
+        assert_eq!(decode_base64("a!"), None);
+    }
 }

@@ -1,13 +1,47 @@
-//! FINBOURNE Luminesce `SqlBackground` (issue #3; not built yet).
+//! FINBOURNE Luminesce `SqlBackground` (issue #3): the API the official `luminesce-sdk` calls, under
+//! `/honeycomb/api/SqlBackground`.
+//!
+//! - `PUT /api/SqlBackground` starts a query (raw SQL in a text/plain body) and answers 202 with links;
+//! - `GET /{id}` is its progress, `DELETE /{id}` cancels it (or clears a finished one);
+//! - `GET /{id}/<format>` fetches the result (csv, pipe, json, jsonProper, jsonProperWithLineage,
+//!   xml, excel, parquet, sqlite), reshaped by sortBy/filter/sqlFilter/select/groupBy/limit/page;
+//! - `GET /{id}/historicalFeedback`, `GET /api/SqlBackground` (this principal's queries).
+//!
+//! Auth is a Bearer token. With no users configured any token is accepted and is its own
+//! principal; with users configured only their tokens are.
 
+mod drive;
+mod errors;
+mod fetch;
+mod filter;
+mod histogram;
+mod models;
+mod params;
+mod sql;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::BoxFuture;
+use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION, HeaderValue};
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Front, Unbuilt};
+use super::Front;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params};
+use crate::server::body::encoded;
+use crate::server::http::{self, Body, FormatLabel, Request, Response, RouteLabel};
+pub use errors::{LuminesceError, ProblemDetails};
+use fetch::{FetchRequest, Output};
+use models::{
+    BackgroundQueryCancelResponse, BackgroundQueryListItem, BackgroundQueryProgressResponse,
+    BackgroundQueryResponse,
+};
+use params::QueryParams;
 
 /// `[luminesce]` settings.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -16,13 +50,653 @@ pub struct Settings {
     /// An extra address serving only this dialect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// Identical-query reuse: for this many seconds (and never longer than the earlier query's
+    /// keep-for) the same principal sending a character-identical query with the same parameters gets
+    /// the earlier query's id back instead of a new query. 0 turns reuse off.
+    pub reuse_window_secs: u64,
+    /// The directory that stands in for Drive (`/{id}/drive`); default `<data_dir>/luminesce-drive`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drive_dir: Option<PathBuf>,
 }
 
-pub fn front(_engine: &Engine, _config: &Arc<Config>) -> Arc<dyn Front> {
-    Arc::new(Unbuilt {
-        name: "luminesce",
-        vendor: "Luminesce SqlBackground",
-        issue: 3,
-        prefixes: &["/honeycomb/"],
+pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
+    Arc::new(LuminesceFront {
+        engine: engine.clone(),
+        config: config.clone(),
     })
+}
+
+/// The Luminesce wire over the engine.
+pub struct LuminesceFront {
+    engine: Engine,
+    config: Arc<Config>,
+}
+
+/// The path every request must start with.
+const PREFIX: &str = "/honeycomb/";
+/// The dialect name jobs are tagged with.
+const DIALECT: &str = "luminesce";
+/// The named parameters of `PUT /api/SqlBackground`; every other query key is a scalar parameter.
+const START_PARAMETERS: [&str; 7] = [
+    "executionId",
+    "scalarParameters",
+    "queryName",
+    "timeoutSeconds",
+    "keepForSeconds",
+    "executionFlags",
+    "externalQuerySource",
+];
+/// `timeoutSeconds=0`: two hours.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(7200);
+/// `keepForSeconds` < 0: twenty minutes; 0: eight hours; at most 31 days.
+const KEEP_FOR_NEGATIVE: Duration = Duration::from_secs(1200);
+const KEEP_FOR_ZERO: Duration = Duration::from_secs(28_800);
+const KEEP_FOR_MAX: Duration = Duration::from_secs(2_678_400);
+
+/// Where a request goes, read off its path.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    /// `/api/SqlBackground`
+    Collection,
+    /// `/api/SqlBackground/{id}`
+    Job(String),
+    /// `/api/SqlBackground/{id}/{action}`
+    Action(String, String),
+}
+
+/// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
+/// ends in `/`). `None`: not an API path.
+fn route(path: &str) -> Option<Route> {
+    let rest = path.strip_prefix("/honeycomb")?;
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [api, sb, tail @ ..]
+            if api.eq_ignore_ascii_case("api") && sb.eq_ignore_ascii_case("SqlBackground") =>
+        {
+            match tail {
+                [] => Some(Route::Collection),
+                [id] => Some(Route::Job(percent_decode(id))),
+                [id, action] => Some(Route::Action(percent_decode(id), action.to_string())),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes (the SDK quotes path parameters); anything malformed is kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+type Answer = Result<Response, LuminesceError>;
+
+impl Front for LuminesceFront {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn owns(&self, path: &str) -> bool {
+        path.starts_with(PREFIX)
+    }
+
+    fn handle(&self, request: Request) -> BoxFuture<'_, Response> {
+        Box::pin(async move {
+            let (label, answer) = self.answer(&request).await;
+            let mut response = answer.unwrap_or_else(|e| e.response());
+            response.extensions_mut().insert(RouteLabel(label));
+            response
+        })
+    }
+
+    fn reject(&self, status: StatusCode, message: &str) -> Response {
+        let name = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLarge",
+            StatusCode::SERVICE_UNAVAILABLE => "RequestTimedOut",
+            _ => "InvalidRequest",
+        };
+        LuminesceError::new(status, name, "The request was refused", message).response()
+    }
+}
+
+impl LuminesceFront {
+    /// Routes one request; answers the route label for metrics with the answer.
+    async fn answer(&self, request: &Request) -> (&'static str, Answer) {
+        let Some(route) = route(request.uri().path()) else {
+            return (
+                "other",
+                Err(LuminesceError::not_found(format!(
+                    "no such path: {}",
+                    request.uri().path()
+                ))),
+            );
+        };
+        let caller = match self.principal(request) {
+            Ok(c) => c,
+            Err(e) => return ("auth", Err(e)),
+        };
+        let q = match QueryParams::decode(request.uri().query()) {
+            Ok(q) => q,
+            Err(e) => return ("other", Err(e)),
+        };
+        let method = request.method();
+        match (&route, method) {
+            (Route::Collection, &Method::PUT) => ("start", self.start(&caller, request, &q)),
+            (Route::Collection, &Method::GET) => ("list", self.list(&caller, &q)),
+            (Route::Job(id), &Method::GET) => ("status", self.progress(&caller, id, &q)),
+            (Route::Job(id), &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
+            (Route::Action(id, action), &Method::GET) => {
+                if action.eq_ignore_ascii_case("historicalFeedback") {
+                    ("feedback", self.historical_feedback(&caller, id, &q).await)
+                } else if action.eq_ignore_ascii_case("histogram") {
+                    ("histogram", self.histogram(&caller, id, &q).await)
+                } else if action.eq_ignore_ascii_case("drive") {
+                    ("drive", self.drive(&caller, id, &q).await)
+                } else if let Some(output) = Output::parse(action) {
+                    ("results", self.fetch(&caller, id, output, &q).await)
+                } else {
+                    (
+                        "other",
+                        Err(LuminesceError::not_found(format!(
+                            "unknown result format '{action}'; use one of: {}, histogram, drive, historicalFeedback",
+                            Output::ALL.map(Output::segment).join(", ")
+                        ))),
+                    )
+                }
+            }
+            _ => (
+                "other",
+                Err(LuminesceError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    "The method is not allowed here",
+                    format!("{method} is not allowed on {}", request.uri().path()),
+                )),
+            ),
+        }
+    }
+
+    /// The caller's principal, from `Authorization: Bearer <token>`.
+    fn principal(&self, request: &Request) -> Result<String, LuminesceError> {
+        let header = request.headers().get(AUTHORIZATION).ok_or_else(|| {
+            LuminesceError::unauthorized("an Authorization: Bearer token is required")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                let (scheme, token) = h.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                LuminesceError::unauthorized("the Authorization header must be 'Bearer <token>'")
+            })?;
+        if self.config.users.is_empty() {
+            return Ok(token.to_string());
+        }
+        self.config
+            .users
+            .iter()
+            .find(|u| u.token.as_deref() == Some(token))
+            .map(|u| u.name.clone())
+            .ok_or_else(|| LuminesceError::unauthorized("the Bearer token is not valid"))
+    }
+
+    /// A job of the caller's, by the id a client sent; anything else is 404.
+    fn job(&self, caller: &str, id: &str) -> Result<JobId, LuminesceError> {
+        let job = JobRef::parse(id)
+            .and_then(|r| self.engine.resolve(r))
+            .ok_or_else(|| no_such_query(id))?;
+        self.engine
+            .get_for(job, caller)
+            .map_err(|_| no_such_query(id))?;
+        Ok(job)
+    }
+
+    /// `PUT /api/SqlBackground`
+    fn start(&self, caller: &str, request: &Request, q: &QueryParams) -> Answer {
+        let sql = std::str::from_utf8(request.body()).map_err(|e| {
+            LuminesceError::bad_request(format!("the body must be the SQL as UTF-8 text: {e}"))
+        })?;
+        if sql.trim().is_empty() {
+            return Err(LuminesceError::bad_request(
+                "the body is empty: send the SQL as the text/plain body",
+            ));
+        }
+        if let Some(id) = q.nonblank("executionId")
+            && uuid::Uuid::try_parse(id.trim()).is_err()
+        {
+            return Err(LuminesceError::bad_parameter(
+                "executionId",
+                format!("executionId must be blank or a GUID, not '{id}'"),
+            ));
+        }
+        let lineage = match q.nonblank("executionFlags") {
+            None => false,
+            Some(f) if f.eq_ignore_ascii_case("None") => false,
+            Some(f) if f.eq_ignore_ascii_case("ProvideLineage") => true,
+            Some(f) => {
+                return Err(LuminesceError::bad_parameter(
+                    "executionFlags",
+                    format!("executionFlags must be None or ProvideLineage, not '{f}'"),
+                ));
+            }
+        };
+        match q.nonblank("externalQuerySource") {
+            None => {}
+            Some(s) if s.eq_ignore_ascii_case("None") => {}
+            Some(s) => {
+                return Err(LuminesceError::bad_parameter(
+                    "externalQuerySource",
+                    format!(
+                        "externalQuerySource '{s}' is not available: polyquery has no saved queries; send the SQL itself"
+                    ),
+                ));
+            }
+        }
+        let limits = Limits {
+            timeout: timeout(q.int("timeoutSeconds")?),
+            keep_for: keep_for(q.int("keepForSeconds")?),
+            row_limit: None,
+        };
+        let params = scalar_parameters(q)?;
+        let rewritten = sql::rewrite(sql, &params, self.engine.executor().catalog())?;
+        let mut spec = JobSpec::new(sql, caller, DIALECT);
+        spec.exec_sql = rewritten.exec_sql;
+        spec.params = params;
+        spec.name = q.nonblank("queryName");
+        spec.limits = limits;
+        if lineage {
+            spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
+        }
+        if let Some(id) = self.reusable(&spec) {
+            return Ok(started(id));
+        }
+        let id = self.engine.submit(spec)?;
+        Ok(started(id))
+    }
+
+    /// Identical-query reuse: an earlier job of this principal with the same SQL and parameters.
+    fn reusable(&self, spec: &JobSpec) -> Option<JobId> {
+        let window = Duration::from_secs(self.config.luminesce.reuse_window_secs);
+        if window.is_zero() {
+            return None;
+        }
+        let id =
+            self.engine
+                .find_identical(&spec.owner, &spec.sql, window.min(spec.limits.keep_for))?;
+        let earlier = self.engine.get(id).ok()?;
+        (earlier.spec.params == spec.params && earlier.spec.tags == spec.tags).then_some(id)
+    }
+
+    /// `GET /api/SqlBackground/{id}`
+    fn progress(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+        q.bool("buildFromLogs")?;
+        let all = q.bool("includeAllFeedback")?.unwrap_or(false);
+        let job = self.job(caller, id)?;
+        let record = self.engine.get(job).map_err(|_| no_such_query(id))?;
+        let fresh = self.engine.feedback(job, caller, all)?;
+        Ok(http::json(
+            StatusCode::OK,
+            &BackgroundQueryProgressResponse::new(&record, fresh),
+        ))
+    }
+
+    /// `GET /api/SqlBackground/{id}/historicalFeedback`: the whole feedback log, after waiting up
+    /// to `nextMessageWaitSeconds` for the query to finish.
+    async fn historical_feedback(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+        let wait = q.int("nextMessageWaitSeconds")?.unwrap_or(0).max(0) as u64;
+        if let Some(s) = q.nonblank("startedAt")
+            && chrono::DateTime::parse_from_rfc3339(s.trim()).is_err()
+        {
+            return Err(LuminesceError::bad_parameter(
+                "startedAt",
+                format!("startedAt must be an ISO-8601 date-time, not '{s}'"),
+            ));
+        }
+        let job = self.job(caller, id)?;
+        let record = self
+            .engine
+            .wait(job, Duration::from_secs(wait).min(self.max_wait()))
+            .await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &BackgroundQueryProgressResponse::new(&record, record.log.clone()),
+        ))
+    }
+
+    /// `DELETE /api/SqlBackground/{id}`: a running query is cancelled (and stays visible as
+    /// Canceled); a finished one is cleared (and is gone).
+    fn cancel(&self, caller: &str, id: &str) -> Answer {
+        let job = self.job(caller, id)?;
+        let current = self.engine.get(job)?;
+        let body = if current.state.is_terminal() {
+            let before = self.engine.remove(job)?;
+            let mut progress = models::progress_text(&before);
+            progress.push_str("\nQuery data cleared");
+            BackgroundQueryCancelResponse::new(&before, progress)
+        } else {
+            let before = self.engine.cancel(job)?;
+            let after = self.engine.get(job)?;
+            BackgroundQueryCancelResponse::new(&before, models::progress_text(&after))
+        };
+        Ok(http::json(StatusCode::OK, &body))
+    }
+
+    /// `GET /api/SqlBackground`: this principal's live queries, most recent first.
+    fn list(&self, caller: &str, q: &QueryParams) -> Answer {
+        let like = q.nonblank("sqlLike");
+        let items: Vec<BackgroundQueryListItem> = self
+            .engine
+            .list(Some(caller))
+            .iter()
+            .filter(|r| like.as_deref().is_none_or(|p| sql_like(&r.spec.sql, p)))
+            .map(BackgroundQueryListItem::new)
+            .collect();
+        Ok(http::json(StatusCode::OK, &items))
+    }
+
+    /// The longest a request may wait for a query (a little under the request timeout).
+    fn max_wait(&self) -> Duration {
+        Duration::from_secs(
+            self.config
+                .limits
+                .request_timeout_secs
+                .saturating_sub(2)
+                .max(1),
+        )
+    }
+
+    /// A caller's finished job, waiting up to `load_wait_ms` for it; not ready, failed or
+    /// cancelled is the engine's error, mapped to the wire in one place.
+    async fn finished(
+        &self,
+        caller: &str,
+        id: &str,
+        load_wait_ms: u64,
+    ) -> Result<(JobId, JobRecord, datafusion::arrow::datatypes::SchemaRef), LuminesceError> {
+        let job = self.job(caller, id)?;
+        let wait = Duration::from_millis(load_wait_ms).min(self.max_wait());
+        let record = self.engine.wait(job, wait).await?;
+        let schema = self.engine.read(job)?.schema();
+        Ok((job, record, schema))
+    }
+
+    /// A finished job's result, reshaped and encoded as the request asks (streamed).
+    async fn result_body(
+        &self,
+        caller: &str,
+        id: &str,
+        request: &FetchRequest,
+    ) -> Result<(JobRecord, Body), LuminesceError> {
+        let (job, record, schema) = self.finished(caller, id, request.load_wait_ms).await?;
+        let reshape = request.reshape(&schema)?;
+        let stream = self.engine.reshape(job, &reshape).await?;
+        let output = request.output;
+        let body = encoded(stream, output.format(), request.options.clone());
+        let body = match output {
+            Output::Json => fetch::json_string(body),
+            Output::JsonProperWithLineage => {
+                fetch::with_lineage(body, &models::lineage(&record, &schema))
+            }
+            _ => body,
+        };
+        Ok((record, body))
+    }
+
+    /// `GET /api/SqlBackground/{id}/<format>`
+    async fn fetch(&self, caller: &str, id: &str, output: Output, q: &QueryParams) -> Answer {
+        let request = FetchRequest::parse(output, q)?;
+        let (record, body) = self.result_body(caller, id, &request).await?;
+        let mut response = http::with_body(StatusCode::OK, output.content_type(), "");
+        *response.body_mut() = body;
+        if request.download {
+            let stem = record
+                .spec
+                .name
+                .clone()
+                .unwrap_or_else(|| record.id.to_uuid());
+            let file = format!("{}.{}", file_stem(&stem), output.extension());
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+                response.headers_mut().insert(CONTENT_DISPOSITION, v);
+            }
+        }
+        response
+            .extensions_mut()
+            .insert(FormatLabel(output.format().name()));
+        Ok(response)
+    }
+
+    /// `GET /api/SqlBackground/{id}/histogram`
+    async fn histogram(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+        let request = histogram::HistogramRequest::parse(q)?;
+        let (job, _, schema) = self.finished(caller, id, 0).await?;
+        let buckets = request.run(&self.engine, job, &schema).await?;
+        if request.json_proper {
+            return Ok(http::json(StatusCode::OK, &buckets));
+        }
+        let text = serde_json::to_string(&buckets).map_err(crate::engine::EngineError::internal)?;
+        Ok(http::json(StatusCode::OK, &text))
+    }
+
+    /// `GET /api/SqlBackground/{id}/drive`: the result saved as a file in the Drive directory.
+    async fn drive(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+        let requested = q.nonblank("driveLocationAndFileName").ok_or_else(|| {
+            LuminesceError::bad_parameter(
+                "driveLocationAndFileName",
+                "driveLocationAndFileName is required",
+            )
+        })?;
+        let output = match q.nonblank("format") {
+            None => Output::Csv,
+            Some(f) => Output::parse(&f).ok_or_else(|| {
+                LuminesceError::bad_parameter(
+                    "format",
+                    format!(
+                        "format '{f}' cannot be saved; use one of: {}",
+                        Output::ALL.map(Output::segment).join(", ")
+                    ),
+                )
+            })?,
+        };
+        let may_overwrite = q.bool("mayOverwrite")?.unwrap_or(false);
+        let root = self
+            .config
+            .luminesce
+            .drive_dir
+            .clone()
+            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"));
+        let (path, shown) = drive::target(&root, &requested, output)?;
+        let request = FetchRequest::parse(output, q)?;
+        let (_, body) = self.result_body(caller, id, &request).await?;
+        let bytes = drive::save(body, &path, may_overwrite).await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &format!(
+                "Saved {bytes} bytes of {} to Drive at {shown}",
+                output.segment()
+            ),
+        ))
+    }
+}
+
+fn no_such_query(id: &str) -> LuminesceError {
+    let detail = if JobRef::parse(id).is_none() {
+        format!("'{id}' is not an execution id (a GUID), so no such query exists")
+    } else {
+        format!(
+            "no query with execution id {id} exists for the calling user: it never did, has expired, or another user ran it"
+        )
+    };
+    LuminesceError::not_found(detail)
+}
+
+fn started(id: JobId) -> Response {
+    http::json(StatusCode::ACCEPTED, &BackgroundQueryResponse::new(id))
+}
+
+/// `timeoutSeconds`: < 0 unlimited, 0 (or absent) two hours.
+fn timeout(seconds: Option<i64>) -> Option<Duration> {
+    match seconds.unwrap_or(0) {
+        s if s < 0 => None,
+        0 => Some(DEFAULT_TIMEOUT),
+        s => Some(Duration::from_secs(s as u64)),
+    }
+}
+
+/// `keepForSeconds`: < 0 (or absent) twenty minutes, 0 eight hours, at most 31 days.
+fn keep_for(seconds: Option<i64>) -> Duration {
+    match seconds {
+        None => KEEP_FOR_NEGATIVE,
+        Some(s) if s < 0 => KEEP_FOR_NEGATIVE,
+        Some(0) => KEEP_FOR_ZERO,
+        Some(s) => Duration::from_secs(s as u64).min(KEEP_FOR_MAX),
+    }
+}
+
+/// The scalar parameters of a start request, in both wire forms: every query key that is not a
+/// named parameter (SDK ≥ 2.4.150), and `scalarParameters=<json object>` (older SDKs), plus
+/// ASP.NET's `scalarParameters[name]=value`. Flattened values are text; JSON values keep their type.
+fn scalar_parameters(q: &QueryParams) -> Result<Params, LuminesceError> {
+    let mut named: BTreeMap<String, ParamValue> = BTreeMap::new();
+    for (key, value) in q.pairs() {
+        if key.eq_ignore_ascii_case("scalarParameters") {
+            let object: serde_json::Map<String, ParamValue> =
+                serde_json::from_str(value).map_err(|e| {
+                    LuminesceError::bad_parameter(
+                        "scalarParameters",
+                        format!("scalarParameters must be a JSON object of name to value: {e}"),
+                    )
+                })?;
+            for (k, v) in object {
+                if v.is_array() || v.is_object() {
+                    return Err(LuminesceError::bad_parameter(
+                        "scalarParameters",
+                        format!("the scalar parameter '{k}' must be a single value"),
+                    ));
+                }
+                named.insert(k, v);
+            }
+        } else if let Some(name) = key
+            .strip_prefix("scalarParameters[")
+            .and_then(|k| k.strip_suffix(']'))
+        {
+            named.insert(name.to_string(), ParamValue::String(value.clone()));
+        } else if !START_PARAMETERS.iter().any(|p| p.eq_ignore_ascii_case(key)) {
+            named.insert(key.clone(), ParamValue::String(value.clone()));
+        }
+    }
+    Ok(Params {
+        positional: Vec::new(),
+        named,
+    })
+}
+
+/// A file name made of the query's name: letters, digits, `-`, `_`, `.` and spaces kept.
+fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = stem.trim().trim_matches('.');
+    if stem.is_empty() {
+        "query".into()
+    } else {
+        stem.chars().take(100).collect()
+    }
+}
+
+/// SQL `LIKE` (`%` any run, `_` one character), ignoring case, for `sqlLike`.
+fn sql_like(text: &str, pattern: &str) -> bool {
+    fn matches(t: &[char], p: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| matches(&t[i..], rest)),
+            Some(('_', rest)) => !t.is_empty() && matches(&t[1..], rest),
+            Some((c, rest)) => t.first() == Some(c) && matches(&t[1..], rest),
+        }
+    }
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    matches(&t, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_tolerate_doubled_slashes_and_quoted_ids() {
+        assert_eq!(
+            route("/honeycomb//api/SqlBackground/a%2Fb%20c"),
+            Some(Route::Job("a/b c".into()))
+        );
+        assert_eq!(
+            route("/honeycomb/api/SqlBackground"),
+            Some(Route::Collection)
+        );
+        assert_eq!(
+            route("/honeycomb/api/SqlBackground/x/csv"),
+            Some(Route::Action("x".into(), "csv".into()))
+        );
+        assert_eq!(route("/honeycomb/api/Other"), None);
+    }
+
+    #[test]
+    fn lifetimes_follow_the_documented_rules() {
+        assert_eq!(timeout(Some(-1)), None);
+        assert_eq!(timeout(Some(0)), Some(DEFAULT_TIMEOUT));
+        assert_eq!(timeout(None), Some(DEFAULT_TIMEOUT));
+        assert_eq!(timeout(Some(30)), Some(Duration::from_secs(30)));
+        assert_eq!(keep_for(Some(-5)), KEEP_FOR_NEGATIVE);
+        assert_eq!(keep_for(Some(0)), KEEP_FOR_ZERO);
+        assert_eq!(keep_for(Some(600)), Duration::from_secs(600));
+        assert_eq!(keep_for(Some(99_999_999)), KEEP_FOR_MAX);
+    }
+
+    #[test]
+    fn scalar_parameters_in_both_wire_forms() {
+        let q = QueryParams::parse(Some(
+            "p1=v%201&queryName=n&timeoutSeconds=3&scalarParameters=%7B%22p2%22%3A%202%7D&scalarParameters%5Bp3%5D=x",
+        ));
+        let p = scalar_parameters(&q).unwrap();
+        assert_eq!(p.named.len(), 3, "{p:?}");
+        assert_eq!(p.named["p1"], ParamValue::String("v 1".into()));
+        assert_eq!(p.named["p2"], serde_json::json!(2));
+        assert_eq!(p.named["p3"], ParamValue::String("x".into()));
+        assert!(scalar_parameters(&QueryParams::parse(Some("scalarParameters=nope"))).is_err());
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(sql_like("select 1 from Testing1K", "%testing1k"));
+        assert!(sql_like("select 1", "select _"));
+        assert!(!sql_like("select 12", "select _"));
+    }
 }

@@ -1,0 +1,263 @@
+//! Result rows as SQL++ values, streamed out inside a response: the rows are printed batch by
+//! batch on a blocking thread and sent in chunks, and the part after the records (whose metrics
+//! count them) is printed once the last record is out.
+
+use std::task::Poll;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::printer::{self, RecordStyle};
+use super::request::OutputFormat;
+use super::sqlpp::RowShape;
+use crate::encode::{EncodeError, EncodeOptions, cell_json, cell_text};
+use crate::engine::ResultReader;
+use crate::server::http::{Body, BoxError};
+
+/// How each row becomes the text of one record.
+#[derive(Clone, Debug)]
+pub struct RecordPrinter {
+    pub shape: RowShape,
+    pub format: OutputFormat,
+    pub style: RecordStyle,
+    /// Records inside a JSON response are JSON strings for ADM and CSV (AsterixDB's quoted records).
+    pub quoted: bool,
+}
+
+impl RecordPrinter {
+    /// The printed records of one batch.
+    fn print(&self, batch: &RecordBatch, out: &mut Vec<String>) -> Result<(), EncodeError> {
+        let options = EncodeOptions::default();
+        for row in 0..batch.num_rows() {
+            let text = match self.format {
+                OutputFormat::Csv { .. } => csv_line(batch, row, &options)?,
+                OutputFormat::Adm => printer::adm(&self.value(batch, row)?, &self.row_type(batch)),
+                OutputFormat::Json | OutputFormat::LosslessJson => {
+                    printer::record(&self.value(batch, row)?, self.style)
+                }
+            };
+            out.push(self.quote(text));
+        }
+        Ok(())
+    }
+
+    fn quote(&self, text: String) -> String {
+        let non_json = matches!(self.format, OutputFormat::Adm | OutputFormat::Csv { .. });
+        if self.quoted && non_json {
+            printer::quote(&text)
+        } else {
+            text
+        }
+    }
+
+    /// The CSV header record, if the format asks for one.
+    fn header(&self, batch: &RecordBatch) -> Option<String> {
+        match self.format {
+            OutputFormat::Csv { header: true } => {
+                let names: Vec<String> = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| csv_field(f.name()))
+                    .collect();
+                Some(self.quote(names.join(",")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The Arrow type of [`RecordPrinter::value`]'s answer, for ADM's typed printing.
+    fn row_type(&self, batch: &RecordBatch) -> DataType {
+        let fields = batch.schema().fields().clone();
+        match &self.shape {
+            RowShape::Value => fields
+                .first()
+                .map(|f| f.data_type().clone())
+                .unwrap_or(DataType::Null),
+            RowShape::Wrapped(alias) => DataType::Struct(Fields::from(vec![Field::new(
+                alias,
+                DataType::Struct(fields),
+                true,
+            )])),
+            _ => DataType::Struct(fields),
+        }
+    }
+
+    /// One row as a SQL++ value in this printer's shape.
+    fn value(&self, batch: &RecordBatch, row: usize) -> Result<Value, EncodeError> {
+        let options = EncodeOptions::default();
+        if self.shape == RowShape::Value {
+            return match batch.columns().first() {
+                Some(column) => cell_json(column.as_ref(), row, &options),
+                None => Ok(Value::Null),
+            };
+        }
+        let mut object = Map::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            object.insert(
+                field.name().clone(),
+                cell_json(column.as_ref(), row, &options)?,
+            );
+        }
+        Ok(match &self.shape {
+            RowShape::Record => {
+                let mut record = Value::Object(object);
+                drop_nulls(&mut record);
+                record
+            }
+            RowShape::Sources => {
+                for record in object.values_mut().filter(|v| v.is_object()) {
+                    drop_nulls(record);
+                }
+                Value::Object(object)
+            }
+            RowShape::Wrapped(alias) => {
+                // A dataset's absent optional fields are MISSING in SQL++: left out, not null.
+                let mut record = Value::Object(object);
+                drop_nulls(&mut record);
+                let mut wrapped = Map::new();
+                wrapped.insert(alias.clone(), record);
+                Value::Object(wrapped)
+            }
+            _ => Value::Object(object),
+        })
+    }
+}
+
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+fn csv_line(
+    batch: &RecordBatch,
+    row: usize,
+    options: &EncodeOptions,
+) -> Result<String, EncodeError> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    for column in batch.columns() {
+        let column: &dyn Array = column.as_ref();
+        fields.push(
+            cell_text(column, row, options)?
+                .map(|t| csv_field(&t))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(fields.join(","))
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// How records sit between the head and the tail.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub open: &'static str,
+    pub separator: &'static str,
+    pub close: &'static str,
+}
+
+impl Layout {
+    /// Inside a response's `results` field.
+    pub const ENVELOPE: Layout = Layout {
+        open: printer::RESULTS_OPEN,
+        separator: ",",
+        close: printer::RESULTS_CLOSE,
+    };
+    /// The vendor page's bare array from the result endpoint.
+    pub const BARE_ARRAY: Layout = Layout {
+        open: "[ ",
+        separator: ", ",
+        close: " ]\n",
+    };
+    /// Raw ADM or CSV from the result endpoint: one record per line.
+    pub const LINES: Layout = Layout {
+        open: "",
+        separator: "\n",
+        close: "\n",
+    };
+}
+
+/// What the printed records came to, for the metrics after them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    pub rows: u64,
+    /// Characters of the printed records.
+    pub size: u64,
+}
+
+/// The tail of a response, printed once the records are counted.
+pub type Tail = Box<dyn FnOnce(Counts) -> String + Send>;
+
+/// Streams `head`, the records of `reader` in `layout`, then `tail(counts)`.
+pub fn stream(
+    reader: ResultReader,
+    printer: RecordPrinter,
+    layout: Layout,
+    head: String,
+    tail: Tail,
+) -> Body {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, BoxError>>(4);
+    tokio::task::spawn_blocking(move || {
+        let send = |text: String| tx.blocking_send(Ok(Bytes::from(text))).is_ok();
+        let mut counts = Counts::default();
+        let mut chunk = head;
+        chunk.push_str(layout.open);
+        let mut first = true;
+        let mut records = Vec::new();
+        for batch in reader {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Box::new(e)));
+                    return;
+                }
+            };
+            records.clear();
+            if first && let Some(h) = printer.header(&batch) {
+                records.push(h);
+            }
+            if let Err(e) = printer.print(&batch, &mut records) {
+                let _ = tx.blocking_send(Err(Box::new(e)));
+                return;
+            }
+            counts.rows += batch.num_rows() as u64;
+            for record in records.drain(..) {
+                if !first {
+                    chunk.push_str(layout.separator);
+                }
+                first = false;
+                counts.size += record.chars().count() as u64;
+                chunk.push_str(&record);
+            }
+            if chunk.len() >= 64 << 10 && !send(std::mem::take(&mut chunk)) {
+                return;
+            }
+        }
+        chunk.push_str(layout.close);
+        chunk.push_str(&tail(counts));
+        send(chunk);
+    });
+    let chunks = futures::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
+        Poll::Ready(Some(chunk)) => Poll::Ready(Some(chunk.map(Frame::data))),
+        Poll::Ready(None) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    });
+    StreamBody::new(chunks).boxed_unsync()
+}

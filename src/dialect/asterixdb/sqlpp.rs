@@ -1,0 +1,1051 @@
+//! SQL++ (AsterixDB's query language) into the engine's SQL, on sqlparser's tokens and AST.
+//!
+//! What is translated: `SELECT VALUE e`; `FROM … AS v SELECT …`; array literals and `range(a, b)`
+//! (inclusive) as FROM sources; unnamed projections named `$1`, `$2`, …; `SELECT *` answered as
+//! each row wrapped under its source's alias; `USE dv;` and `dv.Dataset` names; `?`, `$1` and
+//! `$name` parameters; `"text"` as a string literal (backticks quote identifiers). Anything else
+//! either passes through unchanged (plain SQL) or is refused with a syntax or compilation error,
+//! never answered wrongly.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AccessExpr, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    ObjectName, ObjectNamePart, Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind,
+    SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, WildcardAdditionalOptions,
+    visit_expressions_mut,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
+
+use super::errors::AsxError;
+use crate::exec::Catalog;
+
+/// Dataverses the fixtures live in; a name qualified with one of these is the bare dataset name.
+pub const DATAVERSES: [&str; 2] = ["TinySocial", "Default"];
+
+/// How a result row is printed as a SQL++ value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowShape {
+    /// An object of the row's columns.
+    Object,
+    /// `SELECT VALUE`: the single column's value itself.
+    Value,
+    /// `SELECT VALUE v` of a dataset variable: the dataset's record itself.
+    Record,
+    /// `SELECT *` over one dataset: `{ "<alias>": { …columns… } }`.
+    Wrapped(String),
+    /// `SELECT *` over several sources: one field per variable, datasets' records as objects.
+    Sources,
+}
+
+impl RowShape {
+    /// The stored form, read back when the result is fetched later.
+    pub fn tag(&self) -> String {
+        match self {
+            RowShape::Object => "object".into(),
+            RowShape::Value => "value".into(),
+            RowShape::Record => "record".into(),
+            RowShape::Sources => "sources".into(),
+            RowShape::Wrapped(alias) => format!("wrap:{alias}"),
+        }
+    }
+
+    pub fn from_tag(tag: &str) -> RowShape {
+        match tag {
+            "value" => RowShape::Value,
+            "record" => RowShape::Record,
+            "sources" => RowShape::Sources,
+            t => match t.strip_prefix("wrap:") {
+                Some(alias) => RowShape::Wrapped(alias.to_string()),
+                None => RowShape::Object,
+            },
+        }
+    }
+}
+
+/// The statement a request runs, in the engine's SQL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub exec_sql: String,
+    pub shape: RowShape,
+    /// The query orders its rows (`resultSetOrdered`).
+    pub ordered: bool,
+    /// The query's parameters, as `statementParameters` lists them: positions, then names.
+    pub parameters: Vec<serde_json::Value>,
+}
+
+/// What the translator is told about the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rules<'a> {
+    pub asynchronous: bool,
+    pub readonly: bool,
+    pub multi_statement: bool,
+    pub dataverse: Option<&'a str>,
+    /// The datasets there are; a FROM name outside it is refused at once, as AsterixDB's compiler
+    /// does. `None` skips the check.
+    pub catalog: Option<&'a Catalog>,
+}
+
+/// Translates one request's statements; exactly one of them may be a query.
+pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| AsxError::syntax(&syntax_text(text, &e.to_string())))?;
+    let statements = split_statements(&tokens);
+    if statements.len() > 1 && !rules.multi_statement {
+        return Err(AsxError::multiple_statements());
+    }
+    for statement in &statements {
+        if let Some(kind) = modifying_kind(statement) {
+            return Err(if rules.asynchronous {
+                AsxError::async_not_supported(&kind)
+            } else if rules.readonly {
+                AsxError::read_only(&kind)
+            } else {
+                AsxError::compilation(&format!(
+                    "polyquery runs queries only, not {kind} statements"
+                ))
+            });
+        }
+    }
+    let (tokens, facts) = rewrite_tokens(tokens);
+    let parsed = Parser::new(&dialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| AsxError::syntax(&syntax_text(text, &e.to_string())))?;
+    let mut dataverse = rules.dataverse.map(str::to_string);
+    let mut queries = Vec::new();
+    for statement in parsed {
+        match statement {
+            Statement::Use(use_) => dataverse = Some(use_name(&use_.to_string())),
+            Statement::Query(query) => queries.push(query),
+            Statement::Set(_) => {}
+            other => {
+                return Err(AsxError::compilation(&format!(
+                    "polyquery runs queries only, not {}",
+                    crate::sql::statement_kind(&other)
+                )));
+            }
+        }
+    }
+    if queries.len() > 1 && rules.asynchronous {
+        return Err(AsxError::async_multiple());
+    }
+    let mut query = match (queries.pop(), queries.is_empty()) {
+        (Some(q), true) => q,
+        (None, _) => {
+            return Err(AsxError::compilation(
+                "the request has no query to run (polyquery runs queries only)",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(AsxError::compilation(
+                "polyquery runs one query per request",
+            ));
+        }
+    };
+    let sources = Sources {
+        dataverse: dataverse.as_deref(),
+        catalog: rules.catalog,
+        ctes: query
+            .with
+            .as_ref()
+            .map(|w| {
+                w.cte_tables
+                    .iter()
+                    .map(|c| c.alias.name.value.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let shape = rewrite_query(&mut query, &facts, &sources)?;
+    let ordered = query.order_by.is_some();
+    let parameters = parameters(&query);
+    Ok(Translation {
+        exec_sql: Statement::Query(query).to_string(),
+        shape,
+        ordered,
+        parameters,
+    })
+}
+
+/// `USE TinySocial` → `TinySocial`.
+fn use_name(text: &str) -> String {
+    text.split_whitespace()
+        .last()
+        .unwrap_or("")
+        .trim_matches(|c| c == '`' || c == '"')
+        .to_string()
+}
+
+/// The tokens of each statement (without the `;`), empty statements dropped.
+fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&Token>> {
+    let mut statements = Vec::new();
+    let mut current = Vec::new();
+    for t in tokens {
+        match &t.token {
+            Token::SemiColon => statements.push(std::mem::take(&mut current)),
+            Token::Whitespace(_) => {}
+            other => current.push(other),
+        }
+    }
+    statements.push(current);
+    statements.retain(|s| !s.is_empty());
+    statements
+}
+
+/// The kind of a DDL or DML statement (`CREATE COLLECTION`, `INSERT`), or `None` for a query.
+fn modifying_kind(statement: &[&Token]) -> Option<String> {
+    let word = |i: usize| match statement.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let first = word(0)?;
+    match first.as_str() {
+        "CREATE" | "DROP" | "ALTER" => {
+            let second = word(1).unwrap_or_default();
+            // `CREATE OR REPLACE FUNCTION` and the like.
+            if second == "OR" {
+                Some(format!("{first} {}", word(3).unwrap_or_default()))
+            } else {
+                Some(format!("{first} {second}"))
+            }
+        }
+        "INSERT" | "UPSERT" | "DELETE" | "UPDATE" | "LOAD" | "COMPACT" | "CONNECT"
+        | "DISCONNECT" | "ANALYZE" | "COPY" | "TRUNCATE" => Some(first),
+        _ => None,
+    }
+}
+
+/// What the token-level pass found besides the tokens.
+#[derive(Debug, Default)]
+struct TokenFacts {
+    value_mode: bool,
+    /// `GROUP BY e AS v`: the position of `e` among the group keys, and `v`.
+    group_aliases: Vec<(usize, String)>,
+}
+
+/// Where the token pass is inside a `GROUP BY` list.
+#[derive(Debug, Default)]
+struct GroupList {
+    keys_before: usize,
+    parens: usize,
+    alias_next: bool,
+}
+
+/// Token-level SQL++: `SELECT VALUE` loses `VALUE` (remembered), `"text"` becomes a string
+/// literal, an array literal in FROM position is wrapped in `UNNEST(…)`, and `GROUP BY e AS v`
+/// loses `AS v` (remembered, so that `v` can be replaced by `e`).
+fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts) {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len() + 4);
+    let mut facts = TokenFacts::default();
+    let mut group: Option<GroupList> = None;
+    // Depth of brackets opened by an array literal that got an UNNEST( in front.
+    let mut unnest_depths: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
+    // Parenthesis depth, and the depth of the FROM list being read (commas there separate sources).
+    let mut parens = 0usize;
+    let mut from_list: Option<usize> = None;
+    for t in tokens {
+        match &t.token {
+            Token::LParen => parens += 1,
+            Token::RParen => {
+                parens = parens.saturating_sub(1);
+                if from_list.is_some_and(|d| d > parens) {
+                    from_list = None;
+                }
+            }
+            Token::Word(w) if w.quote_style.is_none() => match w.keyword {
+                Keyword::FROM => from_list = Some(parens),
+                Keyword::WHERE
+                | Keyword::GROUP
+                | Keyword::ORDER
+                | Keyword::SELECT
+                | Keyword::LIMIT
+                | Keyword::HAVING
+                | Keyword::UNION
+                | Keyword::OFFSET
+                    if from_list == Some(parens) =>
+                {
+                    from_list = None;
+                }
+                _ => {}
+            },
+            Token::SemiColon => from_list = None,
+            _ => {}
+        }
+        let previous = out
+            .iter()
+            .rev()
+            .find(|p| !matches!(p.token, Token::Whitespace(_)))
+            .map(|p| p.token.clone());
+        if let Some(list) = &mut group {
+            match &t.token {
+                Token::Whitespace(_) => {}
+                Token::Word(w) if list.alias_next => {
+                    facts
+                        .group_aliases
+                        .push((list.keys_before, w.value.clone()));
+                    list.alias_next = false;
+                    continue;
+                }
+                Token::LParen => list.parens += 1,
+                Token::RParen => list.parens = list.parens.saturating_sub(1),
+                Token::Comma if list.parens == 0 => list.keys_before += 1,
+                Token::Word(w)
+                    if list.parens == 0 && w.quote_style.is_none() && w.keyword == Keyword::AS =>
+                {
+                    list.alias_next = true;
+                    continue;
+                }
+                Token::Word(w)
+                    if list.parens == 0
+                        && w.quote_style.is_none()
+                        && matches!(
+                            w.keyword,
+                            Keyword::HAVING
+                                | Keyword::ORDER
+                                | Keyword::LIMIT
+                                | Keyword::OFFSET
+                                | Keyword::SELECT
+                                | Keyword::UNION
+                                | Keyword::WINDOW
+                        ) =>
+                {
+                    group = None;
+                }
+                Token::SemiColon => group = None,
+                _ => {}
+            }
+        }
+        match &t.token {
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && w.keyword == Keyword::BY
+                    && matches!(&previous, Some(Token::Word(p)) if p.keyword == Keyword::GROUP) =>
+            {
+                group = Some(GroupList::default());
+            }
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && w.keyword == Keyword::VALUE
+                    && matches!(&previous, Some(Token::Word(p)) if p.keyword == Keyword::SELECT) =>
+            {
+                facts.value_mode = true;
+                continue;
+            }
+            Token::Word(w) if w.quote_style == Some('"') => {
+                out.push(TokenWithSpan::new(
+                    Token::SingleQuotedString(w.value.clone()),
+                    t.span,
+                ));
+                continue;
+            }
+            Token::LBracket => {
+                let after_from = match &previous {
+                    Some(Token::Word(p)) => {
+                        p.quote_style.is_none()
+                            && matches!(p.keyword, Keyword::FROM | Keyword::JOIN)
+                    }
+                    Some(Token::Comma) => from_list == Some(parens),
+                    _ => false,
+                };
+                if after_from {
+                    out.push(TokenWithSpan::new(unnest_word(), t.span));
+                    out.push(TokenWithSpan::new(Token::LParen, t.span));
+                    unnest_depths.push(depth);
+                }
+                depth += 1;
+            }
+            Token::RBracket => {
+                depth = depth.saturating_sub(1);
+                if unnest_depths.last() == Some(&depth) {
+                    unnest_depths.pop();
+                    out.push(t.clone());
+                    out.push(TokenWithSpan::new(Token::RParen, t.span));
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(t);
+    }
+    (out, facts)
+}
+
+fn unnest_word() -> Token {
+    Token::Word(Word {
+        value: "UNNEST".to_string(),
+        quote_style: None,
+        keyword: Keyword::UNNEST,
+    })
+}
+
+/// What FROM names are checked against.
+struct Sources<'a> {
+    dataverse: Option<&'a str>,
+    catalog: Option<&'a Catalog>,
+    ctes: Vec<String>,
+}
+
+impl Sources<'_> {
+    fn check(&self, name: &str) -> Result<(), AsxError> {
+        let known = self.ctes.iter().any(|c| c.eq_ignore_ascii_case(name))
+            || self.catalog.is_none_or(|c| c.table(name).is_some());
+        if known {
+            Ok(())
+        } else {
+            Err(AsxError::unknown_dataset(
+                name,
+                self.dataverse.unwrap_or("Default"),
+            ))
+        }
+    }
+}
+
+/// AST-level SQL++ on the one query: clause order, sources, names, parameters, row shape.
+fn rewrite_query(
+    query: &mut Query,
+    facts: &TokenFacts,
+    sources: &Sources<'_>,
+) -> Result<RowShape, AsxError> {
+    number_question_marks(query);
+    let _ = visit_expressions_mut(query, keyword_paths);
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Ok(RowShape::Object);
+    };
+    // `GROUP BY e AS v`: `v` anywhere else means `e`.
+    if let GroupByExpr::Expressions(keys, _) = &select.group_by {
+        let bound: Vec<(String, Expr)> = facts
+            .group_aliases
+            .iter()
+            .filter_map(|(i, name)| keys.get(*i).map(|e| (name.clone(), e.clone())))
+            .collect();
+        if !bound.is_empty() {
+            let replace = |e: &mut Expr| {
+                if let Some(v) = variable(e)
+                    && let Some((_, key)) = bound.iter().find(|(name, _)| *name == v.value)
+                {
+                    *e = key.clone();
+                }
+                ControlFlow::<()>::Continue(())
+            };
+            let _ = visit_expressions_mut(&mut select.projection, replace);
+            let _ = visit_expressions_mut(&mut select.having, replace);
+            if let Some(order) = &mut query.order_by {
+                let _ = visit_expressions_mut(order, replace);
+            }
+        }
+    }
+    let Some(select) = (match query.body.as_mut() {
+        SetExpr::Select(select) => Some(select),
+        _ => None,
+    }) else {
+        return Ok(RowShape::Object);
+    };
+    select.flavor = SelectFlavor::Standard;
+    // The sources: a dataset keeps its name (dataverse dropped), arrays and ranges become derived
+    // tables of one column named after their alias. The first alias is the one `SELECT *` wraps in.
+    let mut bound = Vec::new();
+    for table in &mut select.from {
+        bound.push(rewrite_source(&mut table.relation, sources)?);
+        for join in &mut table.joins {
+            bound.push(rewrite_source(&mut join.relation, sources)?);
+        }
+    }
+    let datasets: Vec<String> = bound
+        .iter()
+        .filter_map(|b| match b {
+            Source::Dataset { variable, .. } => Some(variable.clone()),
+            _ => None,
+        })
+        .collect();
+    let _ = visit_expressions_mut(&mut select.projection, constructors);
+    let _ = visit_expressions_mut(&mut select.selection, constructors);
+
+    let star = matches!(select.projection.as_slice(), [SelectItem::Wildcard(_)]);
+    if facts.value_mode {
+        let [item] = select.projection.as_mut_slice() else {
+            return Err(AsxError::syntax(
+                "SELECT VALUE takes exactly one expression",
+            ));
+        };
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+            _ => return Err(AsxError::syntax("SELECT VALUE takes an expression, not *")),
+        };
+        if let Some(variable) = variable(&expr)
+            && datasets.contains(&variable.value)
+        {
+            *item = SelectItem::QualifiedWildcard(
+                SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![
+                    Ident::with_quote('"', variable.value),
+                ])),
+                WildcardAdditionalOptions::default(),
+            );
+            return Ok(RowShape::Record);
+        }
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', "$1"),
+        };
+        return Ok(RowShape::Value);
+    }
+    name_projections(&mut select.projection);
+    if !star {
+        return Ok(RowShape::Object);
+    }
+    match bound.as_slice() {
+        [Source::Dataset { variable, .. }] => Ok(RowShape::Wrapped(variable.clone())),
+        [Source::Values(_)] => Ok(RowShape::Object),
+        _ => {
+            select.projection = star_over_sources(&bound, sources.catalog)?;
+            Ok(RowShape::Sources)
+        }
+    }
+}
+
+/// What one FROM item binds its variable to.
+#[derive(Clone, Debug)]
+enum Source {
+    /// A dataset's records: the variable and the table.
+    Dataset { variable: String, table: String },
+    /// Single values (an array or a range): the variable is the value.
+    Values(String),
+    /// A subquery or anything else polyquery passes through.
+    Other,
+}
+
+/// Rewrites one FROM item and says what its variable is bound to.
+fn rewrite_source(relation: &mut TableFactor, sources: &Sources<'_>) -> Result<Source, AsxError> {
+    match relation {
+        TableFactor::Table {
+            name, alias, args, ..
+        } => {
+            if let Some(args) = args {
+                let function = name.to_string().to_ascii_lowercase();
+                if function != "range" {
+                    return Err(AsxError::compilation(&format!(
+                        "unknown function {function} as a FROM source"
+                    )));
+                }
+                let exprs: Vec<Expr> = args.args.iter().filter_map(arg_expr).collect();
+                let [from, to] = exprs.as_slice() else {
+                    return Err(AsxError::compilation("range takes two arguments"));
+                };
+                let alias = source_alias(alias.as_ref(), "range")?;
+                *relation = derived(
+                    "SELECT 1 FROM (SELECT value AS a FROM generate_series($A, $B)) AS a",
+                    &[from.clone(), to.clone()],
+                    &alias,
+                )?;
+                return Ok(Source::Values(alias.value));
+            }
+            let parts = &mut name.0;
+            if parts.len() == 2
+                && let Some(ObjectNamePart::Identifier(dv)) = parts.first()
+                && (DATAVERSES.contains(&dv.value.as_str())
+                    || Some(dv.value.as_str()) == sources.dataverse)
+            {
+                parts.remove(0);
+            }
+            let single = parts.len() == 1;
+            let bare = match name.0.last() {
+                Some(ObjectNamePart::Identifier(i)) => i.value.clone(),
+                _ => name.to_string(),
+            };
+            if single {
+                sources.check(&bare)?;
+            }
+            Ok(Source::Dataset {
+                variable: alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or(bare.clone()),
+                table: bare,
+            })
+        }
+        TableFactor::UNNEST {
+            alias, array_exprs, ..
+        } => {
+            let [array] = array_exprs.as_slice() else {
+                return Err(AsxError::compilation("one array per FROM source"));
+            };
+            let alias = source_alias(alias.as_ref(), "unnest")?;
+            *relation = derived(
+                "SELECT 1 FROM (SELECT unnest($A) AS a) AS a",
+                std::slice::from_ref(array),
+                &alias,
+            )?;
+            Ok(Source::Values(alias.value))
+        }
+        _ => Ok(Source::Other),
+    }
+}
+
+/// `SELECT *` over several sources: one field per variable, a dataset's record as an object of
+/// its columns (`named_struct`), a value as itself.
+fn star_over_sources(
+    bound: &[Source],
+    catalog: Option<&Catalog>,
+) -> Result<Vec<SelectItem>, AsxError> {
+    let refuse =
+        || AsxError::compilation("SELECT * over this FROM clause is not supported by polyquery");
+    let mut items = Vec::with_capacity(bound.len());
+    for source in bound {
+        let (variable, expr) = match source {
+            Source::Values(variable) => (
+                variable.clone(),
+                Expr::Identifier(Ident::with_quote('"', variable)),
+            ),
+            Source::Dataset { variable, table } => {
+                let schema = catalog
+                    .and_then(|c| c.table(table))
+                    .map(|t| t.schema.clone())
+                    .ok_or_else(refuse)?;
+                let mut args = Vec::with_capacity(schema.fields().len() * 2);
+                for field in schema.fields() {
+                    args.push(Expr::Value(
+                        Value::SingleQuotedString(field.name().clone()).into(),
+                    ));
+                    args.push(Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', variable),
+                        Ident::with_quote('"', field.name()),
+                    ]));
+                }
+                (variable.clone(), record_of(args)?)
+            }
+            Source::Other => return Err(refuse()),
+        };
+        items.push(SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', variable),
+        });
+    }
+    Ok(items)
+}
+
+/// `named_struct(args…)`.
+fn record_of(args: Vec<Expr>) -> Result<Expr, AsxError> {
+    let select = template_select("SELECT named_struct('a', 1)", &[])?;
+    let Some(SelectItem::UnnamedExpr(Expr::Function(mut function))) =
+        select.projection.into_iter().next()
+    else {
+        return Err(AsxError::compilation("internal template is not a function"));
+    };
+    if let FunctionArguments::List(list) = &mut function.args {
+        list.args = args
+            .into_iter()
+            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+            .collect();
+    }
+    Ok(Expr::Function(function))
+}
+
+fn arg_expr(arg: &FunctionArg) -> Option<Expr> {
+    match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// SQL++ requires a variable for a non-dataset source.
+fn source_alias(alias: Option<&TableAlias>, what: &str) -> Result<Ident, AsxError> {
+    alias
+        .map(|a| a.name.clone())
+        .ok_or_else(|| AsxError::compilation(&format!("a {what} source needs a variable (AS v)")))
+}
+
+/// A fixed template statement with its `$A`, `$B` placeholders replaced by `args`.
+fn template(sql: &str, args: &[Expr]) -> Result<Statement, AsxError> {
+    let mut statement = Parser::parse_sql(&GenericDialect {}, sql)
+        .ok()
+        .and_then(|mut s| s.pop())
+        .ok_or_else(|| AsxError::compilation("internal template did not parse"))?;
+    let _ = visit_expressions_mut(&mut statement, |e| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &v.value
+        {
+            let index = match p.as_str() {
+                "$A" => 0,
+                _ => 1,
+            };
+            if let Some(arg) = args.get(index) {
+                *e = arg.clone();
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(statement)
+}
+
+/// The first select of a template query.
+fn template_select(sql: &str, args: &[Expr]) -> Result<sqlparser::ast::Select, AsxError> {
+    let Statement::Query(query) = template(sql, args)? else {
+        return Err(AsxError::compilation("internal template is not a query"));
+    };
+    match *query.body {
+        SetExpr::Select(select) => Ok(*select),
+        _ => Err(AsxError::compilation("internal template is not a select")),
+    }
+}
+
+/// A derived table from a fixed template whose alias `a` (table and column) becomes `alias`.
+fn derived(sql: &str, args: &[Expr], alias: &Ident) -> Result<TableFactor, AsxError> {
+    let select = template_select(sql, args)?;
+    let mut relation = select
+        .from
+        .into_iter()
+        .next()
+        .map(|t| t.relation)
+        .ok_or_else(|| AsxError::compilation("internal template has no source"))?;
+    if let TableFactor::Derived {
+        subquery,
+        alias: table_alias,
+        ..
+    } = &mut relation
+    {
+        if let Some(a) = table_alias {
+            a.name = alias.clone();
+        }
+        if let SetExpr::Select(inner) = subquery.body.as_mut()
+            && let Some(SelectItem::ExprWithAlias { alias: a, .. }) = inner.projection.first_mut()
+        {
+            *a = alias.clone();
+        }
+    }
+    Ok(relation)
+}
+
+/// A bare name: an identifier, or a keyword sqlparser read as a function without parentheses
+/// (`user`, the primer's favourite variable).
+fn variable(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.clone()),
+        Expr::Function(f) if matches!(f.args, FunctionArguments::None) && f.name.0.len() == 1 => {
+            match f.name.0.first() {
+                Some(ObjectNamePart::Identifier(ident)) => Some(ident.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `user.name`, `cm.user.screenName`: sqlparser reads a keyword in a path as a function and the
+/// rest as field access; it is a plain path of names.
+fn keyword_paths(expr: &mut Expr) -> ControlFlow<()> {
+    if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+        let names: Option<Vec<Ident>> = std::iter::once(path_part(root))
+            .chain(access_chain.iter().map(|a| match a {
+                AccessExpr::Dot(e) => path_part(e),
+                AccessExpr::Subscript(_) => None,
+            }))
+            .collect();
+        if let Some(names) = names {
+            *expr = Expr::CompoundIdentifier(names);
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// One name of a path; a keyword read as a function is quoted, so that the engine's parser cannot
+/// read it as a function again.
+fn path_part(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.clone()),
+        Expr::Function(_) => variable(expr).map(|v| Ident::with_quote('"', v.value)),
+        _ => None,
+    }
+}
+
+/// SQL++'s temporal constructors `datetime(s)`, `date(s)`, `time(s)` as casts.
+fn constructors(expr: &mut Expr) -> ControlFlow<()> {
+    let Expr::Function(function) = expr else {
+        return ControlFlow::Continue(());
+    };
+    let target = match function.name.to_string().to_ascii_lowercase().as_str() {
+        "datetime" => "TIMESTAMP",
+        "date" => "DATE",
+        "time" => "TIME",
+        _ => return ControlFlow::Continue(()),
+    };
+    let FunctionArguments::List(list) = &function.args else {
+        return ControlFlow::Continue(());
+    };
+    let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
+    let [arg] = args.as_slice() else {
+        return ControlFlow::Continue(());
+    };
+    let sql = format!("SELECT CAST($A AS {target})");
+    if let Ok(select) = template_select(&sql, std::slice::from_ref(arg))
+        && let Some(SelectItem::UnnamedExpr(cast)) = select.projection.into_iter().next()
+    {
+        *expr = cast;
+    }
+    ControlFlow::Continue(())
+}
+
+/// Unnamed projections that are not plain names get AsterixDB's positional names `$1`, `$2`, …;
+/// a path `a.b` is named `b`.
+fn name_projections(items: &mut [SelectItem]) {
+    for (i, item) in items.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(expr) = item {
+            let name = match expr {
+                Expr::Identifier(_) => continue,
+                Expr::CompoundIdentifier(parts) => match parts.last() {
+                    Some(last) => last.value.clone(),
+                    None => continue,
+                },
+                _ => format!("${}", i + 1),
+            };
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
+    }
+}
+
+/// `?` placeholders become `$1`, `$2`, … in order of appearance, as AsterixDB binds them to `args`.
+/// The distinct placeholders of a query: positions (`$1` → 1) in order, then names.
+fn parameters(query: &Query) -> Vec<serde_json::Value> {
+    let mut positions = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeSet::new();
+    let _ = sqlparser::ast::visit_expressions(query, |e| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &v.value
+            && let Some(name) = p.strip_prefix('$')
+        {
+            match name.parse::<u64>() {
+                Ok(n) => positions.insert(n),
+                Err(_) => names.insert(name.to_string()),
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    positions
+        .into_iter()
+        .map(serde_json::Value::from)
+        .chain(names.into_iter().map(serde_json::Value::from))
+        .collect()
+}
+
+fn number_question_marks(query: &mut Query) {
+    let mut next = 0;
+    let _ = query.visit(&mut QuestionMarks { next: &mut next });
+}
+
+struct QuestionMarks<'a> {
+    next: &'a mut usize,
+}
+
+impl sqlparser::ast::VisitorMut for QuestionMarks<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Value(v) = expr
+            && let Value::Placeholder(p) = &mut v.value
+            && p == "?"
+        {
+            *self.next += 1;
+            *p = format!("${}", self.next);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// AsterixDB's syntax-error text from sqlparser's: `In line 1 >>select * fro;<< Encountered
+/// <IDENTIFIER> "fro" at column 10. `
+fn syntax_text(source: &str, raw: &str) -> String {
+    let raw = crate::sql::syntax_message(raw);
+    let Some((line, column)) = location(&raw) else {
+        return raw;
+    };
+    let line_text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let found = raw
+        .split("found: ")
+        .nth(1)
+        .and_then(|f| f.split(" at Line:").next())
+        .unwrap_or("")
+        .trim();
+    let encountered = match found {
+        "EOF" | "" => "<EOF>".to_string(),
+        f if f.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+            format!("<IDENTIFIER> \"{f}\"")
+        }
+        f => format!("\"{f}\""),
+    };
+    format!("In line {line} >>{line_text}<< Encountered {encountered} at column {column}. ")
+}
+
+/// `… at Line: 1, Column: 10` → (1, 10).
+fn location(message: &str) -> Option<(usize, usize)> {
+    let rest = message.rsplit("Line: ").next()?;
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(text: &str) -> Translation {
+        translate(
+            text,
+            Rules {
+                multi_statement: true,
+                ..Rules::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn select_1_names_its_column_dollar_1() {
+        let t = sql("select 1;");
+        assert_eq!(t.exec_sql, r#"SELECT 1 AS "$1""#);
+        assert_eq!(t.shape, RowShape::Object);
+    }
+
+    #[test]
+    fn array_sources_and_from_first_order() {
+        let t = sql("from [1, 2] as v select v;");
+        assert_eq!(
+            t.exec_sql,
+            "SELECT v FROM (SELECT unnest([1, 2]) AS v) AS v"
+        );
+    }
+
+    #[test]
+    fn range_is_inclusive() {
+        let t = sql("select i, i * i as i2 from range(1, 10) i;");
+        assert_eq!(
+            t.exec_sql,
+            r#"SELECT i, i * i AS i2 FROM (SELECT value AS i FROM generate_series(1, 10)) AS i"#
+        );
+    }
+
+    #[test]
+    fn select_value_and_string_literals() {
+        let t = sql(r#"select value sleep("result", 5000);"#);
+        assert_eq!(t.exec_sql, r#"SELECT sleep('result', 5000) AS "$1""#);
+        assert_eq!(t.shape, RowShape::Value);
+    }
+
+    #[test]
+    fn select_star_wraps_under_the_alias_and_use_sets_the_dataverse() {
+        let t = sql("USE TinySocial; SELECT * FROM TinySocial.GleambookUsers u WHERE u.id = 1;");
+        assert_eq!(t.exec_sql, "SELECT * FROM GleambookUsers u WHERE u.id = 1");
+        assert_eq!(t.shape, RowShape::Wrapped("u".into()));
+        let t = sql("SELECT * FROM ChirpUsers;");
+        assert_eq!(t.shape, RowShape::Wrapped("ChirpUsers".into()));
+    }
+
+    #[test]
+    fn an_unknown_dataset_is_refused_before_it_runs() {
+        let catalog = Catalog::default();
+        let rules = Rules {
+            catalog: Some(&catalog),
+            ..Rules::default()
+        };
+        let e = translate("select value g from gargel g;", rules).unwrap_err();
+        assert_eq!(
+            e.message,
+            "ASX1077: Cannot find dataset gargel in dataverse Default nor an alias with name gargel"
+        );
+        let ok = translate("with t as (select 1 as a) select a from t;", rules);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn select_value_of_a_dataset_variable_is_its_record() {
+        let t = sql(
+            "SELECT VALUE user FROM GleambookUsers user WHERE user.userSince >= datetime('2010-07-22T00:00:00');",
+        );
+        assert_eq!(
+            t.exec_sql,
+            r#"SELECT "user".* FROM GleambookUsers user WHERE "user".userSince >= CAST('2010-07-22T00:00:00' AS TIMESTAMP)"#
+        );
+        assert_eq!(t.shape, RowShape::Record);
+        let t = sql("SELECT VALUE user.name FROM GleambookUsers user WHERE user.id = 2;");
+        assert_eq!(
+            t.exec_sql,
+            r#"SELECT "user".name AS "$1" FROM GleambookUsers user WHERE "user".id = 2"#
+        );
+    }
+
+    #[test]
+    fn keywords_inside_paths_are_names() {
+        let t = sql("SELECT VALUE cm.user.screenName FROM ChirpMessages cm;");
+        assert_eq!(
+            t.exec_sql,
+            r#"SELECT cm."user".screenName AS "$1" FROM ChirpMessages cm"#
+        );
+    }
+
+    #[test]
+    fn group_by_aliases_stand_for_their_keys() {
+        let t = sql(
+            "SELECT uid AS uid, COUNT(*) AS count FROM GleambookMessages msg GROUP BY msg.authorId AS uid ORDER BY uid;",
+        );
+        assert_eq!(
+            t.exec_sql,
+            "SELECT msg.authorId AS uid, COUNT(*) AS count FROM GleambookMessages msg GROUP BY msg.authorId ORDER BY msg.authorId"
+        );
+    }
+
+    #[test]
+    fn question_marks_are_numbered() {
+        let t = sql("select ? as a, ? as b, $name as c;");
+        assert_eq!(t.exec_sql, "SELECT $1 AS a, $2 AS b, $name AS c");
+        assert_eq!(
+            t.parameters,
+            serde_json::json!([1, 2, "name"])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
+    }
+
+    #[test]
+    fn syntax_errors_say_line_and_column() {
+        let e = translate("select * fro;", Rules::default()).unwrap_err();
+        assert_eq!(
+            e.message,
+            r#"ASX1001: Syntax error: In line 1 >>select * fro;<< Encountered <IDENTIFIER> "fro" at column 10. "#
+        );
+    }
+
+    #[test]
+    fn statements_polyquery_does_not_run_are_refused_by_kind() {
+        let async_rules = Rules {
+            asynchronous: true,
+            multi_statement: true,
+            ..Rules::default()
+        };
+        let e = translate("CREATE COLLECTION c PRIMARY KEY (id: int);", async_rules).unwrap_err();
+        assert_eq!(
+            e.message,
+            "ASX1253: Async mode not supported for the statement CREATE COLLECTION"
+        );
+        let ro = Rules {
+            readonly: true,
+            multi_statement: true,
+            ..Rules::default()
+        };
+        let e = translate("insert into x ({\"a\": 1});", ro).unwrap_err();
+        assert_eq!(
+            e.message,
+            "ASX0044: INSERT statement is not supported in read-only mode"
+        );
+        let single = Rules::default();
+        let e = translate("select 1; select 2;", single).unwrap_err();
+        assert_eq!(e.message, "ASX0035: Unsupported multiple statements.");
+    }
+}

@@ -1,0 +1,365 @@
+//! Async query result files, kept under the engine's data directory the way Kylin keeps them on
+//! HDFS: `kylin/<project>/async_query_result/<id>/<id>.<format>`.
+//!
+//! A file is written once, after its job succeeds, from the engine's stored result; it is written
+//! under a `_`-prefixed name and renamed when complete, so its presence means "ready" and the file
+//! status (the sum of the non-`_` files) never counts a half-written file. A write that fails leaves
+//! `_FAILED` with the reason, as Kylin does.
+//!
+//! Formats follow Kylin's `ResultPlan` (spec §5): CSV in UTF-8 with LF, Kylin's quoting and a
+//! header only when asked; JSON as an array of strings, each a serialized row object without its
+//! null fields; XLSX with one sheet `query_result`, every cell a string; Parquet with typed columns
+//! whose names have `,;{}()\n\t=` and spaces replaced by `_`.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::wire::CellStyle;
+use crate::encode::{self, EncodeError, EncodeOptions, Format};
+use crate::engine::{EngineError, JobId, ResultReader};
+
+/// The download formats Kylin offers, in the order its messages list them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    Csv,
+    Json,
+    Xlsx,
+    Parquet,
+}
+
+impl FileFormat {
+    pub const NAMES: &'static str = "[csv, json, xlsx, parquet]";
+
+    pub fn parse(name: &str) -> Option<FileFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "json" => Some(FileFormat::Json),
+            "xlsx" => Some(FileFormat::Xlsx),
+            "parquet" => Some(FileFormat::Parquet),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+            FileFormat::Xlsx => "xlsx",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    /// Kylin's download Content-Type: `application/<format>;charset=<encode>`, xlsx as octet-stream.
+    pub fn content_type(self, encode: &str) -> String {
+        match self {
+            FileFormat::Xlsx => format!("application/octet-stream;charset={encode}"),
+            other => format!("application/{};charset={encode}", other.name()),
+        }
+    }
+}
+
+/// How one async query's result file is written, decided at submit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    pub format: FileFormat,
+    /// `utf-8` or `gbk`: only the Content-Type label; the bytes are UTF-8 (as in Kylin).
+    pub encode: String,
+    pub file_name: String,
+    pub separator: String,
+    pub include_header: bool,
+}
+
+/// Why a result file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
+    #[error("writing the result file failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("reading the result failed: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Where the result directories live.
+#[derive(Clone, Debug)]
+pub struct ResultFiles {
+    root: PathBuf,
+}
+
+const FAILED_MARKER: &str = "_FAILED";
+
+impl ResultFiles {
+    pub fn new(data_dir: &Path) -> Self {
+        ResultFiles {
+            root: data_dir.join("kylin"),
+        }
+    }
+
+    /// The project's `async_query_result` directory.
+    fn project_dir(&self, project: &str) -> PathBuf {
+        self.root.join(project).join("async_query_result")
+    }
+
+    /// The query's result directory (what `result_path` names).
+    pub fn dir(&self, project: &str, id: JobId) -> PathBuf {
+        self.project_dir(project).join(id.to_uuid())
+    }
+
+    fn file(&self, project: &str, id: JobId, format: FileFormat) -> PathBuf {
+        self.dir(project, id)
+            .join(format!("{}.{}", id.to_uuid(), format.name()))
+    }
+
+    /// The finished file, if it is there.
+    pub fn ready(&self, project: &str, id: JobId, format: FileFormat) -> Option<PathBuf> {
+        let path = self.file(project, id, format);
+        path.is_file().then_some(path)
+    }
+
+    /// Why writing the file failed, if it did.
+    pub fn failure(&self, project: &str, id: JobId) -> Option<String> {
+        fs::read_to_string(self.dir(project, id).join(FAILED_MARKER)).ok()
+    }
+
+    /// The bytes of the finished files (those not named `_…`).
+    pub fn size(&self, project: &str, id: JobId) -> u64 {
+        let Ok(entries) = fs::read_dir(self.dir(project, id)) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('_'))
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    pub fn remove(&self, project: &str, id: JobId) {
+        let _ = fs::remove_dir_all(self.dir(project, id));
+    }
+
+    /// Every query directory of every project: (project directory name, id text).
+    pub fn all(&self) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let Ok(projects) = fs::read_dir(&self.root) else {
+            return found;
+        };
+        for project in projects.flatten() {
+            let name = project.file_name().to_string_lossy().to_string();
+            if let Ok(ids) = fs::read_dir(self.project_dir(&name)) {
+                for id in ids.flatten() {
+                    found.push((name.clone(), id.file_name().to_string_lossy().to_string()));
+                }
+            }
+        }
+        found
+    }
+
+    pub fn remove_dir(&self, project: &str, id: &str) {
+        let _ = fs::remove_dir_all(self.project_dir(project).join(id));
+    }
+
+    /// Writes the result file from the job's stored result (blocking: run it off the runtime).
+    /// A failure is recorded in `_FAILED` as well as returned.
+    pub fn write(
+        &self,
+        project: &str,
+        id: JobId,
+        spec: &FileSpec,
+        reader: ResultReader,
+    ) -> Result<PathBuf, FileError> {
+        let dir = self.dir(project, id);
+        fs::create_dir_all(&dir)?;
+        let final_path = self.file(project, id, spec.format);
+        let partial = dir.join(format!("_{}.{}.partial", id.to_uuid(), spec.format.name()));
+        let written = File::create(&partial)
+            .map_err(FileError::from)
+            .and_then(|file| write_format(spec, reader, BufWriter::new(file)))
+            .and_then(|()| fs::rename(&partial, &final_path).map_err(FileError::from));
+        if let Err(e) = &written {
+            let _ = fs::remove_file(&partial);
+            let _ = fs::write(dir.join(FAILED_MARKER), e.to_string());
+        }
+        written.map(|()| final_path)
+    }
+}
+
+fn write_format(
+    spec: &FileSpec,
+    reader: ResultReader,
+    mut out: BufWriter<File>,
+) -> Result<(), FileError> {
+    let schema = reader.schema();
+    match spec.format {
+        FileFormat::Csv => write_csv(spec, &schema, reader, &mut out)?,
+        FileFormat::Json => write_json(&schema, reader, &mut out)?,
+        FileFormat::Xlsx => {
+            let options = EncodeOptions {
+                header: spec.include_header,
+                sheet_name: "query_result".into(),
+                ..EncodeOptions::default()
+            };
+            let style = CellStyle::new(schema.fields());
+            let mut encoder =
+                encode::encoder(Format::Xlsx, &options, text_schema(&schema), Box::new(out))?;
+            for batch in reader {
+                encoder.write_batch(&style.text_batch(&batch?)?)?;
+            }
+            encoder.finish()?;
+            return Ok(());
+        }
+        FileFormat::Parquet => {
+            let renamed = parquet_schema(&schema);
+            let mut encoder = encode::encoder(
+                Format::Parquet,
+                &EncodeOptions::default(),
+                renamed.clone(),
+                Box::new(out),
+            )?;
+            for batch in reader {
+                let batch = batch?;
+                encoder.write_batch(&RecordBatch::try_new(
+                    renamed.clone(),
+                    batch.columns().to_vec(),
+                )?)?;
+            }
+            encoder.finish()?;
+            return Ok(());
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Kylin's CSV (supercsv rules): a cell is quoted when it holds the separator, a quote, CR or LF,
+/// with quotes doubled; null is an empty cell; the header is the bare column names.
+fn write_csv(
+    spec: &FileSpec,
+    schema: &SchemaRef,
+    reader: ResultReader,
+    out: &mut impl Write,
+) -> Result<(), FileError> {
+    let separator = spec.separator.as_str();
+    if spec.include_header {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        out.write_all(names.join(separator).as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    let style = CellStyle::new(schema.fields());
+    let mut line = String::new();
+    for batch in reader {
+        let batch = style.text_batch(&batch?)?;
+        let columns: Vec<&StringArray> = batch.columns().iter().map(|c| c.as_string()).collect();
+        for row in 0..batch.num_rows() {
+            line.clear();
+            for (i, column) in columns.iter().enumerate() {
+                if i > 0 {
+                    line.push_str(separator);
+                }
+                if column.is_valid(row) {
+                    line.push_str(&csv_cell(column.value(row), separator));
+                }
+            }
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn csv_cell(text: &str, separator: &str) -> String {
+    let needs_quotes =
+        text.contains(['"', '\r', '\n']) || (!separator.is_empty() && text.contains(separator));
+    if needs_quotes {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// Kylin's JSON download: `["{\"A\":1}", …]`, one serialized row object per string, null fields
+/// left out as Spark's JSON writer does.
+fn write_json(
+    schema: &SchemaRef,
+    reader: ResultReader,
+    out: &mut impl Write,
+) -> Result<(), FileError> {
+    let style = CellStyle::new(schema.fields());
+    out.write_all(b"[")?;
+    let mut first = true;
+    for batch in reader {
+        let batch = batch?;
+        for row in 0..batch.num_rows() {
+            let mut object = serde_json::Map::new();
+            for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+                let value = style.json(i, column.as_ref(), row)?;
+                if !value.is_null() {
+                    object.insert(field.name().clone(), value);
+                }
+            }
+            let line = serde_json::Value::Object(object).to_string();
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
+        }
+    }
+    out.write_all(b"]")?;
+    Ok(())
+}
+
+/// Every column as text, for formats where Kylin writes each cell's string.
+fn text_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Spark's Parquet writer refuses some characters in column names; Kylin replaces them with `_`.
+fn parquet_schema(schema: &Schema) -> SchemaRef {
+    let clean = |name: &str| -> String {
+        name.chars()
+            .map(|c| if ",;{}()\n\t= ".contains(c) { '_' } else { c })
+            .collect()
+    };
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_name(clean(f.name())))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting_follows_supercsv() {
+        assert_eq!(csv_cell("plain", ","), "plain");
+        assert_eq!(csv_cell("a,b", ","), "\"a,b\"");
+        assert_eq!(csv_cell("a,b", "|"), "a,b");
+        assert_eq!(csv_cell("say \"hi\"", ","), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("two\nlines", ","), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn parquet_names_are_cleaned() {
+        let schema = Schema::new(vec![Field::new("COUNT(*) x", DataType::Int64, false)]);
+        assert_eq!(parquet_schema(&schema).field(0).name(), "COUNT_*__x");
+    }
+}

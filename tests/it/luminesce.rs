@@ -1,0 +1,516 @@
+//! The Luminesce SqlBackground wire end to end: the official luminesce-sdk (sync and async) against a
+//! real server, the contract cases, the not-ready rule, auth, reuse, and bad input.
+
+use std::path::Path;
+use std::time::Duration;
+
+use polyquery::config::{Config, User};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{TestServer, sdk_python};
+
+const API: &str = "/honeycomb/api/SqlBackground";
+/// Luminesce's documented background-query example: 120 rows at 500 ms each.
+const DOCUMENTED_EXAMPLE: &str =
+    "select Str, Takes500Ms from Testing1K where UseLinq = true and [Int] <= 120";
+
+async fn server() -> TestServer {
+    TestServer::start(Config::default()).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Starts a query as `token`; answers the response.
+async fn put(
+    s: &TestServer,
+    token: &str,
+    query: &str,
+    sql: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client()
+        .put(s.url(&format!("{API}{query}")))
+        .bearer_auth(token)
+        .header("content-type", "text/plain")
+        .body(sql)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get(s: &TestServer, token: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(s.url(&format!("{API}{path}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn start(s: &TestServer, token: &str, sql: &str) -> String {
+    let r = put(s, token, "", sql.to_string()).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    r.json::<Value>().await.unwrap()["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn wait_done(s: &TestServer, token: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let v: Value = get(s, token, &format!("/{id}")).await.json().await.unwrap();
+        if v["status"] != "WaitingForActivation" {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("query {id} never finished");
+}
+
+/// Asserts a LUSID Problem Details answer with `status`, and answers its body.
+async fn problem(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    let retry = r.headers().get("retry-after").is_some();
+    assert_eq!(
+        retry,
+        status == 429 || status == 503,
+        "Retry-After on {status}"
+    );
+    let body: Value = r.json().await.unwrap();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "errorDetails",
+            "code",
+            "type",
+            "title",
+            "status",
+            "detail",
+            "instance"
+        ]
+    );
+    assert_eq!(body["status"], status);
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_luminesce_sdk_works_unchanged() {
+    let python = sdk_python();
+    let s = server().await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/luminesce/sdk_test.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(s.url(""))
+        .env_remove("FBN_LUMINESCE_URL")
+        .env_remove("FBN_ACCESS_TOKEN")
+        .output()
+        .await
+        .expect("the SDK script could not be started");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "luminesce-sdk script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("sync client: ok") && stdout.contains("async client: ok"));
+    // The script saved its rows to Drive, newest first.
+    let saved =
+        std::fs::read_to_string(s.engine.data_dir().join("luminesce-drive/sdk/rows.csv")).unwrap();
+    let ids: Vec<&str> = saved.lines().skip(1).map(|l| &l[..1]).collect();
+    assert_eq!(ids, ["4", "3", "2", "1"], "{saved}");
+}
+
+#[tokio::test]
+async fn the_contract_cases_pass() {
+    let s = server().await;
+    let outcomes =
+        polyquery::contract::replay(&polyquery::contract::default_dir("luminesce"), &s.url(""))
+            .await
+            .unwrap();
+    assert!(outcomes.len() >= 7, "{outcomes:?}");
+    let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn a_fetch_before_the_result_is_ready_is_429_with_an_integer_retry_after() {
+    let s = server().await;
+    let id = start(&s, "t", DOCUMENTED_EXAMPLE).await;
+    let r = get(&s, "t", &format!("/{id}/csv")).await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body = problem(r, 429).await;
+    assert_eq!(body["name"], "ResultNotReady");
+    // loadWaitMilliseconds waits (here in vain) before answering.
+    let began = std::time::Instant::now();
+    let r = get(&s, "t", &format!("/{id}/csv?loadWaitMilliseconds=400")).await;
+    assert!(began.elapsed() >= Duration::from_millis(400));
+    problem(r, 429).await;
+    let progress: Value = get(&s, "t", &format!("/{id}")).await.json().await.unwrap();
+    assert_eq!(progress["status"], "WaitingForActivation");
+    assert_eq!(progress["rowCount"], -1);
+    assert_eq!(progress["hasData"], false);
+    // Cancel really stops it.
+    let r = client()
+        .delete(s.url(&format!("{API}/{id}")))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = get(&s, "t", &format!("/{id}")).await.json().await.unwrap();
+    assert_eq!(v["status"], "Canceled");
+    let r = get(&s, "t", &format!("/{id}/csv")).await;
+    assert_eq!(problem(r, 400).await["name"], "QueryCancelled");
+}
+
+#[tokio::test]
+async fn load_wait_returns_the_result_as_soon_as_it_is_ready() {
+    let s = server().await;
+    let id = start(&s, "t", "select 7 as seven").await;
+    let r = get(&s, "t", &format!("/{id}/csv?loadWaitMilliseconds=20000")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "seven\n7\n");
+}
+
+#[tokio::test]
+async fn bad_input_is_problem_details_and_leaves_other_jobs_alone() {
+    let s = server().await;
+    let good = start(&s, "t", "select 'kept' as k").await;
+    wait_done(&s, "t", &good).await;
+
+    let r = put(&s, "t", "", "   ").await;
+    assert!(
+        problem(r, 400).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("empty")
+    );
+    let r = put(&s, "t", "", vec![0xff, 0xfe, 0x00, 0xc3]).await;
+    assert!(
+        problem(r, 400).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+    let r = client()
+        .put(s.url(API))
+        .bearer_auth("t")
+        .body(vec![b'x'; 20 * 1024 * 1024])
+        .send()
+        .await;
+    if let Ok(r) = r {
+        problem(r, 413).await;
+    }
+    for bad in [
+        "/not-a-guid",
+        "/123",
+        "/%00",
+        "/00000000-0000-0000-0000-00000000000g",
+    ] {
+        problem(get(&s, "t", bad).await, 404).await;
+    }
+    problem(get(&s, "t", &format!("/{good}/docx")).await, 404).await;
+    problem(
+        get(&s, "t", &format!("/{good}/csv?limit=2&page=-1")).await,
+        400,
+    )
+    .await;
+    problem(
+        get(&s, "t", &format!("/{good}/csv?download=yes")).await,
+        400,
+    )
+    .await;
+    problem(get(&s, "t", &format!("/{good}/csv?limit=ten")).await, 400).await;
+    problem(
+        get(&s, "t", &format!("/{good}/csv?filter=%FF%FE")).await,
+        400,
+    )
+    .await;
+    problem(
+        get(&s, "t", &format!("/{good}?includeAllFeedback=1")).await,
+        400,
+    )
+    .await;
+    let body = problem(
+        get(&s, "t", &format!("/{good}/csv?filter=k%20eq%20")).await,
+        400,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("position 6"),
+        "{body}"
+    );
+    assert_eq!(body["errorDetails"][1]["position"], "6");
+    problem(
+        get(&s, "t", &format!("/{good}/csv?filter=nope%20eq%201")).await,
+        400,
+    )
+    .await;
+    problem(
+        get(&s, "t", &format!("/{good}/csv?select=k%20from%20x")).await,
+        400,
+    )
+    .await;
+    problem(
+        get(&s, "t", &format!("/{good}/csv?sqlFilter=1%3D1%3B%20drop")).await,
+        400,
+    )
+    .await;
+    problem(
+        get(&s, "t", &format!("/{good}/csv?delimiter=%3B%3B")).await,
+        400,
+    )
+    .await;
+    problem(put(&s, "t", "?executionId=nope", "select 1").await, 400).await;
+    problem(put(&s, "t", "?timeoutSeconds=soon", "select 1").await, 400).await;
+    problem(
+        put(&s, "t", "?executionFlags=Everything", "select 1").await,
+        400,
+    )
+    .await;
+    problem(
+        put(&s, "t", "?scalarParameters=%5B1%5D", "select 1").await,
+        400,
+    )
+    .await;
+    problem(put(&s, "t", "", "insert into t values (1)").await, 400).await;
+    let r = client()
+        .post(s.url(API))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 405).await;
+    for bad in [
+        "histogram",
+        "histogram?timestampFieldName=nope",
+        "histogram?timestampFieldName=k&bucketSize=soon",
+        "histogram?timestampFieldName=k&startAt=yesterday",
+        "drive",
+        "drive?driveLocationAndFileName=%2F..%2Fx.csv",
+        "drive?driveLocationAndFileName=%2Fx.csv&format=pdf",
+        "drive?driveLocationAndFileName=%2Fx.csv&mayOverwrite=perhaps",
+    ] {
+        let body = problem(get(&s, "t", &format!("/{good}/{bad}")).await, 400).await;
+        assert_eq!(body["name"], "InvalidParameterValue", "{bad}: {body}");
+    }
+    let backwards = "histogram?timestampFieldName=k&startAt=2024-02-01T00%3A00%3A00Z&endAt=2024-01-01T00%3A00%3A00Z";
+    problem(get(&s, "t", &format!("/{good}/{backwards}")).await, 400).await;
+
+    let r = get(&s, "t", &format!("/{good}/csv")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "k\nkept\n");
+}
+
+#[tokio::test]
+async fn bearer_tokens_name_principals_and_configured_users_are_enforced() {
+    let s = server().await;
+    problem(get(&s, "", "").await, 401).await;
+    let r = client().get(s.url(API)).send().await.unwrap();
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    problem(r, 401).await;
+    let r = client()
+        .get(s.url(API))
+        .header("authorization", "Basic dTpw")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401).await;
+
+    let config = Config {
+        users: vec![User {
+            name: "ana".into(),
+            password: None,
+            token: Some("secret-token".into()),
+            admin: false,
+        }],
+        ..Config::default()
+    };
+    let s = TestServer::start(config).await;
+    problem(put(&s, "wrong", "", "select 1").await, 401).await;
+    let id = start(&s, "secret-token", "select 1 as one").await;
+    wait_done(&s, "secret-token", &id).await;
+    let job = polyquery::engine::JobRef::parse(&id)
+        .and_then(|r| s.engine.resolve(r))
+        .unwrap();
+    assert_eq!(s.engine.get(job).unwrap().spec.owner, "ana");
+}
+
+#[tokio::test]
+async fn identical_queries_reuse_the_earlier_job_within_the_window() {
+    let mut config = Config::default();
+    config.luminesce.reuse_window_secs = 60;
+    let s = TestServer::start(config).await;
+    let a = start(&s, "u", "select 1 as x").await;
+    let b = start(&s, "u", "select 1 as x").await;
+    assert_eq!(a, b, "a character-identical query gets the earlier id");
+    let c = start(&s, "u", "select 1 as x ").await;
+    assert_ne!(a, c, "not character-identical");
+    let d = start(&s, "other", "select 1 as x").await;
+    assert_ne!(a, d, "another principal never shares");
+    let r = put(&s, "u", "?p=1", "select 1 as x").await;
+    let e = r.json::<Value>().await.unwrap()["executionId"].clone();
+    assert_ne!(Value::String(a.clone()), e, "other parameters");
+
+    let s = server().await;
+    let a = start(&s, "u", "select 1 as x").await;
+    let b = start(&s, "u", "select 1 as x").await;
+    assert_ne!(a, b, "reuse is off by default");
+}
+
+#[tokio::test]
+async fn sys_tables_describe_the_catalog() {
+    let s = server().await;
+    let tables = s.engine.executor().catalog().tables.len();
+    let fields: usize = s
+        .engine
+        .executor()
+        .catalog()
+        .tables
+        .iter()
+        .map(|t| t.schema.fields().len())
+        .sum();
+    let id = start(&s, "t", "select Name, Type from Sys.Registration").await;
+    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables);
+    let id = start(&s, "t", "select count(*) as n from sys.field").await;
+    wait_done(&s, "t", &id).await;
+    let rows: Value = get(&s, "t", &format!("/{id}/jsonProper"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows[0]["n"], fields);
+}
+
+#[tokio::test]
+async fn historical_feedback_and_list() {
+    let s = server().await;
+    let id = start(&s, "h", "select 1 as a").await;
+    let v: Value = get(
+        &s,
+        "h",
+        &format!("/{id}/historicalFeedback?nextMessageWaitSeconds=10"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["status"], "RanToCompletion");
+    let messages: Vec<&str> = v["feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages[0], "Query queued");
+    assert!(messages.last().unwrap().starts_with("Query completed"));
+    let list: Value = get(&s, "h", "").await.json().await.unwrap();
+    assert_eq!(list[0]["executionId"], id.as_str());
+    assert_eq!(list[0]["state"], "Executed");
+    let list: Value = get(&s, "someone", "").await.json().await.unwrap();
+    assert_eq!(list, Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn csv_escape_delimiter_and_datetime_format() {
+    let s = server().await;
+    let id = start(
+        &s,
+        "t",
+        "select 'say \"hi\"; now' as q, cast('2024-01-02 03:04:05.678' as timestamp) as t",
+    )
+    .await;
+    wait_done(&s, "t", &id).await;
+    let csv = |query: &'static str| {
+        let s = &s;
+        let id = id.clone();
+        async move {
+            get(s, "t", &format!("/{id}/csv{query}"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        csv("").await,
+        "q,t\n\"say \"\"hi\"\"; now\",2024-01-02 03:04:05.678\n"
+    );
+    assert_eq!(
+        csv("?escape=%5C&delimiter=%3B&dateTimeFormat=dd%2FMM%2Fyyyy%20HH%3Amm").await,
+        "q;t\n\"say \\\"hi\\\"; now\";02/01/2024 03:04\n"
+    );
+    let pipe = get(&s, "t", &format!("/{id}/pipe"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        pipe,
+        "q|t\n\"say \"\"hi\"\"; now\"|2024-01-02 03:04:05.678\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_example_runs_verbatim_for_about_a_minute() {
+    let s = server().await;
+    let began = std::time::Instant::now();
+    let id = start(&s, "t", DOCUMENTED_EXAMPLE).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let v: Value = get(&s, "t", &format!("/{id}")).await.json().await.unwrap();
+    assert_eq!(v["status"], "WaitingForActivation");
+    assert_eq!(v["state"], "Running");
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        done = get(&s, "t", &format!("/{id}")).await.json().await.unwrap();
+        if done["status"] != "WaitingForActivation" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(done["status"], "RanToCompletion");
+    assert_eq!(done["rowCount"], 120);
+    assert!(
+        began.elapsed() >= Duration::from_secs(55),
+        "{:?}",
+        began.elapsed()
+    );
+    let csv = get(&s, "t", &format!("/{id}/csv?sortBy=-Takes500Ms&limit=2"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "Str,Takes500Ms\nStr120,120\nStr119,119\n");
+}
+
+#[tokio::test]
+async fn a_query_past_its_timeout_is_faulted_and_its_fetch_is_400() {
+    let s = server().await;
+    let r = put(&s, "t", "?timeoutSeconds=1", DOCUMENTED_EXAMPLE).await;
+    let id = r.json::<Value>().await.unwrap()["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = wait_done(&s, "t", &id).await;
+    assert_eq!(v["status"], "Faulted");
+    assert_eq!(v["state"], "Errored");
+    assert!(
+        v["progress"]
+            .as_str()
+            .unwrap()
+            .contains("timeout of 1000 ms"),
+        "{v}"
+    );
+    let body = problem(get(&s, "t", &format!("/{id}/csv")).await, 400).await;
+    assert_eq!(body["name"], "QueryTimedOut");
+}
