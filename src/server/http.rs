@@ -68,6 +68,30 @@ pub fn no_body(status: StatusCode) -> Response {
     response
 }
 
+/// The name and password of an `Authorization: Basic …` header (padding optional); `None` when the
+/// header is absent, of another scheme, or malformed.
+pub fn basic_credentials(request: &Request) -> Option<(String, String)> {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let value = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(LENIENT.decode(encoded.trim()).ok()?).ok()?;
+    let (name, password) = decoded.split_once(':')?;
+    Some((name.to_string(), password.to_string()))
+}
+
 /// The decoded query-string pairs of a request, in order (repeated keys kept).
 pub fn query_pairs(request: &Request) -> Vec<(String, String)> {
     request
@@ -75,4 +99,29 @@ pub fn query_pairs(request: &Request) -> Vec<(String, String)> {
         .query()
         .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &str) -> Request {
+        hyper::Request::builder()
+            .header(hyper::header::AUTHORIZATION, value)
+            .body(Bytes::new())
+            .unwrap()
+    }
+
+    #[test]
+    fn basic_credentials_decode_with_or_without_padding() {
+        let expected = Some(("user".to_string(), "p:w".to_string()));
+        assert_eq!(
+            basic_credentials(&with_auth("Basic dXNlcjpwOnc=")),
+            expected
+        );
+        assert_eq!(basic_credentials(&with_auth("basic dXNlcjpwOnc")), expected);
+        assert_eq!(basic_credentials(&with_auth("Bearer dXNlcjpwOnc=")), None);
+        assert_eq!(basic_credentials(&with_auth("Basic a!")), None);
+        assert_eq!(basic_credentials(&with_auth("Basic bm9jb2xvbg==")), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! AsterixDB `/query/service`: the vendor page's curl flows, AsterixDB's own async/deferred test
 //! cases, parameter validation and bad input, handles, cancellation, and the contract cases.
 
+use crate::support::keys;
 use std::time::{Duration, Instant};
 
 use polyquery::config::Config;
@@ -257,9 +258,8 @@ async fn master_immediate_prints_plans_cached_plan_and_the_full_metrics() {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.content_type, "application/json; charset=UTF-8");
     let v = a.json();
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
+        keys(&v),
         [
             "requestID",
             "signature",
@@ -275,12 +275,7 @@ async fn master_immediate_prints_plans_cached_plan_and_the_full_metrics() {
         "{}",
         a.text
     );
-    let metrics: Vec<&str> = v["metrics"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let metrics = keys(&v["metrics"]);
     assert_eq!(
         metrics,
         [
@@ -306,9 +301,9 @@ async fn v099_has_no_cached_plan_and_its_async_answer_is_running() {
     assert!(v.get("cachedPlan").is_none());
     assert_eq!(v["plans"], serde_json::json!({}));
     let a = post_form(&s, &[("statement", "select 1;"), ("mode", "async")]).await;
-    let keys: Vec<String> = a.json().as_object().unwrap().keys().cloned().collect();
+    let body = a.json();
     assert_eq!(
-        keys,
+        keys(&body),
         [
             "requestID",
             "signature",
@@ -334,9 +329,8 @@ async fn master_async_answer_is_queued_with_reduced_metrics() {
     )
     .await;
     let v = a.json();
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
+        keys(&v),
         [
             "requestID",
             "clientContextID",
@@ -349,12 +343,7 @@ async fn master_async_answer_is_queued_with_reduced_metrics() {
         ]
     );
     assert_eq!(v["status"], "queued");
-    let metrics: Vec<&str> = v["metrics"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let metrics = keys(&v["metrics"]);
     assert_eq!(metrics, ["elapsedTime", "compileTime", "queueWaitTime"]);
 }
 
@@ -387,8 +376,7 @@ async fn async_deferred_async_status_then_result_envelope() {
     let r = get_handle(&s, st.json()["handle"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["results", "cachedPlan", "metrics", "profile"]);
+    assert_eq!(keys(&v), ["results", "cachedPlan", "metrics", "profile"]);
     assert_eq!(v["results"], Value::Array(squares(10)));
 }
 
@@ -410,8 +398,7 @@ async fn async_deferred_deferred_reads_once_then_404() {
     let handle = v["handle"].as_str().unwrap();
     let r = get_handle(&s, handle).await;
     let rv = r.json();
-    let keys: Vec<&str> = rv.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["results", "cachedPlan", "metrics", "profile"]);
+    assert_eq!(keys(&rv), ["results", "cachedPlan", "metrics", "profile"]);
     assert_eq!(rv["results"], Value::Array(squares(10)));
     assert_eq!(rv["metrics"]["resultCount"], 10);
     assert_eq!(get_handle(&s, handle).await.status, StatusCode::NOT_FOUND);
@@ -578,14 +565,8 @@ async fn request_param_validation_400_bad_prints_the_exact_envelope() {
     let a = post_json(&s, r#"{"statement": "select 1;", "format": "foo"}"#).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let v = a.json();
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["errors", "cachedPlan", "status", "metrics"]);
-    let metrics: Vec<&str> = v["metrics"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    assert_eq!(keys(&v), ["errors", "cachedPlan", "status", "metrics"]);
+    let metrics = keys(&v["metrics"]);
     assert_eq!(
         metrics,
         [
@@ -1193,10 +1174,6 @@ async fn poll_relative(s: &TestServer, handle: &str) -> Answer {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn keys(v: &Value) -> Vec<String> {
-    v.as_object().unwrap().keys().cloned().collect()
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! every download format read back, Kylin SQL, auth and ownership, bad input, the contract cases,
 //! and the kylinpy client.
 
+use crate::support::keys;
 use std::time::Duration;
 
 use polyquery::config::{Config, User};
@@ -133,10 +134,6 @@ fn user(name: &str, password: &str, admin: bool) -> User {
         token: None,
         admin,
     }
-}
-
-fn keys(v: &Value) -> Vec<String> {
-    v.as_object().unwrap().keys().cloned().collect()
 }
 
 /// The vendor page, command by command, with its v2 headers (`Content-Type` set to the v2 type too).

@@ -79,12 +79,7 @@ async fn problem(r: reqwest::Response, status: u16) -> Value {
         "Retry-After on {status}"
     );
     let body: Value = r.json().await.unwrap();
-    let keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = crate::support::keys(&body);
     assert_eq!(
         keys,
         [

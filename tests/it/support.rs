@@ -143,3 +143,13 @@ pub fn sdk_python() -> String {
         .trim()
         .to_string()
 }
+
+/// The keys of a JSON object in wire order (serde_json keeps it), for checking field order.
+pub fn keys(value: &serde_json::Value) -> Vec<&str> {
+    value
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}

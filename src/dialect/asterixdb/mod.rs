@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use hyper::header::{AUTHORIZATION, HOST, HeaderValue};
+use hyper::header::{HOST, HeaderValue};
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -195,21 +195,12 @@ impl AsterixFront {
                 .unwrap_or_else(|| "unknown".into());
             return Some(format!("anonymous@{ip}"));
         }
-        let credentials = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| decode_base64(b.trim()))
-            .and_then(|b| String::from_utf8(b).ok());
-        credentials.and_then(|c| {
-            let (name, password) = c.split_once(':')?;
-            self.config
-                .users
-                .iter()
-                .find(|u| u.name == name && u.password.as_deref() == Some(password))
-                .map(|u| u.name.clone())
-        })
+        let (name, password) = crate::server::http::basic_credentials(request)?;
+        self.config
+            .users
+            .iter()
+            .find(|u| u.name == name && u.password.as_deref() == Some(password.as_str()))
+            .map(|u| u.name.clone())
     }
 
     // ---- /query/service ------------------------------------------------------------------------
@@ -733,47 +724,5 @@ fn adm_type(data_type: &datafusion::arrow::datatypes::DataType, nullable: bool) 
         format!("{name}?")
     } else {
         name.to_string()
-    }
-}
-
-/// Standard base64 (padding optional), for HTTP Basic credentials.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let digits = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_decode() {
-        assert_eq!(decode_base64("dXNlcjpwdw==").unwrap(), b"user:pw");
-        assert_eq!(decode_base64("YQ").unwrap(), b"a");
-        assert_eq!(decode_base64("a!"), None);
     }
 }
