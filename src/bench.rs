@@ -131,8 +131,20 @@ async fn encoders(
             mb_per_s(ours_bytes, ours_time),
             mb_per_s(theirs_bytes, theirs_time),
         );
+        let single = single_threaded_arrow_writer(
+            format,
+            &batches,
+            &dir.join(format!("arrow.{extension}")),
+        )?
+        .map(|c| {
+            format!(
+                "   arrow writer on one thread {c:>8.1} MB/s   ratio {:.2}x",
+                a / c
+            )
+        })
+        .unwrap_or_default();
         println!(
-            "  {extension:<8} polyquery {a:>8.1} MB/s   datafusion writer {b:>8.1} MB/s   ratio {:.2}x",
+            "  {extension:<8} polyquery {a:>8.1} MB/s   datafusion writer {b:>8.1} MB/s   ratio {:.2}x{single}",
             a / b
         );
     }
@@ -177,6 +189,34 @@ async fn streaming_memory(engine: &Engine, stream_rows: usize) -> Result<(), Eng
         engine.remove(id)?;
     }
     Ok(())
+}
+
+/// Arrow's own CSV / NDJSON writer on one thread: DataFusion's writers serialize batches on every
+/// core at once, and this is the same writer without that parallelism.
+fn single_threaded_arrow_writer(
+    format: Format,
+    batches: &[RecordBatch],
+    path: &std::path::Path,
+) -> Result<Option<f64>, EngineError> {
+    let t = Instant::now();
+    let file = io::BufWriter::new(std::fs::File::create(path)?);
+    match format {
+        Format::Csv => {
+            let mut w = datafusion::arrow::csv::Writer::new(file);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::NdJson => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(file);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(mb_per_s(std::fs::metadata(path)?.len(), t.elapsed())))
 }
 
 fn assert_rows(batches: &[RecordBatch], n: usize) -> Result<(), EngineError> {
