@@ -41,33 +41,3 @@ pub fn fronts(engine: &Engine, config: &Arc<Config>) -> Vec<Arc<dyn Front>> {
         kylin::front(engine, config),
     ]
 }
-
-/// A wire whose issue has not landed yet: every path it owns answers a plain 501 that says so.
-pub struct Unbuilt {
-    pub name: &'static str,
-    pub vendor: &'static str,
-    pub issue: u32,
-    pub prefixes: &'static [&'static str],
-}
-
-impl Front for Unbuilt {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn owns(&self, path: &str) -> bool {
-        self.prefixes.iter().any(|p| path.starts_with(p))
-    }
-
-    fn handle(&self, _request: Request) -> BoxFuture<'_, Response> {
-        let message = format!(
-            "polyquery: the {} API is not built yet (issue #{}).\n",
-            self.vendor, self.issue
-        );
-        Box::pin(async move { crate::server::http::text(StatusCode::NOT_IMPLEMENTED, message) })
-    }
-
-    fn reject(&self, status: StatusCode, message: &str) -> Response {
-        crate::server::http::text(status, format!("{message}\n"))
-    }
-}

@@ -113,14 +113,14 @@ async fn an_oversized_body_is_413_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn unbuilt_dialects_say_so_with_501_and_invalid_utf8_is_harmless() {
+async fn an_invalid_utf8_body_is_a_client_error_on_every_wire_and_the_server_keeps_serving() {
     let s = server().await;
     let client = reqwest::Client::new();
-    for (path, name) in [
-        ("/honeycomb/api/SqlBackground", "Luminesce"),
-        ("/query/service", "AsterixDB"),
-        ("/api/4.0/query_tasks", "Looker"),
-        ("/kylin/api/async_query", "Kylin"),
+    for path in [
+        "/honeycomb/api/SqlBackground",
+        "/query/service",
+        "/api/4.0/query_tasks",
+        "/kylin/api/async_query",
     ] {
         let r = client
             .post(s.url(path))
@@ -128,10 +128,10 @@ async fn unbuilt_dialects_say_so_with_501_and_invalid_utf8_is_harmless() {
             .send()
             .await
             .unwrap();
-        if r.status() == StatusCode::NOT_IMPLEMENTED {
-            assert!(r.text().await.unwrap().contains(name), "{path}");
-        } else {
-            assert!(r.status().is_client_error(), "{path}: {}", r.status());
-        }
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
     }
+    assert_eq!(
+        client.get(s.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 }
