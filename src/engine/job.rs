@@ -172,6 +172,14 @@ impl JobRecord {
         })
     }
 
+    /// The error a job that did not succeed ended with (a record always carries one; this never
+    /// leaves a caller without an answer if it does not).
+    pub fn end_error(&self) -> EngineError {
+        self.error
+            .clone()
+            .unwrap_or_else(|| EngineError::internal("the job ended without a result"))
+    }
+
     /// The whole log as text, one timestamped line per entry.
     pub fn log_text(&self) -> String {
         self.log

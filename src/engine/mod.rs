@@ -305,9 +305,7 @@ impl Engine {
                 ErrorKind::NotReady,
                 "the query has not finished yet",
             )),
-            _ => Err(record
-                .error
-                .unwrap_or_else(|| EngineError::internal("the job ended without a result"))),
+            _ => Err(record.end_error()),
         }
     }
 

@@ -70,11 +70,10 @@ impl AsterixFront {
                 rules.metrics(&mut envelope, &measures, MetricSet::StatusRunning);
             }
             JobState::Failed | JobState::Cancelled | JobState::TimedOut => {
-                let error = record
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| EngineError::internal("the job failed"));
-                envelope.errors(&AsxError::from_engine(&error, &record.id.to_uuid()));
+                envelope.errors(&AsxError::from_engine(
+                    &record.end_error(),
+                    &record.id.to_uuid(),
+                ));
             }
         }
         envelope.string("createdAt", &iso(record.created));
@@ -119,11 +118,10 @@ impl AsterixFront {
                 envelope.string("handle", &handle(request, "result", &record));
             }
             JobState::Failed | JobState::Cancelled | JobState::TimedOut => {
-                let error = record
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| EngineError::internal("the job failed"));
-                envelope.errors(&AsxError::from_engine(&error, &record.id.to_uuid()));
+                envelope.errors(&AsxError::from_engine(
+                    &record.end_error(),
+                    &record.id.to_uuid(),
+                ));
             }
             JobState::Queued | JobState::Running => {}
         }

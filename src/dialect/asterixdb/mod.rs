@@ -33,9 +33,7 @@ use serde_json::{Value, json};
 
 use super::Front;
 use crate::config::Config;
-use crate::engine::{
-    Engine, EngineError, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params,
-};
+use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params};
 use crate::server::http::{self, RemoteAddr, Request, Response, RouteLabel};
 use errors::{AsxError, ResultStatus};
 use fields::{FieldRules, Measures, MetricSet, PlanRequest, result_tail};
@@ -277,10 +275,7 @@ impl AsterixFront {
             }
         };
         if record.state != JobState::Succeeded {
-            let error = record
-                .error
-                .clone()
-                .unwrap_or_else(|| EngineError::internal("the job ended without a result"));
+            let error = record.end_error();
             self.engine.remove(id).ok();
             let e = AsxError::from_engine(&error, &request_id);
             return self.error_response(&e, Some(&request_id), Some(params), started);
