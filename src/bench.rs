@@ -11,7 +11,7 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::SessionContext;
 
 use crate::encode::{self, EncodeOptions, Format};
-use crate::engine::{Engine, EngineConfig, EngineError, JobSpec, JobState};
+use crate::engine::{Engine, EngineConfig, EngineError, JobSpec, JobState, Principal};
 use crate::exec::datafusion::DataFusionExecutor;
 
 /// Rows shaped like a typical result: an integer, a float, a short string and a small category.
@@ -49,7 +49,7 @@ async fn engine_overhead(
         assert_rows(&batches, 1)?;
 
         let t = Instant::now();
-        let id = engine.submit(JobSpec::new("SELECT 1", "bench", "bench"))?;
+        let id = engine.submit(JobSpec::new("SELECT 1", Principal::user("bench"), "bench"))?;
         let record = engine.wait(id, Duration::from_secs(10)).await?;
         if record.state != JobState::Succeeded {
             return Err(EngineError::internal(format!(
@@ -159,7 +159,7 @@ async fn streaming_memory(engine: &Engine, stream_rows: usize) -> Result<(), Eng
         "peak memory streaming a finished result out as CSV (RSS high-water mark above the start)"
     );
     for n in [stream_rows / 5, stream_rows] {
-        let id = engine.submit(JobSpec::new(rows_sql(n), "bench", "bench"))?;
+        let id = engine.submit(JobSpec::new(rows_sql(n), Principal::user("bench"), "bench"))?;
         let record = engine.wait(id, Duration::from_secs(600)).await?;
         if record.state != JobState::Succeeded {
             return Err(EngineError::internal(format!(
@@ -170,7 +170,7 @@ async fn streaming_memory(engine: &Engine, stream_rows: usize) -> Result<(), Eng
         let base = reset_peak_rss();
         let counter = Arc::new(AtomicU64::new(0));
         let stream = engine.read(id)?.into_stream();
-        let mut body = crate::server::body::encoded(stream, Format::Csv, EncodeOptions::default());
+        let mut body = crate::wire::body::encoded(stream, Format::Csv, EncodeOptions::default());
         let t = Instant::now();
         while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
             let frame = frame.map_err(EngineError::internal)?;

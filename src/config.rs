@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::dialect;
 use crate::engine::EngineConfig;
 use crate::exec::datafusion::UserTable;
+pub use crate::query::User;
+pub use crate::wire::HttpLimits as Limits;
 
 /// Everything polyquery can be told.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -79,45 +81,6 @@ impl Default for EngineSettings {
             reaper_interval_ms: 1000,
         }
     }
-}
-
-/// Protections for the HTTP server.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request body; beyond it the answer is 413.
-    pub max_body_bytes: usize,
-    /// Largest request head (request line and headers).
-    pub max_header_bytes: usize,
-    /// Seconds a request may take before its answer starts (not the job: jobs have their own limits).
-    pub request_timeout_secs: u64,
-    /// Connections served at once; more wait to be accepted.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 10 << 20,
-            max_header_bytes: 64 << 10,
-            request_timeout_secs: 120,
-            max_connections: 1024,
-        }
-    }
-}
-
-/// A user every dialect knows: Basic auth uses name and password, Bearer/token auth uses token.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct User {
-    pub name: String,
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub token: Option<String>,
-    /// Admins see every user's jobs where a vendor allows it (Kylin).
-    #[serde(default)]
-    pub admin: bool,
 }
 
 impl Default for Config {

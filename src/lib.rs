@@ -11,5 +11,7 @@ pub mod dialect;
 pub mod encode;
 pub mod engine;
 pub mod exec;
+pub mod query;
 pub mod server;
 pub mod sql;
+pub mod wire;

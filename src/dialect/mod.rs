@@ -12,9 +12,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use hyper::StatusCode;
 
-use crate::config::Config;
 use crate::engine::Engine;
-use crate::server::http::{Request, Response};
+use crate::query::Principals;
+use crate::wire::{HttpLimits, Request, Response};
 
 /// One vendor's HTTP API.
 pub trait Front: Send + Sync + 'static {
@@ -32,12 +32,24 @@ pub trait Front: Send + Sync + 'static {
     fn reject(&self, status: StatusCode, message: &str) -> Response;
 }
 
-/// Every front, built over one engine.
-pub fn fronts(engine: &Engine, config: &Arc<Config>) -> Vec<Arc<dyn Front>> {
-    vec![
-        luminesce::front(engine, config),
-        asterixdb::front(engine, config),
-        looker::front(engine, config),
-        kylin::front(engine, config),
-    ]
+/// What a front is given: the engine, the one model of who is calling, the server's limits, and its
+/// own settings. Never the whole configuration.
+#[derive(Clone)]
+pub struct FrontContext<S> {
+    pub engine: Engine,
+    pub principals: Arc<Principals>,
+    pub limits: HttpLimits,
+    pub settings: S,
+}
+
+impl FrontContext<()> {
+    /// The same context with a front's own settings.
+    pub fn with<S>(&self, settings: S) -> FrontContext<S> {
+        FrontContext {
+            engine: self.engine.clone(),
+            principals: self.principals.clone(),
+            limits: self.limits.clone(),
+            settings,
+        }
+    }
 }

@@ -2,7 +2,6 @@
 //! it, read or reshape its result, and let it expire. Queries run on a runtime of their own, apart
 //! from the one serving HTTP, so a busy operator can never stall a status poll.
 
-mod error;
 mod id;
 mod job;
 mod persist;
@@ -21,13 +20,14 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use error::{EngineError, ErrorKind};
+pub use crate::query::{EngineError, ErrorKind, JobSpec, Limits, ParamValue, Params, Principal};
 pub use id::{JobId, JobRef};
-pub use job::{JobRecord, JobSpec, Limits, LogEntry, ParamValue, Params};
+pub use job::{JobRecord, LogEntry};
 pub use results::ResultReader;
 pub use state::{IllegalTransition, JobEvent, JobState};
 
 use crate::exec::Executor;
+use crate::exec::reshape::StoredResult;
 use crate::sql::reshape::Reshape;
 use persist::JobIndex;
 use results::ResultStore;
@@ -203,9 +203,9 @@ impl Engine {
     }
 
     /// Like [`Engine::get`], but someone else's job is as unknown as one that never existed.
-    pub fn get_for(&self, id: JobId, owner: &str) -> Result<JobRecord, EngineError> {
+    pub fn get_for(&self, id: JobId, owner: &Principal) -> Result<JobRecord, EngineError> {
         self.get(id).and_then(|r| {
-            if r.spec.owner == owner {
+            if r.spec.owner == *owner {
                 Ok(r)
             } else {
                 Err(EngineError::not_found())
@@ -251,29 +251,31 @@ impl Engine {
     pub fn feedback(
         &self,
         id: JobId,
-        reader: &str,
+        reader: &Principal,
         all: bool,
     ) -> Result<Vec<LogEntry>, EngineError> {
         let cell = self.inner.cell(id)?;
+        // Keyed by the typed principal, so no user name can share an anonymous caller's cursor.
+        let reader = serde_json::to_string(reader).map_err(EngineError::internal)?;
         let mut record = cell.lock();
         let seen = if all {
             0
         } else {
-            record.feedback_seen.get(reader).copied().unwrap_or(0)
+            record.feedback_seen.get(&reader).copied().unwrap_or(0)
         };
         let fresh = record.log.get(seen..).unwrap_or_default().to_vec();
         let total = record.log.len();
-        record.feedback_seen.insert(reader.to_string(), total);
+        record.feedback_seen.insert(reader, total);
         Ok(fresh)
     }
 
     /// Every live job, most recent first, optionally only one owner's.
-    pub fn list(&self, owner: Option<&str>) -> Vec<JobRecord> {
+    pub fn list(&self, owner: Option<&Principal>) -> Vec<JobRecord> {
         let now = Utc::now();
         let mut jobs: Vec<JobRecord> = read(&self.inner.jobs)
             .values()
             .map(|c| c.lock().clone())
-            .filter(|r| owner.is_none_or(|o| r.spec.owner == o))
+            .filter(|r| owner.is_none_or(|o| r.spec.owner == *o))
             .filter(|r| r.expires_at().is_none_or(|e| e > now))
             .collect();
         jobs.sort_by_key(|r| std::cmp::Reverse(r.id.seq));
@@ -282,7 +284,7 @@ impl Engine {
 
     /// A job of this owner with exactly this SQL that is still going, or that succeeded no longer
     /// than `within` ago: identical-query reuse.
-    pub fn find_identical(&self, owner: &str, sql: &str, within: Duration) -> Option<JobId> {
+    pub fn find_identical(&self, owner: &Principal, sql: &str, within: Duration) -> Option<JobId> {
         let since =
             Utc::now() - chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
         self.list(Some(owner)).into_iter().find_map(|r| {
@@ -319,7 +321,16 @@ impl Engine {
         if reshape.is_identity() {
             return Ok(reader.into_stream());
         }
-        crate::exec::reshape::run(reader, self.inner.results.path(id), reshape).await
+        let source = match reader {
+            ResultReader::Memory {
+                schema, batches, ..
+            } => StoredResult::Memory { schema, batches },
+            ResultReader::File(file) => StoredResult::ArrowFile {
+                schema: file.schema(),
+                path: self.inner.results.path(id),
+            },
+        };
+        crate::exec::reshape::run(source, reshape).await
     }
 
     /// The data directory; a dialect that keeps files of its own (Kylin's result files) puts them under it.

@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::PathBuf;
 
-use super::error::EngineError;
 use super::id::JobId;
 use super::job::JobRecord;
+use crate::query::EngineError;
 
 /// The directory of job records.
 pub struct JobIndex {

@@ -16,8 +16,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
-use super::error::EngineError;
 use super::id::JobId;
+use crate::query::EngineError;
 
 /// Stored results, keyed by job.
 pub struct ResultStore {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fixtures::{RegisteredTable, register_fixtures};
 use super::{Catalog, Executor, classify_error};
-use crate::engine::{EngineError, ErrorKind, ParamValue, Params};
+use crate::query::{EngineError, ErrorKind, ParamValue, Params};
 use crate::sql::resolve::Fold;
 
 /// A table the user serves from a file, named in the configuration.

@@ -8,13 +8,13 @@ pub mod functions;
 pub mod reshape;
 pub mod testing_provider;
 
-use ::datafusion::error::DataFusionError;
 use ::datafusion::execution::SendableRecordBatchStream;
 use futures::future::BoxFuture;
 
 pub use catalog::Catalog;
 
-use crate::engine::{EngineError, ErrorKind, Params};
+pub use crate::query::classify_error;
+use crate::query::{EngineError, Params};
 
 /// Something that runs SQL and streams back Arrow batches.
 pub trait Executor: Send + Sync + 'static {
@@ -30,57 +30,4 @@ pub trait Executor: Send + Sync + 'static {
 
     /// The tables this executor serves.
     fn catalog(&self) -> &Catalog;
-}
-
-/// Maps a DataFusion error to the engine's kinds, unwrapping the layers DataFusion adds so that the
-/// message is the one that matters (for `pq_fail('boom')`, exactly `boom`).
-pub fn classify_error(e: DataFusionError) -> EngineError {
-    classify(&e)
-}
-
-fn classify(e: &DataFusionError) -> EngineError {
-    use DataFusionError as D;
-    match e {
-        D::SQL(p, _) => EngineError::new(
-            ErrorKind::Syntax,
-            crate::sql::syntax_message(&p.to_string()),
-        ),
-        D::Plan(m) => EngineError::new(ErrorKind::Plan, m.clone()),
-        D::SchemaError(..) => EngineError::new(ErrorKind::Plan, strip(&e.to_string())),
-        D::Execution(m) => EngineError::new(ErrorKind::Execution, m.clone()),
-        D::NotImplemented(m) => EngineError::new(ErrorKind::Unsupported, m.clone()),
-        D::ResourcesExhausted(m) => EngineError::new(ErrorKind::Limit, m.clone()),
-        D::Context(_, inner) => classify(inner),
-        D::Shared(inner) => classify(inner),
-        D::Diagnostic(_, inner) => classify(inner),
-        D::Collection(all) => all
-            .first()
-            .map(classify)
-            .unwrap_or_else(|| EngineError::internal("unknown error")),
-        D::External(inner) => match inner.downcast_ref::<DataFusionError>() {
-            Some(d) => classify(d),
-            None => EngineError::new(ErrorKind::Execution, inner.to_string()),
-        },
-        D::ArrowError(inner, _) => match inner.as_ref() {
-            ::datafusion::arrow::error::ArrowError::ExternalError(x) => {
-                match x.downcast_ref::<DataFusionError>() {
-                    Some(d) => classify(d),
-                    None => EngineError::new(ErrorKind::Execution, x.to_string()),
-                }
-            }
-            other => EngineError::new(ErrorKind::Execution, other.to_string()),
-        },
-        other => EngineError::new(ErrorKind::Internal, strip(&other.to_string())),
-    }
-}
-
-/// Drops DataFusion's "Schema error: "-style prefixes and any backtrace.
-fn strip(message: &str) -> String {
-    let message = message.split("\n\nbacktrace").next().unwrap_or(message);
-    match message.split_once(": ") {
-        Some((prefix, rest)) if prefix.ends_with("error") || prefix.ends_with("Error") => {
-            rest.to_string()
-        }
-        _ => message.to_string(),
-    }
 }

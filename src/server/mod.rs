@@ -2,8 +2,6 @@
 //! front that owns its path, enforces the limits, logs one line per request, keeps the metrics, and
 //! shuts down gracefully.
 
-pub mod body;
-pub mod http;
 pub mod metrics;
 
 use std::convert::Infallible;
@@ -22,9 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::dialect::{Front, fronts};
+use crate::dialect::{Front, FrontContext, asterixdb, kylin, looker, luminesce};
 use crate::engine::Engine;
-use http::{FormatLabel, RemoteAddr, RouteLabel};
+use crate::query::Principals;
+use crate::wire::{self as http, FormatLabel, RemoteAddr, RouteLabel, body};
 use metrics::Metrics;
 
 /// What every connection shares.
@@ -37,7 +36,19 @@ pub struct App {
 
 impl App {
     pub fn new(engine: Engine, config: Arc<Config>) -> Arc<App> {
-        let fronts = fronts(&engine, &config);
+        let principals = Arc::new(Principals::new(config.users.clone()));
+        let context = FrontContext {
+            engine: engine.clone(),
+            principals,
+            limits: config.limits.clone(),
+            settings: (),
+        };
+        let fronts = vec![
+            luminesce::front(context.with(config.luminesce.clone())),
+            asterixdb::front(context.with(config.asterixdb.clone())),
+            looker::front(context.with(config.looker.clone())),
+            kylin::front(context.with(config.kylin.clone())),
+        ];
         Arc::new(App {
             engine,
             config,

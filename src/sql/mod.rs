@@ -8,7 +8,8 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::Dialect;
 use sqlparser::parser::Parser;
 
-use crate::engine::{EngineError, ErrorKind};
+pub use crate::query::syntax_message;
+use crate::query::{EngineError, ErrorKind};
 
 /// Parses SQL text into statements, mapping a parse failure to a `Syntax` error that names the
 /// line and column sqlparser stopped at.
@@ -44,11 +45,6 @@ pub fn parse_query(sql: &str, dialect: &dyn Dialect) -> Result<Statement, Engine
             format!("one statement at a time is run here; {n} were given"),
         )),
     }
-}
-
-/// sqlparser prefixes its messages; clients want the message itself.
-pub fn syntax_message(raw: &str) -> String {
-    raw.trim_start_matches("sql parser error: ").to_string()
 }
 
 /// A short name for a statement's kind, for error messages ("INSERT", "CREATE TABLE", ...).

@@ -9,7 +9,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
 use super::resolve::{Fold, NameSet, resolve};
-use crate::engine::{EngineError, ErrorKind};
+use crate::query::{EngineError, ErrorKind};
 
 /// The table name a stored result is queried under.
 pub const RESULT_TABLE: &str = "result";

@@ -5,7 +5,9 @@ use std::time::Duration;
 use datafusion::arrow::array::{Array, Int64Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
-use polyquery::engine::{Engine, ErrorKind, INTERRUPTED, JobRef, JobState, Limits, Params};
+use polyquery::engine::{
+    Engine, ErrorKind, INTERRUPTED, JobRef, JobState, Limits, Params, Principal,
+};
 use polyquery::sql::reshape::Reshape;
 
 use crate::support::{self, engine, run, spec, wait_for_state};
@@ -246,11 +248,30 @@ async fn row_limit_keeps_only_that_many_rows() {
 async fn feedback_gives_each_reader_only_what_it_has_not_seen() {
     let (engine, _dir) = engine().await;
     let (id, _) = run(&engine, spec("SELECT 1")).await;
-    let first = engine.feedback(id, "alice", false).unwrap();
+    let first = engine
+        .feedback(id, &Principal::user("alice"), false)
+        .unwrap();
     assert_eq!(first.len(), 3);
-    assert!(engine.feedback(id, "alice", false).unwrap().is_empty());
-    assert_eq!(engine.feedback(id, "bob", false).unwrap().len(), 3);
-    assert_eq!(engine.feedback(id, "alice", true).unwrap().len(), 3);
+    assert!(
+        engine
+            .feedback(id, &Principal::user("alice"), false)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        engine
+            .feedback(id, &Principal::user("bob"), false)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        engine
+            .feedback(id, &Principal::user("alice"), true)
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -457,20 +478,36 @@ async fn identical_queries_of_one_owner_are_reused_within_the_window() {
     let (engine, _dir) = engine().await;
     let (id, _) = run(&engine, spec("SELECT 42")).await;
     assert_eq!(
-        engine.find_identical("tester", "SELECT 42", Duration::from_secs(60)),
+        engine.find_identical(
+            &Principal::user("tester"),
+            "SELECT 42",
+            Duration::from_secs(60)
+        ),
         Some(id)
     );
     assert_eq!(
-        engine.find_identical("someone else", "SELECT 42", Duration::from_secs(60)),
+        engine.find_identical(
+            &Principal::user("someone else"),
+            "SELECT 42",
+            Duration::from_secs(60)
+        ),
         None
     );
     assert_eq!(
-        engine.find_identical("tester", "SELECT 43", Duration::from_secs(60)),
+        engine.find_identical(
+            &Principal::user("tester"),
+            "SELECT 43",
+            Duration::from_secs(60)
+        ),
         None
     );
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(
-        engine.find_identical("tester", "SELECT 42", Duration::from_millis(1)),
+        engine.find_identical(
+            &Principal::user("tester"),
+            "SELECT 42",
+            Duration::from_millis(1)
+        ),
         None
     );
 }
@@ -480,10 +517,13 @@ async fn removing_a_job_forgets_it_and_someone_elses_job_is_unknown() {
     let (engine, _dir) = engine().await;
     let (id, _) = run(&engine, spec("SELECT 1")).await;
     assert_eq!(
-        engine.get_for(id, "intruder").unwrap_err().kind,
+        engine
+            .get_for(id, &Principal::user("intruder"))
+            .unwrap_err()
+            .kind,
         ErrorKind::NotFound
     );
-    assert!(engine.get_for(id, "tester").is_ok());
+    assert!(engine.get_for(id, &Principal::user("tester")).is_ok());
     let before = engine.remove(id).unwrap();
     assert_eq!(before.state, JobState::Succeeded);
     assert_eq!(engine.get(id).unwrap_err().kind, ErrorKind::NotFound);

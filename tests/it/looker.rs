@@ -421,7 +421,7 @@ async fn a_task_goes_from_added_to_complete_with_looker_keys_in_order() {
         JobSpec::new(
             "SELECT u.state, COUNT(*) AS n FROM order_items o LEFT JOIN users u ON o.user_id = u.id \
              GROUP BY u.state ORDER BY n DESC LIMIT 1",
-            "tester",
+            polyquery::query::Principal::user("tester"),
             "test",
         ),
     )
@@ -575,7 +575,11 @@ async fn unknown_tasks_are_404_and_missing_in_multi_results() {
         .server
         .engine
         .submit({
-            let mut spec = JobSpec::new("SELECT 1", "mallory", "looker");
+            let mut spec = JobSpec::new(
+                "SELECT 1",
+                polyquery::query::Principal::user("mallory"),
+                "looker",
+            );
             spec.tags.insert("looker.kind".into(), "task".into());
             spec
         })

@@ -338,7 +338,10 @@ async fn bearer_tokens_name_principals_and_configured_users_are_enforced() {
     let job = polyquery::engine::JobRef::parse(&id)
         .and_then(|r| s.engine.resolve(r))
         .unwrap();
-    assert_eq!(s.engine.get(job).unwrap().spec.owner, "ana");
+    assert_eq!(
+        s.engine.get(job).unwrap().spec.owner,
+        polyquery::query::Principal::user("ana")
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 mod asterixdb;
 mod cli;
+mod cross_wire;
 mod encode;
 mod engine;
 mod fixtures;

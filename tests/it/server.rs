@@ -45,7 +45,11 @@ async fn metrics_count_requests_and_jobs_in_prometheus_text() {
     let s = server().await;
     let id = s
         .engine
-        .submit(polyquery::engine::JobSpec::new("SELECT 1", "m", "kylin"))
+        .submit(polyquery::engine::JobSpec::new(
+            "SELECT 1",
+            polyquery::query::Principal::user("m"),
+            "kylin",
+        ))
         .unwrap();
     s.engine
         .wait(id, std::time::Duration::from_secs(30))

@@ -29,7 +29,7 @@ pub async fn engine() -> (Engine, TempDir) {
 }
 
 pub fn spec(sql: &str) -> JobSpec {
-    JobSpec::new(sql, "tester", "test")
+    JobSpec::new(sql, polyquery::query::Principal::user("tester"), "test")
 }
 
 /// Submits and waits for the job to finish.

@@ -5,11 +5,12 @@ use super::*;
 
 impl AsterixFront {
     /// The job a handle path (`/7-0`, `/<uuid>/7-0`, `/<uuid>/7-0/0`) names: 400 when malformed,
-    /// 404 when unknown, expired or someone else's.
+    /// 404 when unknown, expired or someone else's. A job started through another wire is also
+    /// found by its UUID alone (`/<uuid>`), the identity every wire shows.
     pub(super) fn job_for_handle(
         &self,
         suffix: &str,
-        owner: &str,
+        owner: &Principal,
     ) -> Result<JobRecord, StatusCode> {
         let text = suffix.strip_prefix('/').unwrap_or(suffix);
         let segments: Vec<&str> = text.split('/').collect();
@@ -18,6 +19,15 @@ impl AsterixFront {
             [req, two] | [req, two, _] => (Some(*req), *two),
             _ => return Err(StatusCode::BAD_REQUEST),
         };
+        if request_id.is_none()
+            && let Some(JobRef::Uuid(uuid)) = JobRef::parse(id_segment)
+        {
+            return self
+                .engine
+                .resolve(JobRef::Uuid(uuid))
+                .and_then(|id| self.engine.get_for(id, owner).ok())
+                .ok_or(StatusCode::NOT_FOUND);
+        }
         let well_formed = id_segment.find('-').is_some_and(|dash| {
             dash >= 1
                 && id_segment[..dash].parse::<i64>().is_ok()
@@ -29,7 +39,6 @@ impl AsterixFront {
         JobRef::parse(id_segment)
             .and_then(|r| self.engine.resolve(r))
             .and_then(|id| self.engine.get_for(id, owner).ok())
-            .filter(|r| r.spec.dialect == DIALECT)
             .filter(|r| request_id.is_none_or(|q| q == r.id.to_uuid()))
             .ok_or(StatusCode::NOT_FOUND)
     }
@@ -82,7 +91,7 @@ impl AsterixFront {
 
     /// `DELETE /query/service/result/<handle>` (master): 202 discarded, 404 unknown, 400 when a
     /// partition is named or the handle is malformed.
-    pub(super) fn discard(&self, suffix: &str, owner: &str) -> Response {
+    pub(super) fn discard(&self, suffix: &str, owner: &Principal) -> Response {
         if suffix.trim_start_matches('/').split('/').count() > 2 {
             return http::no_body(StatusCode::BAD_REQUEST);
         }
@@ -95,7 +104,7 @@ impl AsterixFront {
         }
     }
 
-    pub(super) fn status(&self, request: &Request, suffix: &str, owner: &str) -> Response {
+    pub(super) fn status(&self, request: &Request, suffix: &str, owner: &Principal) -> Response {
         let record = match self.job_for_handle(suffix, owner) {
             Ok(r) => r,
             Err(code) => return http::no_body(code),
@@ -128,7 +137,7 @@ impl AsterixFront {
         self.respond(StatusCode::OK, envelope.finish())
     }
 
-    pub(super) fn result(&self, suffix: &str, owner: &str) -> Response {
+    pub(super) fn result(&self, suffix: &str, owner: &Principal) -> Response {
         let started = Instant::now();
         let record = match self.job_for_handle(suffix, owner) {
             Ok(r) => r,
@@ -141,11 +150,17 @@ impl AsterixFront {
             return http::no_body(StatusCode::NOT_FOUND);
         };
         let tags = &record.spec.tags;
-        let allowed: i64 = tags
-            .get(TAG_READS)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let exhausted = {
+        // `max-result-reads` limits the jobs AsterixDB started; another wire's job keeps its own lifetime.
+        let allowed: Option<i64> = if record.spec.dialect == DIALECT {
+            Some(
+                tags.get(TAG_READS)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+            )
+        } else {
+            None
+        };
+        let exhausted = allowed.is_some_and(|allowed| {
             let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
             // Counts of jobs that expired or were discarded meanwhile go with them.
             reads.retain(|id, _| self.engine.get(*id).is_ok());
@@ -156,7 +171,7 @@ impl AsterixFront {
                 reads.remove(&record.id);
             }
             done
-        };
+        });
         if exhausted {
             // The last permitted read: the result is gone once it is sent.
             self.engine.remove(record.id).ok();

@@ -31,10 +31,10 @@ use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Front;
-use crate::config::Config;
+use super::{Front, FrontContext};
 use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params};
-use crate::server::http::{self, RemoteAddr, Request, Response, RouteLabel};
+use crate::query::{Principal, Principals};
+use crate::wire::{self as http, RemoteAddr, Request, Response, RouteLabel};
 use errors::{AsxError, ResultStatus};
 use fields::{FieldRules, Measures, MetricSet, PlanRequest, result_tail};
 use handles::{handle, handle_url};
@@ -65,11 +65,11 @@ pub struct Settings {
     pub profile: Profile,
 }
 
-pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
+pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
     Arc::new(AsterixFront {
-        engine: engine.clone(),
-        config: config.clone(),
-        profile: config.asterixdb.profile,
+        engine: context.engine,
+        principals: context.principals,
+        profile: context.settings.profile,
         reads: Mutex::new(HashMap::new()),
     })
 }
@@ -96,7 +96,7 @@ const TAG_REMOTE: &str = "remote-addr";
 /// The AsterixDB front.
 pub struct AsterixFront {
     engine: Engine,
-    config: Arc<Config>,
+    principals: Arc<Principals>,
     profile: Profile,
     /// Per job, how many times its result was read.
     reads: Mutex<HashMap<JobId, i64>>,
@@ -182,28 +182,24 @@ impl AsterixFront {
         response
     }
 
-    /// Who is asking: with users configured, the HTTP Basic principal (`None`: answer 401);
-    /// without, the client's address, so that anonymous clients still only see their own jobs.
-    fn principal(&self, request: &Request) -> Option<String> {
-        if self.config.users.is_empty() {
-            let ip = request
-                .extensions()
-                .get::<RemoteAddr>()
-                .map(|a| a.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into());
-            return Some(format!("anonymous@{ip}"));
+    /// Who is asking: the HTTP Basic principal when credentials are sent (required when users are
+    /// configured: `None` answers 401), else the anonymous principal of the client's address.
+    fn principal(&self, request: &Request) -> Option<Principal> {
+        match http::basic_credentials(request) {
+            Some((name, password)) => self
+                .principals
+                .by_password(&name, &password)
+                .map(|c| c.principal),
+            None if self.principals.is_open() => {
+                Some(Principals::anonymous(http::remote_ip(request)).principal)
+            }
+            None => None,
         }
-        let (name, password) = crate::server::http::basic_credentials(request)?;
-        self.config
-            .users
-            .iter()
-            .find(|u| u.name == name && u.password.as_deref() == Some(password.as_str()))
-            .map(|u| u.name.clone())
     }
 
     // ---- /query/service ------------------------------------------------------------------------
 
-    async fn query(&self, request: &Request, owner: &str) -> Response {
+    async fn query(&self, request: &Request, owner: &Principal) -> Response {
         let started = Instant::now();
         let params = match request::parse(request) {
             Ok(p) => p,
@@ -220,7 +216,7 @@ impl AsterixFront {
     async fn run(
         &self,
         request: &Request,
-        owner: &str,
+        owner: &Principal,
         params: &QueryRequest,
         mut statement: String,
         started: Instant,
@@ -288,7 +284,7 @@ impl AsterixFront {
 
     fn job_spec(
         &self,
-        owner: &str,
+        owner: &Principal,
         params: &QueryRequest,
         statement: &str,
         translation: &sqlpp::Translation,
@@ -327,7 +323,7 @@ impl AsterixFront {
                 positional: params.args.clone(),
                 named: params.named.clone(),
             },
-            owner: owner.to_string(),
+            owner: owner.clone(),
             dialect: DIALECT.into(),
             name: params.client_context_id.clone(),
             limits: Limits {

@@ -9,7 +9,7 @@ use hyper::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
 use super::errors::AsxError;
-use crate::server::http::Request;
+use crate::wire::Request;
 
 /// How the result is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,40 +332,9 @@ fn collect(request: &Request) -> Result<Params, AsxError> {
 /// Decodes `application/x-www-form-urlencoded` text. Bytes that are not UTF-8 once decoded are
 /// the client's mistake, named by the parameter they were in.
 fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, Raw)>, AsxError> {
-    let mut pairs = Vec::new();
-    for part in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (k, v) = match part.iter().position(|b| *b == b'=') {
-            Some(i) => (&part[..i], &part[i + 1..]),
-            None => (part, &[][..]),
-        };
-        let name = String::from_utf8(percent_decode(k))
-            .map_err(|_| AsxError::invalid_parameter("name", "invalid UTF-8"))?;
-        let value = String::from_utf8(percent_decode(v))
-            .map_err(|_| AsxError::invalid_parameter(&name, "invalid UTF-8"))?;
-        pairs.push((name, Raw::Text(value)));
-    }
-    Ok(pairs)
-}
-
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < input.len() => match (hex(input[i + 1]), hex(input[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
+    crate::wire::form_pairs(bytes)
+        .map(|pairs| pairs.into_iter().map(|(k, v)| (k, Raw::Text(v))).collect())
+        .map_err(|e| AsxError::invalid_parameter(&e.parameter, "invalid UTF-8"))
 }
 
 /// The format the Accept header asks for: the first media type AsterixDB knows.

@@ -17,7 +17,7 @@ use super::request::OutputFormat;
 use super::sqlpp::RowShape;
 use crate::encode::{EncodeError, EncodeOptions, cell_json, cell_text};
 use crate::engine::ResultReader;
-use crate::server::http::{Body, BoxError};
+use crate::wire::{Body, BoxError};
 
 /// How each row becomes the text of one record.
 #[derive(Clone, Debug)]

@@ -3,13 +3,13 @@
 use super::*;
 
 impl AsterixFront {
-    pub(super) fn running(&self, owner: &str) -> Response {
+    pub(super) fn running(&self, owner: &Principal) -> Response {
         let now = Utc::now();
         let list: Vec<Value> = self
             .engine
             .list(Some(owner))
             .into_iter()
-            .filter(|r| r.spec.dialect == DIALECT && !r.state.is_terminal())
+            .filter(|r| !r.state.is_terminal())
             .map(|r| {
                 let elapsed = (now - r.created).num_microseconds().unwrap_or(0) as f64 / 1e6;
                 json!({
@@ -39,9 +39,9 @@ impl AsterixFront {
 
     /// `DELETE /admin/requests/running`: `request_id` (wins) or `client_context_id`, from the URL or
     /// a form body. 400 with neither, 404 when no such request is running, 200 when cancelled.
-    pub(super) fn cancel(&self, request: &Request, owner: &str) -> Response {
+    pub(super) fn cancel(&self, request: &Request, owner: &Principal) -> Response {
         let mut pairs = http::query_pairs(request);
-        if let Ok(body) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(request.body()) {
+        if let Ok(body) = http::form_pairs(request.body()) {
             pairs.extend(body);
         }
         let find = |name: &str| {
@@ -50,7 +50,8 @@ impl AsterixFront {
                 .find(|(k, v)| k == name && !v.is_empty())
                 .map(|(_, v)| v.clone())
         };
-        let running = |r: &JobRecord| r.spec.dialect == DIALECT && !r.state.is_terminal();
+        // Any running job of the caller's, whichever wire started it.
+        let running = |r: &JobRecord| !r.state.is_terminal();
         let target = if let Some(request_id) = find("request_id") {
             JobRef::parse(&request_id)
                 .and_then(|r| self.engine.resolve(r))

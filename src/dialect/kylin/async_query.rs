@@ -20,7 +20,7 @@ use super::sql::{Project, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
 use super::{Call, Reply, State, enveloped, json_response, tag};
 use crate::engine::{JobId, JobRecord, JobRef, JobSpec, JobState, Limits};
-use crate::server::http::{FormatLabel, Response};
+use crate::wire::{FormatLabel, Response};
 
 /// Routes `/async_query/<rest>`; answers the metrics label and the reply.
 pub async fn route(
@@ -172,7 +172,7 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         Ok(p) => p,
         Err(e) => return refused(flavour, "000".into(), e.message),
     };
-    let mut spec = JobSpec::new(sql, call.principal.name.clone(), "kylin");
+    let mut spec = JobSpec::new(sql, call.principal.principal.clone(), "kylin");
     spec.exec_sql = prepared.exec_sql;
     spec.limits = Limits {
         keep_for: Duration::from_secs(state.settings().result_retain_hours.saturating_mul(3600)),
@@ -333,21 +333,27 @@ enum Lookup {
     Denied,
 }
 
-fn file_spec(record: &JobRecord) -> Option<(Project, FileSpec)> {
+/// The project and result file of a job. A job Kylin's async API did not start (another wire's, or
+/// a Kylin sync query) belongs to whichever project the caller names (`None`), and reads as a CSV
+/// file with Kylin's defaults.
+fn file_spec(record: &JobRecord) -> (Option<Project>, FileSpec) {
     let tags = &record.spec.tags;
-    if record.spec.dialect != "kylin" || tags.get(tag::KIND).map(String::as_str) != Some(tag::ASYNC)
-    {
-        return None;
+    let own = record.spec.dialect == "kylin"
+        && tags.get(tag::KIND).map(String::as_str) == Some(tag::ASYNC);
+    let project = tags.get(tag::PROJECT).and_then(|p| Project::find(p));
+    let spec = own.then(|| {
+        Some(FileSpec {
+            format: FileFormat::parse(tags.get(tag::FORMAT)?)?,
+            encode: tags.get(tag::ENCODE)?.clone(),
+            file_name: tags.get(tag::FILE_NAME)?.clone(),
+            separator: tags.get(tag::SEPARATOR)?.clone(),
+            include_header: tags.get(tag::HEADER).is_some_and(|h| h == "true"),
+        })
+    });
+    match (spec.flatten(), project) {
+        (Some(spec), Some(project)) => (Some(project), spec),
+        _ => (None, FileSpec::default()),
     }
-    let project = Project::find(tags.get(tag::PROJECT)?)?;
-    let spec = FileSpec {
-        format: FileFormat::parse(tags.get(tag::FORMAT)?)?,
-        encode: tags.get(tag::ENCODE)?.clone(),
-        file_name: tags.get(tag::FILE_NAME)?.clone(),
-        separator: tags.get(tag::SEPARATOR)?.clone(),
-        include_header: tags.get(tag::HEADER).is_some_and(|h| h == "true"),
-    };
-    Some((project, spec))
 }
 
 /// Resolves the project (v4: required, v2: optional) and the job. With v2 and no project an unknown
@@ -362,15 +368,19 @@ fn locate(state: &State, call: &Call, flavour: Flavour, id: &str) -> Result<Look
         .and_then(|r| state.engine.resolve(r))
         .and_then(|job| state.engine.get(job).ok())
         .and_then(|record| {
-            let (job_project, file) = file_spec(&record)?;
-            project.is_none_or(|p| p == job_project).then_some(Located {
+            let (job_project, file) = file_spec(&record);
+            let project = match (job_project, project) {
+                (Some(own), asked) => asked.is_none_or(|p| p == own).then_some(own)?,
+                (None, asked) => asked.unwrap_or(Project::DEFAULT),
+            };
+            Some(Located {
                 record,
-                project: job_project,
+                project,
                 file,
             })
         });
     Ok(match found {
-        Some(found) if call.principal.may_see(&found.record.spec.owner) => {
+        Some(found) if call.principal.admin_may_see(&found.record.spec.owner) => {
             Lookup::Found(Box::new(found))
         }
         Some(_) => Lookup::Denied,
@@ -502,7 +512,7 @@ async fn download(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -
                 buf.truncate(n);
                 Some((Ok(Frame::data(bytes::Bytes::from(buf))), Some(file)))
             }
-            Err(e) => Some((Err(Box::new(e) as crate::server::http::BoxError), None)),
+            Err(e) => Some((Err(Box::new(e) as crate::wire::BoxError), None)),
         }
     });
     let mut response = Response::new(StreamBody::new(chunks.boxed()).boxed_unsync());
@@ -606,7 +616,8 @@ fn delete_all(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         }
     };
     for record in state.engine.list(None) {
-        let Some((job_project, _)) = file_spec(&record) else {
+        // Only the jobs Kylin's async API started have files of their own to clean.
+        let (Some(job_project), _) = file_spec(&record) else {
             continue;
         };
         let selected = match (project, cutoff) {

@@ -6,37 +6,23 @@
 use hyper::header::AUTHORIZATION;
 
 use super::errors::{KeCode, KylinError, text};
-use crate::config::User;
-use crate::server::http::Request;
+use crate::query::{Caller, DEFAULT_ADMIN, Principals};
+use crate::wire::Request;
 
-/// Who is asking.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub admin: bool,
-}
-
-impl Principal {
-    /// Whether this principal may see a job owned by `owner`: its submitter or any admin.
-    pub fn may_see(&self, owner: &str) -> bool {
-        self.admin || self.name == owner
-    }
-
-    /// Kylin's authorities for this user.
-    pub fn authorities(&self) -> Vec<&'static str> {
-        if self.admin {
-            vec!["ROLE_ADMIN", "ALL_USERS"]
-        } else {
-            vec!["ALL_USERS"]
-        }
-    }
-}
-
-const DEFAULT_USER: &str = "ADMIN";
+/// The default account's password (with no users configured, `ADMIN` / `KYLIN` is the only account).
 const DEFAULT_PASSWORD: &str = "KYLIN";
 
-/// Checks the request's Basic credentials against `users` (or the default account).
-pub fn authenticate(request: &Request, users: &[User]) -> Result<Principal, KylinError> {
+/// Kylin's authorities for this caller.
+pub fn authorities(caller: &Caller) -> Vec<&'static str> {
+    if caller.admin {
+        vec!["ROLE_ADMIN", "ALL_USERS"]
+    } else {
+        vec!["ALL_USERS"]
+    }
+}
+
+/// Checks the request's Basic credentials with `principals` (or against the default account).
+pub fn authenticate(request: &Request, principals: &Principals) -> Result<Caller, KylinError> {
     if !request.headers().contains_key(AUTHORIZATION) {
         return Err(KylinError::unauthorized(
             KeCode::NoCredentials,
@@ -44,26 +30,12 @@ pub fn authenticate(request: &Request, users: &[User]) -> Result<Principal, Kyli
         ));
     }
     let bad = || KylinError::unauthorized(KeCode::BadCredentials, text::BAD_CREDENTIALS);
-    let (name, password) = crate::server::http::basic_credentials(request).ok_or_else(bad)?;
-    let (name, password) = (name.as_str(), password.as_str());
-    if users.is_empty() {
-        return if name.eq_ignore_ascii_case(DEFAULT_USER) && password == DEFAULT_PASSWORD {
-            Ok(Principal {
-                name: DEFAULT_USER.into(),
-                admin: true,
-            })
-        } else {
-            Err(bad())
-        };
+    let (name, password) = crate::wire::basic_credentials(request).ok_or_else(bad)?;
+    let default_account = name.eq_ignore_ascii_case(DEFAULT_ADMIN) && password == DEFAULT_PASSWORD;
+    if principals.is_open() && !default_account {
+        return Err(bad());
     }
-    users
-        .iter()
-        .find(|u| u.name.eq_ignore_ascii_case(name) && u.password.as_deref() == Some(password))
-        .map(|u| Principal {
-            name: u.name.clone(),
-            admin: u.admin,
-        })
-        .ok_or_else(bad)
+    principals.by_password(&name, &password).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -80,23 +52,27 @@ mod tests {
     #[test]
     fn the_default_account_works_only_without_configured_users() {
         let ok = request("Basic QURNSU46S1lMSU4=");
-        let p = authenticate(&ok, &[]).unwrap();
-        assert_eq!(p.name, "ADMIN");
+        let open = Principals::default();
+        let p = authenticate(&ok, &open).unwrap();
+        assert_eq!(p.principal.name(), "ADMIN");
         assert!(p.admin);
         let wrong = request("Basic QURNSU46eA=="); // ADMIN:x
         assert_eq!(
-            authenticate(&wrong, &[]).unwrap_err().code,
+            authenticate(&wrong, &open).unwrap_err().code,
             KeCode::BadCredentials
         );
-        let users = [User {
+        let users = Principals::new(vec![crate::query::User {
             name: "analyst".into(),
             password: Some("pw".into()),
             token: None,
             admin: false,
-        }];
+        }]);
         assert!(authenticate(&ok, &users).is_err());
         let analyst = request("Basic YW5hbHlzdDpwdw=="); // analyst:pw
-        assert_eq!(authenticate(&analyst, &users).unwrap().name, "analyst");
+        assert_eq!(
+            authenticate(&analyst, &users).unwrap().principal.name(),
+            "analyst"
+        );
         let none = hyper::Request::builder().body(bytes::Bytes::new()).unwrap();
         assert_eq!(
             authenticate(&none, &users).unwrap_err().code,

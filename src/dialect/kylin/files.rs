@@ -74,6 +74,19 @@ pub struct FileSpec {
     pub include_header: bool,
 }
 
+impl Default for FileSpec {
+    /// Kylin's defaults: a UTF-8 CSV named `result`, comma-separated, without a header.
+    fn default() -> Self {
+        FileSpec {
+            format: FileFormat::Csv,
+            encode: "utf-8".into(),
+            file_name: "result".into(),
+            separator: ",".into(),
+            include_header: false,
+        }
+    }
+}
+
 /// Why a result file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

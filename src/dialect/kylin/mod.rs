@@ -25,11 +25,10 @@ use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Front;
-use crate::config::Config;
+use super::{Front, FrontContext};
 use crate::engine::Engine;
-use crate::server::http::{self, Request, Response, RouteLabel};
-use auth::Principal;
+use crate::query::{Caller, Principals};
+use crate::wire::{self as http, HttpLimits, Request, Response, RouteLabel};
 use errors::{KeCode, KylinError};
 use files::ResultFiles;
 use wire::{Accept, Envelope, Flavour};
@@ -60,12 +59,14 @@ impl Default for Settings {
     }
 }
 
-pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
+pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
     Arc::new(KylinFront {
         state: Arc::new(State {
-            engine: engine.clone(),
-            config: config.clone(),
-            files: ResultFiles::new(engine.data_dir()),
+            files: ResultFiles::new(context.engine.data_dir()),
+            engine: context.engine,
+            principals: context.principals,
+            limits: context.limits,
+            settings: context.settings,
             writing: Mutex::new(HashSet::new()),
         }),
     })
@@ -79,7 +80,9 @@ pub struct KylinFront {
 /// What the handlers share (and the background tasks that write result files).
 pub struct State {
     engine: Engine,
-    config: Arc<Config>,
+    principals: Arc<Principals>,
+    limits: HttpLimits,
+    settings: Settings,
     files: ResultFiles,
     /// Jobs whose result file is being written now.
     writing: Mutex<HashSet<u128>>,
@@ -87,7 +90,7 @@ pub struct State {
 
 impl State {
     fn settings(&self) -> &Settings {
-        &self.config.kylin
+        &self.settings
     }
 }
 
@@ -107,7 +110,7 @@ mod tag {
 
 /// One authenticated request, taken apart.
 pub struct Call {
-    principal: Principal,
+    principal: Caller,
     accept: Accept,
     /// The full request URL, for error bodies.
     url: String,
@@ -188,7 +191,7 @@ impl Front for KylinFront {
                     .map(|p| p.as_str())
                     .unwrap_or("/")
             );
-            let principal = match auth::authenticate(&request, &self.state.config.users) {
+            let principal = match auth::authenticate(&request, &self.state.principals) {
                 Ok(p) => p,
                 Err(e) => {
                     return labelled(

@@ -36,16 +36,19 @@ pub const PROJECTS: [Project; 2] = [
         name: "learn_kylin",
         sample: Some(SampleSet::Kylin),
     },
-    Project {
-        name: "DEFAULT",
-        sample: None,
-    },
+    Project::DEFAULT,
 ];
 
 /// The Hive database every table is listed in.
 pub const SCHEMA: &str = "DEFAULT";
 
 impl Project {
+    /// The project that sees every table.
+    pub const DEFAULT: Project = Project {
+        name: "DEFAULT",
+        sample: None,
+    };
+
     /// Kylin matches project names ignoring case.
     pub fn find(name: &str) -> Option<Project> {
         PROJECTS

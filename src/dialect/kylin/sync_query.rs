@@ -3,7 +3,7 @@
 //! kylinpy v1), enveloped for v2 and v4.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow::array::{Array, AsArray, StringArray};
 use serde_json::{Map, Value, json};
@@ -62,7 +62,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
             params.positional.len()
         ));
     }
-    let mut spec = JobSpec::new(sql, call.principal.name.clone(), "kylin");
+    let mut spec = JobSpec::new(sql, call.principal.principal.clone(), "kylin");
     spec.exec_sql = prepared.exec_sql;
     spec.params = params;
     spec.tags.insert(tag::KIND.into(), tag::SYNC.into());
@@ -73,7 +73,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         Err(e) => return failed(e.message),
     };
     // Answer before the server's own request timeout does, so the job is not left behind.
-    let wait = Duration::from_secs(state.config.limits.request_timeout_secs.max(2) - 1);
+    let wait = state.limits.wait_budget();
     let record = state
         .engine
         .wait(id, wait)
@@ -183,8 +183,7 @@ fn parameters(params: Option<&Value>) -> Result<Params, String> {
 /// `GET|POST /user/authentication`.
 pub fn authentication(call: &Call, flavour: Flavour) -> Reply {
     let p = &call.principal;
-    let authorities: Vec<Value> = p
-        .authorities()
+    let authorities: Vec<Value> = super::auth::authorities(p)
         .into_iter()
         .map(|a| json!({ "authority": a }))
         .collect();
@@ -193,7 +192,7 @@ pub fn authentication(call: &Call, flavour: Flavour) -> Reply {
             flavour,
             &json!({
                 "userDetails": {
-                    "username": p.name,
+                    "username": p.principal.name(),
                     "password": null,
                     "authorities": authorities,
                     "accountNonExpired": true,
@@ -206,11 +205,11 @@ pub fn authentication(call: &Call, flavour: Flavour) -> Reply {
         Flavour::V2 | Flavour::V4(_) => enveloped(
             flavour,
             json!({
-                "username": p.name,
+                "username": p.principal.name(),
                 "authorities": authorities,
                 "disabled": false,
                 "locked": false,
-                "uuid": name_uuid(&p.name),
+                "uuid": name_uuid(&p.principal.name()),
                 "last_modified": 0,
                 "create_time": 0,
                 "version": "4.0.0.0",

@@ -19,9 +19,10 @@ use super::results::{self, ResultFormat, ResultMeta};
 use super::semantic::Models;
 use super::session::Sessions;
 use super::{Front, filter};
-use crate::config::Config;
+use super::{FrontContext, Settings};
 use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState};
-use crate::server::http::{self, Request, Response, RouteLabel};
+use crate::query::Principal;
+use crate::wire::{self as http, HttpLimits, Request, Response, RouteLabel};
 
 /// The API prefix every SDK call uses.
 const API: &str = "/api/4.0";
@@ -31,7 +32,8 @@ const CACHE_WINDOW: Duration = Duration::from_secs(3600);
 /// Looker's wire over the engine.
 pub struct LookerFront {
     engine: Engine,
-    config: Arc<Config>,
+    limits: HttpLimits,
+    settings: Settings,
     sessions: Sessions,
     models: Models,
     queries: QueryStore,
@@ -257,17 +259,20 @@ impl SqlQuery {
 }
 
 impl LookerFront {
-    pub fn new(engine: Engine, config: Arc<Config>) -> LookerFront {
-        let models = Models::load(
-            engine.executor().catalog(),
-            config.looker.model_dir.as_deref(),
-        );
-        let sessions = Sessions::new(config.users.clone()).with_lifetime(Duration::from_secs(
-            config.looker.token_lifetime_secs.max(1),
-        ));
+    pub fn new(context: FrontContext<Settings>) -> LookerFront {
+        let FrontContext {
+            engine,
+            principals,
+            limits,
+            settings,
+        } = context;
+        let models = Models::load(engine.executor().catalog(), settings.model_dir.as_deref());
+        let sessions = Sessions::new(principals)
+            .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)));
         LookerFront {
             engine,
-            config,
+            limits,
+            settings,
             sessions,
             models,
             queries: QueryStore::default(),
@@ -288,7 +293,7 @@ impl LookerFront {
         let segments: Vec<String> = rest
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(percent_decode)
+            .map(http::path_segment)
             .collect();
         let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
         if parts.first() == Some(&"login") {
@@ -403,7 +408,7 @@ impl LookerFront {
             &json!({
                 "access_token": token,
                 "token_type": "Bearer",
-                "expires_in": self.config.looker.token_lifetime_secs.max(1),
+                "expires_in": self.settings.token_lifetime_secs.max(1),
                 "refresh_token": null,
             }),
         ))
@@ -444,7 +449,13 @@ impl LookerFront {
         self.queries.get(id).ok_or_else(LookerError::not_found)
     }
 
-    async fn run_query(&self, params: &Params, owner: &str, id: &str, format: &str) -> Answer {
+    async fn run_query(
+        &self,
+        params: &Params,
+        owner: &Principal,
+        id: &str,
+        format: &str,
+    ) -> Answer {
         let stored = self.stored(id)?;
         self.run_now(&stored.write, Some(id), params, owner, format)
             .await
@@ -454,7 +465,7 @@ impl LookerFront {
         &self,
         request: &Request,
         params: &Params,
-        owner: &str,
+        owner: &Principal,
         format: &str,
     ) -> Answer {
         let write: WriteQuery = json_body(request)?;
@@ -464,7 +475,7 @@ impl LookerFront {
     async fn run_url_encoded(
         &self,
         params: &Params,
-        owner: &str,
+        owner: &Principal,
         model: &str,
         view: &str,
         format: &str,
@@ -504,7 +515,7 @@ impl LookerFront {
         write: &WriteQuery,
         query_id: Option<&str>,
         params: &Params,
-        owner: &str,
+        owner: &Principal,
         format: &str,
     ) -> Answer {
         let format = results::check_format(format).map_err(LookerError::bad_request)?;
@@ -533,7 +544,7 @@ impl LookerFront {
                 self.engine.submit(spec)?
             }
         };
-        let wait = Duration::from_secs(self.config.limits.request_timeout_secs.max(1));
+        let wait = self.limits.wait_budget();
         let record = self.engine.wait(id, wait).await?;
         let meta = self.meta(
             &record,
@@ -548,7 +559,7 @@ impl LookerFront {
     #[allow(clippy::too_many_arguments)]
     fn spec(
         &self,
-        owner: &str,
+        owner: &Principal,
         sql: &str,
         write: &WriteQuery,
         query_id: Option<&str>,
@@ -556,7 +567,7 @@ impl LookerFront {
         options: RunOptions,
         kind: &str,
     ) -> Result<JobSpec, LookerError> {
-        let mut spec = JobSpec::new(sql, owner, "looker");
+        let mut spec = JobSpec::new(sql, owner.clone(), "looker");
         let mut tags = BTreeMap::new();
         tags.insert(tag::KIND.to_string(), kind.to_string());
         tags.insert(tag::FORMAT.to_string(), format.name().to_string());
@@ -668,7 +679,7 @@ impl LookerFront {
 
     // --- query tasks --------------------------------------------------------------------------
 
-    fn create_query_task(&self, request: &Request, params: &Params, owner: &str) -> Answer {
+    fn create_query_task(&self, request: &Request, params: &Params, owner: &Principal) -> Answer {
         let body: CreateQueryTask = json_body(request)?;
         let _ = (body.deferred, &body.look_id, &body.dashboard_id);
         let query_id = match &body.query_id {
@@ -724,7 +735,7 @@ impl LookerFront {
     }
 
     /// A task of this owner with the same SQL and output that succeeded within the cache window.
-    fn reusable_task(&self, owner: &str, spec: &JobSpec) -> Option<JobId> {
+    fn reusable_task(&self, owner: &Principal, spec: &JobSpec) -> Option<JobId> {
         let since = Utc::now() - chrono::Duration::from_std(CACHE_WINDOW).ok()?;
         self.engine.list(Some(owner)).into_iter().find_map(|r| {
             let same = r.spec.sql == spec.sql
@@ -782,33 +793,30 @@ impl LookerFront {
             "result_source": result_source,
             "look_id": null,
             "dashboard_id": null,
-            "result_format": tags.get(tag::FORMAT),
+            "result_format": tags.get(tag::FORMAT).map_or("json", String::as_str),
             "id": record.id.to_hex(),
             "can": {"index": true, "show": true, "kill": true, "see_results": true},
         })
     }
 
-    /// The task a client names, if it is this owner's Looker task.
-    fn task(&self, owner: &str, reference: &str) -> Result<JobRecord, LookerError> {
+    /// The task a client names: any job of this owner's, whichever wire started it (a job that is
+    /// no Looker task reads as a task of its own SQL, with `json` results).
+    fn task(&self, owner: &Principal, reference: &str) -> Result<JobRecord, LookerError> {
         let id = JobRef::parse(reference)
             .and_then(|r| self.engine.resolve(r))
             .ok_or_else(LookerError::not_found)?;
-        let record = self.engine.get_for(id, owner)?;
-        if record.spec.tags.get(tag::KIND).map(String::as_str) != Some(tag::TASK) {
-            return Err(LookerError::not_found());
-        }
-        Ok(record)
+        Ok(self.engine.get_for(id, owner)?)
     }
 
-    fn query_task(&self, params: &Params, owner: &str, id: &str) -> Answer {
+    fn query_task(&self, params: &Params, owner: &Principal, id: &str) -> Answer {
         let record = self.task(owner, id)?;
         ok_json(self.task_json(&record, None), params)
     }
 
-    async fn task_results(&self, owner: &str, id: &str) -> Answer {
+    async fn task_results(&self, owner: &Principal, id: &str) -> Answer {
         let record = self.task(owner, id)?;
         if !record.state.is_terminal() {
-            let status = StatusCode::from_u16(self.config.looker.not_ready_status)
+            let status = StatusCode::from_u16(self.settings.not_ready_status)
                 .unwrap_or(StatusCode::ACCEPTED);
             return Ok(http::no_body(status));
         }
@@ -826,7 +834,7 @@ impl LookerFront {
         self.answer_result(record, format, meta).await
     }
 
-    async fn multi_results(&self, params: &Params, owner: &str) -> Answer {
+    async fn multi_results(&self, params: &Params, owner: &Principal) -> Answer {
         let raw = params
             .get("query_task_ids")
             .ok_or_else(|| LookerError::bad_request("query_task_ids is required"))?;
@@ -899,7 +907,7 @@ impl LookerFront {
 
     // --- running queries ----------------------------------------------------------------------
 
-    fn running_queries(&self, owner: &str) -> Answer {
+    fn running_queries(&self, owner: &Principal) -> Answer {
         let running: Vec<Value> = self
             .engine
             .list(Some(owner))
@@ -914,7 +922,7 @@ impl LookerFront {
                 json!({
                     "can": {"kill": true},
                     "id": r.id.to_hex(),
-                    "user": {"id": owner, "display_name": owner},
+                    "user": {"id": owner.name(), "display_name": owner.name()},
                     "query": query,
                     "sql_query": null,
                     "look": null,
@@ -939,7 +947,7 @@ impl LookerFront {
         Ok(http::json(StatusCode::OK, &running))
     }
 
-    fn kill(&self, owner: &str, id: &str) -> Answer {
+    fn kill(&self, owner: &Principal, id: &str) -> Answer {
         let record = JobRef::parse(id)
             .and_then(|r| self.engine.resolve(r))
             .ok_or_else(LookerError::not_found)
@@ -998,14 +1006,14 @@ impl LookerFront {
             .ok_or_else(LookerError::not_found)
     }
 
-    async fn run_sql_query(&self, owner: &str, slug: &str, format: &str) -> Answer {
+    async fn run_sql_query(&self, owner: &Principal, slug: &str, format: &str) -> Answer {
         let stored = self.sql_query(slug)?;
         let format = results::check_format(format).map_err(LookerError::bad_request)?;
-        let mut spec = JobSpec::new(&stored.sql, owner, "looker");
+        let mut spec = JobSpec::new(&stored.sql, owner.clone(), "looker");
         spec.tags
             .insert(tag::KIND.to_string(), "sql_runner".to_string());
         let id = self.engine.submit(spec)?;
-        let wait = Duration::from_secs(self.config.limits.request_timeout_secs.max(1));
+        let wait = self.limits.wait_budget();
         let record = self.engine.wait(id, wait).await?;
         if let Some(q) = self
             .sql_queries
@@ -1020,16 +1028,4 @@ impl LookerFront {
         let meta = self.meta(&record, None, false, false);
         self.answer_result(&record, format, meta).await
     }
-}
-
-/// Percent-decodes one path segment (both SDKs encode path parameters).
-fn percent_decode(segment: &str) -> String {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!(
-        "s={}",
-        segment.replace('+', "%2B")
-    ))
-    .ok()
-    .and_then(|mut v| v.pop())
-    .map(|(_, s)| s)
-    .unwrap_or_else(|| segment.to_string())
 }

@@ -6,7 +6,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use crate::engine::{EngineError, ErrorKind};
-use crate::server::http::{self, Response};
+use crate::wire::{self as http, Response};
 
 /// Where error bodies point. Deliberately not Looker's `/r/err/` form: the Python SDK fetches an
 /// error-code index from the internet whenever it sees that form, with no timeout.

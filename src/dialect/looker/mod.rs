@@ -21,9 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Front;
-use crate::config::Config;
-use crate::engine::Engine;
+use super::{Front, FrontContext};
 
 pub use error::{DOCUMENTATION_URL, LookerError};
 pub use results::ResultFormat;
@@ -56,6 +54,6 @@ impl Default for Settings {
     }
 }
 
-pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
-    Arc::new(api::LookerFront::new(engine.clone(), config.clone()))
+pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
+    Arc::new(api::LookerFront::new(context))
 }

@@ -21,8 +21,8 @@ use super::pivot;
 use super::query::Sort;
 use super::semantic::{Field, FieldType, title_case};
 use crate::encode::{EncodeOptions, Format, cell_json, cell_text};
-use crate::server::body::encoded;
-use crate::server::http::{BoxError, FormatLabel, Response};
+use crate::wire::body::encoded;
+use crate::wire::{BoxError, FormatLabel, Response};
 
 /// A `result_format` polyquery writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub struct ResultMeta {
     pub from_cache: bool,
 }
 
-fn respond(format: ResultFormat, body: crate::server::http::Body) -> Response {
+fn respond(format: ResultFormat, body: crate::wire::Body) -> Response {
     let mut response = hyper::Response::new(body);
     if let Ok(v) = HeaderValue::from_str(format.content_type()) {
         response.headers_mut().insert(CONTENT_TYPE, v);
@@ -134,7 +134,7 @@ pub async fn render(
         return render_pivoted(format, meta, pivot, stream).await;
     }
     match format {
-        ResultFormat::Sql => respond(format, crate::server::http::full(meta.sql.clone())),
+        ResultFormat::Sql => respond(format, crate::wire::full(meta.sql.clone())),
         ResultFormat::Json | ResultFormat::InlineJson if !meta.apply_formatting => respond(
             format,
             encoded(stream, Format::Json, EncodeOptions::default()),
@@ -171,7 +171,7 @@ async fn render_pivoted(
         Ok(p) => p,
         Err(e) => return render_failure(format, &meta, &e.to_string()),
     };
-    let whole = |value: Value| respond(format, crate::server::http::full(value.to_string()));
+    let whole = |value: Value| respond(format, crate::wire::full(value.to_string()));
     let tabular_format = match format {
         ResultFormat::Json | ResultFormat::InlineJson => {
             let form = if meta.apply_formatting {
@@ -208,7 +208,7 @@ async fn render_pivoted(
         ResultFormat::Md => Format::Markdown,
         ResultFormat::Html => Format::Html,
         ResultFormat::Xlsx => Format::Xlsx,
-        ResultFormat::Sql => return respond(format, crate::server::http::full(meta.sql.clone())),
+        ResultFormat::Sql => return respond(format, crate::wire::full(meta.sql.clone())),
     };
     let table = match pivot::table(&pivoted, &layout) {
         Ok(t) => t,
@@ -231,7 +231,7 @@ pub fn render_failure(format: ResultFormat, meta: &ResultMeta, message: &str) ->
         body.insert("errors".into(), json!([error_item(message, &meta.sql)]));
         body.insert("drill_menu_build_time".into(), json!(0));
         body.insert("has_subtotals".into(), json!(false));
-        let mut response = crate::server::http::with_body(
+        let mut response = crate::wire::with_body(
             StatusCode::OK,
             format.content_type(),
             serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
@@ -513,7 +513,7 @@ fn json_stream(
     meta: ResultMeta,
     stream: SendableRecordBatchStream,
     layout: Layout,
-) -> crate::server::http::Body {
+) -> crate::wire::Body {
     let names: Vec<String> = stream
         .schema()
         .fields()

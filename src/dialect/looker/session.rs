@@ -5,29 +5,30 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::User;
+use std::sync::Arc;
+
+use crate::query::{Principal, Principals};
 
 /// How long an access token lives (Looker's `expires_in`).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The live access tokens and whom they belong to.
-#[derive(Default)]
 pub struct Sessions {
-    users: Vec<User>,
+    principals: Arc<Principals>,
     tokens: Mutex<HashMap<String, Session>>,
     lifetime: Option<Duration>,
 }
 
 #[derive(Clone)]
 struct Session {
-    owner: String,
+    owner: Principal,
     expires: Instant,
 }
 
 impl Sessions {
-    pub fn new(users: Vec<User>) -> Sessions {
+    pub fn new(principals: Arc<Principals>) -> Sessions {
         Sessions {
-            users,
+            principals,
             tokens: Mutex::default(),
             lifetime: None,
         }
@@ -45,18 +46,10 @@ impl Sessions {
 
     /// Checks the credentials (any are accepted when no users are configured) and opens a session.
     pub fn login(&self, client_id: &str, client_secret: &str) -> Option<String> {
-        if client_id.is_empty() {
-            return None;
-        }
-        let owner = if self.users.is_empty() {
-            client_id.to_string()
-        } else {
-            let user = self
-                .users
-                .iter()
-                .find(|u| u.name == client_id && u.password.as_deref() == Some(client_secret))?;
-            user.name.clone()
-        };
+        let owner = self
+            .principals
+            .by_password(client_id, client_secret)?
+            .principal;
         let token = format!(
             "{:032x}{:08x}",
             uuid::Uuid::new_v4().as_u128(),
@@ -77,7 +70,7 @@ impl Sessions {
 
     /// The owner an `Authorization` header names: `Bearer X` or `token X` with a live session
     /// token, or a configured user's own token.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Option<String> {
+    pub fn authenticate(&self, authorization: Option<&str>) -> Option<Principal> {
         let (scheme, token) = authorization?.trim().split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("token") {
             return None;
@@ -88,10 +81,11 @@ impl Sessions {
         {
             return Some(session.owner.clone());
         }
-        self.users
-            .iter()
-            .find(|u| u.token.as_deref() == Some(token))
-            .map(|u| u.name.clone())
+        // A configured user's own token; with none configured only session tokens are valid.
+        if self.principals.is_open() {
+            return None;
+        }
+        self.principals.by_token(token).map(|c| c.principal)
     }
 
     /// Ends the session of this header's token; false when there was none.
@@ -107,32 +101,32 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    fn alice() -> User {
-        User {
+    fn alice() -> Arc<Principals> {
+        Arc::new(Principals::new(vec![crate::query::User {
             name: "alice".into(),
             password: Some("s3cret".into()),
             token: Some("alice-token".into()),
             admin: false,
-        }
+        }]))
     }
 
     #[test]
     fn configured_users_must_match() {
-        let sessions = Sessions::new(vec![alice()]);
+        let sessions = Sessions::new(alice());
         assert!(sessions.login("alice", "wrong").is_none());
         assert!(sessions.login("bob", "s3cret").is_none());
         let token = sessions.login("alice", "s3cret").unwrap();
         assert_eq!(token.len(), 40);
         for header in [format!("Bearer {token}"), format!("token {token}")] {
             assert_eq!(
-                sessions.authenticate(Some(&header)).as_deref(),
-                Some("alice")
+                sessions.authenticate(Some(&header)),
+                Some(Principal::user("alice"))
             );
         }
         assert_eq!(sessions.authenticate(Some(&format!("Basic {token}"))), None);
         assert_eq!(
-            sessions.authenticate(Some("Bearer alice-token")).as_deref(),
-            Some("alice")
+            sessions.authenticate(Some("Bearer alice-token")),
+            Some(Principal::user("alice"))
         );
         assert!(sessions.logout(Some(&format!("Bearer {token}"))));
         assert_eq!(
@@ -143,7 +137,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_refused() {
-        let sessions = Sessions::new(vec![]).with_lifetime(Duration::from_millis(1));
+        let sessions = Sessions::new(Arc::default()).with_lifetime(Duration::from_millis(1));
         let token = sessions.login("anyone", "x").unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::errors::LuminesceError;
 use super::fetch::Output;
-use crate::server::http::Body;
+use crate::wire::Body;
 
 /// The file a save goes to: inside `root`, with the format's extension. Answers it and the
 /// Drive path shown back to the client.

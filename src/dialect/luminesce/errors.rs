@@ -5,7 +5,7 @@ use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 
 use crate::engine::{EngineError, ErrorKind};
-use crate::server::http::{self, Response};
+use crate::wire::{self as http, Response};
 
 /// Seconds a client is told to wait before asking again for a result that is not ready yet.
 /// Whole seconds: urllib3 (under the sync SDK) rejects a fractional `Retry-After`.

@@ -13,8 +13,8 @@ use super::filter;
 use super::params::QueryParams;
 use super::sql::fragment;
 use crate::encode::{EncodeOptions, Format};
-use crate::server::http::{Body, BoxError};
 use crate::sql::reshape::Reshape;
+use crate::wire::{Body, BoxError};
 
 /// A fetch path's output: what the client asked for by the path's last segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn json_string_is_the_array_as_one_json_string() {
-        let inner = crate::server::http::full(r#"[{"a":"x\"y"}]"#);
+        let inner = crate::wire::full(r#"[{"a":"x\"y"}]"#);
         let bytes = json_string(inner).collect().await.unwrap().to_bytes();
         let text: String = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(text, r#"[{"a":"x\"y"}]"#);

@@ -30,11 +30,12 @@ use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION, HeaderValue};
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::Front;
-use crate::config::Config;
+use super::{Front, FrontContext};
 use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params};
-use crate::server::body::encoded;
-use crate::server::http::{self, Body, FormatLabel, Request, Response, RouteLabel};
+use crate::query::{Principal, Principals};
+use crate::wire::HttpLimits;
+use crate::wire::body::encoded;
+use crate::wire::{self as http, Body, FormatLabel, Request, Response, RouteLabel};
 pub use errors::{LuminesceError, ProblemDetails};
 use fetch::{FetchRequest, Output};
 use models::{
@@ -59,17 +60,21 @@ pub struct Settings {
     pub drive_dir: Option<PathBuf>,
 }
 
-pub fn front(engine: &Engine, config: &Arc<Config>) -> Arc<dyn Front> {
+pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
     Arc::new(LuminesceFront {
-        engine: engine.clone(),
-        config: config.clone(),
+        engine: context.engine,
+        principals: context.principals,
+        limits: context.limits,
+        settings: context.settings,
     })
 }
 
 /// The Luminesce wire over the engine.
 pub struct LuminesceFront {
     engine: Engine,
-    config: Arc<Config>,
+    principals: Arc<Principals>,
+    limits: HttpLimits,
+    settings: Settings,
 }
 
 /// The path every request must start with.
@@ -115,37 +120,13 @@ fn route(path: &str) -> Option<Route> {
         {
             match tail {
                 [] => Some(Route::Collection),
-                [id] => Some(Route::Job(percent_decode(id))),
-                [id, action] => Some(Route::Action(percent_decode(id), action.to_string())),
+                [id] => Some(Route::Job(http::path_segment(id))),
+                [id, action] => Some(Route::Action(http::path_segment(id), action.to_string())),
                 _ => None,
             }
         }
         _ => None,
     }
-}
-
-/// Decodes `%XX` escapes (the SDK quotes path parameters); anything malformed is kept as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 type Answer = Result<Response, LuminesceError>;
@@ -236,34 +217,23 @@ impl LuminesceFront {
     }
 
     /// The caller's principal, from `Authorization: Bearer <token>`.
-    fn principal(&self, request: &Request) -> Result<String, LuminesceError> {
-        let header = request.headers().get(AUTHORIZATION).ok_or_else(|| {
-            LuminesceError::unauthorized("an Authorization: Bearer token is required")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, token) = h.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                LuminesceError::unauthorized("the Authorization header must be 'Bearer <token>'")
-            })?;
-        if self.config.users.is_empty() {
-            return Ok(token.to_string());
+    fn principal(&self, request: &Request) -> Result<Principal, LuminesceError> {
+        if !request.headers().contains_key(AUTHORIZATION) {
+            return Err(LuminesceError::unauthorized(
+                "an Authorization: Bearer token is required",
+            ));
         }
-        self.config
-            .users
-            .iter()
-            .find(|u| u.token.as_deref() == Some(token))
-            .map(|u| u.name.clone())
+        let token = http::token_credentials(request, &["bearer"]).ok_or_else(|| {
+            LuminesceError::unauthorized("the Authorization header must be 'Bearer <token>'")
+        })?;
+        self.principals
+            .by_token(token)
+            .map(|c| c.principal)
             .ok_or_else(|| LuminesceError::unauthorized("the Bearer token is not valid"))
     }
 
     /// A job of the caller's, by the id a client sent; anything else is 404.
-    fn job(&self, caller: &str, id: &str) -> Result<JobId, LuminesceError> {
+    fn job(&self, caller: &Principal, id: &str) -> Result<JobId, LuminesceError> {
         let job = JobRef::parse(id)
             .and_then(|r| self.engine.resolve(r))
             .ok_or_else(|| no_such_query(id))?;
@@ -274,7 +244,7 @@ impl LuminesceFront {
     }
 
     /// `PUT /api/SqlBackground`
-    fn start(&self, caller: &str, request: &Request, q: &QueryParams) -> Answer {
+    fn start(&self, caller: &Principal, request: &Request, q: &QueryParams) -> Answer {
         let sql = std::str::from_utf8(request.body()).map_err(|e| {
             LuminesceError::bad_request(format!("the body must be the SQL as UTF-8 text: {e}"))
         })?;
@@ -321,7 +291,7 @@ impl LuminesceFront {
         };
         let params = scalar_parameters(q)?;
         let rewritten = sql::rewrite(sql, &params, self.engine.executor().catalog())?;
-        let mut spec = JobSpec::new(sql, caller, DIALECT);
+        let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
         spec.name = q.nonblank("queryName");
@@ -338,7 +308,7 @@ impl LuminesceFront {
 
     /// Identical-query reuse: an earlier job of this principal with the same SQL and parameters.
     fn reusable(&self, spec: &JobSpec) -> Option<JobId> {
-        let window = Duration::from_secs(self.config.luminesce.reuse_window_secs);
+        let window = Duration::from_secs(self.settings.reuse_window_secs);
         if window.is_zero() {
             return None;
         }
@@ -350,7 +320,7 @@ impl LuminesceFront {
     }
 
     /// `GET /api/SqlBackground/{id}`
-    fn progress(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+    fn progress(&self, caller: &Principal, id: &str, q: &QueryParams) -> Answer {
         q.bool("buildFromLogs")?;
         let all = q.bool("includeAllFeedback")?.unwrap_or(false);
         let job = self.job(caller, id)?;
@@ -364,7 +334,7 @@ impl LuminesceFront {
 
     /// `GET /api/SqlBackground/{id}/historicalFeedback`: the whole feedback log, after waiting up
     /// to `nextMessageWaitSeconds` for the query to finish.
-    async fn historical_feedback(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+    async fn historical_feedback(&self, caller: &Principal, id: &str, q: &QueryParams) -> Answer {
         let wait = q.int("nextMessageWaitSeconds")?.unwrap_or(0).max(0) as u64;
         if let Some(s) = q.nonblank("startedAt")
             && chrono::DateTime::parse_from_rfc3339(s.trim()).is_err()
@@ -387,7 +357,7 @@ impl LuminesceFront {
 
     /// `DELETE /api/SqlBackground/{id}`: a running query is cancelled (and stays visible as
     /// Canceled); a finished one is cleared (and is gone).
-    fn cancel(&self, caller: &str, id: &str) -> Answer {
+    fn cancel(&self, caller: &Principal, id: &str) -> Answer {
         let job = self.job(caller, id)?;
         let current = self.engine.get(job)?;
         let body = if current.state.is_terminal() {
@@ -404,7 +374,7 @@ impl LuminesceFront {
     }
 
     /// `GET /api/SqlBackground`: this principal's live queries, most recent first.
-    fn list(&self, caller: &str, q: &QueryParams) -> Answer {
+    fn list(&self, caller: &Principal, q: &QueryParams) -> Answer {
         let like = q.nonblank("sqlLike");
         let items: Vec<BackgroundQueryListItem> = self
             .engine
@@ -416,22 +386,16 @@ impl LuminesceFront {
         Ok(http::json(StatusCode::OK, &items))
     }
 
-    /// The longest a request may wait for a query (a little under the request timeout).
+    /// The longest a request may wait for a query.
     fn max_wait(&self) -> Duration {
-        Duration::from_secs(
-            self.config
-                .limits
-                .request_timeout_secs
-                .saturating_sub(2)
-                .max(1),
-        )
+        self.limits.wait_budget()
     }
 
     /// A caller's finished job, waiting up to `load_wait_ms` for it; not ready, failed or
     /// cancelled is the engine's error, mapped to the wire in one place.
     async fn finished(
         &self,
-        caller: &str,
+        caller: &Principal,
         id: &str,
         load_wait_ms: u64,
     ) -> Result<(JobId, JobRecord, datafusion::arrow::datatypes::SchemaRef), LuminesceError> {
@@ -445,7 +409,7 @@ impl LuminesceFront {
     /// A finished job's result, reshaped and encoded as the request asks (streamed).
     async fn result_body(
         &self,
-        caller: &str,
+        caller: &Principal,
         id: &str,
         request: &FetchRequest,
     ) -> Result<(JobRecord, Body), LuminesceError> {
@@ -465,7 +429,7 @@ impl LuminesceFront {
     }
 
     /// `GET /api/SqlBackground/{id}/<format>`
-    async fn fetch(&self, caller: &str, id: &str, output: Output, q: &QueryParams) -> Answer {
+    async fn fetch(&self, caller: &Principal, id: &str, output: Output, q: &QueryParams) -> Answer {
         let request = FetchRequest::parse(output, q)?;
         let (record, body) = self.result_body(caller, id, &request).await?;
         let mut response = http::with_body(StatusCode::OK, output.content_type(), "");
@@ -488,7 +452,7 @@ impl LuminesceFront {
     }
 
     /// `GET /api/SqlBackground/{id}/histogram`
-    async fn histogram(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+    async fn histogram(&self, caller: &Principal, id: &str, q: &QueryParams) -> Answer {
         let request = histogram::HistogramRequest::parse(q)?;
         let (job, _, schema) = self.finished(caller, id, 0).await?;
         let buckets = request.run(&self.engine, job, &schema).await?;
@@ -500,7 +464,7 @@ impl LuminesceFront {
     }
 
     /// `GET /api/SqlBackground/{id}/drive`: the result saved as a file in the Drive directory.
-    async fn drive(&self, caller: &str, id: &str, q: &QueryParams) -> Answer {
+    async fn drive(&self, caller: &Principal, id: &str, q: &QueryParams) -> Answer {
         let requested = q.nonblank("driveLocationAndFileName").ok_or_else(|| {
             LuminesceError::bad_parameter(
                 "driveLocationAndFileName",
@@ -521,8 +485,7 @@ impl LuminesceFront {
         };
         let may_overwrite = q.bool("mayOverwrite")?.unwrap_or(false);
         let root = self
-            .config
-            .luminesce
+            .settings
             .drive_dir
             .clone()
             .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"));

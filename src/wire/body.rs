@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
 
-use super::http::{Body, BoxError};
+use super::{Body, BoxError};
 use crate::encode::{self, EncodeOptions, Format};
 
 /// Bytes gathered before a chunk is sent.
