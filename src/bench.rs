@@ -49,7 +49,9 @@ async fn engine_overhead(
         assert_rows(&batches, 1)?;
 
         let t = Instant::now();
-        let id = engine.submit(JobSpec::new("SELECT 1", Principal::user("bench"), "bench"))?;
+        let id = engine
+            .submit(JobSpec::new("SELECT 1", Principal::user("bench"), "bench"))
+            .await?;
         let record = engine.wait(id, Duration::from_secs(10)).await?;
         if record.state != JobState::Succeeded {
             return Err(EngineError::internal(format!(
@@ -159,7 +161,9 @@ async fn streaming_memory(engine: &Engine, stream_rows: usize) -> Result<(), Eng
         "peak memory streaming a finished result out as CSV (RSS high-water mark above the start)"
     );
     for n in [stream_rows / 5, stream_rows] {
-        let id = engine.submit(JobSpec::new(rows_sql(n), Principal::user("bench"), "bench"))?;
+        let id = engine
+            .submit(JobSpec::new(rows_sql(n), Principal::user("bench"), "bench"))
+            .await?;
         let record = engine.wait(id, Duration::from_secs(600)).await?;
         if record.state != JobState::Succeeded {
             return Err(EngineError::internal(format!(

@@ -4,9 +4,10 @@
 
 mod id;
 mod job;
-mod persist;
+mod pool;
 mod results;
 mod state;
+mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,9 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::query::{EngineError, ErrorKind, JobSpec, Limits, ParamValue, Params, Principal};
@@ -26,11 +29,13 @@ pub use job::{JobRecord, LogEntry};
 pub use results::ResultReader;
 pub use state::{IllegalTransition, JobEvent, JobState};
 
-use crate::exec::Executor;
-use crate::exec::reshape::StoredResult;
-use crate::sql::reshape::Reshape;
-use persist::JobIndex;
+pub use store::{FileJobStore, JobStore};
+
+use crate::exec::{Executor, StoredResult};
+use crate::sql::reshape::{RESULT_TABLE, Reshape};
+use pool::Pool;
 use results::ResultStore;
+use store::StoreWriter;
 
 /// The reason given for jobs that were queued or running when the server stopped.
 pub const INTERRUPTED: &str = "interrupted by restart";
@@ -79,8 +84,9 @@ struct Inner {
     next_seq: AtomicU64,
     executor: Arc<dyn Executor>,
     results: ResultStore,
-    index: JobIndex,
-    queue: mpsc::Sender<Arc<JobCell>>,
+    store: StoreWriter,
+    /// The workers and the queue in front of them, shared by jobs and reshapes.
+    pool: Pool,
     runtime: QueryRuntime,
     stop: CancellationToken,
     data_dir: PathBuf,
@@ -124,12 +130,23 @@ impl Drop for QueryRuntime {
 impl Engine {
     /// Opens the data directory (restoring persisted jobs), then starts the workers and the reaper.
     pub fn start(config: EngineConfig, executor: Arc<dyn Executor>) -> Result<Engine, EngineError> {
+        let store = Arc::new(FileJobStore::new(config.data_dir.join("jobs"))?);
+        Engine::start_with_store(config, executor, store)
+    }
+
+    /// Like [`Engine::start`], with the job records kept in `store`.
+    pub fn start_with_store(
+        config: EngineConfig,
+        executor: Arc<dyn Executor>,
+        store: Arc<dyn JobStore>,
+    ) -> Result<Engine, EngineError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.exec_threads.max(1))
             .thread_name(config.thread_name.clone())
             .enable_all()
             .build()?;
-        let (queue, rx) = mpsc::channel(config.queue_length.max(1));
+        let records = store.load_all()?;
+        let high_water = store.sequence_high_water()?;
         let inner = Arc::new(Inner {
             jobs: RwLock::new(HashMap::new()),
             by_seq: RwLock::new(HashMap::new()),
@@ -139,24 +156,16 @@ impl Engine {
                 config.data_dir.join("results"),
                 config.result_memory_budget,
             )?,
-            index: JobIndex::new(config.data_dir.join("jobs"))?,
-            queue,
+            store: StoreWriter::start(store)?,
+            pool: Pool::new(config.workers, config.queue_length),
             runtime: QueryRuntime(Some(runtime)),
             stop: CancellationToken::new(),
             data_dir: config.data_dir.clone(),
         });
-        inner.restore()?;
-        let handle = inner
-            .runtime
-            .0
-            .as_ref()
-            .map(|rt| rt.handle().clone())
-            .ok_or_else(|| EngineError::internal("no runtime"))?;
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..config.workers.max(1) {
-            handle.spawn(Inner::work(Arc::downgrade(&inner), rx.clone()));
-        }
-        handle.spawn(Inner::reap(Arc::downgrade(&inner), config.reaper_interval));
+        inner.restore(records, high_water);
+        inner
+            .runtime()?
+            .spawn(Inner::reap(Arc::downgrade(&inner), config.reaper_interval));
         Ok(Engine { inner })
     }
 
@@ -165,24 +174,30 @@ impl Engine {
     }
 
     /// Accepts a job: checks that its SQL parses (a syntax error is answered at once), queues it, and
-    /// returns its id. A full queue answers `Busy`.
-    pub fn submit(&self, spec: JobSpec) -> Result<JobId, EngineError> {
+    /// returns its id once its record is durable. A full queue answers `Busy`.
+    pub async fn submit(&self, spec: JobSpec) -> Result<JobId, EngineError> {
         self.inner.executor.check(spec.runnable_sql())?;
+        let ticket = self.inner.pool.admit()?;
         let id = JobId {
             uuid: uuid::Uuid::new_v4().as_u128(),
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
         };
         let record = JobRecord::new(id, spec, Utc::now());
-        self.inner.index.save(&record)?;
+        self.inner.store.save(&record);
         let cell = Arc::new(JobCell::new(record));
         self.inner.insert(cell.clone());
-        if self.inner.queue.try_send(cell).is_err() {
-            self.inner.forget(id);
-            return Err(EngineError::new(
-                ErrorKind::Busy,
-                "the job queue is full; try again later",
-            ));
-        }
+        let inner = self.inner.clone();
+        self.inner.runtime()?.spawn(async move {
+            // A job cancelled while it waits gives its place in the queue back at once.
+            let permit = tokio::select! {
+                permit = inner.pool.acquire(ticket) => permit,
+                _ = cell.cancel.cancelled() => return,
+            };
+            if let Some(_permit) = permit {
+                inner.run(cell).await;
+            }
+        });
+        self.inner.store.flush().await;
         Ok(id)
     }
 
@@ -311,16 +326,22 @@ impl Engine {
         }
     }
 
-    /// The finished result reshaped (select, filter, group, sort, page) by running SQL over it.
+    /// The finished result reshaped (select, filter, group, sort, page) by a query over it, run by the
+    /// executor under the same workers and queue as jobs. It stops when `within` has passed (the
+    /// stream then ends with a `TimedOut` error) and as soon as the returned stream is dropped (the
+    /// client went away).
     pub async fn reshape(
         &self,
         id: JobId,
         reshape: &Reshape,
+        within: Duration,
     ) -> Result<SendableRecordBatchStream, EngineError> {
         let reader = self.read(id)?;
         if reshape.is_identity() {
             return Ok(reader.into_stream());
         }
+        let deadline = tokio::time::Instant::now() + within;
+        let sql = reshape.to_sql(&reader.schema())?;
         let source = match reader {
             ResultReader::Memory {
                 schema, batches, ..
@@ -330,7 +351,67 @@ impl Engine {
                 path: self.inner.results.path(id),
             },
         };
-        crate::exec::reshape::run(source, reshape).await
+        let ticket = self.inner.pool.admit()?;
+        let inner = self.inner.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let timed_out = move || {
+            EngineError::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "reshaping the result took longer than {} ms",
+                    within.as_millis()
+                ),
+            )
+        };
+        let task = self.inner.runtime()?.spawn(async move {
+            let started = async {
+                let permit = inner.pool.acquire(ticket).await.ok_or_else(|| {
+                    EngineError::new(ErrorKind::Interrupted, "the engine is stopping")
+                })?;
+                let stream = inner
+                    .executor
+                    .execute_over(&sql, RESULT_TABLE, source)
+                    .await?;
+                Ok::<_, EngineError>((permit, stream))
+            };
+            // The permit is held for as long as the query runs.
+            let (_permit, mut stream) = match tokio::time::timeout_at(deadline, started).await {
+                Ok(Ok(started)) => started,
+                Ok(Err(e)) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+                Err(_) => {
+                    let _ = ready_tx.send(Err(timed_out()));
+                    return;
+                }
+            };
+            if ready_tx.send(Ok(stream.schema())).is_err() {
+                return;
+            }
+            loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    _ = tokio::time::sleep_until(deadline) => Some(Err(DataFusionError::External(Box::new(timed_out())))),
+                    _ = tx.closed() => return,
+                };
+                let Some(next) = next else { return };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let abort = AbortOnDrop(task);
+        let schema = match ready_rx.await {
+            Ok(ready) => ready?,
+            Err(_) => return Err(EngineError::internal("the reshape stopped before it began")),
+        };
+        let batches = futures::stream::unfold((rx, abort), |(mut rx, abort)| async move {
+            rx.recv().await.map(|batch| (batch, (rx, abort)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 
     /// The data directory; a dialect that keeps files of its own (Kylin's result files) puts them under it.
@@ -358,9 +439,11 @@ impl Engine {
         counts
     }
 
-    /// Marks every queued or running job as interrupted and stops their queries (graceful shutdown).
-    pub fn shutdown(&self) {
+    /// Marks every queued or running job as interrupted, stops their queries, and waits until every
+    /// record is written (graceful shutdown).
+    pub async fn shutdown(&self) {
         self.inner.stop.cancel();
+        self.inner.pool.close();
         let cells: Vec<_> = read(&self.inner.jobs).values().cloned().collect();
         for cell in cells {
             if self
@@ -371,6 +454,7 @@ impl Engine {
                 cell.cancel.cancel();
             }
         }
+        self.inner.store.flush().await;
     }
 }
 
@@ -405,7 +489,7 @@ impl Inner {
         write(&self.jobs).remove(&id.uuid);
         write(&self.by_seq).remove(&id.seq);
         self.results.remove(id);
-        self.index.remove(id);
+        self.store.remove(id);
     }
 
     fn cell(&self, id: JobId) -> Result<Arc<JobCell>, EngineError> {
@@ -429,6 +513,31 @@ impl Inner {
         event: JobEvent,
         update: impl FnOnce(&mut JobRecord),
     ) -> Result<JobState, IllegalTransition> {
+        let next = self.change(cell, event, update)?;
+        cell.state.send_replace(next);
+        Ok(next)
+    }
+
+    /// A transition whose watchers are told only once the record is durable: a client that saw a
+    /// job end finds it ended after a crash too.
+    async fn transition_durably(
+        &self,
+        cell: &JobCell,
+        event: JobEvent,
+        update: impl FnOnce(&mut JobRecord),
+    ) -> Result<JobState, IllegalTransition> {
+        let next = self.change(cell, event, update)?;
+        self.store.flush().await;
+        cell.state.send_replace(next);
+        Ok(next)
+    }
+
+    fn change(
+        &self,
+        cell: &JobCell,
+        event: JobEvent,
+        update: impl FnOnce(&mut JobRecord),
+    ) -> Result<JobState, IllegalTransition> {
         let mut record = cell.lock();
         let next = record.state.apply(event)?;
         record.state = next;
@@ -439,24 +548,30 @@ impl Inner {
             record.finished = Some(now);
         }
         update(&mut record);
-        if let Err(e) = self.index.save(&record) {
-            tracing::error!(job = %record.id, error = %e, "could not persist job record");
-        }
-        drop(record);
-        cell.state.send_replace(next);
+        // Queued under the lock (so writes land in order), written by the store's own thread.
+        self.store.save(&record);
         Ok(next)
     }
 
-    /// Loads persisted jobs: expired ones are deleted, unfinished ones are failed as interrupted.
-    fn restore(&self) -> Result<(), EngineError> {
+    fn runtime(&self) -> Result<&tokio::runtime::Handle, EngineError> {
+        self.runtime
+            .0
+            .as_ref()
+            .map(|rt| rt.handle())
+            .ok_or_else(|| EngineError::internal("the query runtime is gone"))
+    }
+
+    /// Takes persisted jobs back: expired ones are deleted, unfinished ones are failed as
+    /// interrupted. Sequence numbers continue past every number ever handed out.
+    fn restore(&self, records: Vec<JobRecord>, high_water: u64) {
         let now = Utc::now();
-        let mut max_seq = 0;
-        for mut record in self.index.load_all()? {
+        let mut max_seq = high_water;
+        for mut record in records {
             let id = record.id;
             max_seq = max_seq.max(id.seq);
             if record.expires_at().is_some_and(|e| e <= now) {
                 self.results.remove(id);
-                self.index.remove(id);
+                self.store.remove(id);
                 continue;
             }
             if record.state == JobState::Succeeded {
@@ -464,7 +579,7 @@ impl Inner {
                     Ok(reader) => record.schema = Some(reader.schema()),
                     Err(e) => {
                         tracing::warn!(job = %id, error = %e, "dropping a job whose result file is gone");
-                        self.index.remove(id);
+                        self.store.remove(id);
                         continue;
                     }
                 }
@@ -474,20 +589,6 @@ impl Inner {
             self.insert(cell);
         }
         self.next_seq.store(max_seq + 1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    async fn work(
-        inner: std::sync::Weak<Inner>,
-        rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Arc<JobCell>>>>,
-    ) {
-        loop {
-            let next = rx.lock().await.recv().await;
-            let (Some(cell), Some(inner)) = (next, inner.upgrade()) else {
-                return;
-            };
-            inner.run(cell).await;
-        }
     }
 
     async fn reap(inner: std::sync::Weak<Inner>, every: Duration) {
@@ -539,25 +640,35 @@ impl Inner {
         // The query's stream is dropped by now: DataFusion stops at its next yield point.
         let elapsed = started.elapsed();
         let ended = match outcome {
-            Outcome::Done(Ok(rows)) => self.transition(&cell, JobEvent::Finish, |r| {
-                r.rows = rows;
-                r.row_count = Some(rows);
-                r.note(format!(
-                    "Query completed: {rows} rows in {} ms",
-                    elapsed.as_millis()
-                ));
-            }),
-            Outcome::Done(Err(e)) => self.transition(&cell, JobEvent::Fail, |r| {
-                r.note(format!("Query failed: {}", e.message));
-                r.error = Some(e);
-            }),
+            Outcome::Done(Ok(rows)) => {
+                self.transition_durably(&cell, JobEvent::Finish, |r| {
+                    r.rows = rows;
+                    r.row_count = Some(rows);
+                    r.note(format!(
+                        "Query completed: {rows} rows in {} ms",
+                        elapsed.as_millis()
+                    ));
+                })
+                .await
+            }
+            Outcome::Done(Err(e)) => {
+                self.transition_durably(&cell, JobEvent::Fail, |r| {
+                    r.note(format!("Query failed: {}", e.message));
+                    r.error = Some(e);
+                })
+                .await
+            }
             Outcome::Cancelled => Ok(JobState::Cancelled),
-            Outcome::TimedOut => self.transition(&cell, JobEvent::TimeOut, |r| {
-                let limit = limits.timeout.unwrap_or_default();
-                let message = format!("the query ran past its timeout of {} ms", limit.as_millis());
-                r.note(format!("Query timed out: {message}"));
-                r.error = Some(EngineError::new(ErrorKind::TimedOut, message));
-            }),
+            Outcome::TimedOut => {
+                self.transition_durably(&cell, JobEvent::TimeOut, |r| {
+                    let limit = limits.timeout.unwrap_or_default();
+                    let message =
+                        format!("the query ran past its timeout of {} ms", limit.as_millis());
+                    r.note(format!("Query timed out: {message}"));
+                    r.error = Some(EngineError::new(ErrorKind::TimedOut, message));
+                })
+                .await
+            }
         };
         if ended != Ok(JobState::Succeeded) {
             // Cancelled or interrupted while the last batch was stored: keep no orphan result.
@@ -595,5 +706,14 @@ impl Inner {
         }
         writer.finish()?;
         Ok(rows)
+    }
+}
+
+/// Aborts a task when dropped: a reshape's query stops when its reader goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

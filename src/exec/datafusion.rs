@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::common::ParamValues;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
@@ -15,7 +18,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::fixtures::{RegisteredTable, register_fixtures};
-use super::{Catalog, Executor, classify_error};
+use super::{Catalog, Executor, StoredResult, classify_error};
 use crate::query::{EngineError, ErrorKind, ParamValue, Params};
 use crate::sql::resolve::Fold;
 
@@ -51,9 +54,20 @@ pub fn session_config(partitions: usize) -> SessionConfig {
         .with_information_schema(false)
 }
 
+/// A session with these settings whose every operator yields (see `yielding`), so that a cancel,
+/// a timeout or a client hanging up stops any query within a few batches.
+pub fn session(partitions: usize) -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_config(session_config(partitions))
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(super::yielding::YieldEverywhere))
+        .build();
+    SessionContext::new_with_state(state)
+}
+
 impl DataFusionExecutor {
     pub async fn new(partitions: usize, user_tables: &[UserTable]) -> Result<Self, EngineError> {
-        let ctx = SessionContext::new_with_config(session_config(partitions));
+        let ctx = session(partitions);
         super::functions::register_functions(&ctx);
         let mut tables = register_fixtures(&ctx).await.map_err(classify_error)?;
         for table in user_tables {
@@ -95,6 +109,32 @@ impl DataFusionExecutor {
     }
 }
 
+impl DataFusionExecutor {
+    /// A session of its own that sees only the stored result: from memory when it is cached there,
+    /// else straight from its Arrow IPC file, so a large result is never loaded whole.
+    async fn run_over(
+        &self,
+        sql: &str,
+        table: &str,
+        source: StoredResult,
+    ) -> Result<SendableRecordBatchStream, EngineError> {
+        let ctx = session(1);
+        match source {
+            StoredResult::Memory { schema, batches } => {
+                let table_data = MemTable::try_new(schema, vec![batches.as_ref().clone()])?;
+                ctx.register_table(table, Arc::new(table_data))?;
+            }
+            StoredResult::ArrowFile { path, .. } => {
+                let path = path.to_string_lossy().to_string();
+                ctx.register_arrow(table, &path, ArrowReadOptions::default())
+                    .await?;
+            }
+        }
+        let frame = ctx.sql(sql).await?;
+        Ok(frame.execute_stream().await?)
+    }
+}
+
 impl Executor for DataFusionExecutor {
     fn check(&self, sql: &str) -> Result<(), EngineError> {
         self.statement(sql).map(|_| ())
@@ -106,6 +146,15 @@ impl Executor for DataFusionExecutor {
         params: &'a Params,
     ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>> {
         Box::pin(self.run(sql, params))
+    }
+
+    fn execute_over<'a>(
+        &'a self,
+        sql: &'a str,
+        table: &'a str,
+        source: StoredResult,
+    ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>> {
+        Box::pin(self.run_over(sql, table, source))
     }
 
     fn catalog(&self) -> &Catalog {

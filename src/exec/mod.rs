@@ -5,9 +5,14 @@ pub mod catalog;
 pub mod datafusion;
 pub mod fixtures;
 pub mod functions;
-pub mod reshape;
 pub mod testing_provider;
+mod yielding;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ::datafusion::arrow::datatypes::SchemaRef;
+use ::datafusion::arrow::record_batch::RecordBatch;
 use ::datafusion::execution::SendableRecordBatchStream;
 use futures::future::BoxFuture;
 
@@ -28,6 +33,27 @@ pub trait Executor: Send + Sync + 'static {
         params: &'a Params,
     ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>>;
 
+    /// Runs `sql` over one stored result, which it sees as the table `table` and nothing else (a
+    /// reshape of a finished job: a client's select, filter, sort and page).
+    fn execute_over<'a>(
+        &'a self,
+        sql: &'a str,
+        table: &'a str,
+        source: StoredResult,
+    ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>>;
+
     /// The tables this executor serves.
     fn catalog(&self) -> &Catalog;
+}
+
+/// A stored result as a query can read it: batches held in memory, or its Arrow IPC file.
+pub enum StoredResult {
+    Memory {
+        schema: SchemaRef,
+        batches: Arc<Vec<RecordBatch>>,
+    },
+    ArrowFile {
+        schema: SchemaRef,
+        path: PathBuf,
+    },
 }

@@ -108,7 +108,10 @@ fn classify(e: &DataFusionError) -> EngineError {
             .unwrap_or_else(|| EngineError::internal("unknown error")),
         D::External(inner) => match inner.downcast_ref::<DataFusionError>() {
             Some(d) => classify(d),
-            None => EngineError::new(ErrorKind::Execution, inner.to_string()),
+            None => match inner.downcast_ref::<EngineError>() {
+                Some(e) => e.clone(),
+                None => EngineError::new(ErrorKind::Execution, inner.to_string()),
+            },
         },
         D::ArrowError(inner, _) => match inner.as_ref() {
             datafusion::arrow::error::ArrowError::ExternalError(x) => {

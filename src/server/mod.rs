@@ -127,7 +127,7 @@ pub async fn serve(
     {
         tracing::warn!("some connections did not finish within 10 s");
     }
-    app.engine.shutdown();
+    app.engine.shutdown().await;
 }
 
 async fn accept_loop(

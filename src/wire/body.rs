@@ -7,6 +7,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -53,6 +54,21 @@ pub fn encoded(
         Poll::Pending => Poll::Pending,
     });
     StreamBody::new(chunks).boxed_unsync()
+}
+
+/// Waits for a result stream's first batch (or its end) before anything is sent: a query that fails
+/// or times out before its first row is then answered with the front's own error, not a `200` whose
+/// body breaks off. The batch is put back in front of the rest.
+pub async fn first_batch(
+    mut stream: SendableRecordBatchStream,
+) -> Result<SendableRecordBatchStream, crate::query::EngineError> {
+    let schema = stream.schema();
+    let first = match stream.next().await {
+        Some(batch) => Some(batch?),
+        None => None,
+    };
+    let rest = futures::stream::iter(first.map(Ok)).chain(stream);
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rest)))
 }
 
 /// Counts the data bytes of a body as they are sent.

@@ -1,5 +1,6 @@
 //! The job engine, driven directly: lifecycle, cancellation, timeouts, restart, expiry, reshaping.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, Int64Array, StringArray};
@@ -16,6 +17,12 @@ use crate::support::{self, engine, run, spec, wait_for_state};
 const LONG_SCAN: &str = "SELECT value FROM range(100000000000) WHERE value < 0";
 const LONG_AGGREGATE: &str =
     "SELECT value % 7 AS k, sum(value) AS s FROM range(100000000000) GROUP BY value % 7";
+/// A join that multiplies its input: one batch in, thousands out, every one of them written.
+const LONG_CROSS_JOIN: &str =
+    "SELECT a.value AS x, b.value AS y FROM range(100000) a CROSS JOIN range(100000) b";
+/// The same inside an aggregate, so nothing is written and nothing reaches the job's own loop.
+const LONG_CROSS_SUM: &str =
+    "SELECT sum(a.value + b.value) AS s FROM range(1000000) a CROSS JOIN range(1000000) b";
 
 fn rows(engine: &Engine, id: polyquery::engine::JobId) -> Vec<RecordBatch> {
     engine
@@ -45,6 +52,7 @@ async fn a_job_goes_queued_running_succeeded_and_keeps_its_rows() {
     let (engine, _dir) = engine().await;
     let id = engine
         .submit(spec("SELECT value * 2 AS doubled FROM range(5)"))
+        .await
         .unwrap();
     let first = engine.get(id).unwrap();
     assert!(matches!(
@@ -68,12 +76,15 @@ async fn a_job_goes_queued_running_succeeded_and_keeps_its_rows() {
 #[tokio::test]
 async fn syntax_errors_are_refused_at_submit_and_plan_errors_fail_the_job() {
     let (engine, _dir) = engine().await;
-    let e = engine.submit(spec("SELEC 1")).unwrap_err();
+    let e = engine.submit(spec("SELEC 1")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Syntax);
     assert!(e.message.contains("SELEC"), "{e}");
-    let e = engine.submit(spec("CREATE TABLE t (a INT)")).unwrap_err();
+    let e = engine
+        .submit(spec("CREATE TABLE t (a INT)"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported);
-    let e = engine.submit(spec("SELECT 1; SELECT 2")).unwrap_err();
+    let e = engine.submit(spec("SELECT 1; SELECT 2")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported);
 
     let (id, record) = run(&engine, spec("SELECT * FROM no_such_table")).await;
@@ -143,7 +154,7 @@ async fn cancel_stops_the_work(sql: &str, thread_name: &str) {
     let mut config = support::engine_config(dir.path());
     config.thread_name = thread_name.into();
     let engine = Engine::start(config, support::executor().await).unwrap();
-    let id = engine.submit(spec(sql)).unwrap();
+    let id = engine.submit(spec(sql)).await.unwrap();
     wait_for_state(&engine, id, JobState::Running).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let busy = support::thread_cpu_seconds(thread_name);
@@ -167,6 +178,13 @@ async fn cancel_stops_the_work(sql: &str, thread_name: &str) {
         "CPU still burning a second after cancel: {settled} s -> {after} s"
     );
     assert_eq!(engine.read(id).unwrap_err().kind, ErrorKind::Cancelled);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "a cancelled job left files: {leftovers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,23 +198,50 @@ async fn cancelling_a_long_aggregate_stops_its_cpu_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_ends_the_job_and_its_cpu_work() {
+async fn cancelling_a_cross_join_stops_its_cpu_work_and_its_writing() {
+    cancel_stops_the_work(LONG_CROSS_JOIN, "pq-cancel-cross").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_cross_join_aggregate_stops_its_cpu_work() {
+    cancel_stops_the_work(LONG_CROSS_SUM, "pq-cancel-csum").await;
+}
+
+/// Runs `sql` with a 600 ms timeout and checks that the job times out and its threads go idle.
+async fn timeout_stops_the_work(sql: &str, thread_name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = support::engine_config(dir.path());
-    config.thread_name = "pq-timeout".into();
+    config.thread_name = thread_name.into();
     let engine = Engine::start(config, support::executor().await).unwrap();
-    let mut s = spec(LONG_AGGREGATE);
+    let mut s = spec(sql);
     s.limits.timeout = Some(Duration::from_millis(600));
     let (_, record) = run(&engine, s).await;
     assert_eq!(record.state, JobState::TimedOut);
     assert_eq!(record.error.unwrap().kind, ErrorKind::TimedOut);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let settled = support::thread_cpu_seconds("pq-timeout");
+    let settled = support::thread_cpu_seconds(thread_name);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
-        support::thread_cpu_seconds("pq-timeout") - settled < 0.1,
+        support::thread_cpu_seconds(thread_name) - settled < 0.1,
         "CPU still burning after the timeout"
     );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "a timed-out job left files: {leftovers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_ends_the_job_and_its_cpu_work() {
+    timeout_stops_the_work(LONG_AGGREGATE, "pq-timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_ends_a_cross_join_and_its_writing() {
+    timeout_stops_the_work(LONG_CROSS_JOIN, "pq-timeout-cross").await;
 }
 
 #[tokio::test]
@@ -206,10 +251,10 @@ async fn a_full_queue_answers_busy_and_leaves_other_jobs_alone() {
     config.workers = 1;
     config.queue_length = 1;
     let engine = Engine::start(config, support::executor().await).unwrap();
-    let running = engine.submit(spec(LONG_SCAN)).unwrap();
+    let running = engine.submit(spec(LONG_SCAN)).await.unwrap();
     wait_for_state(&engine, running, JobState::Running).await;
-    let queued = engine.submit(spec("SELECT 1")).unwrap();
-    let e = engine.submit(spec("SELECT 2")).unwrap_err();
+    let queued = engine.submit(spec("SELECT 1")).await.unwrap();
+    let e = engine.submit(spec("SELECT 2")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Busy);
     assert_eq!(engine.get(queued).unwrap().state, JobState::Queued);
     engine.cancel(running).unwrap();
@@ -223,9 +268,9 @@ async fn a_queued_job_can_be_cancelled_before_it_starts() {
     let mut config = support::engine_config(dir.path());
     config.workers = 1;
     let engine = Engine::start(config, support::executor().await).unwrap();
-    let blocker = engine.submit(spec(LONG_SCAN)).unwrap();
+    let blocker = engine.submit(spec(LONG_SCAN)).await.unwrap();
     wait_for_state(&engine, blocker, JobState::Running).await;
-    let queued = engine.submit(spec("SELECT 1")).unwrap();
+    let queued = engine.submit(spec("SELECT 1")).await.unwrap();
     assert_eq!(engine.cancel(queued).unwrap().state, JobState::Queued);
     engine.cancel(blocker).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -289,12 +334,12 @@ async fn results_survive_a_restart_byte_for_byte_and_unfinished_jobs_fail_as_int
             spec("SELECT value, concat('row ', CAST(value AS VARCHAR)) AS label FROM range(1000)"),
         )
         .await;
-        let running = engine.submit(spec(LONG_SCAN)).unwrap();
+        let running = engine.submit(spec(LONG_SCAN)).await.unwrap();
         wait_for_state(&engine, running, JobState::Running).await;
         // A copy of the data directory taken now is what a process killed at this moment leaves behind.
         copy_dir(dir.path(), crashed.path());
         let bytes = std::fs::read(engine.result_path(done)).unwrap();
-        engine.shutdown();
+        engine.shutdown().await;
         let r = engine.get(running).unwrap();
         assert_eq!(
             r.state,
@@ -317,7 +362,7 @@ async fn results_survive_a_restart_byte_for_byte_and_unfinished_jobs_fail_as_int
         let error = r.error.unwrap();
         assert_eq!(error.kind, ErrorKind::Interrupted);
         assert_eq!(error.message, INTERRUPTED);
-        let next = engine.submit(spec("SELECT 1")).unwrap();
+        let next = engine.submit(spec("SELECT 1")).await.unwrap();
         assert!(
             next.seq > running.seq,
             "sequence numbers continue after a restart"
@@ -378,7 +423,10 @@ async fn reshaped(
     id: polyquery::engine::JobId,
     reshape: Reshape,
 ) -> Vec<RecordBatch> {
-    let mut stream = engine.reshape(id, &reshape).await.unwrap();
+    let mut stream = engine
+        .reshape(id, &reshape, Duration::from_secs(60))
+        .await
+        .unwrap();
     let mut out = Vec::new();
     while let Some(b) = stream.next().await {
         out.push(b.unwrap());
@@ -407,7 +455,7 @@ async fn filter_error(engine: &Engine, id: polyquery::engine::JobId, filter: &st
         ..Default::default()
     };
     engine
-        .reshape(id, &reshape)
+        .reshape(id, &reshape, Duration::from_secs(60))
         .await
         .err()
         .expect("the filter should be refused")
@@ -528,4 +576,231 @@ async fn removing_a_job_forgets_it_and_someone_elses_job_is_unknown() {
     assert_eq!(before.state, JobState::Succeeded);
     assert_eq!(engine.get(id).unwrap_err().kind, ErrorKind::NotFound);
     assert!(!engine.result_path(id).exists());
+}
+
+// ---- work inside the engine's limits --------------------------------------------------------------
+
+/// A reshape piece that reads the result three times over (a billion rows from a 1000-row result;
+/// a sum, since a count would be answered from the tables' statistics without reading a row).
+const CROSS_JOIN_FILTER: &str =
+    r#"(SELECT sum(a."Int" + b."Int" + c."Int") FROM result a, result b, result c) > 0"#;
+
+/// A server with one worker, whose query threads are named `thread_name`, and a finished
+/// 1000-row Luminesce job on it.
+async fn one_worker_server(
+    thread_name: &str,
+    request_timeout_secs: u64,
+) -> (support::TestServer, reqwest::Client, String) {
+    let mut config = polyquery::config::Config::default();
+    config.engine.workers = 1;
+    config.limits.request_timeout_secs = request_timeout_secs;
+    let server = support::TestServer::start_with(config, thread_name, None).await;
+    let http = reqwest::Client::new();
+    let started: serde_json::Value = http
+        .put(server.url("/honeycomb/api/SqlBackground"))
+        .bearer_auth("me")
+        .body("select [Int] from Testing1K")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let job = server.engine.resolve(JobRef::parse(&id).unwrap()).unwrap();
+    server
+        .engine
+        .wait(job, Duration::from_secs(30))
+        .await
+        .unwrap();
+    (server, http, id)
+}
+
+fn cross_join_fetch(server: &support::TestServer, id: &str) -> String {
+    let filter: String = url_escape(CROSS_JOIN_FILTER);
+    server.url(&format!(
+        "/honeycomb/api/SqlBackground/{id}/csv?sqlFilter={filter}"
+    ))
+}
+
+fn url_escape(text: &str) -> String {
+    serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
+}
+
+/// With the single worker free again, a new job runs at once; and the query threads are idle.
+async fn the_worker_is_free_and_idle(server: &support::TestServer, thread_name: &str) {
+    let (_, record) = tokio::time::timeout(
+        Duration::from_secs(5),
+        run(&server.engine, spec("SELECT 1")),
+    )
+    .await
+    .expect("a job behind the stopped reshape never ran");
+    assert_eq!(record.state, JobState::Succeeded);
+    let settled = support::thread_cpu_seconds(thread_name);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = support::thread_cpu_seconds(thread_name);
+    assert!(
+        after - settled < 0.2,
+        "the reshape still burns CPU: {settled} s -> {after} s"
+    );
+}
+
+#[tokio::test]
+async fn a_reshape_stops_at_the_request_timeout_and_frees_its_worker() {
+    let (server, http, id) = one_worker_server("pq-reshape-timeout", 3).await;
+    let began = std::time::Instant::now();
+    let response = http
+        .get(cross_join_fetch(&server, &id))
+        .bearer_auth("me")
+        .send()
+        .await
+        .unwrap();
+    let answered = began.elapsed();
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert!(
+        answered < Duration::from_secs(6),
+        "the reshape ran past its timeout: {answered:?}"
+    );
+    assert_eq!(
+        status,
+        reqwest::StatusCode::BAD_REQUEST,
+        "a reshape that timed out before its first row is Luminesce's error: {body}"
+    );
+    assert!(body.contains("longer than"), "{body}");
+    the_worker_is_free_and_idle(&server, "pq-reshape-timeout").await;
+}
+
+#[tokio::test]
+async fn a_reshape_stops_when_its_client_hangs_up() {
+    let (server, _, id) = one_worker_server("pq-reshape-hangup", 120).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .get(cross_join_fetch(&server, &id))
+        .bearer_auth("me")
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the client should have given up before any answer"
+    );
+    the_worker_is_free_and_idle(&server, "pq-reshape-hangup").await;
+}
+
+/// A job store whose writes of succeeded jobs wait until the test lets them go.
+struct StallingStore {
+    inner: polyquery::engine::FileJobStore,
+    stalled: std::sync::Mutex<bool>,
+    released: std::sync::Condvar,
+}
+
+impl polyquery::engine::JobStore for StallingStore {
+    fn save(
+        &self,
+        record: &polyquery::engine::JobRecord,
+    ) -> Result<(), polyquery::engine::EngineError> {
+        if record.state == JobState::Succeeded {
+            let mut stalled = self.stalled.lock().unwrap();
+            while *stalled {
+                stalled = self.released.wait(stalled).unwrap();
+            }
+        }
+        self.inner.save(record)
+    }
+    fn remove(&self, id: polyquery::engine::JobId) -> Result<(), polyquery::engine::EngineError> {
+        self.inner.remove(id)
+    }
+    fn load_all(
+        &self,
+    ) -> Result<Vec<polyquery::engine::JobRecord>, polyquery::engine::EngineError> {
+        self.inner.load_all()
+    }
+    fn sequence_high_water(&self) -> Result<u64, polyquery::engine::EngineError> {
+        self.inner.sequence_high_water()
+    }
+    fn raise_sequence_high_water(&self, seq: u64) -> Result<(), polyquery::engine::EngineError> {
+        self.inner.raise_sequence_high_water(seq)
+    }
+}
+
+#[tokio::test]
+async fn a_status_poll_answers_while_a_job_record_is_being_written() {
+    let records = tempfile::tempdir().unwrap();
+    let store = Arc::new(StallingStore {
+        inner: polyquery::engine::FileJobStore::new(records.path().to_path_buf()).unwrap(),
+        stalled: std::sync::Mutex::new(true),
+        released: std::sync::Condvar::new(),
+    });
+    let server = support::TestServer::start_with(
+        polyquery::config::Config::default(),
+        "pq-stalled-store",
+        Some(store.clone()),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let started: serde_json::Value = http
+        .put(server.url("/honeycomb/api/SqlBackground"))
+        .bearer_auth("me")
+        .body("select 1 as x")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let job = server.engine.resolve(JobRef::parse(&id).unwrap()).unwrap();
+    wait_for_state(&server.engine, job, JobState::Succeeded).await;
+    // The record of the finished job is still being written (the store holds it): polls answer.
+    for _ in 0..5 {
+        let poll = tokio::time::timeout(
+            Duration::from_secs(2),
+            http.get(server.url(&format!("/honeycomb/api/SqlBackground/{id}")))
+                .bearer_auth("me")
+                .send(),
+        )
+        .await
+        .expect("a status poll waited on a record write")
+        .unwrap();
+        assert_eq!(poll.status(), reqwest::StatusCode::OK);
+    }
+    *store.stalled.lock().unwrap() = false;
+    store.released.notify_all();
+    let record = server
+        .engine
+        .wait(job, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(record.state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn sequence_numbers_never_go_back_after_the_newest_job_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let removed = {
+        let engine = Engine::start(
+            support::engine_config(dir.path()),
+            support::executor().await,
+        )
+        .unwrap();
+        run(&engine, spec("SELECT 1")).await;
+        let (newest, _) = run(&engine, spec("SELECT 2")).await;
+        engine.remove(newest).unwrap();
+        engine.shutdown().await;
+        newest
+    };
+    let engine = Engine::start(
+        support::engine_config(dir.path()),
+        support::executor().await,
+    )
+    .unwrap();
+    let next = engine.submit(spec("SELECT 3")).await.unwrap();
+    assert!(
+        next.seq > removed.seq,
+        "handle {} was handed out again after a restart",
+        removed.to_handle()
+    );
 }

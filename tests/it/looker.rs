@@ -583,6 +583,7 @@ async fn unknown_tasks_are_404_and_missing_in_multi_results() {
             spec.tags.insert("looker.kind".into(), "task".into());
             spec
         })
+        .await
         .unwrap();
     looker_error(
         s.get(&format!("/query_tasks/{}", other.to_hex())).await,

@@ -50,6 +50,7 @@ async fn metrics_count_requests_and_jobs_in_prometheus_text() {
             polyquery::query::Principal::user("m"),
             "kylin",
         ))
+        .await
         .unwrap();
     s.engine
         .wait(id, std::time::Duration::from_secs(30))

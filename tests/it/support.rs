@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polyquery::config::Config;
-use polyquery::engine::{Engine, EngineConfig, JobId, JobRecord, JobSpec, JobState};
+use polyquery::engine::{Engine, EngineConfig, JobId, JobRecord, JobSpec, JobState, JobStore};
 use polyquery::exec::datafusion::DataFusionExecutor;
 use polyquery::server;
 use tempfile::TempDir;
@@ -34,7 +34,7 @@ pub fn spec(sql: &str) -> JobSpec {
 
 /// Submits and waits for the job to finish.
 pub async fn run(engine: &Engine, spec: JobSpec) -> (JobId, JobRecord) {
-    let id = engine.submit(spec).unwrap();
+    let id = engine.submit(spec).await.unwrap();
     let record = engine.wait(id, Duration::from_secs(60)).await.unwrap();
     assert!(record.state.is_terminal(), "job did not finish: {record:?}");
     (id, record)
@@ -61,11 +61,27 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start(mut config: Config) -> TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        TestServer::start_with(config, "pq-query", None).await
+    }
+
+    /// A server whose query threads carry `thread_name` (to measure their CPU alone) and whose job
+    /// records go to `store` (default: the data directory).
+    pub async fn start_with(
+        mut config: Config,
+        thread_name: &str,
+        store: Option<Arc<dyn JobStore>>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.data_dir = dir.path().to_path_buf();
-        let engine = Engine::start(config.engine_config(), executor().await).unwrap();
+        let mut engine_config = config.engine_config();
+        engine_config.thread_name = thread_name.into();
+        let engine = match store {
+            Some(store) => Engine::start_with_store(engine_config, executor().await, store),
+            None => Engine::start(engine_config, executor().await),
+        }
+        .unwrap();
         let listeners = server::bind_all(&config).await.unwrap();
         let addr = listeners[0].local_addr().unwrap();
         let app = server::App::new(engine.clone(), Arc::new(config));

@@ -252,7 +252,7 @@ impl AsterixFront {
         if let Some(remote) = request.extensions().get::<RemoteAddr>() {
             spec.tags.insert(TAG_REMOTE.into(), remote.0.to_string());
         }
-        let id = match self.engine.submit(spec) {
+        let id = match self.engine.submit(spec).await {
             Ok(id) => id,
             Err(e) => {
                 let e = AsxError::from_engine(&e, &request_id);

@@ -190,7 +190,7 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         spec.tags.insert(key.into(), value);
     }
     sweep_orphans(state);
-    let id = match state.engine.submit(spec) {
+    let id = match state.engine.submit(spec).await {
         Ok(id) => id,
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),
         Err(e) => return refused(flavour, "000".into(), e.message),

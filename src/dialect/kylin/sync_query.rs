@@ -67,7 +67,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     spec.params = params;
     spec.tags.insert(tag::KIND.into(), tag::SYNC.into());
     spec.tags.insert(tag::PROJECT.into(), project.name.into());
-    let id = match state.engine.submit(spec) {
+    let id = match state.engine.submit(spec).await {
         Ok(id) => id,
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),
         Err(e) => return failed(e.message),

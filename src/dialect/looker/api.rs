@@ -342,7 +342,7 @@ impl LookerFront {
             ),
             ["query_tasks"] if m == Method::POST => (
                 "create_query_task",
-                self.create_query_task(request, &params, &owner),
+                self.create_query_task(request, &params, &owner).await,
             ),
             ["query_tasks", "multi_results"] if m == Method::GET => (
                 "query_task_multi_results",
@@ -541,7 +541,7 @@ impl LookerFront {
                     options,
                     "run",
                 )?;
-                self.engine.submit(spec)?
+                self.engine.submit(spec).await?
             }
         };
         let wait = self.limits.wait_budget();
@@ -679,7 +679,12 @@ impl LookerFront {
 
     // --- query tasks --------------------------------------------------------------------------
 
-    fn create_query_task(&self, request: &Request, params: &Params, owner: &Principal) -> Answer {
+    async fn create_query_task(
+        &self,
+        request: &Request,
+        params: &Params,
+        owner: &Principal,
+    ) -> Answer {
         let body: CreateQueryTask = json_body(request)?;
         let _ = (body.deferred, &body.look_id, &body.dashboard_id);
         let query_id = match &body.query_id {
@@ -727,7 +732,7 @@ impl LookerFront {
         };
         let id = match reused {
             Some(id) => id,
-            None => self.engine.submit(spec)?,
+            None => self.engine.submit(spec).await?,
         };
         self.remember(id);
         let record = self.engine.get(id)?;
@@ -1012,7 +1017,7 @@ impl LookerFront {
         let mut spec = JobSpec::new(&stored.sql, owner.clone(), "looker");
         spec.tags
             .insert(tag::KIND.to_string(), "sql_runner".to_string());
-        let id = self.engine.submit(spec)?;
+        let id = self.engine.submit(spec).await?;
         let wait = self.limits.wait_budget();
         let record = self.engine.wait(id, wait).await?;
         if let Some(q) = self

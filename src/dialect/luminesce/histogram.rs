@@ -4,6 +4,8 @@
 //! The counting is a reshape of the stored result (`floor((epoch(ts) - start) / size)`, grouped),
 //! so it runs in the engine like every other fetch. Empty buckets are listed with a count of 0.
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeZone, Utc};
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -76,6 +78,7 @@ impl HistogramRequest {
         engine: &Engine,
         job: JobId,
         schema: &Schema,
+        within: Duration,
     ) -> Result<Vec<Bucket>, LuminesceError> {
         let column = schema
             .fields()
@@ -99,7 +102,7 @@ impl HistogramRequest {
         let (start, end) = match (self.start, self.end) {
             (Some(s), Some(e)) => (micros(s), micros(e)),
             (s, e) => {
-                let (min, max) = self.range(engine, job, &epoch, &filters).await?;
+                let (min, max) = self.range(engine, job, &epoch, &filters, within).await?;
                 (
                     s.map(micros).unwrap_or(min),
                     e.map(micros).unwrap_or(max.saturating_add(1)),
@@ -133,7 +136,7 @@ impl HistogramRequest {
             ..Default::default()
         };
         let mut counts = vec![0i64; buckets as usize];
-        for row in collect(engine, job, &reshape).await? {
+        for row in collect(engine, job, &reshape, within).await? {
             if let (Some(b), Some(n)) = (row[0].as_f64(), row[1].as_i64())
                 && let Some(slot) = counts.get_mut(b as usize)
             {
@@ -161,13 +164,14 @@ impl HistogramRequest {
         job: JobId,
         epoch: &str,
         filters: &[String],
+        within: Duration,
     ) -> Result<(i64, i64), LuminesceError> {
         let reshape = Reshape {
             select: Some(format!("min({epoch}) AS lo, max({epoch}) AS hi")),
             filter: filters.to_vec(),
             ..Default::default()
         };
-        let rows = collect(engine, job, &reshape).await?;
+        let rows = collect(engine, job, &reshape, within).await?;
         let bound = |i: usize| rows.first().and_then(|r| r[i].as_f64()).map(|v| v as i64);
         match (bound(0), bound(1)) {
             (Some(lo), Some(hi)) => Ok((lo, hi)),
@@ -183,9 +187,10 @@ async fn collect(
     engine: &Engine,
     job: JobId,
     reshape: &Reshape,
+    within: Duration,
 ) -> Result<Vec<Vec<serde_json::Value>>, LuminesceError> {
     let batches: Vec<RecordBatch> = engine
-        .reshape(job, reshape)
+        .reshape(job, reshape, within)
         .await?
         .try_collect()
         .await

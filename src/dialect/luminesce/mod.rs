@@ -181,7 +181,7 @@ impl LuminesceFront {
         };
         let method = request.method();
         match (&route, method) {
-            (Route::Collection, &Method::PUT) => ("start", self.start(&caller, request, &q)),
+            (Route::Collection, &Method::PUT) => ("start", self.start(&caller, request, &q).await),
             (Route::Collection, &Method::GET) => ("list", self.list(&caller, &q)),
             (Route::Job(id), &Method::GET) => ("status", self.progress(&caller, id, &q)),
             (Route::Job(id), &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
@@ -244,7 +244,7 @@ impl LuminesceFront {
     }
 
     /// `PUT /api/SqlBackground`
-    fn start(&self, caller: &Principal, request: &Request, q: &QueryParams) -> Answer {
+    async fn start(&self, caller: &Principal, request: &Request, q: &QueryParams) -> Answer {
         let sql = std::str::from_utf8(request.body()).map_err(|e| {
             LuminesceError::bad_request(format!("the body must be the SQL as UTF-8 text: {e}"))
         })?;
@@ -302,7 +302,7 @@ impl LuminesceFront {
         if let Some(id) = self.reusable(&spec) {
             return Ok(started(id));
         }
-        let id = self.engine.submit(spec)?;
+        let id = self.engine.submit(spec).await?;
         Ok(started(id))
     }
 
@@ -415,7 +415,8 @@ impl LuminesceFront {
     ) -> Result<(JobRecord, Body), LuminesceError> {
         let (job, record, schema) = self.finished(caller, id, request.load_wait_ms).await?;
         let reshape = request.reshape(&schema)?;
-        let stream = self.engine.reshape(job, &reshape).await?;
+        let stream = self.engine.reshape(job, &reshape, self.max_wait()).await?;
+        let stream = crate::wire::body::first_batch(stream).await?;
         let output = request.output;
         let body = encoded(stream, output.format(), request.options.clone());
         let body = match output {
@@ -455,7 +456,9 @@ impl LuminesceFront {
     async fn histogram(&self, caller: &Principal, id: &str, q: &QueryParams) -> Answer {
         let request = histogram::HistogramRequest::parse(q)?;
         let (job, _, schema) = self.finished(caller, id, 0).await?;
-        let buckets = request.run(&self.engine, job, &schema).await?;
+        let buckets = request
+            .run(&self.engine, job, &schema, self.max_wait())
+            .await?;
         if request.json_proper {
             return Ok(http::json(StatusCode::OK, &buckets));
         }
