@@ -3,6 +3,9 @@
 
 pub mod body;
 
+use crate::engine::{Engine, JobId, JobRecord};
+use crate::query::EngineError;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::StatusCode;
@@ -171,6 +174,49 @@ pub fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, NotUtf8> {
         pairs.push((name, value));
     }
     Ok(pairs)
+}
+
+/// The one rule for a synchronous request's job (AsterixDB immediate, Kylin sync, a Looker run, a
+/// Luminesce `/api/Sql`): wait for it within the request's budget; a job still going after that,
+/// or whose request is dropped because its client went away, is cancelled, so no work outlives the
+/// request that asked for it. Only for jobs the request started itself (not one it reuses).
+pub async fn wait_within(
+    engine: &Engine,
+    id: JobId,
+    limits: &HttpLimits,
+) -> Result<JobRecord, EngineError> {
+    let guard = CancelUnlessDone {
+        engine,
+        id,
+        done: false,
+    };
+    let record = engine.wait(id, limits.wait_budget()).await;
+    guard.finish(record)
+}
+
+/// Cancels its job when dropped before [`CancelUnlessDone::finish`] (the request future was dropped).
+struct CancelUnlessDone<'a> {
+    engine: &'a Engine,
+    id: JobId,
+    done: bool,
+}
+
+impl CancelUnlessDone<'_> {
+    fn finish(mut self, record: Result<JobRecord, EngineError>) -> Result<JobRecord, EngineError> {
+        self.done = true;
+        if record.as_ref().is_ok_and(|r| !r.state.is_terminal()) {
+            let _ = self.engine.cancel(self.id);
+        }
+        record
+    }
+}
+
+impl Drop for CancelUnlessDone<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.engine.cancel(self.id);
+        }
+    }
 }
 
 /// Protections for the HTTP server, and what a front needs of them.

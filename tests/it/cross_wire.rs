@@ -438,3 +438,67 @@ async fn the_kylin_admin_sees_an_anonymous_asterixdb_job() {
         .unwrap();
     assert_eq!(forger.status(), StatusCode::NOT_FOUND);
 }
+
+/// A synchronous request whose client hangs up leaves no work behind: its job is cancelled.
+#[tokio::test]
+async fn a_synchronous_request_whose_client_hangs_up_cancels_its_job() {
+    let server = TestServer::start(looker_models(Config::default())).await;
+    let looker = Caller::new(&server, ADMIN).await;
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "AsterixDB immediate",
+            impatient
+                .post(server.url("/query/service"))
+                .header("content-type", FORM)
+                .body(form(&[("statement", r#"select value sleep("x", 30000);"#)])),
+        ),
+        (
+            "Kylin sync query",
+            impatient
+                .post(server.url("/kylin/api/query"))
+                .basic_auth(ADMIN.name, Some(ADMIN.password))
+                .json(&json!({"sql": "select pq_sleep(30000) as s", "project": "DEFAULT"})),
+        ),
+        (
+            "Looker inline run",
+            impatient
+                .post(server.url("/api/4.0/queries/run/json"))
+                .bearer_auth(&looker.looker_token)
+                .json(&json!({"model": "pqtest", "view": "slow", "fields": ["sleepy.nap"]})),
+        ),
+    ];
+    for (wire, request) in requests {
+        let before: Vec<_> = server.engine.list(None).into_iter().map(|r| r.id).collect();
+        assert!(
+            request.send().await.is_err(),
+            "{wire}: the client should give up first"
+        );
+        let job = server
+            .engine
+            .list(None)
+            .into_iter()
+            .find(|r| !before.contains(&r.id))
+            .unwrap_or_else(|| panic!("{wire}: no job was started"));
+        let mut state = job.state;
+        for _ in 0..250 {
+            state = server
+                .engine
+                .get(job.id)
+                .map(|r| r.state)
+                .unwrap_or(JobState::Cancelled);
+            if state.is_terminal() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            state,
+            JobState::Cancelled,
+            "{wire}: the job outlived its request"
+        );
+    }
+}

@@ -69,6 +69,7 @@ pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
     Arc::new(AsterixFront {
         engine: context.engine,
         principals: context.principals,
+        limits: context.limits,
         profile: context.settings.profile,
         reads: Mutex::new(HashMap::new()),
     })
@@ -97,6 +98,7 @@ const TAG_REMOTE: &str = "remote-addr";
 pub struct AsterixFront {
     engine: Engine,
     principals: Arc<Principals>,
+    limits: http::HttpLimits,
     profile: Profile,
     /// Per job, how many times its result was read.
     reads: Mutex<HashMap<JobId, i64>>,
@@ -263,7 +265,7 @@ impl AsterixFront {
         if params.mode == Mode::Async {
             return self.async_answer(request, id, params, started, compile, &translation.exec_sql);
         }
-        let record = match self.engine.wait(id, Duration::from_secs(24 * 3600)).await {
+        let record = match http::wait_within(&self.engine, id, &self.limits).await {
             Ok(r) => r,
             Err(e) => {
                 let e = AsxError::from_engine(&e, &request_id);

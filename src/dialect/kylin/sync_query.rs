@@ -74,9 +74,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     };
     // Answer before the server's own request timeout does, so the job is not left behind.
     let wait = state.limits.wait_budget();
-    let record = state
-        .engine
-        .wait(id, wait)
+    let record = crate::wire::wait_within(&state.engine, id, &state.limits)
         .await
         .map_err(errors::from_engine)?;
     let answer = match record.state {

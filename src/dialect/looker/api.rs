@@ -541,16 +541,34 @@ impl LookerFront {
                     options,
                     "run",
                 )?;
-                self.engine.submit(spec).await?
+                let id = self.engine.submit(spec).await?;
+                return self.answer_run(id, &compiled, format, options, false).await;
             }
         };
-        let wait = self.limits.wait_budget();
-        let record = self.engine.wait(id, wait).await?;
+        // A run that reuses another request's job waits for it but never cancels it.
+        self.engine.wait(id, self.limits.wait_budget()).await?;
+        self.answer_run(id, &compiled, format, options, true).await
+    }
+
+    /// Answers a run once its job is done (waited for within the request, as every sync run is).
+    async fn answer_run(
+        &self,
+        id: JobId,
+        compiled: &query::Compiled,
+        format: ResultFormat,
+        options: RunOptions,
+        from_cache: bool,
+    ) -> Answer {
+        let record = if from_cache {
+            self.engine.get(id)?
+        } else {
+            http::wait_within(&self.engine, id, &self.limits).await?
+        };
         let meta = self.meta(
             &record,
-            Some(&compiled),
+            Some(compiled),
             options.apply_formatting,
-            cached.is_some(),
+            from_cache,
         );
         self.answer_result(&record, format, meta).await
     }
@@ -1018,8 +1036,7 @@ impl LookerFront {
         spec.tags
             .insert(tag::KIND.to_string(), "sql_runner".to_string());
         let id = self.engine.submit(spec).await?;
-        let wait = self.limits.wait_budget();
-        let record = self.engine.wait(id, wait).await?;
+        let record = http::wait_within(&self.engine, id, &self.limits).await?;
         if let Some(q) = self
             .sql_queries
             .lock()
