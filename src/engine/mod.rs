@@ -2,6 +2,7 @@
 //! it, read or reshape its result, and let it expire. Queries run on a runtime of their own, apart
 //! from the one serving HTTP, so a busy operator can never stall a status poll.
 
+mod exports;
 mod id;
 mod job;
 mod pool;
@@ -29,10 +30,12 @@ pub use job::{JobRecord, LogEntry};
 pub use results::ResultReader;
 pub use state::{IllegalTransition, JobEvent, JobState};
 
+pub use exports::{ExportState, ExportWriter};
 pub use store::{FileJobStore, JobStore};
 
 use crate::exec::{Executor, StoredResult};
 use crate::sql::reshape::{RESULT_TABLE, Reshape};
+use exports::Exports;
 use pool::Pool;
 use results::ResultStore;
 use store::StoreWriter;
@@ -84,6 +87,9 @@ struct Inner {
     next_seq: AtomicU64,
     executor: Arc<dyn Executor>,
     results: ResultStore,
+    exports: Exports,
+    /// Told of every job that ends (fronts that keep something per job subscribe).
+    on_end: RwLock<Vec<EndHook>>,
     store: StoreWriter,
     /// The workers and the queue in front of them, shared by jobs and reshapes.
     pool: Pool,
@@ -156,6 +162,8 @@ impl Engine {
                 config.data_dir.join("results"),
                 config.result_memory_budget,
             )?,
+            exports: Exports::new(config.data_dir.join("exports"))?,
+            on_end: RwLock::new(Vec::new()),
             store: StoreWriter::start(store)?,
             pool: Pool::new(config.workers, config.queue_length),
             runtime: QueryRuntime(Some(runtime)),
@@ -424,6 +432,73 @@ impl Engine {
         self.inner.results.path(id)
     }
 
+    /// Subscribes to the end of every job (succeeded, failed, cancelled or timed out). The hook runs
+    /// on the query runtime and must not block.
+    pub fn on_end(&self, hook: impl Fn(&Engine, &JobRecord) + Send + Sync + 'static) {
+        write(&self.inner.on_end).push(Arc::new(hook));
+    }
+
+    /// Where export `name` of a succeeded job stands, starting to write it (in the background,
+    /// under the worker pool) when it was never started. A job that has not succeeded answers its
+    /// state's error, as [`Engine::read`] does.
+    pub fn export(
+        &self,
+        id: JobId,
+        name: &str,
+        writer: ExportWriter,
+    ) -> Result<ExportState, EngineError> {
+        self.read(id)?;
+        if let Some(state) = self.inner.exports.state(id, name)? {
+            return Ok(state);
+        }
+        let Ok(ticket) = self.inner.pool.admit() else {
+            // The queue is full: nothing is started, and the next look tries again.
+            return Ok(ExportState::Writing);
+        };
+        if !self.inner.exports.claim(id, name) {
+            return Ok(ExportState::Writing);
+        }
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        self.inner.runtime()?.spawn(async move {
+            if let Some(_permit) = inner.pool.acquire(ticket).await {
+                let job = inner.clone();
+                let export = name.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    let reader = job.results.open(id)?;
+                    job.exports.write(id, &export, reader, &writer)
+                })
+                .await;
+                if let Ok(Err(e)) | Err(e) = written.map_err(EngineError::internal) {
+                    tracing::warn!(job = %id, export = %name, error = %e, "an export failed");
+                }
+            }
+            inner.exports.release(id, &name);
+        });
+        Ok(ExportState::Writing)
+    }
+
+    /// A ready export's size and its bytes, streamed.
+    pub async fn open_export(
+        &self,
+        id: JobId,
+        name: &str,
+    ) -> Result<
+        (
+            u64,
+            impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + use<>,
+        ),
+        EngineError,
+    > {
+        self.inner.cell(id)?;
+        self.inner.exports.open(id, name).await
+    }
+
+    /// The directory a job's exports are written to (Kylin's `result_path`).
+    pub fn export_location(&self, id: JobId) -> std::path::PathBuf {
+        self.inner.exports.dir(id)
+    }
+
     /// Bytes of results held in memory now.
     pub fn result_memory_used(&self) -> usize {
         self.inner.results.memory_used()
@@ -471,6 +546,9 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A subscriber to the end of jobs.
+type EndHook = Arc<dyn Fn(&Engine, &JobRecord) + Send + Sync>;
+
 /// How a running job's work ended.
 enum Outcome {
     Done(Result<u64, EngineError>),
@@ -489,6 +567,7 @@ impl Inner {
         write(&self.jobs).remove(&id.uuid);
         write(&self.by_seq).remove(&id.seq);
         self.results.remove(id);
+        self.exports.remove(id);
         self.store.remove(id);
     }
 
@@ -673,6 +752,16 @@ impl Inner {
         if ended != Ok(JobState::Succeeded) {
             // Cancelled or interrupted while the last batch was stored: keep no orphan result.
             self.results.remove(cell.id);
+        }
+        let hooks: Vec<EndHook> = read(&self.on_end).clone();
+        if !hooks.is_empty() {
+            let engine = Engine {
+                inner: self.clone(),
+            };
+            let record = cell.lock().clone();
+            for hook in hooks {
+                hook(&engine, &record);
+            }
         }
     }
 

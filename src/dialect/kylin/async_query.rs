@@ -12,14 +12,13 @@ use hyper::body::Frame;
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, StatusCode};
 use serde_json::{Map, Value, json};
-use tokio::io::AsyncReadExt;
 
 use super::errors::{self, KeCode, KylinError, text};
-use super::files::{FileFormat, FileSpec};
+use super::files::{self, FileFormat, FileSpec};
 use super::sql::{Project, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
 use super::{Call, Reply, State, enveloped, json_response, tag};
-use crate::engine::{JobId, JobRecord, JobRef, JobSpec, JobState, Limits};
+use crate::engine::{Engine, ExportState, JobRecord, JobRef, JobSpec, JobState, Limits};
 use crate::wire::{FormatLabel, Response};
 
 /// Routes `/async_query/<rest>`; answers the metrics label and the reply.
@@ -189,13 +188,11 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     ] {
         spec.tags.insert(key.into(), value);
     }
-    sweep_orphans(state);
     let id = match state.engine.submit(spec).await {
         Ok(id) => id,
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),
         Err(e) => return refused(flavour, "000".into(), e.message),
     };
-    watch(state.clone(), id, project, file.clone());
     let record = state
         .engine
         .wait(id, Duration::from_millis(state.settings().submit_wait_ms))
@@ -220,72 +217,25 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     enveloped(flavour, data.to_json(flavour))
 }
 
-/// Writes the result file once the job succeeds, in the background.
-fn watch(state: Arc<State>, id: JobId, project: Project, file: FileSpec) {
-    tokio::spawn(async move {
-        loop {
-            match state.engine.wait(id, Duration::from_secs(3600)).await {
-                Ok(record) if record.state.is_terminal() => {
-                    if record.state == JobState::Succeeded {
-                        write_file(state.clone(), id, project, file).await;
-                    }
-                    return;
-                }
-                Ok(_) => continue,
-                Err(_) => return,
-            }
-        }
-    });
-}
-
-/// Writes the job's result file unless it is there or being written.
-async fn write_file(state: Arc<State>, id: JobId, project: Project, file: FileSpec) {
-    {
-        let mut writing = state.writing.lock().unwrap_or_else(|p| p.into_inner());
-        if !writing.insert(id.uuid) {
-            return;
-        }
+/// Writes a Kylin async job's result file as soon as it succeeds (subscribed to the engine's job
+/// ends when the front is built), so the file is usually there by the first status poll.
+pub fn write_on_success(engine: &Engine, record: &JobRecord) {
+    if record.state != JobState::Succeeded {
+        return;
     }
-    let task_state = state.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        let files = &task_state.files;
-        if files.ready(project.name, id, file.format).is_some() {
-            return;
-        }
-        match task_state.engine.read(id) {
-            Ok(reader) => {
-                if let Err(e) = files.write(project.name, id, &file, reader) {
-                    tracing::warn!(job = %id, error = %e, "writing a Kylin result file failed");
-                }
-            }
-            Err(e) => tracing::warn!(job = %id, error = %e, "a Kylin result is not readable"),
-        }
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::warn!(job = %id, error = %e, "the Kylin result writer stopped");
-    }
-    state
-        .writing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id.uuid);
-}
-
-/// Result directories whose job the engine no longer knows (expired) are deleted.
-fn sweep_orphans(state: &State) {
-    for (project, id) in state.files.all() {
-        let known = JobRef::parse(&id).and_then(|r| state.engine.resolve(r));
-        if known.is_none() {
-            state.files.remove_dir(&project, &id);
-        }
+    if let (Some(project), file) = file_spec(record) {
+        let _ = engine.export(
+            record.id,
+            &files::file_name(project.name, record.id, file.format),
+            files::writer(file),
+        );
     }
 }
 
 /// Where an async job stands on Kylin's wire: its status and info text. A succeeded job whose file
 /// is not written yet is still `RUNNING`, as in Kylin (the `_SUCCESS` marker comes last).
 fn progress(
-    state: &Arc<State>,
+    state: &State,
     record: &JobRecord,
     project: Project,
     file: &FileSpec,
@@ -293,17 +243,17 @@ fn progress(
     match record.state {
         JobState::Queued | JobState::Running => (Status::Running, "still running".into()),
         JobState::Succeeded => {
-            if state
-                .files
-                .ready(project.name, record.id, file.format)
-                .is_some()
+            let name = files::file_name(project.name, record.id, file.format);
+            match state
+                .engine
+                .export(record.id, &name, files::writer(file.clone()))
             {
-                (Status::Successful, "await fetching results".into())
-            } else if let Some(reason) = state.files.failure(project.name, record.id) {
-                (Status::Failed, reason)
-            } else {
-                tokio::spawn(write_file(state.clone(), record.id, project, file.clone()));
-                (Status::Running, "still running".into())
+                Ok(ExportState::Ready { .. }) => {
+                    (Status::Successful, "await fetching results".into())
+                }
+                Ok(ExportState::Writing) => (Status::Running, "still running".into()),
+                Ok(ExportState::Failed(reason)) => (Status::Failed, reason),
+                Err(e) => (Status::Failed, e.message),
             }
         }
         JobState::Failed | JobState::Cancelled | JobState::TimedOut => (
@@ -320,6 +270,7 @@ fn progress(
 /// An async job found by a GET or DELETE.
 struct Located {
     record: JobRecord,
+    /// The job's own project, or for another wire's job the one the caller named (else `DEFAULT`).
     project: Project,
     file: FileSpec,
 }
@@ -369,8 +320,10 @@ fn locate(state: &State, call: &Call, flavour: Flavour, id: &str) -> Result<Look
         .and_then(|job| state.engine.get(job).ok())
         .and_then(|record| {
             let (job_project, file) = file_spec(&record);
+            // A job of Kylin's own is found in its project; another wire's job in any project.
             let project = match (job_project, project) {
-                (Some(own), asked) => asked.is_none_or(|p| p == own).then_some(own)?,
+                (Some(own), Some(asked)) if own != asked => return None,
+                (Some(own), _) => own,
                 (None, asked) => asked.unwrap_or(Project::DEFAULT),
             };
             Some(Located {
@@ -463,7 +416,15 @@ fn file_status(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> R
         return denied(flavour, json!(0), "get the file status");
     }
     let job = finished(state, lookup)?;
-    enveloped(flavour, state.files.size(job.project.name, job.record.id))
+    let name = files::file_name(job.project.name, job.record.id, job.file.format);
+    let size = match state
+        .engine
+        .export(job.record.id, &name, files::writer(job.file.clone()))
+    {
+        Ok(ExportState::Ready { size }) => size,
+        _ => 0,
+    };
+    enveloped(flavour, size)
 }
 
 fn result_path(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> Reply {
@@ -471,7 +432,10 @@ fn result_path(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> R
         Lookup::Denied => denied(flavour, json!(""), "get the query path"),
         Lookup::Unknown => Err(KylinError::query_not_found()),
         Lookup::Found(job) => {
-            let dir = state.files.dir(job.project.name, job.record.id);
+            let dir = state
+                .engine
+                .export_location(job.record.id)
+                .join(files::result_dir(job.project.name, job.record.id));
             let dir = std::path::absolute(&dir).unwrap_or(dir);
             enveloped(flavour, format!("file://{}", dir.display()))
         }
@@ -496,24 +460,16 @@ async fn download(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -
         return Err(KylinError::new(KeCode::AccessDenied, text::DOWNLOAD_DENIED));
     }
     let job = finished(state, lookup)?;
-    let path = state
-        .files
-        .ready(job.project.name, job.record.id, job.file.format)
-        .ok_or_else(KylinError::result_not_found)?;
-    let file = tokio::fs::File::open(&path)
+    let name = files::file_name(job.project.name, job.record.id, job.file.format);
+    let (_, bytes) = state
+        .engine
+        .open_export(job.record.id, &name)
         .await
         .map_err(|_| KylinError::result_not_found())?;
-    let chunks = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; 64 << 10];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Frame::data(bytes::Bytes::from(buf))), Some(file)))
-            }
-            Err(e) => Some((Err(Box::new(e) as crate::wire::BoxError), None)),
-        }
+    let chunks = bytes.map(|chunk| {
+        chunk
+            .map(Frame::data)
+            .map_err(|e| Box::new(e) as crate::wire::BoxError)
     });
     let mut response = Response::new(StreamBody::new(chunks.boxed()).boxed_unsync());
     let headers = response.headers_mut();
@@ -545,15 +501,15 @@ fn delete(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> Reply 
         ),
         Lookup::Unknown => Err(KylinError::query_not_found()),
         Lookup::Found(job) => {
-            forget(state, &job.record, job.project);
+            forget(state, &job.record);
             enveloped(flavour, true)
         }
     }
 }
 
-fn forget(state: &State, record: &JobRecord, project: Project) {
+/// A job and its result file are gone together.
+fn forget(state: &State, record: &JobRecord) {
     let _ = state.engine.remove(record.id);
-    state.files.remove(project.name, record.id);
 }
 
 fn stop(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> Reply {
@@ -625,12 +581,7 @@ fn delete_all(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
             _ => true,
         };
         if selected {
-            forget(state, &record, job_project);
-        }
-    }
-    if cutoff.is_none() {
-        for (project, id) in state.files.all() {
-            state.files.remove_dir(&project, &id);
+            forget(state, &record);
         }
     }
     enveloped(flavour, true)

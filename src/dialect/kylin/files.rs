@@ -1,19 +1,13 @@
-//! Async query result files, kept under the engine's data directory the way Kylin keeps them on
-//! HDFS: `kylin/<project>/async_query_result/<id>/<id>.<format>`.
-//!
-//! A file is written once, after its job succeeds, from the engine's stored result; it is written
-//! under a `_`-prefixed name and renamed when complete, so its presence means "ready" and the file
-//! status (the sum of the non-`_` files) never counts a half-written file. A write that fails leaves
-//! `_FAILED` with the reason, as Kylin does.
+//! Async query result files: how one is written from a job's result. The engine keeps them (as
+//! exports of the job, named `<id>.<format>` as in Kylin's result directory), writes them under its
+//! worker pool once the job succeeds, and removes them with the job.
 //!
 //! Formats follow Kylin's `ResultPlan` (spec §5): CSV in UTF-8 with LF, Kylin's quoting and a
 //! header only when asked; JSON as an array of strings, each a serialized row object without its
 //! null fields; XLSX with one sheet `query_result`, every cell a string; Parquet with typed columns
 //! whose names have `,;{}()\n\t=` and spaces replaced by `_`.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
@@ -21,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::wire::CellStyle;
 use crate::encode::{self, EncodeError, EncodeOptions, Format};
-use crate::engine::{EngineError, JobId, ResultReader};
+use crate::engine::{EngineError, ExportWriter, JobId, ResultReader};
 
 /// The download formats Kylin offers, in the order its messages list them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,115 +94,35 @@ pub enum FileError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-/// Where the result directories live.
-#[derive(Clone, Debug)]
-pub struct ResultFiles {
-    root: PathBuf,
+/// A job's result directory, laid out as Kylin lays it out on HDFS (what `result_path` names).
+pub fn result_dir(project: &str, id: JobId) -> String {
+    format!("{project}/async_query_result/{}", id.to_uuid())
 }
 
-const FAILED_MARKER: &str = "_FAILED";
+/// The export name of a job's result file: `<result dir>/<id>.<format>`.
+pub fn file_name(project: &str, id: JobId, format: FileFormat) -> String {
+    format!(
+        "{}/{}.{}",
+        result_dir(project, id),
+        id.to_uuid(),
+        format.name()
+    )
+}
 
-impl ResultFiles {
-    pub fn new(data_dir: &Path) -> Self {
-        ResultFiles {
-            root: data_dir.join("kylin"),
-        }
-    }
-
-    /// The project's `async_query_result` directory.
-    fn project_dir(&self, project: &str) -> PathBuf {
-        self.root.join(project).join("async_query_result")
-    }
-
-    /// The query's result directory (what `result_path` names).
-    pub fn dir(&self, project: &str, id: JobId) -> PathBuf {
-        self.project_dir(project).join(id.to_uuid())
-    }
-
-    fn file(&self, project: &str, id: JobId, format: FileFormat) -> PathBuf {
-        self.dir(project, id)
-            .join(format!("{}.{}", id.to_uuid(), format.name()))
-    }
-
-    /// The finished file, if it is there.
-    pub fn ready(&self, project: &str, id: JobId, format: FileFormat) -> Option<PathBuf> {
-        let path = self.file(project, id, format);
-        path.is_file().then_some(path)
-    }
-
-    /// Why writing the file failed, if it did.
-    pub fn failure(&self, project: &str, id: JobId) -> Option<String> {
-        fs::read_to_string(self.dir(project, id).join(FAILED_MARKER)).ok()
-    }
-
-    /// The bytes of the finished files (those not named `_…`).
-    pub fn size(&self, project: &str, id: JobId) -> u64 {
-        let Ok(entries) = fs::read_dir(self.dir(project, id)) else {
-            return 0;
-        };
-        entries
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('_'))
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    pub fn remove(&self, project: &str, id: JobId) {
-        let _ = fs::remove_dir_all(self.dir(project, id));
-    }
-
-    /// Every query directory of every project: (project directory name, id text).
-    pub fn all(&self) -> Vec<(String, String)> {
-        let mut found = Vec::new();
-        let Ok(projects) = fs::read_dir(&self.root) else {
-            return found;
-        };
-        for project in projects.flatten() {
-            let name = project.file_name().to_string_lossy().to_string();
-            if let Ok(ids) = fs::read_dir(self.project_dir(&name)) {
-                for id in ids.flatten() {
-                    found.push((name.clone(), id.file_name().to_string_lossy().to_string()));
-                }
-            }
-        }
-        found
-    }
-
-    pub fn remove_dir(&self, project: &str, id: &str) {
-        let _ = fs::remove_dir_all(self.project_dir(project).join(id));
-    }
-
-    /// Writes the result file from the job's stored result (blocking: run it off the runtime).
-    /// A failure is recorded in `_FAILED` as well as returned.
-    pub fn write(
-        &self,
-        project: &str,
-        id: JobId,
-        spec: &FileSpec,
-        reader: ResultReader,
-    ) -> Result<PathBuf, FileError> {
-        let dir = self.dir(project, id);
-        fs::create_dir_all(&dir)?;
-        let final_path = self.file(project, id, spec.format);
-        let partial = dir.join(format!("_{}.{}.partial", id.to_uuid(), spec.format.name()));
-        let written = File::create(&partial)
-            .map_err(FileError::from)
-            .and_then(|file| write_format(spec, reader, BufWriter::new(file)))
-            .and_then(|()| fs::rename(&partial, &final_path).map_err(FileError::from));
-        if let Err(e) = &written {
-            let _ = fs::remove_file(&partial);
-            let _ = fs::write(dir.join(FAILED_MARKER), e.to_string());
-        }
-        written.map(|()| final_path)
-    }
+/// The engine's writer for a result file of this kind.
+pub fn writer(spec: FileSpec) -> ExportWriter {
+    Arc::new(move |reader, out| {
+        write_format(&spec, reader, out).map_err(|e| match e {
+            FileError::Engine(e) => e,
+            other => EngineError::internal(other),
+        })
+    })
 }
 
 fn write_format(
     spec: &FileSpec,
     reader: ResultReader,
-    mut out: BufWriter<File>,
+    mut out: Box<dyn Write + Send>,
 ) -> Result<(), FileError> {
     let schema = reader.schema();
     match spec.format {
@@ -221,8 +135,7 @@ fn write_format(
                 ..EncodeOptions::default()
             };
             let style = CellStyle::new(schema.fields());
-            let mut encoder =
-                encode::encoder(Format::Xlsx, &options, text_schema(&schema), Box::new(out))?;
+            let mut encoder = encode::encoder(Format::Xlsx, &options, text_schema(&schema), out)?;
             for batch in reader {
                 encoder.write_batch(&style.text_batch(&batch?)?)?;
             }
@@ -235,7 +148,7 @@ fn write_format(
                 Format::Parquet,
                 &EncodeOptions::default(),
                 renamed.clone(),
-                Box::new(out),
+                out,
             )?;
             for batch in reader {
                 let batch = batch?;

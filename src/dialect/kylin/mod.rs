@@ -14,9 +14,8 @@ mod sql;
 mod sync_query;
 mod wire;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -30,7 +29,6 @@ use crate::engine::Engine;
 use crate::query::{Caller, Principals};
 use crate::wire::{self as http, HttpLimits, Request, Response, RouteLabel};
 use errors::{KeCode, KylinError};
-use files::ResultFiles;
 use wire::{Accept, Envelope, Flavour};
 
 pub use sql::{PROJECTS, Project};
@@ -60,14 +58,13 @@ impl Default for Settings {
 }
 
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
+    context.engine.on_end(async_query::write_on_success);
     Arc::new(KylinFront {
         state: Arc::new(State {
-            files: ResultFiles::new(context.engine.data_dir()),
             engine: context.engine,
             principals: context.principals,
             limits: context.limits,
             settings: context.settings,
-            writing: Mutex::new(HashSet::new()),
         }),
     })
 }
@@ -83,9 +80,6 @@ pub struct State {
     principals: Arc<Principals>,
     limits: HttpLimits,
     settings: Settings,
-    files: ResultFiles,
-    /// Jobs whose result file is being written now.
-    writing: Mutex<HashSet<u128>>,
 }
 
 impl State {
