@@ -68,6 +68,15 @@ pub struct EngineSettings {
     pub exec_threads: usize,
     /// Milliseconds between sweeps for expired jobs.
     pub reaper_interval_ms: u64,
+    /// The largest result one job may keep, in megabytes and in rows; a job past either fails.
+    pub max_result_mb: u64,
+    pub max_result_rows: u64,
+    /// Megabytes all result files together may take in the data directory.
+    pub data_budget_mb: u64,
+    /// Live jobs one principal may have at once.
+    pub max_jobs_per_principal: usize,
+    /// The longest a finished job is kept, in seconds, whatever its wire asked for.
+    pub max_keep_for_secs: u64,
 }
 
 impl Default for EngineSettings {
@@ -79,6 +88,11 @@ impl Default for EngineSettings {
             partitions: 1,
             exec_threads: 2,
             reaper_interval_ms: 1000,
+            max_result_mb: 2048,
+            max_result_rows: 100_000_000,
+            data_budget_mb: 20_480,
+            max_jobs_per_principal: 10_000,
+            max_keep_for_secs: 31 * 24 * 3600,
         }
     }
 }
@@ -178,6 +192,11 @@ impl Config {
             workers: self.engine.workers,
             queue_length: self.engine.queue_length,
             result_memory_budget: self.engine.result_memory_mb.saturating_mul(1 << 20),
+            max_result_bytes: self.engine.max_result_mb.saturating_mul(1 << 20),
+            max_result_rows: self.engine.max_result_rows,
+            disk_budget: self.engine.data_budget_mb.saturating_mul(1 << 20),
+            max_jobs_per_principal: self.engine.max_jobs_per_principal,
+            max_keep_for: Duration::from_secs(self.engine.max_keep_for_secs),
             reaper_interval: Duration::from_millis(self.engine.reaper_interval_ms.max(10)),
             exec_threads: self.engine.exec_threads,
             thread_name: "pq-query".into(),

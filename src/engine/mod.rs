@@ -20,7 +20,7 @@ use chrono::Utc;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +53,15 @@ pub struct EngineConfig {
     pub queue_length: usize,
     /// Bytes of results held in memory across all jobs; the rest is read from disk.
     pub result_memory_budget: usize,
+    /// The most bytes and rows one job's result may have; a job past either fails.
+    pub max_result_bytes: u64,
+    pub max_result_rows: u64,
+    /// The most bytes the result files of all jobs may take on disk; a job that would go past it fails.
+    pub disk_budget: u64,
+    /// The most live jobs one principal may have; more are refused as `Busy`.
+    pub max_jobs_per_principal: usize,
+    /// The longest any job is kept after it ends, whatever its wire asked for.
+    pub max_keep_for: Duration,
     /// How often expired jobs are swept away.
     pub reaper_interval: Duration,
     /// Threads of the query runtime.
@@ -68,6 +77,11 @@ impl EngineConfig {
             workers: 4,
             queue_length: 1000,
             result_memory_budget: 256 << 20,
+            max_result_bytes: 2 << 30,
+            max_result_rows: 100_000_000,
+            disk_budget: 20 << 30,
+            max_jobs_per_principal: 10_000,
+            max_keep_for: Duration::from_secs(31 * 24 * 3600),
             reaper_interval: Duration::from_secs(1),
             exec_threads: 2,
             thread_name: "pq-query".into(),
@@ -88,6 +102,10 @@ struct Inner {
     executor: Arc<dyn Executor>,
     results: ResultStore,
     exports: Exports,
+    /// The most bytes and rows one job's result may have.
+    max_result: (u64, u64),
+    max_jobs_per_principal: usize,
+    max_keep_for: Duration,
     /// Told of every job that ends (fronts that keep something per job subscribe).
     on_end: RwLock<Vec<EndHook>>,
     store: StoreWriter,
@@ -161,7 +179,11 @@ impl Engine {
             results: ResultStore::new(
                 config.data_dir.join("results"),
                 config.result_memory_budget,
+                config.disk_budget,
             )?,
+            max_result: (config.max_result_bytes, config.max_result_rows),
+            max_jobs_per_principal: config.max_jobs_per_principal.max(1),
+            max_keep_for: config.max_keep_for,
             exports: Exports::new(config.data_dir.join("exports"))?,
             on_end: RwLock::new(Vec::new()),
             store: StoreWriter::start(store)?,
@@ -183,15 +205,30 @@ impl Engine {
 
     /// Accepts a job: checks that its SQL parses (a syntax error is answered at once), queues it, and
     /// returns its id once its record is durable. A full queue answers `Busy`.
-    pub async fn submit(&self, spec: JobSpec) -> Result<JobId, EngineError> {
+    pub async fn submit(&self, mut spec: JobSpec) -> Result<JobId, EngineError> {
         self.inner.executor.check(spec.runnable_sql())?;
+        spec.limits.keep_for = spec.limits.keep_for.min(self.inner.max_keep_for);
+        let owned = read(&self.inner.jobs)
+            .values()
+            .filter(|c| c.lock().spec.owner == spec.owner)
+            .count();
+        if owned >= self.inner.max_jobs_per_principal {
+            return Err(EngineError::new(
+                ErrorKind::Busy,
+                format!(
+                    "{} keeps {owned} jobs, the most one principal may; remove some or let them expire",
+                    spec.owner
+                ),
+            ));
+        }
         let ticket = self.inner.pool.admit()?;
         let id = JobId {
             uuid: uuid::Uuid::new_v4().as_u128(),
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
         };
         let record = JobRecord::new(id, spec, Utc::now());
-        self.inner.store.save(&record);
+        // Durable before anyone hears of the job (its later changes may queue behind this write).
+        self.inner.store.save_and_wait(&record).await;
         let cell = Arc::new(JobCell::new(record));
         self.inner.insert(cell.clone());
         let inner = self.inner.clone();
@@ -202,10 +239,21 @@ impl Engine {
                 _ = cell.cancel.cancelled() => return,
             };
             if let Some(_permit) = permit {
-                inner.run(cell).await;
+                // A panic inside the query fails this job alone; the worker's permit is released
+                // as the task unwinds, so the pool never shrinks.
+                let ran = std::panic::AssertUnwindSafe(inner.run(cell.clone()))
+                    .catch_unwind()
+                    .await;
+                if let Err(panic) = ran {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    inner.panicked(&cell, what).await;
+                }
             }
         });
-        self.inner.store.flush().await;
         Ok(id)
     }
 
@@ -765,6 +813,19 @@ impl Inner {
         }
     }
 
+    /// A job whose query panicked fails with an internal error (and keeps no partial result).
+    async fn panicked(&self, cell: &JobCell, what: String) {
+        tracing::error!(job = %cell.id, panic = %what, "a query panicked");
+        let _ = self
+            .transition_durably(cell, JobEvent::Fail, |r| {
+                let message = format!("the query failed inside polyquery: {what}");
+                r.note(format!("Query failed: {message}"));
+                r.error = Some(EngineError::new(ErrorKind::Internal, message));
+            })
+            .await;
+        self.results.remove(cell.id);
+    }
+
     /// Runs the query and stores its result, counting rows as they arrive.
     async fn execute(
         &self,
@@ -792,6 +853,17 @@ impl Inner {
             writer.write(&batch)?;
             rows += batch.num_rows() as u64;
             cell.lock().rows = rows;
+            let (max_bytes, max_rows) = self.max_result;
+            if writer.bytes() > max_bytes || rows > max_rows {
+                // The writer is dropped on the way out, and its partial file with it.
+                return Err(EngineError::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "the result is larger than a job may keep ({} MB, {max_rows} rows)",
+                        max_bytes >> 20
+                    ),
+                ));
+            }
         }
         writer.finish()?;
         Ok(rows)

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -17,13 +17,16 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use super::id::JobId;
-use crate::query::EngineError;
+use crate::query::{EngineError, ErrorKind};
 
 /// Stored results, keyed by job.
 pub struct ResultStore {
     dir: PathBuf,
     budget: usize,
     used: AtomicUsize,
+    /// Bytes the data directory may hold in result files, and how many it holds now.
+    disk_budget: u64,
+    disk_used: AtomicU64,
     cache: Mutex<HashMap<u128, CachedResult>>,
 }
 
@@ -34,15 +37,44 @@ struct CachedResult {
 }
 
 impl ResultStore {
-    /// `budget` is how many bytes of results may be held in memory across all jobs.
-    pub fn new(dir: PathBuf, budget: usize) -> Result<Self, EngineError> {
+    /// `budget` is how many bytes of results may be held in memory across all jobs, `disk_budget`
+    /// how many the result files may take on disk. Leftovers of writes a crash interrupted go.
+    pub fn new(dir: PathBuf, budget: usize, disk_budget: u64) -> Result<Self, EngineError> {
         fs::create_dir_all(&dir)?;
+        let mut on_disk = 0u64;
+        for entry in fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "partial") {
+                let _ = fs::remove_file(&path);
+            } else if let Ok(meta) = entry.metadata() {
+                on_disk = on_disk.saturating_add(meta.len());
+            }
+        }
         Ok(ResultStore {
             dir,
             budget,
             used: AtomicUsize::new(0),
+            disk_budget,
+            disk_used: AtomicU64::new(on_disk),
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes `bytes` of the disk budget; false when the data directory would go over it.
+    fn reserve_disk(&self, bytes: u64) -> bool {
+        self.disk_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(bytes).filter(|&n| n <= self.disk_budget)
+            })
+            .is_ok()
+    }
+
+    fn release_disk(&self, bytes: u64) {
+        let _ = self
+            .disk_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
     }
 
     /// Where a job's result file lives.
@@ -58,7 +90,10 @@ impl ResultStore {
     /// Starts writing a job's result. Nothing is visible to readers until [`ResultWriter::finish`].
     pub fn writer(&self, id: JobId, schema: SchemaRef) -> Result<ResultWriter<'_>, EngineError> {
         let partial = self.dir.join(format!("{}.arrow.partial", id.to_uuid()));
-        let file = BufWriter::new(File::create(&partial)?);
+        let file = Counting {
+            inner: BufWriter::new(File::create(&partial)?),
+            bytes: 0,
+        };
         let ipc = FileWriter::try_new(file, &schema)?;
         Ok(ResultWriter {
             store: self,
@@ -68,6 +103,7 @@ impl ResultStore {
             schema,
             cached: Some(Vec::new()),
             cached_bytes: 0,
+            disk_bytes: 0,
         })
     }
 
@@ -94,7 +130,11 @@ impl ResultStore {
         if let Some(c) = self.lock_cache().remove(&id.uuid) {
             self.used.fetch_sub(c.bytes, Ordering::Relaxed);
         }
-        let _ = fs::remove_file(self.path(id));
+        if let Ok(meta) = fs::metadata(self.path(id))
+            && fs::remove_file(self.path(id)).is_ok()
+        {
+            self.release_disk(meta.len());
+        }
         let _ = fs::remove_file(self.dir.join(format!("{}.arrow.partial", id.to_uuid())));
     }
 
@@ -121,15 +161,51 @@ pub struct ResultWriter<'a> {
     store: &'a ResultStore,
     id: JobId,
     partial: PathBuf,
-    ipc: FileWriter<BufWriter<File>>,
+    ipc: FileWriter<Counting<BufWriter<File>>>,
     schema: SchemaRef,
     cached: Option<Vec<RecordBatch>>,
     cached_bytes: usize,
+    /// Bytes of the disk budget this file has taken so far.
+    disk_bytes: u64,
+}
+
+/// A writer that counts the bytes that pass through it.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.bytes = self.bytes.saturating_add(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl ResultWriter<'_> {
+    /// Bytes written to the result file so far.
+    pub fn bytes(&self) -> u64 {
+        self.ipc.get_ref().bytes
+    }
+
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
         self.ipc.write(batch)?;
+        let grown = self.bytes().saturating_sub(self.disk_bytes);
+        if !self.store.reserve_disk(grown) {
+            return Err(EngineError::new(
+                ErrorKind::Limit,
+                format!(
+                    "the data directory is full: results may take {} MB in all",
+                    self.store.disk_budget >> 20
+                ),
+            ));
+        }
+        self.disk_bytes += grown;
         if let Some(cached) = &mut self.cached {
             let bytes = batch.get_array_memory_size();
             if self.store.reserve(bytes) {
@@ -147,6 +223,10 @@ impl ResultWriter<'_> {
     /// Seals the file and publishes the result.
     pub fn finish(mut self) -> Result<(), EngineError> {
         self.ipc.finish()?;
+        // The footer's bytes count too; the file keeps its share of the budget from now on.
+        let grown = self.bytes().saturating_sub(self.disk_bytes);
+        self.store.disk_used.fetch_add(grown, Ordering::Relaxed);
+        self.disk_bytes = 0;
         fs::rename(&self.partial, self.store.path(self.id))?;
         if let Some(batches) = self.cached.take() {
             let cached = CachedResult {
@@ -165,6 +245,7 @@ impl Drop for ResultWriter<'_> {
     fn drop(&mut self) {
         // An unfinished writer (failed or cancelled job) leaves nothing behind.
         self.store.release(self.cached_bytes);
+        self.store.release_disk(self.disk_bytes);
         let _ = fs::remove_file(&self.partial);
     }
 }

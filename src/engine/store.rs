@@ -115,7 +115,8 @@ impl JobStore for FileJobStore {
 
 /// One change for the writer thread.
 enum Write {
-    Save(Box<JobRecord>),
+    /// A record to write, and who to tell once it is written.
+    Save(Box<JobRecord>, Option<tokio::sync::oneshot::Sender<()>>),
     Remove(JobId),
     /// Answers once every change sent before it is written.
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -136,7 +137,7 @@ impl StoreWriter {
                 let mut high_water = store.sequence_high_water().unwrap_or(0);
                 for write in rx {
                     let outcome = match write {
-                        Write::Save(record) => {
+                        Write::Save(record, written) => {
                             // The high-water mark goes first: a record never outruns it.
                             let raised = if record.id.seq > high_water {
                                 high_water = record.id.seq;
@@ -144,7 +145,11 @@ impl StoreWriter {
                             } else {
                                 Ok(())
                             };
-                            raised.and_then(|()| store.save(&record))
+                            let saved = raised.and_then(|()| store.save(&record));
+                            if let Some(written) = written {
+                                let _ = written.send(());
+                            }
+                            saved
                         }
                         Write::Remove(id) => store.remove(id),
                         Write::Flush(done) => {
@@ -161,7 +166,20 @@ impl StoreWriter {
     }
 
     pub fn save(&self, record: &JobRecord) {
-        let _ = self.tx.send(Write::Save(Box::new(record.clone())));
+        let _ = self.tx.send(Write::Save(Box::new(record.clone()), None));
+    }
+
+    /// Queues the record and waits until it, and everything queued before it, is written (not
+    /// what is queued after it).
+    pub async fn save_and_wait(&self, record: &JobRecord) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self
+            .tx
+            .send(Write::Save(Box::new(record.clone()), Some(done)))
+            .is_ok()
+        {
+            let _ = written.await;
+        }
     }
 
     pub fn remove(&self, id: JobId) {

@@ -804,3 +804,153 @@ async fn sequence_numbers_never_go_back_after_the_newest_job_is_removed() {
         removed.to_handle()
     );
 }
+
+/// The fixtures' executor, except that a query containing `PANIC` panics while it runs.
+struct PanickingExecutor(Arc<polyquery::exec::datafusion::DataFusionExecutor>);
+
+impl polyquery::exec::Executor for PanickingExecutor {
+    fn check(&self, sql: &str) -> Result<(), polyquery::engine::EngineError> {
+        self.0.check(sql)
+    }
+    fn execute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a Params,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<datafusion::execution::SendableRecordBatchStream, polyquery::engine::EngineError>,
+    > {
+        if sql.contains("PANIC") {
+            Box::pin(async { panic!("boom inside the executor") })
+        } else {
+            self.0.execute(sql, params)
+        }
+    }
+    fn execute_over<'a>(
+        &'a self,
+        sql: &'a str,
+        table: &'a str,
+        source: polyquery::exec::StoredResult,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<datafusion::execution::SendableRecordBatchStream, polyquery::engine::EngineError>,
+    > {
+        self.0.execute_over(sql, table, source)
+    }
+    fn catalog(&self) -> &polyquery::exec::Catalog {
+        self.0.catalog()
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_query_fails_its_job_alone_and_the_workers_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::engine_config(dir.path());
+    config.workers = 1;
+    let engine = Engine::start(
+        config,
+        Arc::new(PanickingExecutor(support::executor().await)),
+    )
+    .unwrap();
+    // More panics than workers: none of them may take a worker with it.
+    for _ in 0..4 {
+        let (_, record) = run(&engine, spec("SELECT 'PANIC' AS x")).await;
+        assert_eq!(record.state, JobState::Failed);
+        let error = record.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert!(
+            error.message.contains("boom inside the executor"),
+            "{}",
+            error.message
+        );
+    }
+    let (_, record) = run(&engine, spec("SELECT 1")).await;
+    assert_eq!(record.state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_result_past_its_caps_fails_and_leaves_no_file() {
+    let cases = [
+        (
+            "bytes",
+            1u64 << 20,
+            u64::MAX,
+            "SELECT value FROM range(1000000)",
+        ),
+        ("rows", u64::MAX, 1000, "SELECT value FROM range(5000)"),
+    ];
+    for (cap, max_bytes, max_rows, sql) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = support::engine_config(dir.path());
+        config.max_result_bytes = max_bytes;
+        config.max_result_rows = max_rows;
+        let engine = Engine::start(config, support::executor().await).unwrap();
+        let (_, record) = run(&engine, spec(sql)).await;
+        assert_eq!(record.state, JobState::Failed, "{cap}");
+        let error = record.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Limit, "{cap}: {}", error.message);
+        assert!(
+            error.message.contains("larger than a job may keep"),
+            "{cap}: {}",
+            error.message
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results"))
+            .unwrap()
+            .collect();
+        assert!(leftovers.is_empty(), "{cap}: {leftovers:?}");
+        let (_, small) = run(&engine, spec("SELECT 1")).await;
+        assert_eq!(small.state, JobState::Succeeded, "{cap}");
+    }
+}
+
+#[tokio::test]
+async fn the_data_directory_budget_fails_the_job_that_would_pass_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::engine_config(dir.path());
+    config.disk_budget = 1 << 20;
+    let engine = Engine::start(config, support::executor().await).unwrap();
+    // About 0.8 MB each: the first fits, the second does not while the first is kept.
+    let big = "SELECT value FROM range(100000)";
+    let (first, record) = run(&engine, spec(big)).await;
+    assert_eq!(record.state, JobState::Succeeded);
+    let (_, record) = run(&engine, spec(big)).await;
+    assert_eq!(record.state, JobState::Failed);
+    let error = record.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Limit);
+    assert!(
+        error.message.contains("data directory is full"),
+        "{}",
+        error.message
+    );
+    engine.remove(first).unwrap();
+    let (_, record) = run(&engine, spec(big)).await;
+    assert_eq!(
+        record.state,
+        JobState::Succeeded,
+        "removing a result frees its share"
+    );
+}
+
+#[tokio::test]
+async fn one_principal_may_keep_only_so_many_jobs_and_none_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::engine_config(dir.path());
+    config.max_jobs_per_principal = 2;
+    config.max_keep_for = Duration::from_secs(60);
+    let engine = Engine::start(config, support::executor().await).unwrap();
+    let mut kept_for_ever = spec("SELECT 1");
+    kept_for_ever.limits.keep_for = Duration::from_secs(u64::MAX / 4);
+    let (first, record) = run(&engine, kept_for_ever).await;
+    assert_eq!(record.spec.limits.keep_for, Duration::from_secs(60));
+    run(&engine, spec("SELECT 2")).await;
+    let e = engine.submit(spec("SELECT 3")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Busy, "{}", e.message);
+    let mut other = spec("SELECT 4");
+    other.owner = Principal::user("someone else");
+    assert!(
+        engine.submit(other).await.is_ok(),
+        "the cap is per principal"
+    );
+    engine.remove(first).unwrap();
+    assert!(engine.submit(spec("SELECT 5")).await.is_ok());
+}
