@@ -201,12 +201,7 @@ fn init_logging(format: LogFormat, default: &str) {
 
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(config.log_format, "info");
-    if !config.listen.ip().is_loopback() && config.users.is_empty() && !config.allow_anonymous {
-        return Err(format!(
-            "refusing to serve {} without users configured: anyone could run queries. Configure [[users]] or pass --allow-anonymous",
-            config.listen
-        ));
-    }
+    config.check_exposure().map_err(|e| e.to_string())?;
     let executor = DataFusionExecutor::new(config.engine.partitions, &config.tables)
         .await
         .map_err(|e| e.to_string())?;

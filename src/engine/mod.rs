@@ -127,6 +127,7 @@ impl Engine {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.exec_threads.max(1))
             .thread_name(config.thread_name.clone())
+            .thread_stack_size(crate::sql::guard::STACK_SIZE)
             .enable_all()
             .build()?;
         let (queue, rx) = mpsc::channel(config.queue_length.max(1));

@@ -6,9 +6,11 @@ pub mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, HeaderValue};
@@ -23,6 +25,7 @@ use crate::config::Config;
 use crate::dialect::{Front, FrontContext, asterixdb, kylin, looker, luminesce};
 use crate::engine::Engine;
 use crate::query::Principals;
+use crate::sql::guard;
 use crate::wire::{self as http, FormatLabel, RemoteAddr, RouteLabel, body};
 use metrics::Metrics;
 
@@ -285,11 +288,38 @@ async fn answer(
     let mut request = hyper::Request::from_parts(parts, bytes);
     request.extensions_mut().insert(RemoteAddr(remote));
     let timeout = Duration::from_secs(app.config.limits.request_timeout_secs.max(1));
-    match tokio::time::timeout(timeout, front.handle(request)).await {
+    match tokio::time::timeout(timeout, contained(&front, request)).await {
         Ok(response) => response,
         Err(_) => front.reject(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("the request took longer than {} s", timeout.as_secs()),
         ),
     }
+}
+
+/// The front's answer, polled on a stack deep enough for the SQL depth allowed, with a panic in the
+/// handler turned into the front's own 500 (and logged) instead of a dropped connection.
+async fn contained(front: &Arc<dyn Front>, request: http::Request) -> http::Response {
+    let mut answer = front.handle(request);
+    let polled = std::future::poll_fn(|cx| guard::on_big_stack(|| answer.as_mut().poll(cx)));
+    match AssertUnwindSafe(polled).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic_message(panic.as_ref());
+            tracing::error!(dialect = front.name(), panic = %what, "a request handler panicked");
+            front.reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "polyquery failed while answering this request (an internal error, logged)",
+            )
+        }
+    }
+}
+
+/// The text a panic was raised with, when it has one.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
