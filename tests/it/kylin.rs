@@ -1034,3 +1034,33 @@ async fn kylinpy_client_against_polyquery() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// --- hardening (issue #10) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn calcite_sql_ten_times_too_deep_is_kylins_failure_and_the_server_stays_up() {
+    let k = Kylin::start().await;
+    let sql = crate::support::too_deep();
+    let (status, v) = k
+        .json(
+            k.request(Method::POST, "/query", Some(V4))
+                .json(&json!({"sql": sql, "project": "learn_kylin"})),
+        )
+        .await;
+    // Kylin answers a query that cannot run as HTTP 200 with isException (its own shape).
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["isException"], true, "{v}");
+    let message = v["data"]["exceptionMessage"].as_str().unwrap();
+    assert!(message.contains("levels deep"), "{message}");
+    let data = k
+        .submit(V2, json!([{"sql": sql, "project": "learn_kylin"}]))
+        .await;
+    assert_eq!(data["status"], "FAILED", "{data}");
+    assert!(
+        data["info"].as_str().unwrap().contains("levels deep"),
+        "{data}"
+    );
+    crate::support::assert_alive(&k.server).await;
+    let (_, rows) = k.sync_rows(&crate::support::or_chain(900)).await;
+    assert_eq!(rows.len(), 1);
+}

@@ -997,3 +997,60 @@ async fn a_pivot_spreads_each_measure_over_the_pivot_values() {
     let (status, _) = s.run_inline("json", query(json!(["products.brand"]))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+// --- hardening (issue #10) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn sql_runner_ten_times_too_deep_is_a_400_and_the_server_stays_up() {
+    let s = Session::start(202).await;
+    let response = s
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": crate::support::too_deep()}),
+        )
+        .await;
+    let body = if response.status() == StatusCode::OK {
+        let created: Value = response.json().await.unwrap();
+        let slug = created["slug"].as_str().unwrap().to_string();
+        let response = s
+            .http
+            .post(s.url(&format!("/sql_queries/{slug}/run/json")))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        looker_error(response, StatusCode::BAD_REQUEST).await
+    } else {
+        looker_error(response, StatusCode::BAD_REQUEST).await
+    };
+    assert!(
+        body["message"].as_str().unwrap().contains("levels deep"),
+        "{body}"
+    );
+    crate::support::assert_alive(&s.server).await;
+    let rows = sql_rows(&s, &crate::support::or_chain(900)).await;
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn filters_ten_times_too_long_are_a_422_and_long_ones_still_run() {
+    let s = Session::start(202).await;
+    let query = |filter: String| {
+        json!({"model": "thelook", "view": "users", "fields": ["users.state"],
+               "filters": {"users.state": filter}, "limit": "1"})
+    };
+    let list = |n: usize| vec!["CA"; n].join(",");
+    let error = looker_error(
+        s.post("/queries/run/json", query(list(10_000))).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(error["errors"][0]["field"], "filters", "{error}");
+    crate::support::assert_alive(&s.server).await;
+    // What crashed the server before: 3,000 terms, 3,000 backslashes.
+    for filter in [list(1000), "\\".repeat(3000)] {
+        let (status, body) = s.run_inline("json", query(filter)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    crate::support::assert_alive(&s.server).await;
+}
