@@ -1054,3 +1054,119 @@ async fn filters_ten_times_too_long_are_a_422_and_long_ones_still_run() {
     }
     crate::support::assert_alive(&s.server).await;
 }
+
+/// Alice's session on a server that also knows bob, and bob's token.
+async fn alice_and_bob(retain_secs: u64) -> (Session, String) {
+    let mut config = config(202);
+    config.users.push(User {
+        name: "bob".into(),
+        password: Some("b0b".into()),
+        token: None,
+        admin: false,
+    });
+    config.looker.retain_secs = retain_secs;
+    let alice = Session::on(TestServer::start(config).await).await;
+    let login: Value = alice
+        .http
+        .post(alice.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("bob", "b0b"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bob = login["access_token"].as_str().unwrap().to_string();
+    (alice, bob)
+}
+
+#[tokio::test]
+async fn sql_runner_queries_are_their_creators_and_multi_results_is_no_oracle() {
+    let (alice, bob) = alice_and_bob(86_400).await;
+    let created: Value = alice
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": "select 1 as x"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let slug = created["slug"].as_str().unwrap();
+    let as_bob = |method: reqwest::Method, path: String| {
+        alice
+            .http
+            .request(method, alice.url(&path))
+            .bearer_auth(&bob)
+            .send()
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/sql_queries/{slug}")),
+        (
+            reqwest::Method::POST,
+            format!("/sql_queries/{slug}/run/json"),
+        ),
+    ] {
+        let body = looker_error(
+            as_bob(method.clone(), path.clone()).await.unwrap(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(body["message"], "Not found", "{method} {path}");
+    }
+    assert_eq!(
+        alice.get(&format!("/sql_queries/{slug}")).await.status(),
+        StatusCode::OK
+    );
+    // Alice's live task answers bob exactly as an id that never existed.
+    let query = alice.create_query(slow_query()).await;
+    let task = alice.create_task(&query, "json").await;
+    let never = "0123456789abcdef0123456789abcdef";
+    let ids = urlencode(&format!("{task},{never}"));
+    let multi: Value = as_bob(
+        reqwest::Method::GET,
+        format!("/query_tasks/multi_results?query_task_ids={ids}"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(multi[&task], multi[never], "{multi}");
+    assert_eq!(multi[never], json!({"status": "missing"}));
+    let mine = alice
+        .json(&format!("/query_tasks/multi_results?query_task_ids={task}"))
+        .await;
+    assert_ne!(mine[&task]["status"], "missing", "{mine}");
+}
+
+#[tokio::test]
+async fn stored_queries_and_sql_runner_queries_expire_unused() {
+    let (alice, _) = alice_and_bob(1).await;
+    let query = alice.create_query(states_query()).await;
+    let created: Value = alice
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": "select 1 as x"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let slug = created["slug"].as_str().unwrap().to_string();
+    assert_eq!(
+        alice.get(&format!("/queries/{query}")).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for path in [format!("/queries/{query}"), format!("/sql_queries/{slug}")] {
+        looker_error(alice.get(&path).await, StatusCode::NOT_FOUND).await;
+    }
+    // Creating the same definition again gives a fresh, live query.
+    let again = alice.create_query(states_query()).await;
+    assert_eq!(
+        alice.get(&format!("/queries/{again}")).await.status(),
+        StatusCode::OK
+    );
+}

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION};
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -453,10 +453,10 @@ impl LuminesceFront {
                 .name
                 .clone()
                 .unwrap_or_else(|| record.id.to_uuid());
-            let file = format!("{}.{}", file_stem(&stem), output.extension());
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-                response.headers_mut().insert(CONTENT_DISPOSITION, v);
-            }
+            response.headers_mut().insert(
+                CONTENT_DISPOSITION,
+                http::attachment(&file_stem(&stem), output.extension(), "query"),
+            );
         }
         response
             .extensions_mut()
