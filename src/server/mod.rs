@@ -200,7 +200,25 @@ async fn handle(
         .iter()
         .find(|f| only.is_none_or(|o| o == f.name()) && f.owns(&path))
         .cloned();
+    let head_bytes = head_size(&req);
+    let max_head = app.config.limits.max_header_bytes;
     let (dialect, mut response) = match (front, path.as_str()) {
+        // hyper's own cap works on its read buffer, which may hold more than the head; this is
+        // the documented limit, counted exactly.
+        (front, _) if head_bytes > max_head => {
+            let message =
+                format!("the request head is {head_bytes} bytes; at most {max_head} are accepted");
+            match front {
+                Some(front) => (
+                    front.name(),
+                    front.reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &message),
+                ),
+                None => (
+                    "server",
+                    http::text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message),
+                ),
+            }
+        }
         (None, "/healthz") => ("server", http::text(StatusCode::OK, "ok\n")),
         (None, "/readyz") => ("server", http::text(StatusCode::OK, "ready\n")),
         (None, "/metrics") if method == Method::GET => (
@@ -245,6 +263,17 @@ async fn handle(
         response = response.map(|b| body::metered(b, move |n| app.metrics.record_bytes(format, n)));
     }
     response
+}
+
+/// The bytes of a request's head as sent: the request line and every header line.
+fn head_size<B>(req: &hyper::Request<B>) -> usize {
+    let line =
+        req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len() + 1;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+        .sum::<usize>()
+        + line
 }
 
 /// Reads the body within the size limit and lets the front answer within the request timeout.

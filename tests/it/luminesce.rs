@@ -623,3 +623,71 @@ async fn a_histogram_bucket_size_that_overflows_is_a_400() {
     );
     crate::support::assert_alive(&s).await;
 }
+
+#[tokio::test]
+async fn concurrent_drive_saves_never_fail_and_the_last_wins_whole() {
+    let s = server().await;
+    let small = start(&s, "me", "select [Int] from Testing1K where [Int] <= 2").await;
+    let large = start(&s, "me", "select [Int], Str from Testing1K").await;
+    wait_done(&s, "me", &small).await;
+    wait_done(&s, "me", &large).await;
+    let path = s.engine.data_dir().join("luminesce-drive/race/out.csv");
+    let mut outcomes = Vec::new();
+    for round in 0..10 {
+        let save = |id: String| {
+            let s = &s;
+            async move {
+                let r = get(
+                    s,
+                    "me",
+                    &format!(
+                        "/{id}/drive?driveLocationAndFileName=%2Frace%2Fout.csv&mayOverwrite=True"
+                    ),
+                )
+                .await;
+                (r.status(), r.text().await.unwrap())
+            }
+        };
+        let (a, b) = tokio::join!(save(small.clone()), save(large.clone()));
+        assert_eq!(a.0, StatusCode::OK, "round {round}: {}", a.1);
+        assert_eq!(b.0, StatusCode::OK, "round {round}: {}", b.1);
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            saved == "Int\n1\n2\n"
+                || (saved.starts_with("Int,Str\n") && saved.lines().count() == 1001),
+            "round {round}: a torn file of {} bytes",
+            saved.len()
+        );
+        outcomes.push(saved.len());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "out.csv")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Without mayOverwrite the file that exists is kept: 409.
+    problem(
+        get(
+            &s,
+            "me",
+            &format!("/{small}/drive?driveLocationAndFileName=%2Frace%2Fout.csv"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    // A name no file system takes is the client's mistake.
+    let long = "n".repeat(300);
+    problem(
+        get(
+            &s,
+            "me",
+            &format!("/{small}/drive?driveLocationAndFileName=%2F{long}.csv"),
+        )
+        .await,
+        400,
+    )
+    .await;
+}

@@ -205,3 +205,31 @@ async fn a_panic_in_a_front_is_its_own_500_and_the_server_stays_up() {
     assert_eq!(r.status(), StatusCode::OK);
     let _ = stop.send(());
 }
+
+#[tokio::test]
+async fn request_heads_past_max_header_bytes_are_431() {
+    let s = server().await;
+    let client = reqwest::Client::new();
+    let limit = polyquery::wire::HttpLimits::default().max_header_bytes;
+    assert_eq!(limit, 65_536);
+    for (size, expected) in [
+        (60_000, StatusCode::OK),
+        (100_000, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+    ] {
+        let r = client
+            .get(s.url("/healthz"))
+            .header("x-big", "a".repeat(size))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{size}");
+    }
+    // Many headers that add up count as one head.
+    let mut request = client.get(s.url("/honeycomb/api/SqlBackground"));
+    for i in 0..40 {
+        request = request.header(format!("x-h{i}"), "a".repeat(2_000));
+    }
+    let r = request.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}

@@ -61,12 +61,14 @@ pub struct Settings {
 }
 
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
-    Arc::new(LuminesceFront {
+    let front = LuminesceFront {
         engine: context.engine,
         principals: context.principals,
         limits: context.limits,
         settings: context.settings,
-    })
+    };
+    drive::remove_leftovers(&front.drive_dir());
+    Arc::new(front)
 }
 
 /// The Luminesce wire over the engine.
@@ -399,6 +401,14 @@ impl LuminesceFront {
         Ok(http::json(StatusCode::OK, &items))
     }
 
+    /// The directory that stands in for Drive.
+    fn drive_dir(&self) -> PathBuf {
+        self.settings
+            .drive_dir
+            .clone()
+            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"))
+    }
+
     /// The longest a request may wait for a query.
     fn max_wait(&self) -> Duration {
         self.limits.wait_budget()
@@ -497,12 +507,7 @@ impl LuminesceFront {
             })?,
         };
         let may_overwrite = q.bool("mayOverwrite")?.unwrap_or(false);
-        let root = self
-            .settings
-            .drive_dir
-            .clone()
-            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"));
-        let (path, shown) = drive::target(&root, &requested, output)?;
+        let (path, shown) = drive::target(&self.drive_dir(), &requested, output)?;
         let request = FetchRequest::parse(output, q)?;
         let (_, body) = self.result_body(caller, id, &request).await?;
         let bytes = drive::save(body, &path, may_overwrite).await?;
