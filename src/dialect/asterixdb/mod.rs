@@ -17,7 +17,7 @@ mod printer;
 mod request;
 mod results;
 mod running;
-mod sqlpp;
+pub(crate) mod sqlpp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

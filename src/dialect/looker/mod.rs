@@ -9,11 +9,11 @@
 mod api;
 mod error;
 mod expiring;
-mod filter;
+pub(crate) mod filter;
 mod pivot;
 mod query;
 mod results;
-mod semantic;
+pub(crate) mod semantic;
 mod session;
 
 use std::net::SocketAddr;

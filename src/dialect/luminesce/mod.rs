@@ -13,11 +13,11 @@
 mod drive;
 mod errors;
 mod fetch;
-mod filter;
+pub(crate) mod filter;
 mod histogram;
 mod models;
 mod params;
-mod sql;
+pub(crate) mod sql;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
