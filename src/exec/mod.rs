@@ -6,6 +6,7 @@ pub mod datafusion;
 pub mod fixtures;
 pub mod functions;
 pub mod reshape;
+pub mod sqlite_functions;
 pub mod testing_provider;
 
 use ::datafusion::execution::SendableRecordBatchStream;
