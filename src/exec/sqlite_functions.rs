@@ -12,10 +12,12 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, NaiveDateTime, Timelike};
+use datafusion::common::cast::as_float64_array;
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility, create_udaf,
 };
 use datafusion::prelude::SessionContext;
 
@@ -267,16 +269,25 @@ const FUNCTIONS: &[(&str, Returns, usize, usize, Eval)] = &[
     ("strftime", Returns::Text, 1, usize::MAX, strftime),
 ];
 
-/// The UDF name that serves SQLite's `name`, if polyquery has one.
+/// The UDF name that serves SQLite's `name`, if polyquery has one. (`sqlite_text` is SQLite's
+/// `CAST(x AS TEXT)`, for the rewrite's own use: SQLite has no `text()`.)
 pub fn udf_name(name: &str) -> Option<String> {
     FUNCTIONS
         .iter()
-        .find(|(f, ..)| f.eq_ignore_ascii_case(name))
+        .find(|(f, ..)| f.eq_ignore_ascii_case(name) && *f != "text")
         .map(|(f, ..)| format!("sqlite_{f}"))
 }
 
-/// Registers every `sqlite_<name>` function.
+/// Registers every `sqlite_<name>` function, and `sqlite_total`, SQLite's `total()` aggregate.
 pub fn register(ctx: &SessionContext) {
+    ctx.register_udaf(create_udaf(
+        "sqlite_total",
+        vec![DataType::Float64],
+        Arc::new(DataType::Float64),
+        Volatility::Immutable,
+        Arc::new(|_| Ok(Box::new(Total(0.0)))),
+        Arc::new(vec![DataType::Float64]),
+    ));
     for &(sqlite, returns, min_args, max_args, eval) in FUNCTIONS {
         ctx.register_udf(ScalarUDF::new_from_impl(SqliteFunction {
             sqlite,
@@ -364,6 +375,35 @@ impl ScalarUDFImpl for SqliteFunction {
             )?));
         }
         Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `total(X)`: the sum as a real, 0.0 over no rows or only NULLs.
+#[derive(Debug)]
+struct Total(f64);
+
+impl Accumulator for Total {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        if let Some(values) = values.first() {
+            self.0 += as_float64_array(values)?.iter().flatten().sum::<f64>();
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(Some(self.0)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Float64(Some(self.0))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.update_batch(states)
     }
 }
 
@@ -478,8 +518,8 @@ fn round(args: &[Val]) -> Answer {
     if places == 0 && x.abs() < 4_503_599_627_370_496.0 {
         return Ok(Val::Real((x + if x < 0.0 { -0.5 } else { 0.5 }).trunc()));
     }
-    // Round on the 15 significant decimal digits SQLite prints, not on the binary value.
-    let sci = format!("{:.14e}", x.abs());
+    // Round the exact decimal value of the double, half away from zero, as SQLite's printf does.
+    let sci = format!("{:.40e}", x.abs());
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i64 = exp.parse().unwrap_or(0);
     let mut digits: Vec<u8> = mantissa
@@ -1163,15 +1203,11 @@ mod tests {
     }
 
     #[test]
-    fn round_is_decimal_half_away_from_zero() {
-        assert_eq!(
-            round(&[Val::Real(2.675), Val::Int(2)]).unwrap(),
-            Val::Real(2.68)
-        );
-        assert_eq!(round(&[Val::Real(-2.5)]).unwrap(), Val::Real(-3.0));
-        assert_eq!(
-            round(&[Val::Real(1.005), Val::Int(2)]).unwrap(),
-            Val::Real(1.01)
-        );
+    fn round_is_exact_decimal_half_away_from_zero() {
+        // 2.675 is 2.67499999… as a double; 0.125 is an exact tie.
+        let r = |x: f64, n: i64| round(&[Val::Real(x), Val::Int(n)]).unwrap();
+        assert_eq!(r(2.675, 2), Val::Real(2.67));
+        assert_eq!(r(0.125, 2), Val::Real(0.13));
+        assert_eq!(r(-2.5, 0), Val::Real(-3.0));
     }
 }

@@ -16,7 +16,10 @@ mod fetch;
 mod filter;
 mod histogram;
 mod models;
+#[cfg(test)]
+mod oracle;
 mod params;
+mod script;
 mod sql;
 
 use std::collections::BTreeMap;
