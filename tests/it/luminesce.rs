@@ -568,3 +568,24 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
         assert_eq!(body["name"], name, "{sql}: {body}");
     }
 }
+
+/// The API classes beyond SqlBackground through the official SDK (tests/sdk/luminesce/api_classes_test.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_api_classes_work_unchanged() {
+    let python = sdk_python();
+    let s = server().await;
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/luminesce/api_classes_test.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(s.url(""))
+        .output()
+        .await
+        .expect("the SDK script could not be started");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("api classes: ok"),
+        "api_classes_test.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
