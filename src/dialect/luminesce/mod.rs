@@ -10,6 +10,7 @@
 //! Auth is a Bearer token. With no users configured any token is accepted and is its own
 //! principal; with users configured only their tokens are.
 
+mod catalog;
 mod drive;
 mod errors;
 mod fetch;
@@ -115,6 +116,8 @@ enum Route {
     Sql(String),
     /// `/api/Sql/{format}/{query}` (the query in the path)
     SqlInPath(String, String),
+    /// `/api/Catalog`, `/api/Catalog/fields`, `/api/Catalog/providers`
+    Catalog(Option<String>),
 }
 
 /// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
@@ -133,6 +136,13 @@ fn route(path: &str) -> Option<Route> {
             [] => Some(Route::Collection),
             [id] => Some(Route::Job(http::path_segment(id))),
             [id, action] => Some(Route::Action(http::path_segment(id), action.to_string())),
+            _ => None,
+        };
+    }
+    if family.eq_ignore_ascii_case("Catalog") {
+        return match tail {
+            [] => Some(Route::Catalog(None)),
+            [part] => Some(Route::Catalog(Some(part.to_string()))),
             _ => None,
         };
     }
@@ -210,6 +220,7 @@ impl LuminesceFront {
                 Ok(sql) => ("sql", self.run_sync(&caller, format, sql, &q).await),
                 Err(e) => ("sql", Err(e)),
             },
+            (Route::Catalog(part), &Method::GET) => ("catalog", self.catalog(part.as_deref(), &q)),
             (Route::SqlInPath(format, sql), &Method::GET) => {
                 ("sql", self.run_sync(&caller, format, sql, &q).await)
             }
@@ -649,7 +660,7 @@ fn file_stem(name: &str) -> String {
 }
 
 /// SQL `LIKE` (`%` any run, `_` one character), ignoring case, for `sqlLike`.
-fn sql_like(text: &str, pattern: &str) -> bool {
+pub(crate) fn sql_like(text: &str, pattern: &str) -> bool {
     fn matches(t: &[char], p: &[char]) -> bool {
         match p.split_first() {
             None => t.is_empty(),

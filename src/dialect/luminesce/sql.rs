@@ -115,9 +115,9 @@ fn names(catalog: &Catalog, statement: &Statement, sys_tables: &[SysTable]) -> N
     names
 }
 
-/// The system tables served from the catalog, for clients that introspect.
+/// The system tables served from the catalog, for clients that introspect (and the Catalog API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SysTable {
+pub enum SysTable {
     /// `Sys.Field`: one row per column of every table.
     Field,
     /// `Sys.Registration`: one row per table.
@@ -134,7 +134,7 @@ impl SysTable {
         }
     }
 
-    fn columns(self) -> &'static [&'static str] {
+    pub fn columns(self) -> &'static [&'static str] {
         match self {
             SysTable::Field => &[
                 "TableName",
@@ -144,8 +144,22 @@ impl SysTable {
                 "IsPrimaryKey",
                 "IsMain",
                 "Description",
+                "ParamDefaultValue",
+                "TableParamColumns",
+                "AllowedValues",
+                "ConditionUsage",
+                "SampleValues",
             ],
-            SysTable::Registration => &["Name", "Type", "Category", "Description"],
+            SysTable::Registration => &[
+                "Name",
+                "Type",
+                "Category",
+                "Description",
+                "DocumentationLink",
+                "Attributes",
+                "NamespaceLevel",
+                "CustomSyntax",
+            ],
         }
     }
 
@@ -167,9 +181,12 @@ impl SysTable {
             .find(|t| t.name().eq_ignore_ascii_case(table))
     }
 
-    /// The rows, as SQL literals.
-    fn rows(self, catalog: &Catalog) -> Vec<Vec<Value>> {
+    /// The rows, as SQL literals. Every table is a data provider with columns and no parameters:
+    /// no parameter defaults, table parameters, allowed or sample values; condition usage 0; its
+    /// namespace level is the number of dots in its name.
+    pub fn rows(self, catalog: &Catalog) -> Vec<Vec<Value>> {
         let text = |s: &str| Value::SingleQuotedString(s.to_string());
+        let number = |n: usize| Value::Number(n.to_string(), false);
         match self {
             SysTable::Field => catalog
                 .tables
@@ -184,6 +201,11 @@ impl SysTable {
                             Value::Boolean(false),
                             Value::Boolean(false),
                             text(""),
+                            Value::Null,
+                            Value::Null,
+                            Value::Null,
+                            number(0),
+                            Value::Null,
                         ]
                     })
                 })
@@ -201,6 +223,10 @@ impl SysTable {
                             "User"
                         }),
                         text(&t.description),
+                        Value::Null,
+                        Value::Null,
+                        number(t.name.matches('.').count()),
+                        Value::Null,
                     ]
                 })
                 .collect(),

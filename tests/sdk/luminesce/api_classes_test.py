@@ -2,8 +2,8 @@
 
 Usage: python api_classes_test.py http://127.0.0.1:PORT
 
-SqlExecutionApi (synchronous queries, body and path forms, every format) and the 404 a path that
-does not exist answers. Exits non-zero with a message naming the first mismatch.
+SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
+(the catalog with the columns lumipy reads) and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
 """
 
 import ast
@@ -16,7 +16,12 @@ import tempfile
 
 import openpyxl
 import pyarrow.parquet as pq
-from luminesce import CurrentTableFieldCatalogApi, SqlBackgroundExecutionApi, SqlExecutionApi
+from luminesce import (
+    CurrentTableFieldCatalogApi,
+    SqlBackgroundExecutionApi,
+    SqlExecutionApi,
+    ViewManagementApi,
+)
 from luminesce.exceptions import ApiException, NotFoundException
 from luminesce.extensions import ArgsConfigurationLoader, SyncApiClientFactory
 
@@ -82,10 +87,25 @@ for sql in ["select pq_fail('boom')", "select from where"]:
 listed = factory.build(SqlBackgroundExecutionApi).list_queries()
 check("sync queries are listed", any(q.query_name == "sync csv" for q in listed), True)
 
+# The catalog: every field of every table, the same rows filtered, one row per provider.
+catalog_api = factory.build(CurrentTableFieldCatalogApi)
+fields = ast.literal_eval(catalog_api.get_catalog())
+testing = [f for f in fields if f["TableName"] == "Testing1K"]
+check("catalog fields of Testing1K", [f["FieldName"] for f in testing][:3], ["Int", "Str", "Dbl"])
+for column in ["ParamDefaultValue", "TableParamColumns", "AllowedValues", "ConditionUsage", "SampleValues"]:
+    check(f"catalog has {column}", column in testing[0], True)
+check("catalog as a JSON string", json.loads(catalog_api.get_catalog(json_proper=False)), json.loads(json.dumps(fields)))
+narrowed = ast.literal_eval(catalog_api.get_fields(table_like="testing1_"))
+check("fields tableLike", {f["TableName"] for f in narrowed}, {"Testing1K"})
+providers = ast.literal_eval(catalog_api.get_providers(free_text_search="kylin_sales"))
+check("providers search", "KYLIN_SALES" in [p["Name"] for p in providers] and "Testing1K" not in [p["Name"] for p in providers], True)
+for column in ["DocumentationLink", "Attributes", "NamespaceLevel", "CustomSyntax"]:
+    check(f"providers have {column}", column in providers[0], True)
+
 # A path polyquery does not serve is a 404 that says so.
 try:
-    factory.build(CurrentTableFieldCatalogApi).get_catalog()
-    sys.exit("Catalog answered")
+    factory.build(ViewManagementApi).list_views()
+    sys.exit("/api/View/list answered")
 except NotFoundException as e:
     check("unknown path", json.loads(e.body)["name"], "PathNotFound")
 
