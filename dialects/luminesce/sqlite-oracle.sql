@@ -151,6 +151,14 @@ select max(length(Str)) from Testing1K
 select Bool, total(Dbl) from Testing1K group by Bool having total(Dbl) > 60000 order by Bool
 select substr(Str, 1, 4) as p, count(*) as n from Testing1K group by p order by n desc, p limit 3
 
+-- bare columns in grouped queries take the group's last row, as in SQLite
+select Bool, Str, count(*) from Testing1K where [Int] <= 6 group by Bool order by Bool
+select Bool, [Int] as i, Str || '!' as s from Testing1K where [Int] <= 6 group by Bool order by Bool
+select [Int] % 3 as r, coalesce(Str, 'none') as s, max(Dbl) from Testing1K where [Int] <= 9 group by r order by r
+select Bool, t.Str from Testing1K t where [Int] <= 4 group by 1 order by 1
+@x = select Bool, Str from Testing1K where [Int] <= 8 group by Bool; select * from @x order by Bool
+  sqlite: with x as (select Bool, Str from Testing1K where [Int] <= 8 group by Bool) select * from x order by Bool
+
 -- scalar min and max
 select max(1, 2, 3), min(1, 2, 3), max('a', 'b')
 select max(1, null), min(null, 2)

@@ -543,6 +543,18 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
             "select count(*) as n from [Sys.Field] where TableName = 'Testing1K'",
             r#"[{"n":7}]"#,
         ),
+        // A catalog walk of the kind lumipy's atlas makes: chained table variables, bare columns
+        // beside GROUP BY, REGEXP, a left join of two variables.
+        (
+            "@p = select coalesce([Description], 'n/a') as [Description], [Category], [Name] as [TableName], [NamespaceLevel] \
+               from [Sys.Registration] where [Type] = 'DataProvider' and [Name] not like '%@%' group by [Name];
+             @m = select * from @p where [TableName] regexp '^Testing[0-9]+K$';
+             @f = select [FieldName], [TableName], coalesce([ParamDefaultValue], 'None') as [ParamDefaultValue] \
+               from [Sys.Field] where [TableName] in (select [TableName] from @m);
+             select m.[TableName], m.[NamespaceLevel], count(f.[FieldName]) as n from @m as m \
+               left join @f as f on m.[TableName] = f.[TableName] group by m.[TableName] order by m.[TableName]",
+            r#"[{"TableName":"Testing100K","NamespaceLevel":0,"n":7},{"TableName":"Testing10K","NamespaceLevel":0,"n":7},{"TableName":"Testing1K","NamespaceLevel":0,"n":7}]"#,
+        ),
     ] {
         let id = start(&s, "t", sql).await;
         assert_eq!(

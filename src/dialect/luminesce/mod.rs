@@ -15,6 +15,7 @@ mod drive;
 mod errors;
 mod fetch;
 mod filter;
+mod grouping;
 mod histogram;
 mod models;
 #[cfg(test)]

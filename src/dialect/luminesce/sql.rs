@@ -14,8 +14,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Statement, TableAlias, TableFactor,
-    UnaryOperator, Value, VisitMut, VisitorMut, visit_relations,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias,
+    TableFactor, UnaryOperator, Value, VisitMut, VisitorMut, visit_relations,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -279,6 +279,11 @@ struct Rewrite<'a> {
 impl VisitorMut for Rewrite<'_> {
     type Break = ();
 
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        super::grouping::wrap_bare_columns(query);
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match sqlite_expr(expr) {
             Ok(Some(replacement)) => *expr = replacement,
@@ -367,6 +372,31 @@ fn sqlite_expr(expr: &Expr) -> Result<Option<Expr>, LuminesceError> {
             Ok(Some(call("sqlite_substr", args)))
         }
         Expr::Function(f) => sqlite_function(f),
+        // SQLite's `REGEXP` (an operator of SQLite's grammar, a regex match in Luminesce).
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Regexp,
+            right,
+        } => Ok(Some(call(
+            "regexp_like",
+            vec![(**left).clone(), (**right).clone()],
+        ))),
+        Expr::RLike {
+            negated,
+            expr,
+            pattern,
+            ..
+        } => {
+            let test = call("regexp_like", vec![(**expr).clone(), (**pattern).clone()]);
+            Ok(Some(if *negated {
+                Expr::UnaryOp {
+                    op: UnaryOperator::Not,
+                    expr: Box::new(Expr::Nested(Box::new(test))),
+                }
+            } else {
+                test
+            }))
+        }
         // `~x`, which the engine lacks, is `-1 - x` on SQLite's 64-bit integers.
         Expr::UnaryOp {
             op: UnaryOperator::BitwiseNot,
@@ -485,7 +515,7 @@ fn sqlite_function(f: &Function) -> Result<Option<Expr>, LuminesceError> {
 }
 
 /// Our own expression text with `$n` standing for the call's arguments, which go in on the AST.
-fn template_expr(template: &str, args: &[Expr]) -> Result<Expr, LuminesceError> {
+pub(super) fn template_expr(template: &str, args: &[Expr]) -> Result<Expr, LuminesceError> {
     let mut expr = Parser::new(&GenericDialect {})
         .try_with_sql(template)
         .and_then(|mut p| p.parse_expr())
