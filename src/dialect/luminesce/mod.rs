@@ -11,6 +11,7 @@
 //! principal; with users configured only their tokens are.
 
 mod catalog;
+mod design;
 mod drive;
 mod errors;
 mod fetch;
@@ -119,6 +120,10 @@ enum Route {
     SqlInPath(String, String),
     /// `/api/Catalog`, `/api/Catalog/fields`, `/api/Catalog/providers`
     Catalog(Option<String>),
+    /// `/api/metadata/{endpoints | access/resources}`
+    Metadata(String),
+    /// `/fakeNodeReclaim` (HealthCheckingEndpointApi)
+    FakeNodeReclaim,
 }
 
 /// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
@@ -126,6 +131,11 @@ enum Route {
 fn route(path: &str) -> Option<Route> {
     let rest = path.strip_prefix("/honeycomb")?;
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    if let [single] = segments.as_slice()
+        && single.eq_ignore_ascii_case("fakeNodeReclaim")
+    {
+        return Some(Route::FakeNodeReclaim);
+    }
     let [api, family, tail @ ..] = segments.as_slice() else {
         return None;
     };
@@ -139,6 +149,9 @@ fn route(path: &str) -> Option<Route> {
             [id, action] => Some(Route::Action(http::path_segment(id), action.to_string())),
             _ => None,
         };
+    }
+    if family.eq_ignore_ascii_case("metadata") && !tail.is_empty() {
+        return Some(Route::Metadata(tail.join("/")));
     }
     if family.eq_ignore_ascii_case("Catalog") {
         return match tail {
@@ -217,10 +230,16 @@ impl LuminesceFront {
             (Route::Collection, &Method::GET) => ("list", self.list(&caller, &q)),
             (Route::Job(id), &Method::GET) => ("status", self.progress(&caller, id, &q)),
             (Route::Job(id), &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
-            (Route::Sql(format), &Method::PUT) => match request_sql(request) {
-                Ok(sql) => ("sql", self.run_sync(&caller, format, sql, &q).await),
+            (Route::Sql(op), &Method::PUT) => match request_sql(request) {
+                Ok(sql) if op.eq_ignore_ascii_case("pretty") => ("design", self.pretty(sql, &q)),
+                Ok(sql) if op.eq_ignore_ascii_case("extractscalarparameters") => {
+                    ("design", self.extract_scalar_parameters(sql))
+                }
+                Ok(sql) => ("sql", self.run_sync(&caller, op, sql, &q).await),
                 Err(e) => ("sql", Err(e)),
             },
+            (Route::Metadata(part), &Method::GET) => ("metadata", self.metadata(part)),
+            (Route::FakeNodeReclaim, &Method::GET) => ("health", self.fake_node_reclaim(&q)),
             (Route::Catalog(part), &Method::GET) => ("catalog", self.catalog(part.as_deref(), &q)),
             (Route::SqlInPath(format, sql), &Method::GET) => {
                 ("sql", self.run_sync(&caller, format, sql, &q).await)

@@ -38,17 +38,7 @@ pub struct Rewritten {
 
 /// Rewrites a Luminesce query for the engine. Every `@name` it uses must have a value in `params`.
 pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritten, LuminesceError> {
-    let mut statement = super::script::compile(sql)?;
-    let mut rewrite = Rewrite {
-        catalog,
-        parameters: BTreeSet::new(),
-        sys_tables: Vec::new(),
-        failure: None,
-    };
-    let _ = statement.visit(&mut rewrite);
-    if let Some(e) = rewrite.failure {
-        return Err(e);
-    }
+    let (mut statement, rewrite) = prepare(sql, catalog)?;
     if let Some(missing) = rewrite
         .parameters
         .iter()
@@ -65,6 +55,30 @@ pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritte
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
     })
+}
+
+/// The `@name` scalar parameters a Luminesce query uses, in name order.
+pub fn parameters(sql: &str, catalog: &Catalog) -> Result<BTreeSet<String>, LuminesceError> {
+    prepare(sql, catalog).map(|(_, rewrite)| rewrite.parameters)
+}
+
+/// The script compiled and rewritten on the AST, before names are resolved.
+fn prepare<'a>(
+    sql: &str,
+    catalog: &'a Catalog,
+) -> Result<(Statement, Rewrite<'a>), LuminesceError> {
+    let mut statement = super::script::compile(sql)?;
+    let mut rewrite = Rewrite {
+        catalog,
+        parameters: BTreeSet::new(),
+        sys_tables: Vec::new(),
+        failure: None,
+    };
+    let _ = statement.visit(&mut rewrite);
+    match rewrite.failure.take() {
+        Some(e) => Err(e),
+        None => Ok((statement, rewrite)),
+    }
 }
 
 /// Translates a fragment of Luminesce SQL (a `select` list, a `sqlFilter`, a `groupBy`) into the

@@ -3,7 +3,8 @@
 Usage: python api_classes_test.py http://127.0.0.1:PORT
 
 SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
-(the catalog with the columns lumipy reads) and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
+(the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
+ApplicationMetadataApi, HealthCheckingEndpointApi and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
 """
 
 import ast
@@ -17,7 +18,10 @@ import tempfile
 import openpyxl
 import pyarrow.parquet as pq
 from luminesce import (
+    ApplicationMetadataApi,
     CurrentTableFieldCatalogApi,
+    HealthCheckingEndpointApi,
+    SqlDesignApi,
     SqlBackgroundExecutionApi,
     SqlExecutionApi,
     ViewManagementApi,
@@ -101,6 +105,21 @@ providers = ast.literal_eval(catalog_api.get_providers(free_text_search="kylin_s
 check("providers search", "KYLIN_SALES" in [p["Name"] for p in providers] and "Testing1K" not in [p["Name"] for p in providers], True)
 for column in ["DocumentationLink", "Attributes", "NamespaceLevel", "CustomSyntax"]:
     check(f"providers have {column}", column in providers[0], True)
+
+# SqlDesign: SQL laid out (and still runnable), the scalar parameters a script uses.
+design = factory.build(SqlDesignApi)
+laid_out = design.put_query_to_format(body=SQL)
+check("pretty", laid_out.splitlines()[:3], ["@x =", "SELECT [Int], Str", "FROM Testing1K"])
+text = sql_api.put_by_query_csv(body=laid_out, scalar_parameters={"n": "3"})
+check("pretty SQL runs", list(csv.reader(io.StringIO(text)))[1:], ROWS)
+names = design.put_sql_to_extract_scalar_parameters(body=SQL + " where Str <> @skip")
+check("scalar parameters", [(p.name, p.type) for p in names], [("n", "Text"), ("skip", "Text")])
+
+# ApplicationMetadata and the health check.
+endpoints = factory.build(ApplicationMetadataApi).list_api_endpoints()
+check("endpoints list /api/Sql/{format}", any(e.path == "/api/Sql/{format}" for e in endpoints.endpoints), True)
+check("no access-controlled resources", factory.build(ApplicationMetadataApi).get_services_as_access_controlled_resources().values, [])
+check("health", factory.build(HealthCheckingEndpointApi).fake_node_reclaim(seconds_until_reclaim=5)["healthy"], True)
 
 # A path polyquery does not serve is a 404 that says so.
 try:
