@@ -18,6 +18,7 @@ mod fetch;
 mod filter;
 mod grouping;
 mod histogram;
+mod history;
 mod models;
 #[cfg(test)]
 mod oracle;
@@ -124,6 +125,8 @@ enum Route {
     Metadata(String),
     /// `/fakeNodeReclaim` (HealthCheckingEndpointApi)
     FakeNodeReclaim,
+    /// `/api/History`, `/api/History/{id}`, `/api/History/{id}/json`
+    History(Vec<String>),
 }
 
 /// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
@@ -149,6 +152,11 @@ fn route(path: &str) -> Option<Route> {
             [id, action] => Some(Route::Action(http::path_segment(id), action.to_string())),
             _ => None,
         };
+    }
+    if family.eq_ignore_ascii_case("History") && tail.len() <= 2 {
+        return Some(Route::History(
+            tail.iter().map(|s| http::path_segment(s)).collect(),
+        ));
     }
     if family.eq_ignore_ascii_case("metadata") && !tail.is_empty() {
         return Some(Route::Metadata(tail.join("/")));
@@ -239,6 +247,27 @@ impl LuminesceFront {
                 Err(e) => ("sql", Err(e)),
             },
             (Route::Metadata(part), &Method::GET) => ("metadata", self.metadata(part)),
+            (Route::History(tail), method) => match (tail.as_slice(), method) {
+                ([], &Method::GET) => ("history", self.history(&caller, &q)),
+                ([id], &Method::GET) => ("status", self.progress(&caller, id, &q)),
+                ([id], &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
+                ([id, json], &Method::GET) if json.eq_ignore_ascii_case("json") => {
+                    let output = match q.bool("jsonProper") {
+                        Ok(Some(true)) => Output::JsonProper,
+                        Ok(_) => Output::Json,
+                        Err(e) => return ("results", Err(e)),
+                    };
+                    let q = q.only(&["sortBy", "filter", "select", "groupBy", "limit", "page"]);
+                    ("results", self.fetch(&caller, id, output, &q).await)
+                }
+                _ => (
+                    "other",
+                    Err(LuminesceError::no_such_path(format!(
+                        "{method} {}",
+                        request.uri().path()
+                    ))),
+                ),
+            },
             (Route::FakeNodeReclaim, &Method::GET) => ("health", self.fake_node_reclaim(&q)),
             (Route::Catalog(part), &Method::GET) => ("catalog", self.catalog(part.as_deref(), &q)),
             (Route::SqlInPath(format, sql), &Method::GET) => {

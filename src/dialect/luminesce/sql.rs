@@ -250,35 +250,43 @@ impl SysTable {
     /// A derived table `(VALUES ...) AS alias(columns...)` holding the rows. The text is made only
     /// of rendered literals and quoted names, and parsed back into a table factor.
     fn derived(self, catalog: &Catalog, alias: Option<TableAlias>) -> Result<TableFactor, String> {
-        let columns: Vec<String> = self
-            .columns()
-            .iter()
-            .map(|c| Ident::with_quote('"', *c).to_string())
-            .collect();
-        let rows: Vec<String> = self
-            .rows(catalog)
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row.iter().map(ToString::to_string).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
-        let body = if rows.is_empty() {
-            // No tables at all: one row of the right width, filtered away.
-            let nulls = vec!["NULL"; columns.len()].join(", ");
-            format!("SELECT * FROM (VALUES ({nulls})) AS v WHERE false")
-        } else {
-            format!("VALUES {}", rows.join(", "))
-        };
-        let alias_name = alias
+        let alias = alias
             .map(|a| a.name)
             .unwrap_or_else(|| Ident::with_quote('"', self.name()));
-        let text = format!("({body}) AS {alias_name}({})", columns.join(", "));
-        Parser::new(&GenericDialect {})
-            .try_with_sql(&text)
-            .and_then(|mut p| p.parse_table_factor())
-            .map_err(|e| e.to_string())
+        values_table(self.columns(), &self.rows(catalog), &alias)
     }
+}
+
+/// A derived table `(VALUES ...) AS alias(columns...)` holding `rows`. The text is made only of
+/// rendered literals and quoted names, and parsed back into a table factor.
+pub fn values_table(
+    columns: &[&str],
+    rows: &[Vec<Value>],
+    alias: &Ident,
+) -> Result<TableFactor, String> {
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|c| Ident::with_quote('"', *c).to_string())
+        .collect();
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().map(ToString::to_string).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let body = if rows.is_empty() {
+        // No rows at all: one row of the right width, filtered away.
+        let nulls = vec!["NULL"; columns.len()].join(", ");
+        format!("SELECT * FROM (VALUES ({nulls})) AS v WHERE false")
+    } else {
+        format!("VALUES {}", rows.join(", "))
+    };
+    let text = format!("({body}) AS {alias}({})", columns.join(", "));
+    Parser::new(&GenericDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_table_factor())
+        .map_err(|e| e.to_string())
 }
 
 /// The AST rewrite: `@name` → `$name`, `Sys.*` → derived tables.

@@ -4,7 +4,7 @@ Usage: python api_classes_test.py http://127.0.0.1:PORT
 
 SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
 (the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
-ApplicationMetadataApi, HealthCheckingEndpointApi and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
+ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
 """
 
 import ast
@@ -14,6 +14,7 @@ import json
 import sqlite3
 import sys
 import tempfile
+import time
 
 import openpyxl
 import pyarrow.parquet as pq
@@ -21,6 +22,7 @@ from luminesce import (
     ApplicationMetadataApi,
     CurrentTableFieldCatalogApi,
     HealthCheckingEndpointApi,
+    HistoricallyExecutedQueriesApi,
     SqlDesignApi,
     SqlBackgroundExecutionApi,
     SqlExecutionApi,
@@ -120,6 +122,19 @@ endpoints = factory.build(ApplicationMetadataApi).list_api_endpoints()
 check("endpoints list /api/Sql/{format}", any(e.path == "/api/Sql/{format}" for e in endpoints.endpoints), True)
 check("no access-controlled resources", factory.build(ApplicationMetadataApi).get_services_as_access_controlled_resources().values, [])
 check("health", factory.build(HealthCheckingEndpointApi).fake_node_reclaim(seconds_until_reclaim=5)["healthy"], True)
+
+# History: a background query over this caller's queries.
+history = factory.build(HistoricallyExecutedQueriesApi)
+hid = history.get_history(free_text_search="sync csv").execution_id
+for _ in range(200):
+    progress = history.get_progress_of_history(hid)
+    if progress.status != "WaitingForActivation":
+        break
+    time.sleep(0.05)
+check("history finished", progress.status, "RanToCompletion")
+rows = ast.literal_eval(history.fetch_history_result_json(hid, json_proper=True))
+check("history names the sync query", [(r["QueryName"], r["Status"]) for r in rows], [("sync csv", "RanToCompletion")])
+check("history cleared", history.cancel_history(hid).previous_status, "RanToCompletion")
 
 # A path polyquery does not serve is a 404 that says so.
 try:
