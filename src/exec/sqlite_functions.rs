@@ -800,7 +800,7 @@ fn printf(args: &[Val]) -> Answer {
 fn group_thousands(digits: &str) -> String {
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -941,7 +941,10 @@ fn parse_time(text: &str) -> Option<i64> {
         let h: i64 = two_digits(parts.next()?)?;
         let m: i64 = two_digits(parts.next()?)?;
         let s: f64 = match parts.next() {
-            Some(s) if s.len() >= 2 && s[..2].chars().all(|c| c.is_ascii_digit()) => {
+            Some(s)
+                if s.get(..2)
+                    .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit())) =>
+            {
                 s.parse().ok()?
             }
             Some(_) => return None,
@@ -969,7 +972,7 @@ fn split_zone(t: &str) -> (&str, i64) {
     if let Some(rest) = t.strip_suffix(['Z', 'z']) {
         return (rest, 0);
     }
-    if t.len() > 6 {
+    if t.len() > 6 && t.is_char_boundary(t.len() - 6) {
         let (head, zone) = t.split_at(t.len() - 6);
         let bytes = zone.as_bytes();
         if matches!(bytes[0], b'+' | b'-')
@@ -1160,7 +1163,7 @@ mod tests {
     fn printf_conversions() {
         let args = [
             t("%5.2f|%-5d|%05d|%s|%x|%e|%g|%,d"),
-            Val::Real(3.14159),
+            Val::Real(3.25159),
             Val::Int(42),
             Val::Int(42),
             Val::Null,
@@ -1171,7 +1174,7 @@ mod tests {
         ];
         assert_eq!(
             printf(&args).unwrap(),
-            t(" 3.14|42   |00042||ff|1.234568e+04|0.0001234|1,234,567")
+            t(" 3.25|42   |00042||ff|1.234568e+04|0.0001234|1,234,567")
         );
     }
 
@@ -1200,6 +1203,10 @@ mod tests {
             t("2000-01-03 00:00:00")
         );
         assert_eq!(date(&[t("not a date")]).unwrap(), Val::Null);
+        // Text that is not ASCII where digits belong is no date, never a panic.
+        assert_eq!(date(&[t("2020-01-01 10:é0")]).unwrap(), Val::Null);
+        assert_eq!(date(&[t("2020-01-01 10:00:é")]).unwrap(), Val::Null);
+        assert_eq!(date(&[t("2020-01-01 10:00+0é:00")]).unwrap(), Val::Null);
     }
 
     #[test]

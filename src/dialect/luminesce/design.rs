@@ -10,26 +10,19 @@ use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use super::params::QueryParams;
+use super::script::CLAUSES;
 use super::{Answer, LuminesceError, LuminesceFront, sql};
 use crate::wire as http;
 
-/// Clause keywords that start a line of their own (at the outermost level of a statement).
-const CLAUSES: [Keyword; 14] = [
-    Keyword::SELECT,
-    Keyword::FROM,
-    Keyword::WHERE,
-    Keyword::GROUP,
-    Keyword::HAVING,
-    Keyword::ORDER,
-    Keyword::LIMIT,
-    Keyword::UNION,
-    Keyword::EXCEPT,
-    Keyword::INTERSECT,
-    Keyword::JOIN,
-    Keyword::LEFT,
-    Keyword::INNER,
-    Keyword::WITH,
-];
+/// Whether a keyword starts a line of its own (at the outermost level of a statement): the
+/// clauses, and the statement and join openers.
+fn starts_line(keyword: Keyword) -> bool {
+    CLAUSES.contains(&keyword)
+        || matches!(
+            keyword,
+            Keyword::SELECT | Keyword::WITH | Keyword::JOIN | Keyword::LEFT | Keyword::INNER
+        )
+}
 
 /// The SQL with keywords upper-cased, runs of blanks made one space, one statement a paragraph
 /// and each clause a line. Comments and text literals are kept as written; what does not tokenize
@@ -71,7 +64,7 @@ pub fn pretty(text: &str) -> String {
         }
         let rendered = match &token {
             Token::Word(w) if w.quote_style.is_none() && w.keyword != Keyword::NoKeyword => {
-                let clause = depth == 0 && CLAUSES.contains(&w.keyword);
+                let clause = depth == 0 && starts_line(w.keyword);
                 // `LEFT JOIN`: the line breaks before LEFT, not again before JOIN.
                 if clause && !(w.keyword == Keyword::JOIN && previous_joins) {
                     out.truncate(out.trim_end_matches(' ').len());

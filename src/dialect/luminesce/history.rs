@@ -3,12 +3,13 @@
 //! progress, JSON result and cancel are `/api/History/{id}`, `/{id}/json` and `DELETE /{id}`,
 //! the same job as `/api/SqlBackground/{id}`.
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{Duration as ChronoDuration, Utc};
 use sqlparser::ast::{Ident, Value};
 
+use super::histogram::instant;
 use super::params::QueryParams;
 use super::sql::values_table;
-use super::{Answer, DIALECT, LuminesceError, LuminesceFront, models, started};
+use super::{Answer, DIALECT, LuminesceFront, models, started};
 use crate::engine::{EngineError, JobSpec};
 use crate::query::Principal;
 
@@ -24,20 +25,6 @@ const COLUMNS: [&str; 9] = [
     "RowCount",
     "Error",
 ];
-
-fn instant(q: &QueryParams, name: &str) -> Result<Option<DateTime<Utc>>, LuminesceError> {
-    match q.nonblank(name) {
-        None => Ok(None),
-        Some(s) => DateTime::parse_from_rfc3339(s.trim())
-            .map(|d| Some(d.with_timezone(&Utc)))
-            .map_err(|_| {
-                LuminesceError::bad_parameter(
-                    name,
-                    format!("{name} must be an ISO-8601 date-time, not '{s}'"),
-                )
-            }),
-    }
-}
 
 impl LuminesceFront {
     /// `GET /api/History`: `startAt` (default a day ago) to `endAt` (default now), rows whose

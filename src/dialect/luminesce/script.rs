@@ -359,8 +359,8 @@ impl VisitorMut for ScalarVariables<'_> {
     }
 }
 
-/// Keywords that end a select list.
-const LIST_ENDS: [Keyword; 11] = [
+/// The clauses that may follow a select list (and so end it; `WINDOW` and `INTO` too).
+pub(super) const CLAUSES: [Keyword; 9] = [
     Keyword::FROM,
     Keyword::WHERE,
     Keyword::GROUP,
@@ -370,8 +370,6 @@ const LIST_ENDS: [Keyword; 11] = [
     Keyword::UNION,
     Keyword::EXCEPT,
     Keyword::INTERSECT,
-    Keyword::WINDOW,
-    Keyword::INTO,
 ];
 
 /// Keywords that are values, never names or aliases.
@@ -437,7 +435,9 @@ fn name_columns(source: &Source, mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWit
                 None | Some(Token::SemiColon) => true,
                 Some(Token::RParen) if depth == 0 => true,
                 Some(Token::Word(w)) if depth == 0 => {
-                    w.quote_style.is_none() && LIST_ENDS.contains(&w.keyword)
+                    w.quote_style.is_none()
+                        && (CLAUSES.contains(&w.keyword)
+                            || matches!(w.keyword, Keyword::WINDOW | Keyword::INTO))
                 }
                 _ => false,
             };
@@ -459,7 +459,7 @@ fn name_columns(source: &Source, mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWit
             j += 1;
         }
     }
-    inserts.sort_by(|a, b| b.0.cmp(&a.0));
+    inserts.sort_by_key(|(after, _)| std::cmp::Reverse(*after));
     for (after, alias) in inserts {
         let span = tokens[after].span;
         let at = |token| TokenWithSpan::new(token, span);
