@@ -8,7 +8,7 @@ use polyquery::config::{Config, User};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{TestServer, sdk_python};
+use crate::support::{TestServer, lumipy_python, sdk_python};
 
 const API: &str = "/honeycomb/api/SqlBackground";
 /// Luminesce's documented background-query example: 120 rows at 500 ms each.
@@ -599,5 +599,28 @@ async fn the_sdk_api_classes_work_unchanged() {
     assert!(
         out.status.success() && stdout.contains("api classes: ok"),
         "api_classes_test.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+/// FINBOURNE's lumipy with only the URL and a token (tests/sdk/lumipy/lumipy_test.py, in lumipy's own
+/// virtual environment): get_client, query_and_fetch, run and QueryJob, pretty, the catalog, the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lumipy_works_unchanged() {
+    let python = lumipy_python();
+    let s = server().await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/lumipy/lumipy_test.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(s.url(""))
+        .env_remove("FBN_LUMINESCE_URL")
+        .env_remove("FBN_ACCESS_TOKEN")
+        .output()
+        .await
+        .expect("the lumipy script could not be started");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("lumipy: ok"),
+        "lumipy_test.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
 }
