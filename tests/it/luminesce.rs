@@ -98,26 +98,39 @@ async fn problem(r: reqwest::Response, status: u16) -> Value {
     body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_luminesce_sdk_works_unchanged() {
-    let python = sdk_python();
-    let s = server().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/luminesce/sdk_test.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
+/// Runs a client script (`tests/sdk/…`) with `python` against `s`, with no Luminesce settings in
+/// its environment but the URL it is given; it must exit 0 and print `ok_line`. Answers its stdout.
+async fn run_client_script(python: &str, s: &TestServer, script: &str, ok_line: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = tokio::process::Command::new(python)
+        .arg(&script)
         .arg(s.url(""))
         .env_remove("FBN_LUMINESCE_URL")
         .env_remove("FBN_ACCESS_TOKEN")
         .output()
         .await
-        .expect("the SDK script could not be started");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .expect("the client script could not be started");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "luminesce-sdk script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        out.status.success() && stdout.contains(ok_line),
+        "{} failed\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        script.display()
     );
-    assert!(stdout.contains("sync client: ok") && stdout.contains("async client: ok"));
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_luminesce_sdk_works_unchanged() {
+    let s = server().await;
+    let stdout = run_client_script(
+        &sdk_python(),
+        &s,
+        "tests/sdk/luminesce/sdk_test.py",
+        "sync client: ok",
+    )
+    .await;
+    assert!(stdout.contains("async client: ok"));
     // The script saved its rows to Drive, newest first.
     let saved =
         std::fs::read_to_string(s.engine.data_dir().join("luminesce-drive/sdk/rows.csv")).unwrap();
@@ -584,43 +597,16 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
 /// The API classes beyond SqlBackground through the official SDK (tests/sdk/luminesce/api_classes_test.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_api_classes_work_unchanged() {
-    let python = sdk_python();
     let s = server().await;
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/luminesce/api_classes_test.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(s.url(""))
-        .output()
-        .await
-        .expect("the SDK script could not be started");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("api classes: ok"),
-        "api_classes_test.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let script = "tests/sdk/luminesce/api_classes_test.py";
+    run_client_script(&sdk_python(), &s, script, "api classes: ok").await;
 }
 
 /// FINBOURNE's lumipy with only the URL and a token (tests/sdk/lumipy/lumipy_test.py, in lumipy's own
 /// virtual environment): get_client, query_and_fetch, run and QueryJob, pretty, the catalog, the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lumipy_works_unchanged() {
-    let python = lumipy_python();
     let s = server().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/lumipy/lumipy_test.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(s.url(""))
-        .env_remove("FBN_LUMINESCE_URL")
-        .env_remove("FBN_ACCESS_TOKEN")
-        .output()
-        .await
-        .expect("the lumipy script could not be started");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("lumipy: ok"),
-        "lumipy_test.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let script = "tests/sdk/lumipy/lumipy_test.py";
+    run_client_script(&lumipy_python(), &s, script, "lumipy: ok").await;
 }
