@@ -233,6 +233,8 @@ select Bool, [Int], rank() over (partition by Bool order by [Int]) as r from Tes
 select -[Int], +[Int], ~[Int] from Testing1K where [Int] = 5
 select [Int] & 3, [Int] | 8 from Testing1K where [Int] = 5
 select 10 - 2 - 3, 2 * 3 + 4, (2 + 3) * 4, 2 - -2
+select 1 / 0, 1.0 / 0, 5 % 0, 0 / 0
+select [Int] / ([Int] - 1), [Int] % ([Int] - 1) from Testing1K where [Int] <= 3 order by [Int]
 select 1 = 1, 1 <> 2, 1 < 2, 2 <= 2, 'a' < 'b'
 select [Int] from Testing1K where [Int] in (3, 1, 2) order by [Int] desc
 select [Int] from Testing1K where Str in ('Str10', 'Str20') order by [Int]

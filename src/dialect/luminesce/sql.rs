@@ -382,6 +382,16 @@ fn sqlite_expr(expr: &Expr) -> Result<Option<Expr>, LuminesceError> {
             op: BinaryOperator::StringConcat,
             right: Box::new(text_of(right)),
         })),
+        // SQLite answers NULL for a division or remainder by zero where the engine fails.
+        Expr::BinaryOp {
+            left,
+            op: op @ (BinaryOperator::Divide | BinaryOperator::Modulo),
+            right,
+        } if !is_nullif_zero(right) => Ok(Some(Expr::BinaryOp {
+            left: left.clone(),
+            op: op.clone(),
+            right: Box::new(template_expr("nullif($1, 0)", &[(**right).clone()])?),
+        })),
         Expr::Substring {
             expr,
             substring_from,
@@ -426,6 +436,12 @@ fn sqlite_expr(expr: &Expr) -> Result<Option<Expr>, LuminesceError> {
         } => template_expr("(-1 - $1)", &[(**expr).clone()]).map(Some),
         _ => Ok(None),
     }
+}
+
+/// A divisor already guarded by `nullif(x, 0)` (the rewrite's own), so it is not guarded twice.
+fn is_nullif_zero(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("nullif")
+        && f.args.to_string().ends_with(", 0)"))
 }
 
 fn is_text_call(expr: &Expr) -> bool {
