@@ -57,12 +57,13 @@ impl InjectedFailure {
     }
 }
 
-/// Registers polyquery's built-in contract-testing functions.
+/// Registers polyquery's built-in contract-testing functions and SQLite's (`sqlite_<name>`).
 pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(AsyncScalarUDF::new(Arc::new(PqSleep::new())).into_scalar_udf());
     ctx.register_udf(ScalarUDF::new_from_impl(PqFail::new()));
     ctx.register_udf(AsyncScalarUDF::new(Arc::new(AsterixSleep::new())).into_scalar_udf());
     ctx.register_udf(ScalarUDF::new_from_impl(InjectFailure::new()));
+    super::sqlite_functions::register(ctx);
 }
 
 /// Total time to sleep for a column of per-row millisecond counts (nulls and negatives count 0).

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod datafusion;
 pub mod fixtures;
 pub mod functions;
+pub mod sqlite_functions;
 pub mod testing_provider;
 mod yielding;
 

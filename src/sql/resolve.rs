@@ -26,9 +26,17 @@ pub enum Fold {
 pub struct NameSet {
     tables: HashMap<String, Option<String>>,
     columns: HashMap<String, Option<String>>,
+    /// SQLite's rule: quoted names (`[x]`, `"x"`) match ignoring case too.
+    quoted_ignore_case: bool,
 }
 
 impl NameSet {
+    /// Quoted names match ignoring case as well, as every name does in SQLite.
+    pub fn quoted_ignoring_case(mut self) -> Self {
+        self.quoted_ignore_case = true;
+        self
+    }
+
     pub fn add_table(&mut self, name: &str) {
         add(&mut self.tables, name);
     }
@@ -140,23 +148,36 @@ struct Rewrite<'a> {
 
 impl Rewrite<'_> {
     fn column_or_table(&self, ident: &mut Ident) {
-        if requote(ident) {
-            return;
-        }
         let canonical = self
             .names
             .column(&ident.value)
             .or_else(|| self.names.table(&ident.value))
             .map(str::to_string);
+        if self.exact(ident, canonical.as_deref()) {
+            return;
+        }
         self.settle(ident, canonical);
     }
 
     fn table(&self, ident: &mut Ident) {
-        if requote(ident) {
+        let canonical = self.names.table(&ident.value).map(str::to_string);
+        if self.exact(ident, canonical.as_deref()) {
             return;
         }
-        let canonical = self.names.table(&ident.value).map(str::to_string);
         self.settle(ident, canonical);
+    }
+
+    /// A quoted name keeps its spelling (only its quotes change), unless quoted names ignore
+    /// case here and it names something known. Answers whether it was quoted.
+    fn exact(&self, ident: &mut Ident, canonical: Option<&str>) -> bool {
+        if ident.quote_style.is_some()
+            && self.names.quoted_ignore_case
+            && let Some(name) = canonical
+        {
+            *ident = quoted(name);
+            return true;
+        }
+        requote(ident)
     }
 
     fn settle(&self, ident: &mut Ident, canonical: Option<String>) {

@@ -137,13 +137,24 @@ pub fn thread_cpu_seconds(name: &str) -> f64 {
 /// else whatever `scripts/sdk-env` installs. Panics when neither works: an SDK test must fail, never
 /// be skipped, when its SDK cannot run.
 pub fn sdk_python() -> String {
-    if let Ok(python) = std::env::var("POLYQUERY_PYTHON")
+    python_of("POLYQUERY_PYTHON", None)
+}
+
+/// lumipy's interpreter (its own virtual environment): `POLYQUERY_LUMIPY_PYTHON`, else what
+/// `scripts/sdk-env lumipy` installs.
+pub fn lumipy_python() -> String {
+    python_of("POLYQUERY_LUMIPY_PYTHON", Some("lumipy"))
+}
+
+fn python_of(variable: &str, which: Option<&str>) -> String {
+    if let Ok(python) = std::env::var(variable)
         && !python.is_empty()
     {
         return python;
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let output = std::process::Command::new(Path::new(root).join("scripts/sdk-env"))
+        .args(which)
         .current_dir(root)
         .output()
         .expect("scripts/sdk-env could not be started");

@@ -83,6 +83,16 @@ impl LuminesceError {
         )
     }
 
+    /// A path the API does not have (not a query that does not exist).
+    pub fn no_such_path(what: impl std::fmt::Display) -> Self {
+        LuminesceError::new(
+            StatusCode::NOT_FOUND,
+            "PathNotFound",
+            "The path does not exist",
+            format!("{what} is not a path of the Luminesce API served here"),
+        )
+    }
+
     /// No usable Bearer token.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         LuminesceError::new(

@@ -211,7 +211,10 @@ async fn collect(
     Ok(rows)
 }
 
-fn instant(q: &QueryParams, name: &str) -> Result<Option<DateTime<Utc>>, LuminesceError> {
+pub(super) fn instant(
+    q: &QueryParams,
+    name: &str,
+) -> Result<Option<DateTime<Utc>>, LuminesceError> {
     match q.nonblank(name) {
         None => Ok(None),
         Some(text) => DateTime::parse_from_rfc3339(text.trim())

@@ -10,14 +10,22 @@
 //! Auth is a Bearer token. With no users configured any token is accepted and is its own
 //! principal; with users configured only their tokens are.
 
+mod catalog;
+mod design;
 mod drive;
 mod errors;
 mod fetch;
 pub(crate) mod filter;
+mod grouping;
 mod histogram;
+mod history;
 mod models;
+#[cfg(test)]
+mod oracle;
 mod params;
+mod script;
 pub(crate) mod sql;
+mod sql_execution;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -109,6 +117,18 @@ enum Route {
     Job(String),
     /// `/api/SqlBackground/{id}/{action}`
     Action(String, String),
+    /// `/api/Sql/{format}` (the query in the body)
+    Sql(String),
+    /// `/api/Sql/{format}/{query}` (the query in the path)
+    SqlInPath(String, String),
+    /// `/api/Catalog`, `/api/Catalog/fields`, `/api/Catalog/providers`
+    Catalog(Option<String>),
+    /// `/api/metadata/{endpoints | access/resources}`
+    Metadata(String),
+    /// `/fakeNodeReclaim` (HealthCheckingEndpointApi)
+    FakeNodeReclaim,
+    /// `/api/History`, `/api/History/{id}`, `/api/History/{id}/json`
+    History(Vec<String>),
 }
 
 /// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
@@ -116,19 +136,51 @@ enum Route {
 fn route(path: &str) -> Option<Route> {
     let rest = path.strip_prefix("/honeycomb")?;
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    match segments.as_slice() {
-        [api, sb, tail @ ..]
-            if api.eq_ignore_ascii_case("api") && sb.eq_ignore_ascii_case("SqlBackground") =>
-        {
-            match tail {
-                [] => Some(Route::Collection),
-                [id] => Some(Route::Job(http::path_segment(id))),
-                [id, action] => Some(Route::Action(http::path_segment(id), action.to_string())),
-                _ => None,
-            }
-        }
-        _ => None,
+    if let [single] = segments.as_slice()
+        && single.eq_ignore_ascii_case("fakeNodeReclaim")
+    {
+        return Some(Route::FakeNodeReclaim);
     }
+    let [api, family, tail @ ..] = segments.as_slice() else {
+        return None;
+    };
+    if !api.eq_ignore_ascii_case("api") {
+        return None;
+    }
+    if family.eq_ignore_ascii_case("SqlBackground") {
+        return match tail {
+            [] => Some(Route::Collection),
+            [id] => Some(Route::Job(http::path_segment(id))),
+            [id, action] => Some(Route::Action(http::path_segment(id), action.to_string())),
+            _ => None,
+        };
+    }
+    if family.eq_ignore_ascii_case("History") && tail.len() <= 2 {
+        return Some(Route::History(
+            tail.iter().map(|s| http::path_segment(s)).collect(),
+        ));
+    }
+    if family.eq_ignore_ascii_case("metadata") && !tail.is_empty() {
+        return Some(Route::Metadata(tail.join("/")));
+    }
+    if family.eq_ignore_ascii_case("Catalog") {
+        return match tail {
+            [] => Some(Route::Catalog(None)),
+            [part] => Some(Route::Catalog(Some(part.to_string()))),
+            _ => None,
+        };
+    }
+    if family.eq_ignore_ascii_case("Sql") {
+        return match tail {
+            [format] => Some(Route::Sql(format.to_string())),
+            [format, query] => Some(Route::SqlInPath(
+                format.to_string(),
+                http::path_segment(query),
+            )),
+            _ => None,
+        };
+    }
+    None
 }
 
 type Answer = Result<Response, LuminesceError>;
@@ -168,8 +220,9 @@ impl LuminesceFront {
         let Some(route) = route(request.uri().path()) else {
             return (
                 "other",
-                Err(LuminesceError::not_found(format!(
-                    "no such path: {}",
+                Err(LuminesceError::no_such_path(format!(
+                    "{} {}",
+                    request.method(),
                     request.uri().path()
                 ))),
             );
@@ -188,6 +241,41 @@ impl LuminesceFront {
             (Route::Collection, &Method::GET) => ("list", self.list(&caller, &q)),
             (Route::Job(id), &Method::GET) => ("status", self.progress(&caller, id, &q)),
             (Route::Job(id), &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
+            (Route::Sql(op), &Method::PUT) => match request_sql(request) {
+                Ok(sql) if op.eq_ignore_ascii_case("pretty") => ("design", self.pretty(sql, &q)),
+                Ok(sql) if op.eq_ignore_ascii_case("extractscalarparameters") => {
+                    ("design", self.extract_scalar_parameters(sql))
+                }
+                Ok(sql) => ("sql", self.run_sync(&caller, op, sql, &q).await),
+                Err(e) => ("sql", Err(e)),
+            },
+            (Route::Metadata(part), &Method::GET) => ("metadata", self.metadata(part)),
+            (Route::History(tail), method) => match (tail.as_slice(), method) {
+                ([], &Method::GET) => ("history", self.history(&caller, &q).await),
+                ([id], &Method::GET) => ("status", self.progress(&caller, id, &q)),
+                ([id], &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
+                ([id, json], &Method::GET) if json.eq_ignore_ascii_case("json") => {
+                    let output = match q.bool("jsonProper") {
+                        Ok(Some(true)) => Output::JsonProper,
+                        Ok(_) => Output::Json,
+                        Err(e) => return ("results", Err(e)),
+                    };
+                    let q = q.only(&["sortBy", "filter", "select", "groupBy", "limit", "page"]);
+                    ("results", self.fetch(&caller, id, output, &q).await)
+                }
+                _ => (
+                    "other",
+                    Err(LuminesceError::no_such_path(format!(
+                        "{method} {}",
+                        request.uri().path()
+                    ))),
+                ),
+            },
+            (Route::FakeNodeReclaim, &Method::GET) => ("health", self.fake_node_reclaim(&q)),
+            (Route::Catalog(part), &Method::GET) => ("catalog", self.catalog(part.as_deref(), &q)),
+            (Route::SqlInPath(format, sql), &Method::GET) => {
+                ("sql", self.run_sync(&caller, format, sql, &q).await)
+            }
             (Route::Action(id, action), &Method::GET) => {
                 if action.eq_ignore_ascii_case("historicalFeedback") {
                     ("feedback", self.historical_feedback(&caller, id, &q).await)
@@ -248,14 +336,7 @@ impl LuminesceFront {
 
     /// `PUT /api/SqlBackground`
     async fn start(&self, caller: &Principal, request: &Request, q: &QueryParams) -> Answer {
-        let sql = std::str::from_utf8(request.body()).map_err(|e| {
-            LuminesceError::bad_request(format!("the body must be the SQL as UTF-8 text: {e}"))
-        })?;
-        if sql.trim().is_empty() {
-            return Err(LuminesceError::bad_request(
-                "the body is empty: send the SQL as the text/plain body",
-            ));
-        }
+        let sql = request_sql(request)?;
         if let Some(id) = q.nonblank("executionId")
             && uuid::Uuid::try_parse(id.trim()).is_err()
         {
@@ -292,12 +373,7 @@ impl LuminesceFront {
             keep_for: keep_for(q.int("keepForSeconds")?),
             row_limit: None,
         };
-        let params = scalar_parameters(q)?;
-        let rewritten = sql::rewrite(sql, &params, self.engine.executor().catalog())?;
-        let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
-        spec.exec_sql = rewritten.exec_sql;
-        spec.params = params;
-        spec.name = q.nonblank("queryName");
+        let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS)?;
         spec.limits = limits;
         if lineage {
             spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
@@ -307,6 +383,24 @@ impl LuminesceFront {
         }
         let id = self.engine.submit(spec).await?;
         Ok(started(id))
+    }
+
+    /// A job for Luminesce SQL: rewritten for the engine, with the scalar parameters of the query
+    /// string (every key but the request's own `options`) bound.
+    fn job_spec(
+        &self,
+        caller: &Principal,
+        sql: &str,
+        q: &QueryParams,
+        options: &[&str],
+    ) -> Result<JobSpec, LuminesceError> {
+        let params = scalar_parameters(q, options)?;
+        let rewritten = sql::rewrite(sql, &params, self.engine.executor().catalog())?;
+        let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
+        spec.exec_sql = rewritten.exec_sql;
+        spec.params = params;
+        spec.name = q.nonblank("queryName");
+        Ok(spec)
     }
 
     /// Identical-query reuse: an earlier job of this principal with the same SQL and parameters.
@@ -455,7 +549,13 @@ impl LuminesceFront {
     /// `GET /api/SqlBackground/{id}/<format>`
     async fn fetch(&self, caller: &Principal, id: &str, output: Output, q: &QueryParams) -> Answer {
         let request = FetchRequest::parse(output, q)?;
-        let (record, body) = self.result_body(caller, id, &request).await?;
+        self.deliver(caller, id, &request).await
+    }
+
+    /// A finished job's result as the response to a fetch: its body, content type and download name.
+    async fn deliver(&self, caller: &Principal, id: &str, request: &FetchRequest) -> Answer {
+        let output = request.output;
+        let (record, body) = self.result_body(caller, id, request).await?;
         let mut response = http::with_body(StatusCode::OK, output.content_type(), "");
         *response.body_mut() = body;
         if request.download {
@@ -524,6 +624,19 @@ impl LuminesceFront {
     }
 }
 
+/// The SQL of a request's text/plain body.
+fn request_sql(request: &Request) -> Result<&str, LuminesceError> {
+    let sql = std::str::from_utf8(request.body()).map_err(|e| {
+        LuminesceError::bad_request(format!("the body must be the SQL as UTF-8 text: {e}"))
+    })?;
+    if sql.trim().is_empty() {
+        return Err(LuminesceError::bad_request(
+            "the body is empty: send the SQL as the text/plain body",
+        ));
+    }
+    Ok(sql)
+}
+
 fn no_such_query(id: &str) -> LuminesceError {
     let detail = if JobRef::parse(id).is_none() {
         format!("'{id}' is not an execution id (a GUID), so no such query exists")
@@ -561,7 +674,7 @@ fn keep_for(seconds: Option<i64>) -> Duration {
 /// The scalar parameters of a start request, in both wire forms: every query key that is not a
 /// named parameter (SDK ≥ 2.4.150), and `scalarParameters=<json object>` (older SDKs), plus
 /// ASP.NET's `scalarParameters[name]=value`. Flattened values are text; JSON values keep their type.
-fn scalar_parameters(q: &QueryParams) -> Result<Params, LuminesceError> {
+fn scalar_parameters(q: &QueryParams, options: &[&str]) -> Result<Params, LuminesceError> {
     let mut named: BTreeMap<String, ParamValue> = BTreeMap::new();
     for (key, value) in q.pairs() {
         if key.eq_ignore_ascii_case("scalarParameters") {
@@ -586,7 +699,7 @@ fn scalar_parameters(q: &QueryParams) -> Result<Params, LuminesceError> {
             .and_then(|k| k.strip_suffix(']'))
         {
             named.insert(name.to_string(), ParamValue::String(value.clone()));
-        } else if !START_PARAMETERS.iter().any(|p| p.eq_ignore_ascii_case(key)) {
+        } else if !options.iter().any(|p| p.eq_ignore_ascii_case(key)) {
             named.insert(key.clone(), ParamValue::String(value.clone()));
         }
     }
@@ -619,7 +732,7 @@ fn file_stem(name: &str) -> String {
 /// SQL `LIKE` (`%` any run, `_` one character), ignoring case, for `sqlLike`: compiled once into
 /// a regular expression, which matches in time linear in the text (a backtracking matcher takes
 /// exponential time on `%a%a%a%b`).
-fn sql_like_matcher(pattern: &str) -> Result<regex::Regex, regex::Error> {
+pub(crate) fn sql_like_matcher(pattern: &str) -> Result<regex::Regex, regex::Error> {
     let mut expression = String::from("(?is)^");
     for c in pattern.chars() {
         match c {
@@ -653,6 +766,14 @@ mod tests {
             Some(Route::Action("x".into(), "csv".into()))
         );
         assert_eq!(route("/honeycomb/api/Other"), None);
+        assert_eq!(
+            route("/honeycomb/api/Sql/csv/select%201"),
+            Some(Route::SqlInPath("csv".into(), "select 1".into()))
+        );
+        assert_eq!(
+            route("/honeycomb/api/Sql/json"),
+            Some(Route::Sql("json".into()))
+        );
     }
 
     #[test]
@@ -672,12 +793,18 @@ mod tests {
         let q = QueryParams::parse(Some(
             "p1=v%201&queryName=n&timeoutSeconds=3&scalarParameters=%7B%22p2%22%3A%202%7D&scalarParameters%5Bp3%5D=x",
         ));
-        let p = scalar_parameters(&q).unwrap();
+        let p = scalar_parameters(&q, &START_PARAMETERS).unwrap();
         assert_eq!(p.named.len(), 3, "{p:?}");
         assert_eq!(p.named["p1"], ParamValue::String("v 1".into()));
         assert_eq!(p.named["p2"], serde_json::json!(2));
         assert_eq!(p.named["p3"], ParamValue::String("x".into()));
-        assert!(scalar_parameters(&QueryParams::parse(Some("scalarParameters=nope"))).is_err());
+        assert!(
+            scalar_parameters(
+                &QueryParams::parse(Some("scalarParameters=nope")),
+                &START_PARAMETERS
+            )
+            .is_err()
+        );
     }
 
     fn sql_like(text: &str, pattern: &str) -> bool {

@@ -28,6 +28,19 @@ impl QueryParams {
         QueryParams::decode(query).unwrap_or_default()
     }
 
+    /// Only the pairs named in `names` (ignoring case): a request's own options, apart from the
+    /// scalar parameters that share its query string.
+    pub fn only(&self, names: &[&str]) -> QueryParams {
+        QueryParams {
+            pairs: self
+                .pairs
+                .iter()
+                .filter(|(k, _)| names.iter().any(|n| n.eq_ignore_ascii_case(k)))
+                .cloned()
+                .collect(),
+        }
+    }
+
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }

@@ -4,14 +4,18 @@
 //! provider tables whose names keep their case (`Testing1K`, `Sys.Field`). The rewrite parses with
 //! sqlparser's SQLite dialect, turns `@name` into the engine's named placeholder `$name`, serves
 //! `Sys.Field` and `Sys.Registration` from the catalog, and resolves identifiers against the
-//! catalog so unquoted names find their canonical case.
+//! catalog so unquoted names find their canonical case. Scripts (`@table` and `@@scalar`
+//! variables, `#date#` literals, SQLite's column names) are compiled first (`script.rs`); SQLite's
+//! functions are mapped to the engine's `sqlite_<name>` functions and to equivalent expressions,
+//! and SQLite's case-insensitive `LIKE` and text concatenation are kept.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, ObjectNamePart, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
-    visit_relations,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias,
+    TableFactor, UnaryOperator, Value, VisitMut, VisitorMut, visit_relations,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -21,6 +25,7 @@ use super::errors::LuminesceError;
 use super::models::data_type;
 use crate::engine::{EngineError, ErrorKind, Params};
 use crate::exec::Catalog;
+use crate::exec::sqlite_functions;
 use crate::sql::resolve::{Fold, NameSet, resolve};
 
 /// A Luminesce query made runnable: the SQL the engine executes and the parameters it binds.
@@ -33,17 +38,7 @@ pub struct Rewritten {
 
 /// Rewrites a Luminesce query for the engine. Every `@name` it uses must have a value in `params`.
 pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritten, LuminesceError> {
-    let mut statement = crate::sql::parse_query(sql, &SQLiteDialect {})?;
-    let mut rewrite = Rewrite {
-        catalog,
-        parameters: BTreeSet::new(),
-        sys_tables: Vec::new(),
-        failure: None,
-    };
-    let _ = statement.visit(&mut rewrite);
-    if let Some(e) = rewrite.failure {
-        return Err(e);
-    }
+    let (mut statement, rewrite) = prepare(sql, catalog)?;
     if let Some(missing) = rewrite
         .parameters
         .iter()
@@ -54,12 +49,36 @@ pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritte
             format!("the query uses @{missing}, but no scalar parameter '{missing}' was given"),
         ));
     }
-    let names = names(catalog, &statement, &rewrite.sys_tables);
+    let names = names(catalog, &statement, &rewrite.sys_tables).quoted_ignoring_case();
     resolve(&mut statement, &names, Fold::Preserve);
     Ok(Rewritten {
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
     })
+}
+
+/// The `@name` scalar parameters a Luminesce query uses, in name order.
+pub fn parameters(sql: &str, catalog: &Catalog) -> Result<BTreeSet<String>, LuminesceError> {
+    prepare(sql, catalog).map(|(_, rewrite)| rewrite.parameters)
+}
+
+/// The script compiled and rewritten on the AST, before names are resolved.
+fn prepare<'a>(
+    sql: &str,
+    catalog: &'a Catalog,
+) -> Result<(Statement, Rewrite<'a>), LuminesceError> {
+    let mut statement = super::script::compile(sql)?;
+    let mut rewrite = Rewrite {
+        catalog,
+        parameters: BTreeSet::new(),
+        sys_tables: Vec::new(),
+        failure: None,
+    };
+    let _ = statement.visit(&mut rewrite);
+    match rewrite.failure.take() {
+        Some(e) => Err(e),
+        None => Ok((statement, rewrite)),
+    }
 }
 
 /// Translates a fragment of Luminesce SQL (a `select` list, a `sqlFilter`, a `groupBy`) into the
@@ -110,9 +129,9 @@ fn names(catalog: &Catalog, statement: &Statement, sys_tables: &[SysTable]) -> N
     names
 }
 
-/// The system tables served from the catalog, for clients that introspect.
+/// The system tables served from the catalog, for clients that introspect (and the Catalog API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SysTable {
+pub enum SysTable {
     /// `Sys.Field`: one row per column of every table.
     Field,
     /// `Sys.Registration`: one row per table.
@@ -129,7 +148,7 @@ impl SysTable {
         }
     }
 
-    fn columns(self) -> &'static [&'static str] {
+    pub fn columns(self) -> &'static [&'static str] {
         match self {
             SysTable::Field => &[
                 "TableName",
@@ -139,30 +158,49 @@ impl SysTable {
                 "IsPrimaryKey",
                 "IsMain",
                 "Description",
+                "ParamDefaultValue",
+                "TableParamColumns",
+                "AllowedValues",
+                "ConditionUsage",
+                "SampleValues",
             ],
-            SysTable::Registration => &["Name", "Type", "Category", "Description"],
+            SysTable::Registration => &[
+                "Name",
+                "Type",
+                "Category",
+                "Description",
+                "DocumentationLink",
+                "Attributes",
+                "NamespaceLevel",
+                "CustomSyntax",
+            ],
         }
     }
 
+    /// `Sys.Field`, `sys.field` or one bracketed name `[Sys.Field]`.
     fn lookup(parts: &[ObjectNamePart]) -> Option<SysTable> {
-        let [
-            ObjectNamePart::Identifier(schema),
-            ObjectNamePart::Identifier(table),
-        ] = parts
-        else {
-            return None;
+        let (schema, table) = match parts {
+            [
+                ObjectNamePart::Identifier(schema),
+                ObjectNamePart::Identifier(table),
+            ] => (schema.value.as_str(), table.value.as_str()),
+            [ObjectNamePart::Identifier(one)] => one.value.split_once('.')?,
+            _ => return None,
         };
-        if !schema.value.eq_ignore_ascii_case("Sys") {
+        if !schema.eq_ignore_ascii_case("Sys") {
             return None;
         }
         SysTable::ALL
             .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(&table.value))
+            .find(|t| t.name().eq_ignore_ascii_case(table))
     }
 
-    /// The rows, as SQL literals.
-    fn rows(self, catalog: &Catalog) -> Vec<Vec<Value>> {
+    /// The rows, as SQL literals. Every table is a data provider with columns and no parameters:
+    /// no parameter defaults, table parameters, allowed or sample values; condition usage 0; its
+    /// namespace level is the number of dots in its name.
+    pub fn rows(self, catalog: &Catalog) -> Vec<Vec<Value>> {
         let text = |s: &str| Value::SingleQuotedString(s.to_string());
+        let number = |n: usize| Value::Number(n.to_string(), false);
         match self {
             SysTable::Field => catalog
                 .tables
@@ -177,6 +215,11 @@ impl SysTable {
                             Value::Boolean(false),
                             Value::Boolean(false),
                             text(""),
+                            Value::Null,
+                            Value::Null,
+                            Value::Null,
+                            number(0),
+                            Value::Null,
                         ]
                     })
                 })
@@ -194,6 +237,10 @@ impl SysTable {
                             "User"
                         }),
                         text(&t.description),
+                        Value::Null,
+                        Value::Null,
+                        number(t.name.matches('.').count()),
+                        Value::Null,
                     ]
                 })
                 .collect(),
@@ -203,35 +250,43 @@ impl SysTable {
     /// A derived table `(VALUES ...) AS alias(columns...)` holding the rows. The text is made only
     /// of rendered literals and quoted names, and parsed back into a table factor.
     fn derived(self, catalog: &Catalog, alias: Option<TableAlias>) -> Result<TableFactor, String> {
-        let columns: Vec<String> = self
-            .columns()
-            .iter()
-            .map(|c| Ident::with_quote('"', *c).to_string())
-            .collect();
-        let rows: Vec<String> = self
-            .rows(catalog)
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row.iter().map(ToString::to_string).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
-        let body = if rows.is_empty() {
-            // No tables at all: one row of the right width, filtered away.
-            let nulls = vec!["NULL"; columns.len()].join(", ");
-            format!("SELECT * FROM (VALUES ({nulls})) AS v WHERE false")
-        } else {
-            format!("VALUES {}", rows.join(", "))
-        };
-        let alias_name = alias
+        let alias = alias
             .map(|a| a.name)
             .unwrap_or_else(|| Ident::with_quote('"', self.name()));
-        let text = format!("({body}) AS {alias_name}({})", columns.join(", "));
-        Parser::new(&GenericDialect {})
-            .try_with_sql(&text)
-            .and_then(|mut p| p.parse_table_factor())
-            .map_err(|e| e.to_string())
+        values_table(self.columns(), &self.rows(catalog), &alias)
     }
+}
+
+/// A derived table `(VALUES ...) AS alias(columns...)` holding `rows`. The text is made only of
+/// rendered literals and quoted names, and parsed back into a table factor.
+pub fn values_table(
+    columns: &[&str],
+    rows: &[Vec<Value>],
+    alias: &Ident,
+) -> Result<TableFactor, String> {
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|c| Ident::with_quote('"', *c).to_string())
+        .collect();
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().map(ToString::to_string).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let body = if rows.is_empty() {
+        // No rows at all: one row of the right width, filtered away.
+        let nulls = vec!["NULL"; columns.len()].join(", ");
+        format!("SELECT * FROM (VALUES ({nulls})) AS v WHERE false")
+    } else {
+        format!("VALUES {}", rows.join(", "))
+    };
+    let text = format!("({body}) AS {alias}({})", columns.join(", "));
+    Parser::new(&GenericDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_table_factor())
+        .map_err(|e| e.to_string())
 }
 
 /// The AST rewrite: `@name` → `$name`, `Sys.*` → derived tables.
@@ -246,7 +301,20 @@ struct Rewrite<'a> {
 impl VisitorMut for Rewrite<'_> {
     type Break = ();
 
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        super::grouping::wrap_bare_columns(query);
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match sqlite_expr(expr) {
+            Ok(Some(replacement)) => *expr = replacement,
+            Ok(None) => {}
+            Err(e) => {
+                self.failure = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
         if let Expr::Value(v) = expr
             && let Value::Placeholder(p) = &mut v.value
             && let Some(name) = p.strip_prefix('@')
@@ -285,6 +353,229 @@ impl VisitorMut for Rewrite<'_> {
             }
         }
     }
+}
+
+/// SQLite's meaning of an expression where the engine's differs: its functions (`sqlite_<name>`
+/// UDFs, or the engine's equivalent expression), its case-insensitive `LIKE`, and `||` over its
+/// text of numbers. `None`: the expression means the same in both.
+fn sqlite_expr(expr: &Expr) -> Result<Option<Expr>, LuminesceError> {
+    match expr {
+        Expr::Like {
+            negated,
+            any,
+            expr,
+            pattern,
+            escape_char,
+        } => Ok(Some(Expr::ILike {
+            negated: *negated,
+            any: *any,
+            expr: expr.clone(),
+            pattern: pattern.clone(),
+            escape_char: escape_char.clone(),
+        })),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::StringConcat,
+            right,
+        } if !is_text_call(left) || !is_text_call(right) => Ok(Some(Expr::BinaryOp {
+            left: Box::new(text_of(left)),
+            op: BinaryOperator::StringConcat,
+            right: Box::new(text_of(right)),
+        })),
+        // SQLite answers NULL for a division or remainder by zero where the engine fails.
+        Expr::BinaryOp {
+            left,
+            op: op @ (BinaryOperator::Divide | BinaryOperator::Modulo),
+            right,
+        } if !is_nullif_zero(right) => Ok(Some(Expr::BinaryOp {
+            left: left.clone(),
+            op: op.clone(),
+            right: Box::new(template_expr("nullif($1, 0)", &[(**right).clone()])?),
+        })),
+        Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![(**expr).clone()];
+            args.extend(substring_from.iter().map(|e| (**e).clone()));
+            args.extend(substring_for.iter().map(|e| (**e).clone()));
+            Ok(Some(call("sqlite_substr", args)))
+        }
+        Expr::Function(f) => sqlite_function(f),
+        // SQLite's `REGEXP` (an operator of SQLite's grammar, a regex match in Luminesce).
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Regexp,
+            right,
+        } => Ok(Some(call(
+            "regexp_like",
+            vec![(**left).clone(), (**right).clone()],
+        ))),
+        Expr::RLike {
+            negated,
+            expr,
+            pattern,
+            ..
+        } => {
+            let test = call("regexp_like", vec![(**expr).clone(), (**pattern).clone()]);
+            Ok(Some(if *negated {
+                Expr::UnaryOp {
+                    op: UnaryOperator::Not,
+                    expr: Box::new(Expr::Nested(Box::new(test))),
+                }
+            } else {
+                test
+            }))
+        }
+        // `~x`, which the engine lacks, is `-1 - x` on SQLite's 64-bit integers.
+        Expr::UnaryOp {
+            op: UnaryOperator::BitwiseNot,
+            expr,
+        } => template_expr("(-1 - $1)", &[(**expr).clone()]).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A divisor already guarded by `nullif(x, 0)` (the rewrite's own), so it is not guarded twice.
+fn is_nullif_zero(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("nullif")
+        && f.args.to_string().ends_with(", 0)"))
+}
+
+fn is_text_call(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f) if f.name.to_string() == "sqlite_text")
+}
+
+/// An operand of `||` as SQLite's text (`1.0` is `'1.0'`, not `'1'`).
+fn text_of(expr: &Expr) -> Expr {
+    if is_text_call(expr) {
+        return expr.clone();
+    }
+    call("sqlite_text", vec![expr.clone()])
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+/// A SQLite function call in the engine's terms.
+fn sqlite_function(f: &Function) -> Result<Option<Expr>, LuminesceError> {
+    let [ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else {
+        return Ok(None);
+    };
+    if name.quote_style.is_some() {
+        return Ok(None);
+    }
+    let name = name.value.to_lowercase();
+    let FunctionArguments::List(list) = &f.args else {
+        return Ok(None);
+    };
+    let args: Option<Vec<Expr>> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let Some(args) = args else {
+        return Ok(None);
+    };
+    let arity = |want: &[usize]| {
+        if want.contains(&args.len()) {
+            Ok(())
+        } else {
+            Err(LuminesceError::from(EngineError::new(
+                ErrorKind::Plan,
+                format!("wrong number of arguments to function {name}()"),
+            )))
+        }
+    };
+    let distinct = list.duplicate_treatment.is_some();
+    let template = match name.as_str() {
+        "iif" => {
+            arity(&[3])?;
+            "CASE WHEN $1 THEN $2 ELSE $3 END".to_string()
+        }
+        "ifnull" => {
+            arity(&[2])?;
+            "coalesce($1, $2)".to_string()
+        }
+        "total" if !distinct && f.over.is_none() => {
+            arity(&[1])?;
+            "sqlite_total($1)".to_string()
+        }
+        "group_concat" if f.over.is_none() => {
+            arity(&[1, 2])?;
+            let distinct = if distinct { "DISTINCT " } else { "" };
+            let separator = if args.len() == 1 { "','" } else { "$2" };
+            format!("string_agg({distinct}sqlite_text($1), {separator})")
+        }
+        // SQLite's many-argument min and max are scalar: NULL if any argument is.
+        "max" | "min" if args.len() >= 2 => {
+            let any_null: Vec<String> = (1..=args.len()).map(|i| format!("${i} IS NULL")).collect();
+            let all: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+            let pick = if name == "max" { "greatest" } else { "least" };
+            format!(
+                "CASE WHEN {} THEN NULL ELSE {pick}({}) END",
+                any_null.join(" OR "),
+                all.join(", ")
+            )
+        }
+        _ => {
+            let Some(udf) = sqlite_functions::udf_name(&name) else {
+                return Ok(None);
+            };
+            let mut renamed = f.clone();
+            renamed.name = ObjectName::from(vec![Ident::new(udf)]);
+            return Ok(Some(Expr::Function(renamed)));
+        }
+    };
+    template_expr(&template, &args).map(Some)
+}
+
+/// Our own expression text with `$n` standing for the call's arguments, which go in on the AST.
+pub(super) fn template_expr(template: &str, args: &[Expr]) -> Result<Expr, LuminesceError> {
+    let mut expr = Parser::new(&GenericDialect {})
+        .try_with_sql(template)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| LuminesceError::from(EngineError::internal(format!("{template}: {e}"))))?;
+    struct Arguments<'a>(&'a [Expr]);
+    impl VisitorMut for Arguments<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Value(v) = expr
+                && let Value::Placeholder(p) = &v.value
+                && let Some(arg) = p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| self.0.get(n.wrapping_sub(1)))
+            {
+                *expr = arg.clone();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = expr.visit(&mut Arguments(args));
+    Ok(expr)
 }
 
 #[cfg(test)]

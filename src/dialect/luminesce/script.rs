@@ -1,0 +1,587 @@
+//! Luminesce scripts, compiled on the token stream and the sqlparser AST into one query.
+//!
+//! - Statements are separated by `;`; the last one is the answer.
+//! - `@name = <query>` defines a table variable and `@@name = <query>` a scalar variable, visible to
+//!   the statements after it (names ignore case, and are defined once). Table variables become CTEs
+//!   named `"@name"` in front of the answer's own; scalar variables become scalar subqueries.
+//! - `#2020-01-01#` (and `#2020-01-01 10:30:00#`) is a date-time literal.
+//! - An unaliased result column that is not a plain column is named by its text as written, the
+//!   way SQLite names it (`length(Str)`, `substr(Str,1,2)`): an `AS "<text>"` is added after it.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use chrono::NaiveDateTime;
+use sqlparser::ast::helpers::attached_token::AttachedToken;
+use sqlparser::ast::{
+    Cte, Expr, Ident, Query, Statement, TableAlias, Value, VisitMut, VisitorMut, With,
+};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace, Word};
+
+use crate::query::{EngineError, ErrorKind, syntax_message};
+
+/// Compiles a Luminesce script into the one query that answers it.
+pub fn compile(sql: &str) -> Result<Statement, EngineError> {
+    let source = Source::new(sql);
+    let tokens = Tokenizer::new(&SQLiteDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| syntax(e.to_string()))?;
+    let tokens = date_literals(&source, tokens)?;
+    let mut tables: Vec<(String, Box<Query>)> = Vec::new();
+    let mut scalars: HashMap<String, Box<Query>> = HashMap::new();
+    let mut answer: Option<Box<Query>> = None;
+    for statement in tokens.split(|t| t.token == Token::SemiColon) {
+        let statement = trim(statement);
+        if statement.is_empty() {
+            continue;
+        }
+        if answer.is_some() {
+            return Err(unsupported(
+                "only the last statement of a script may be a query: assign the earlier ones to @table or @@scalar variables",
+            ));
+        }
+        let (target, body) = assignment(statement);
+        let body = variables(body, &tables, &scalars)?;
+        let body = name_columns(&source, body);
+        let query = parse(body, &scalars)?;
+        match target {
+            None => answer = Some(query),
+            Some(Target { name, scalar }) => {
+                let key = name.to_lowercase();
+                let known = tables.iter().any(|(n, _)| *n == key) || scalars.contains_key(&key);
+                if known {
+                    return Err(syntax(format!(
+                        "the variable {}{name} is already defined",
+                        if scalar { "@@" } else { "@" }
+                    )));
+                }
+                if scalar {
+                    scalars.insert(key, query);
+                } else {
+                    tables.push((key, query));
+                }
+            }
+        }
+    }
+    let Some(mut answer) = answer else {
+        return Err(syntax(
+            "the script has no query to answer: its last statement must be a query",
+        ));
+    };
+    if !tables.is_empty() {
+        let ctes = tables.into_iter().map(|(name, query)| Cte {
+            alias: TableAlias {
+                explicit: false,
+                name: table_variable(&name),
+                columns: Vec::new(),
+                at: None,
+            },
+            query,
+            from: None,
+            materialized: None,
+            closing_paren_token: AttachedToken::empty(),
+        });
+        match &mut answer.with {
+            Some(with) => {
+                let own = std::mem::take(&mut with.cte_tables);
+                with.cte_tables = ctes.chain(own).collect();
+            }
+            None => {
+                answer.with = Some(With {
+                    with_token: AttachedToken::empty(),
+                    recursive: false,
+                    cte_tables: ctes.collect(),
+                });
+            }
+        }
+    }
+    Ok(Statement::Query(answer))
+}
+
+/// The CTE name a table variable becomes; quoted, so it can never meet a table's name.
+fn table_variable(name: &str) -> Ident {
+    Ident::with_quote('"', format!("@{name}"))
+}
+
+fn syntax(message: impl Into<String>) -> EngineError {
+    EngineError::new(ErrorKind::Syntax, message.into())
+}
+
+fn unsupported(message: impl Into<String>) -> EngineError {
+    EngineError::new(ErrorKind::Unsupported, message.into())
+}
+
+/// The SQL text, to turn token locations back into byte offsets.
+struct Source<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Source<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Source { text, line_starts }
+    }
+
+    /// The byte offset of a 1-based line and column (columns count characters).
+    fn offset(&self, at: Location) -> usize {
+        let Some(&start) = (at.line as usize)
+            .checked_sub(1)
+            .and_then(|l| self.line_starts.get(l))
+        else {
+            return self.text.len();
+        };
+        let line = &self.text[start..];
+        let column = (at.column as usize).saturating_sub(1);
+        start
+            + line
+                .char_indices()
+                .nth(column)
+                .map_or(line.len(), |(i, _)| i)
+    }
+
+    /// The text from the start of one token to the end of another.
+    fn between(&self, first: &TokenWithSpan, last: &TokenWithSpan) -> &'a str {
+        let start = self.offset(first.span.start);
+        let end = self.offset(last.span.end).max(start);
+        &self.text[start..end]
+    }
+}
+
+fn is_blank(t: &TokenWithSpan) -> bool {
+    matches!(t.token, Token::Whitespace(_))
+}
+
+fn trim(tokens: &[TokenWithSpan]) -> &[TokenWithSpan] {
+    let start = tokens
+        .iter()
+        .position(|t| !is_blank(t))
+        .unwrap_or(tokens.len());
+    let end = tokens
+        .iter()
+        .rposition(|t| !is_blank(t))
+        .map_or(start, |e| e + 1);
+    &tokens[start..end]
+}
+
+fn word(t: &TokenWithSpan) -> Option<&Word> {
+    match &t.token {
+        Token::Word(w) => Some(w),
+        _ => None,
+    }
+}
+
+/// `#…#` date literals become `TIMESTAMP '…'`.
+fn date_literals(
+    source: &Source,
+    tokens: Vec<TokenWithSpan>,
+) -> Result<Vec<TokenWithSpan>, EngineError> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i].token != Token::Sharp {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        let Some(close) = tokens[i + 1..]
+            .iter()
+            .position(|t| t.token == Token::Sharp)
+            .map(|p| p + i + 1)
+        else {
+            return Err(syntax(format!(
+                "the date literal at line {}, column {} has no closing '#'",
+                tokens[i].span.start.line, tokens[i].span.start.column
+            )));
+        };
+        let start = source.offset(tokens[i].span.end);
+        let end = source.offset(tokens[close].span.start).max(start);
+        let text = source.text[start..end].trim();
+        let moment = date_literal(text).ok_or_else(|| {
+            syntax(format!(
+                "#{text}# is not a date literal: write #yyyy-MM-dd# or #yyyy-MM-dd HH:mm:ss#"
+            ))
+        })?;
+        out.push(TokenWithSpan::new(
+            Token::make_keyword("TIMESTAMP"),
+            tokens[i].span,
+        ));
+        out.push(TokenWithSpan::new(
+            Token::Whitespace(Whitespace::Space),
+            tokens[i].span,
+        ));
+        out.push(TokenWithSpan::new(
+            Token::SingleQuotedString(moment),
+            tokens[close].span,
+        ));
+        i = close + 1;
+    }
+    Ok(out)
+}
+
+/// The date-time a literal's text names, as `yyyy-MM-dd HH:mm:ss[.fff]`.
+fn date_literal(text: &str) -> Option<String> {
+    const DATE_TIMES: [&str; 4] = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ];
+    let moment = DATE_TIMES
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    Some(moment.format("%Y-%m-%d %H:%M:%S%.f").to_string())
+}
+
+/// Which variable a statement assigns.
+struct Target {
+    name: String,
+    scalar: bool,
+}
+
+/// Splits `@name = <query>` / `@@name = <query>` into its target and body.
+fn assignment(statement: &[TokenWithSpan]) -> (Option<Target>, &[TokenWithSpan]) {
+    let significant: Vec<usize> = (0..statement.len())
+        .filter(|&i| !is_blank(&statement[i]))
+        .take(3)
+        .collect();
+    if let [at, name, eq] = significant[..]
+        && name == at + 1
+        && matches!(statement[at].token, Token::AtSign | Token::AtAt)
+        && statement[eq].token == Token::Eq
+        && let Some(w) = word(&statement[name])
+    {
+        let target = Target {
+            name: w.value.clone(),
+            scalar: statement[at].token == Token::AtAt,
+        };
+        return (Some(target), &statement[eq + 1..]);
+    }
+    (None, statement)
+}
+
+/// Table variables (`@name` naming one) become their CTE's name; scalar variables (`@@name`) a
+/// placeholder replaced by the subquery once parsed.
+fn variables(
+    body: &[TokenWithSpan],
+    tables: &[(String, Box<Query>)],
+    scalars: &HashMap<String, Box<Query>>,
+) -> Result<Vec<TokenWithSpan>, EngineError> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let next = body.get(i + 1).and_then(word);
+        match (&body[i].token, next) {
+            (Token::AtSign, Some(w))
+                if tables.iter().any(|(n, _)| n.eq_ignore_ascii_case(&w.value)) =>
+            {
+                let name = w.value.to_lowercase();
+                out.push(TokenWithSpan::new(
+                    Token::Word(Word {
+                        value: format!("@{name}"),
+                        quote_style: Some('"'),
+                        keyword: Keyword::NoKeyword,
+                    }),
+                    body[i].span,
+                ));
+                i += 2;
+            }
+            (Token::AtAt, Some(w)) => {
+                let name = w.value.to_lowercase();
+                if !scalars.contains_key(&name) {
+                    return Err(syntax(format!(
+                        "the scalar variable @@{} is not defined before it is used",
+                        w.value
+                    )));
+                }
+                out.push(TokenWithSpan::new(
+                    Token::Placeholder(format!("@@{name}")),
+                    body[i].span,
+                ));
+                i += 2;
+            }
+            _ => {
+                out.push(body[i].clone());
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one statement's tokens as a query and puts the scalar variables' subqueries in.
+fn parse(
+    tokens: Vec<TokenWithSpan>,
+    scalars: &HashMap<String, Box<Query>>,
+) -> Result<Box<Query>, EngineError> {
+    let mut statements = Parser::new(&SQLiteDialect {})
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| syntax(syntax_message(&e.to_string())))?;
+    let statement = match statements.len() {
+        1 => statements.remove(0),
+        _ => return Err(syntax("expected one statement between ';'")),
+    };
+    let Statement::Query(mut query) = statement else {
+        return Err(unsupported(format!(
+            "only queries are run here, not {}",
+            crate::sql::statement_kind(&statement)
+        )));
+    };
+    let _ = query.visit(&mut ScalarVariables { scalars });
+    Ok(query)
+}
+
+struct ScalarVariables<'a> {
+    scalars: &'a HashMap<String, Box<Query>>,
+}
+
+impl VisitorMut for ScalarVariables<'_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Value(v) = expr
+            && let Value::Placeholder(p) = &v.value
+            && let Some(query) = p.strip_prefix("@@").and_then(|n| self.scalars.get(n))
+        {
+            *expr = Expr::Subquery(query.clone());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The clauses that may follow a select list (and so end it; `WINDOW` and `INTO` too).
+pub(super) const CLAUSES: [Keyword; 9] = [
+    Keyword::FROM,
+    Keyword::WHERE,
+    Keyword::GROUP,
+    Keyword::HAVING,
+    Keyword::ORDER,
+    Keyword::LIMIT,
+    Keyword::UNION,
+    Keyword::EXCEPT,
+    Keyword::INTERSECT,
+];
+
+/// Keywords that are values, never names or aliases.
+const VALUE_KEYWORDS: [Keyword; 7] = [
+    Keyword::NULL,
+    Keyword::TRUE,
+    Keyword::FALSE,
+    Keyword::CURRENT_DATE,
+    Keyword::CURRENT_TIME,
+    Keyword::CURRENT_TIMESTAMP,
+    Keyword::END,
+];
+
+/// Keywords after which a name is an operand, not an alias.
+const OPERATOR_KEYWORDS: [Keyword; 16] = [
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::NOT,
+    Keyword::IS,
+    Keyword::IN,
+    Keyword::LIKE,
+    Keyword::BETWEEN,
+    Keyword::COLLATE,
+    Keyword::CASE,
+    Keyword::WHEN,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::ESCAPE,
+    Keyword::DISTINCT,
+    Keyword::AS,
+    Keyword::EXISTS,
+];
+
+/// A word that names something (a column, table or alias).
+fn is_name(w: &Word) -> bool {
+    w.quote_style.is_some()
+        || !(VALUE_KEYWORDS.contains(&w.keyword) || OPERATOR_KEYWORDS.contains(&w.keyword))
+}
+
+/// Adds `AS "<text as written>"` after every unaliased select item that is not a plain column.
+fn name_columns(source: &Source, mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !is_blank(&tokens[i]))
+        .collect();
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    for (k, &at) in significant.iter().enumerate() {
+        if word(&tokens[at]).is_none_or(|w| w.keyword != Keyword::SELECT || w.quote_style.is_some())
+        {
+            continue;
+        }
+        let mut j = k + 1;
+        while let Some(w) = significant.get(j).and_then(|&i| word(&tokens[i]))
+            && matches!(w.keyword, Keyword::DISTINCT | Keyword::ALL)
+            && w.quote_style.is_none()
+        {
+            j += 1;
+        }
+        let mut depth = 0usize;
+        let mut item_start = j;
+        while j <= significant.len() {
+            let token = significant.get(j).map(|&i| &tokens[i].token);
+            let ends_list = match token {
+                None | Some(Token::SemiColon) => true,
+                Some(Token::RParen) if depth == 0 => true,
+                Some(Token::Word(w)) if depth == 0 => {
+                    w.quote_style.is_none()
+                        && (CLAUSES.contains(&w.keyword)
+                            || matches!(w.keyword, Keyword::WINDOW | Keyword::INTO))
+                }
+                _ => false,
+            };
+            if ends_list || (depth == 0 && token == Some(&Token::Comma)) {
+                let item: Vec<usize> = significant[item_start..j].to_vec();
+                if let Some(alias) = unnamed_item(source, &tokens, &item) {
+                    inserts.push((item[item.len() - 1], alias));
+                }
+                if ends_list {
+                    break;
+                }
+                item_start = j + 1;
+            }
+            match token {
+                Some(Token::LParen) => depth += 1,
+                Some(Token::RParen) => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            j += 1;
+        }
+    }
+    inserts.sort_by_key(|(after, _)| std::cmp::Reverse(*after));
+    for (after, alias) in inserts {
+        let span = tokens[after].span;
+        let at = |token| TokenWithSpan::new(token, span);
+        tokens.splice(
+            after + 1..after + 1,
+            [
+                at(Token::Whitespace(Whitespace::Space)),
+                at(Token::make_keyword("AS")),
+                at(Token::Whitespace(Whitespace::Space)),
+                at(Token::Word(Word {
+                    value: alias,
+                    quote_style: Some('"'),
+                    keyword: Keyword::NoKeyword,
+                })),
+            ],
+        );
+    }
+    tokens
+}
+
+/// The name SQLite gives a select item with no alias, when it is not a plain column (or `*`).
+fn unnamed_item(source: &Source, tokens: &[TokenWithSpan], item: &[usize]) -> Option<String> {
+    let t = |i: usize| &tokens[item[i]].token;
+    let n = item.len();
+    if n == 0 || matches!(t(n - 1), Token::Mul) {
+        return None;
+    }
+    // A plain column, `t.column` or `s.t.column`: SQLite names it by the column's own name.
+    let plain = (0..n).all(|i| {
+        if i % 2 == 1 {
+            matches!(t(i), Token::Period)
+        } else {
+            matches!(t(i), Token::Word(w) if is_name(w))
+        }
+    });
+    if plain && n % 2 == 1 && n <= 5 {
+        return None;
+    }
+    // Already aliased: `expr AS name` or `expr name`.
+    if n >= 2
+        && let Token::Word(last) = t(n - 1)
+        && is_name(last)
+    {
+        let aliased = match t(n - 2) {
+            Token::Word(w) if w.keyword == Keyword::AS && w.quote_style.is_none() => true,
+            Token::Word(w) => is_name(w) || w.keyword == Keyword::END,
+            Token::RParen | Token::Number(..) | Token::SingleQuotedString(_) => true,
+            _ => false,
+        };
+        if aliased {
+            return None;
+        }
+    }
+    Some(
+        source
+            .between(&tokens[item[0]], &tokens[item[n - 1]])
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(sql: &str) -> String {
+        compile(sql)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn variables_become_ctes_and_subqueries() {
+        assert_eq!(
+            compiled("@x = select [Int], Str from T where [Int] < 4; select * from @x"),
+            r#"WITH "@x" AS (SELECT [Int], Str FROM T WHERE [Int] < 4) SELECT * FROM "@x""#
+        );
+        assert_eq!(
+            compiled("@@n = select 3; select [Int] from T where [Int] <= @@n;"),
+            r#"SELECT [Int] FROM T WHERE [Int] <= (SELECT 3 AS "3")"#
+        );
+        assert_eq!(
+            compiled(
+                "@A = select 1 as a; @b = select a from @a; with c as (select 2) select * from @B, c"
+            ),
+            r#"WITH "@a" AS (SELECT 1 AS a), "@b" AS (SELECT a FROM "@a"), c AS (SELECT 2 AS "2") SELECT * FROM "@b", c"#
+        );
+    }
+
+    #[test]
+    fn scripts_that_cannot_be_answered_are_refused() {
+        for (sql, says) in [
+            ("@x = select 1", "no query to answer"),
+            ("select 1; select 2", "only the last statement"),
+            ("@x = select 1; @x = select 2; select 1", "already defined"),
+            ("select @@n", "not defined"),
+            ("select #2020-13-01#", "not a date literal"),
+            ("select #2020-01-01", "no closing"),
+        ] {
+            let got = compiled(sql);
+            assert!(got.contains(says), "{sql}: {got}");
+        }
+    }
+
+    #[test]
+    fn date_literals_are_timestamps() {
+        assert_eq!(
+            compiled("select 1 as a where x < #2020-01-02# and y = #2020-01-02 03:04:05#"),
+            "SELECT 1 AS a WHERE x < TIMESTAMP '2020-01-02 00:00:00' AND y = TIMESTAMP '2020-01-02 03:04:05'"
+        );
+    }
+
+    #[test]
+    fn unaliased_expressions_are_named_by_their_text() {
+        assert_eq!(
+            compiled(
+                "select length( Str ), substr(Str,1,2), Str, t.Str, [Int] n, [Int]+1 as m, count(*) c, case when 1 then 2 end, * from t"
+            ),
+            r#"SELECT length(Str) AS "length( Str )", SUBSTR(Str, 1, 2) AS "substr(Str,1,2)", Str, t.Str, [Int] AS n, [Int] + 1 AS m, count(*) AS c, CASE WHEN 1 THEN 2 END AS "case when 1 then 2 end", * FROM t"#
+        );
+        assert_eq!(
+            compiled("select distinct x is null, (select max(a) from u) from t"),
+            r#"SELECT DISTINCT x IS NULL AS "x is null", (SELECT max(a) AS "max(a)" FROM u) AS "(select max(a) from u)" FROM t"#
+        );
+    }
+}

@@ -1,0 +1,146 @@
+"""Drives polyquery's Luminesce API classes beyond SqlBackground with the official luminesce-sdk.
+
+Usage: python api_classes_test.py http://127.0.0.1:PORT
+
+SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
+(the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
+ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
+"""
+
+import ast
+import csv
+import io
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+
+import openpyxl
+import pyarrow.parquet as pq
+from luminesce import (
+    ApplicationMetadataApi,
+    CurrentTableFieldCatalogApi,
+    HealthCheckingEndpointApi,
+    HistoricallyExecutedQueriesApi,
+    SqlDesignApi,
+    SqlBackgroundExecutionApi,
+    SqlExecutionApi,
+    ViewManagementApi,
+)
+from luminesce.exceptions import ApiException, NotFoundException
+from luminesce.extensions import ArgsConfigurationLoader, SyncApiClientFactory
+
+BASE = sys.argv[1].rstrip("/")
+factory = SyncApiClientFactory(
+    config_loaders=[ArgsConfigurationLoader(api_url=BASE + "/honeycomb", access_token="api-classes")]
+)
+sql_api = factory.build(SqlExecutionApi)
+SQL = "@x = select [Int], Str from Testing1K where [Int] <= @n; select [Int], Str, length(Str) from @x"
+ROWS = [["1", "Str1", "4"], ["2", "Str2", "4"], ["3", "Str3", "4"]]
+
+
+def check(what, got, want):
+    if got != want:
+        sys.exit(f"{what}: got {got!r}, want {want!r}")
+
+
+# The SQL in the body, scalar parameters flattened into the query string.
+text = sql_api.put_by_query_csv(body=SQL, scalar_parameters={"n": "3"}, query_name="sync csv")
+check("put csv", list(csv.reader(io.StringIO(text))), [["Int", "Str", "length(Str)"]] + ROWS)
+text = sql_api.put_by_query_pipe(body=SQL, scalar_parameters={"n": "2"})
+check("put pipe", text.splitlines(), ["Int|Str|length(Str)", "1|Str1|4", "2|Str2|4"])
+proper = sql_api.put_by_query_json(body=SQL, scalar_parameters={"n": "1"}, json_proper=True)
+# The SDK parses a JSON array body and hands back its Python repr.
+check("put json proper", ast.literal_eval(proper), [{"Int": 1, "Str": "Str1", "length(Str)": 4}])
+legacy = sql_api.put_by_query_json(body=SQL, scalar_parameters={"n": "1"})
+check("put json", json.loads(legacy), [{"Int": 1, "Str": "Str1", "length(Str)": 4}])
+xml = sql_api.put_by_query_xml(body=SQL, scalar_parameters={"n": "1"})
+check("put xml mentions the row", "Str1" in xml, True)
+
+# The SQL in the path (one line), every binary format.
+one_line = "select [Int], Str from Testing1K where [Int] <= 2"
+text = sql_api.get_by_query_csv(one_line, delimiter=";")
+check("get csv", text.splitlines(), ["Int;Str", "1;Str1", "2;Str2"])
+with tempfile.TemporaryDirectory() as d:
+    path = d + "/r.parquet"
+    with open(path, "wb") as f:
+        f.write(sql_api.get_by_query_parquet(one_line))
+    check("get parquet", pq.read_table(path).to_pylist(), [{"Int": 1, "Str": "Str1"}, {"Int": 2, "Str": "Str2"}])
+    path = d + "/r.xlsx"
+    with open(path, "wb") as f:
+        f.write(sql_api.get_by_query_excel(one_line))
+    sheet = openpyxl.load_workbook(path).active
+    check("get excel", [[c.value for c in r] for r in sheet.iter_rows()], [["Int", "Str"], [1, "Str1"], [2, "Str2"]])
+    path = d + "/r.sqlite"
+    with open(path, "wb") as f:
+        f.write(sql_api.get_by_query_sqlite(one_line))
+    db = sqlite3.connect(path)
+    table = db.execute("select name from sqlite_master where type = 'table'").fetchone()[0]
+    check("get sqlite", db.execute(f"select * from [{table}]").fetchall(), [(1, "Str1"), (2, "Str2")])
+    db.close()
+
+# A query that fails is a 400 with Problem Details; it does not parse, also 400.
+for sql in ["select pq_fail('boom')", "select from where"]:
+    try:
+        sql_api.put_by_query_csv(body=sql)
+        sys.exit(f"{sql}: no error")
+    except ApiException as e:
+        check(f"{sql} status", e.status, 400)
+        check(f"{sql} has a detail", bool(json.loads(e.body)["detail"]), True)
+
+# A synchronous query is a job like any other: it is in this caller's list.
+listed = factory.build(SqlBackgroundExecutionApi).list_queries()
+check("sync queries are listed", any(q.query_name == "sync csv" for q in listed), True)
+
+# The catalog: every field of every table, the same rows filtered, one row per provider.
+catalog_api = factory.build(CurrentTableFieldCatalogApi)
+fields = ast.literal_eval(catalog_api.get_catalog())
+testing = [f for f in fields if f["TableName"] == "Testing1K"]
+check("catalog fields of Testing1K", [f["FieldName"] for f in testing][:3], ["Int", "Str", "Dbl"])
+for column in ["ParamDefaultValue", "TableParamColumns", "AllowedValues", "ConditionUsage", "SampleValues"]:
+    check(f"catalog has {column}", column in testing[0], True)
+check("catalog as a JSON string", json.loads(catalog_api.get_catalog(json_proper=False)), json.loads(json.dumps(fields)))
+narrowed = ast.literal_eval(catalog_api.get_fields(table_like="testing1_"))
+check("fields tableLike", {f["TableName"] for f in narrowed}, {"Testing1K"})
+providers = ast.literal_eval(catalog_api.get_providers(free_text_search="kylin_sales"))
+check("providers search", "KYLIN_SALES" in [p["Name"] for p in providers] and "Testing1K" not in [p["Name"] for p in providers], True)
+for column in ["DocumentationLink", "Attributes", "NamespaceLevel", "CustomSyntax"]:
+    check(f"providers have {column}", column in providers[0], True)
+
+# SqlDesign: SQL laid out (and still runnable), the scalar parameters a script uses.
+design = factory.build(SqlDesignApi)
+laid_out = design.put_query_to_format(body=SQL)
+check("pretty", laid_out.splitlines()[:3], ["@x =", "SELECT [Int], Str", "FROM Testing1K"])
+text = sql_api.put_by_query_csv(body=laid_out, scalar_parameters={"n": "3"})
+check("pretty SQL runs", list(csv.reader(io.StringIO(text)))[1:], ROWS)
+names = design.put_sql_to_extract_scalar_parameters(body=SQL + " where Str <> @skip")
+check("scalar parameters", [(p.name, p.type) for p in names], [("n", "Text"), ("skip", "Text")])
+
+# ApplicationMetadata and the health check.
+endpoints = factory.build(ApplicationMetadataApi).list_api_endpoints()
+check("endpoints list /api/Sql/{format}", any(e.path == "/api/Sql/{format}" for e in endpoints.endpoints), True)
+check("no access-controlled resources", factory.build(ApplicationMetadataApi).get_services_as_access_controlled_resources().values, [])
+check("health", factory.build(HealthCheckingEndpointApi).fake_node_reclaim(seconds_until_reclaim=5)["healthy"], True)
+
+# History: a background query over this caller's queries.
+history = factory.build(HistoricallyExecutedQueriesApi)
+hid = history.get_history(free_text_search="sync csv").execution_id
+for _ in range(200):
+    progress = history.get_progress_of_history(hid)
+    if progress.status != "WaitingForActivation":
+        break
+    time.sleep(0.05)
+check("history finished", progress.status, "RanToCompletion")
+rows = ast.literal_eval(history.fetch_history_result_json(hid, json_proper=True))
+check("history names the sync query", [(r["QueryName"], r["Status"]) for r in rows], [("sync csv", "RanToCompletion")])
+check("history cleared", history.cancel_history(hid).previous_status, "RanToCompletion")
+
+# A path polyquery does not serve is a 404 that says so.
+try:
+    factory.build(ViewManagementApi).list_views()
+    sys.exit("/api/View/list answered")
+except NotFoundException as e:
+    check("unknown path", json.loads(e.body)["name"], "PathNotFound")
+
+print("api classes: ok")

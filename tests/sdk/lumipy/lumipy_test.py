@@ -1,0 +1,72 @@
+"""Drives polyquery with FINBOURNE's lumipy (PyPI `lumipy`), set up with only the URL and a token.
+
+Usage: python lumipy_test.py http://127.0.0.1:PORT
+
+get_client, query_and_fetch (the synchronous /api/Sql/csv), client.run and its QueryJob (wait,
+result, cancel), pretty, the table field catalog, and the `lumipy query` command line. Exits non-zero
+with a message naming the first mismatch.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import lumipy as lm
+
+BASE = sys.argv[1].rstrip("/")
+URL = BASE + "/honeycomb"
+client = lm.get_client(api_url=URL, access_token="lumipy-user")
+SCRIPT = "@x = select [Int], Str from Testing1K where [Int] <= 3; select [Int], Str, length(Str) from @x"
+
+
+def check(what, got, want):
+    if got != want:
+        sys.exit(f"{what}: got {got!r}, want {want!r}")
+
+
+df = client.query_and_fetch(SCRIPT)
+check("query_and_fetch columns", list(df.columns), ["Int", "Str", "length(Str)"])
+check("query_and_fetch rows", df.values.tolist(), [[1, "Str1", 4], [2, "Str2", 4], [3, "Str3", 4]])
+
+df = client.run("select Bool, count(*) as n, total([Int]) as t from Testing1K group by Bool", quiet=True)
+check("run", sorted(df.values.tolist()), [[False, 500, 250000.0], [True, 500, 250500.0]])
+
+# A QueryJob: it runs (each Takes500Ms value costs half a second), is waited for, and is read back.
+job = client.run("select Str, Takes500Ms from Testing1K where [Int] <= 3", return_job=True, quiet=True)
+check("job running at first", job.is_running(), True)
+job.wait()
+check("job result", job.get_result(quiet=True).values.tolist(), [["Str1", 1], ["Str2", 2], ["Str3", 3]])
+
+# Cancelling a running job: it stops and reads Canceled.
+slow = client.run("select Str, Takes500Ms from Testing1K where [Int] <= 100", return_job=True, quiet=True)
+slow.delete()
+deadline = time.time() + 10
+while slow.is_running() and time.time() < deadline:
+    time.sleep(0.1)
+check("cancelled job status", str(slow.get_status()), "TaskStatus.CANCELED")
+
+# lumipy tags the SQL with a comment line of its own first.
+check("pretty", client.pretty("select [Int] from Testing1K where [Int] < 2").splitlines()[-3:],
+      ["SELECT [Int]", "FROM Testing1K", "WHERE [Int] < 2"])
+
+catalog = client.table_field_catalog()
+check("table field catalog", list(catalog[catalog.TableName == "Testing1K"].FieldName)[:2], ["Int", "Str"])
+
+# The command line, configured by the environment variables the SDK reads.
+with tempfile.TemporaryDirectory() as out:
+    env = dict(os.environ, FBN_LUMINESCE_URL=URL, FBN_ACCESS_TOKEN="lumipy-user")
+    cli = os.path.join(os.path.dirname(sys.executable), "lumipy")
+    target = os.path.join(out, "result.csv")
+    run = subprocess.run(
+        [cli, "query", "--sql", "select [Int], Str from Testing1K where [Int] <= 2", "--save-to", target],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    check("lumipy query exit code", (run.returncode, run.stderr[-500:]), (0, run.stderr[-500:]))
+    check("lumipy query says where it saved", "saved to" in run.stdout, True)
+    with open(target) as f:
+        check("lumipy query csv", [line.split(",")[-2:] for line in f.read().splitlines()[1:]],
+              [["1", "Str1"], ["2", "Str2"]])
+
+print("lumipy: ok")
