@@ -7,6 +7,7 @@
 //! [`errors::KylinError`]s, rendered in one place ([`KylinFront::error`]).
 
 mod async_query;
+mod calcite;
 mod auth;
 mod errors;
 mod files;
