@@ -309,7 +309,11 @@ impl ScalarUDFImpl for CalciteTime {
                 let t = times(1)?;
                 let f = if self.op == Op::Floor { floor } else { ceil };
                 (0..rows)
-                    .map(|r| (!t.is_null(r)).then(|| f(naive(t.value(r))?, unit)).flatten())
+                    .map(|r| {
+                        (!t.is_null(r))
+                            .then(|| f(naive(t.value(r))?, unit))
+                            .flatten()
+                    })
                     .collect()
             }
         };
@@ -360,14 +364,20 @@ mod tests {
             assert_eq!(floor(t, unit), Some(at(f)), "floor {unit:?}");
             assert_eq!(ceil(t, unit), Some(at(c)), "ceil {unit:?}");
         }
-        assert_eq!(ceil(at("2024-05-01 00:00:00"), Unit::Month), Some(at("2024-05-01 00:00:00")));
+        assert_eq!(
+            ceil(at("2024-05-01 00:00:00"), Unit::Month),
+            Some(at("2024-05-01 00:00:00"))
+        );
     }
 
     #[test]
     fn add_and_diff_follow_calcite() {
         let jan31 = at("2024-01-31 10:00:00");
         assert_eq!(add(jan31, Unit::Month, 1), Some(at("2024-02-29 10:00:00")));
-        assert_eq!(add(jan31, Unit::Quarter, -1), Some(at("2023-10-31 10:00:00")));
+        assert_eq!(
+            add(jan31, Unit::Quarter, -1),
+            Some(at("2023-10-31 10:00:00"))
+        );
         assert_eq!(add(jan31, Unit::Week, 2), Some(at("2024-02-14 10:00:00")));
         assert_eq!(add(jan31, Unit::Hour, -11), Some(at("2024-01-30 23:00:00")));
         let cases = [

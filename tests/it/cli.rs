@@ -31,6 +31,29 @@ async fn sql_prints_the_result_of_a_query_over_the_catalog() {
     assert_eq!(Some(count), table.row_count);
 }
 
+/// Names resolve against the tables the query reads, as over HTTP: thelook's `users.country` and
+/// `products.name` do not make KYLIN_COUNTRY's columns ambiguous.
+#[test]
+fn sql_resolves_names_against_the_tables_it_reads() {
+    let out = polyquery()
+        .args([
+            "sql",
+            "select COUNTRY, NAME from KYLIN_COUNTRY order by COUNTRY limit 2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["COUNTRY,NAME", "AR,Argentina", "AT,Austria"]
+    );
+}
+
 #[test]
 fn sql_reports_a_bad_query_as_one_line_and_fails() {
     let out = polyquery()

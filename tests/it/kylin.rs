@@ -309,17 +309,41 @@ async fn calcite_functions_and_operators() {
     let k = Kylin::start().await;
     let cases = [
         // Datetime floors and ceilings; Calcite's week starts on Sunday (2024-05-15 is a Wednesday).
-        ("FLOOR(TIMESTAMP '2024-05-15 13:47:09' TO HOUR)", "2024-05-15 13:00:00"),
-        ("FLOOR(TIMESTAMP '2024-05-15 13:47:09' TO WEEK)", "2024-05-12 00:00:00"),
-        ("CEIL(TIMESTAMP '2024-05-15 13:47:09' TO MONTH)", "2024-06-01 00:00:00"),
+        (
+            "FLOOR(TIMESTAMP '2024-05-15 13:47:09' TO HOUR)",
+            "2024-05-15 13:00:00",
+        ),
+        (
+            "FLOOR(TIMESTAMP '2024-05-15 13:47:09' TO WEEK)",
+            "2024-05-12 00:00:00",
+        ),
+        (
+            "CEIL(TIMESTAMP '2024-05-15 13:47:09' TO MONTH)",
+            "2024-06-01 00:00:00",
+        ),
         ("FLOOR(DATE '2024-05-15' TO QUARTER)", "2024-04-01"),
-        ("CAST(FLOOR(CAST('2024-05-15 13:47:09' AS TIMESTAMP) TO YEAR) AS DATE)", "2024-01-01"),
+        (
+            "CAST(FLOOR(CAST('2024-05-15 13:47:09' AS TIMESTAMP) TO YEAR) AS DATE)",
+            "2024-01-01",
+        ),
         // Month arithmetic clamps to the month's end; differences count whole units.
         ("TIMESTAMPADD(MONTH, 1, DATE '2024-01-31')", "2024-02-29"),
-        ("TIMESTAMPADD(WEEK, 2, TIMESTAMP '2024-01-31 10:00:00')", "2024-02-14 10:00:00"),
-        ("TIMESTAMPDIFF(MONTH, DATE '2024-01-31', DATE '2024-03-30')", "1"),
-        ("TIMESTAMPDIFF(DAY, TIMESTAMP '2024-01-31 10:00:00', TIMESTAMP '2024-01-29 10:00:00')", "-2"),
-        ("{fn TIMESTAMPADD(SQL_TSI_DAY, 1, DATE '2024-02-28')}", "2024-02-29"),
+        (
+            "TIMESTAMPADD(WEEK, 2, TIMESTAMP '2024-01-31 10:00:00')",
+            "2024-02-14 10:00:00",
+        ),
+        (
+            "TIMESTAMPDIFF(MONTH, DATE '2024-01-31', DATE '2024-03-30')",
+            "1",
+        ),
+        (
+            "TIMESTAMPDIFF(DAY, TIMESTAMP '2024-01-31 10:00:00', TIMESTAMP '2024-01-29 10:00:00')",
+            "-2",
+        ),
+        (
+            "{fn TIMESTAMPADD(SQL_TSI_DAY, 1, DATE '2024-02-28')}",
+            "2024-02-29",
+        ),
         // Date parts: BIGINTs, DAYOFWEEK 1 on Sunday, WEEK the ISO week.
         ("EXTRACT(YEAR FROM DATE '2024-05-12')", "2024"),
         ("EXTRACT(DOW FROM DATE '2024-05-12')", "1"),
@@ -340,10 +364,15 @@ async fn calcite_functions_and_operators() {
         // CAST with Calcite's type names.
         ("CAST('7' AS VARCHAR(10)) || 'x'", "7x"),
         ("CAST('2.5' AS FLOAT) * 2", "5.0"),
-        ("CAST('2024-05-12 08:00:00' AS TIMESTAMP(3))", "2024-05-12 08:00:00"),
+        (
+            "CAST('2024-05-12 08:00:00' AS TIMESTAMP(3))",
+            "2024-05-12 08:00:00",
+        ),
     ];
     for (expr, expected) in cases {
-        let (names, rows) = k.sync_rows(&format!("select {expr} from kylin_country limit 1")).await;
+        let (names, rows) = k
+            .sync_rows(&format!("select {expr} from kylin_country limit 1"))
+            .await;
         assert_eq!(names, ["EXPR$0"], "{expr}");
         assert_eq!(rows, vec![vec![json!(expected)]], "{expr}");
     }
@@ -359,9 +388,18 @@ async fn calcite_labels_and_errors() {
         .await;
     assert_eq!(names, ["LSTG_FORMAT_NAME", "EXPR$1", "TOTAL", "EXPR$3"]);
     let cases = [
-        ("select \"nope\" from kylin_sales", "From line 1, column 8 to line 1, column 13: Column 'nope' not found in any table"),
-        ("select price,\n  bogus from kylin_sales", "From line 2, column 3 to line 2, column 7: Column 'BOGUS' not found in any table"),
-        ("select s.bogus from kylin_sales s", "From line 1, column 10 to line 1, column 14: Column 'BOGUS' not found in table 'S'"),
+        (
+            "select \"nope\" from kylin_sales",
+            "From line 1, column 8 to line 1, column 13: Column 'nope' not found in any table",
+        ),
+        (
+            "select price,\n  bogus from kylin_sales",
+            "From line 2, column 3 to line 2, column 7: Column 'BOGUS' not found in any table",
+        ),
+        (
+            "select s.bogus from kylin_sales s",
+            "From line 1, column 10 to line 1, column 14: Column 'BOGUS' not found in table 'S'",
+        ),
     ];
     for (sql, message) in cases {
         let (_, v) = k

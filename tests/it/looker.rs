@@ -161,12 +161,16 @@ async fn looker_error(response: reqwest::Response, status: StatusCode) -> Value 
 }
 
 fn run_python(server: &TestServer, mode: &str) {
+    run_python_as(server, mode, ID, SECRET);
+}
+
+fn run_python_as(server: &TestServer, mode: &str, id: &str, secret: &str) {
     let python = support::sdk_python();
     let script = repo().join("tests/sdk/looker/sdk_flow.py");
     let base_url = format!("http://{}", server.addr);
     let output = Command::new(&python)
         .arg(&script)
-        .args([base_url.as_str(), ID, SECRET, mode])
+        .args([base_url.as_str(), id, secret, mode])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     assert!(
@@ -187,10 +191,27 @@ async fn python_sdk_full_flow() {
         .unwrap();
 }
 
+/// sdk-codegen's tests that touch queries, users and sessions, as an admin (they sudo as alice).
 #[tokio::test(flavor = "multi_thread")]
 async fn python_sdk_sdk_codegen_query_tests() {
-    let server = server(202).await;
-    tokio::task::spawn_blocking(move || run_python(&server, "codegen"))
+    let mut config = config(202);
+    config.users.push(User {
+        name: "root".into(),
+        password: Some("r00t".into()),
+        token: None,
+        admin: true,
+    });
+    let server = TestServer::start(config).await;
+    tokio::task::spawn_blocking(move || run_python_as(&server, "codegen", "root", "r00t"))
+        .await
+        .unwrap();
+}
+
+/// With no users configured, `me()` is whoever logged in, the one user there is.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_me_without_configured_users() {
+    let server = TestServer::start(Config::default()).await;
+    tokio::task::spawn_blocking(move || run_python_as(&server, "me-open", "carol", "anything"))
         .await
         .unwrap();
 }

@@ -134,8 +134,8 @@ fn function_call(function: &mut Function) -> Result<Option<Expr>, String> {
         )))),
         ("CONVERT", 2) => {
             let word = unit_word(&args[1])?;
-            let data_type = jdbc_type(&word)
-                .ok_or_else(|| format!("CONVERT to {word} is not supported"))?;
+            let data_type =
+                jdbc_type(&word).ok_or_else(|| format!("CONVERT to {word} is not supported"))?;
             Ok(Some(Expr::Cast {
                 kind: CastKind::Cast,
                 expr: Box::new(args.remove(0)),

@@ -7,8 +7,8 @@
 //! [`errors::KylinError`]s, rendered in one place ([`KylinFront::error`]).
 
 mod async_query;
-mod calcite;
 mod auth;
+mod calcite;
 mod errors;
 mod files;
 mod sql;

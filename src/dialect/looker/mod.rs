@@ -9,11 +9,13 @@
 mod api;
 mod error;
 mod filter;
+mod looks;
 mod pivot;
 mod query;
 mod results;
 mod semantic;
 mod session;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -31,6 +31,7 @@ pub struct WriteQuery {
     pub fields: Option<Vec<String>>,
     pub pivots: Option<Vec<String>>,
     pub fill_fields: Option<Vec<String>>,
+    #[serde(deserialize_with = "filter_set")]
     pub filters: Option<Map<String, Value>>,
     pub filter_expression: Option<String>,
     pub sorts: Option<Vec<String>>,
@@ -45,6 +46,28 @@ pub struct WriteQuery {
     pub dynamic_fields: Option<String>,
     pub client_id: Option<String>,
     pub query_timezone: Option<String>,
+}
+
+/// `filters`: a map of field to expression. The TypeScript SDK sends `[]` for an empty set, which
+/// Looker takes as no filters; any other list is refused like any other non-map.
+fn filter_set<'de, D>(deserializer: D) -> Result<Option<Map<String, Value>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(Value::Array(items)) if items.is_empty() => Ok(None),
+        Some(other) => Err(serde::de::Error::invalid_type(
+            match &other {
+                Value::Array(_) => serde::de::Unexpected::Seq,
+                Value::String(s) => serde::de::Unexpected::Str(s),
+                Value::Bool(b) => serde::de::Unexpected::Bool(*b),
+                _ => serde::de::Unexpected::Other("a number"),
+            },
+            &"a map",
+        )),
+    }
 }
 
 /// A stored query as Looker answers it (`Query`); keys in the spec's order.

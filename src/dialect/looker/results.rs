@@ -30,26 +30,33 @@ pub enum ResultFormat {
     Json,
     JsonDetail,
     JsonBi,
+    JsonLabel,
+    JsonFe,
     InlineJson,
     Csv,
     Txt,
     Md,
     Html,
     Xlsx,
+    /// A Google Sheets list feed (Atom, one `gsx:` element per column).
+    Gsxml,
     Sql,
 }
 
 impl ResultFormat {
-    pub const ALL: [ResultFormat; 10] = [
+    pub const ALL: [ResultFormat; 13] = [
         ResultFormat::Json,
         ResultFormat::JsonDetail,
         ResultFormat::JsonBi,
+        ResultFormat::JsonLabel,
+        ResultFormat::JsonFe,
         ResultFormat::InlineJson,
         ResultFormat::Csv,
         ResultFormat::Txt,
         ResultFormat::Md,
         ResultFormat::Html,
         ResultFormat::Xlsx,
+        ResultFormat::Gsxml,
         ResultFormat::Sql,
     ];
 
@@ -62,12 +69,15 @@ impl ResultFormat {
             ResultFormat::Json => "json",
             ResultFormat::JsonDetail => "json_detail",
             ResultFormat::JsonBi => "json_bi",
+            ResultFormat::JsonLabel => "json_label",
+            ResultFormat::JsonFe => "json_fe",
             ResultFormat::InlineJson => "inline_json",
             ResultFormat::Csv => "csv",
             ResultFormat::Txt => "txt",
             ResultFormat::Md => "md",
             ResultFormat::Html => "html",
             ResultFormat::Xlsx => "xlsx",
+            ResultFormat::Gsxml => "gsxml",
             ResultFormat::Sql => "sql",
         }
     }
@@ -77,19 +87,22 @@ impl ResultFormat {
             ResultFormat::Json
             | ResultFormat::JsonDetail
             | ResultFormat::JsonBi
+            | ResultFormat::JsonLabel
+            | ResultFormat::JsonFe
             | ResultFormat::InlineJson => "application/json",
             ResultFormat::Csv => Format::Csv.content_type(),
             ResultFormat::Txt => Format::Text.content_type(),
             ResultFormat::Md => Format::Markdown.content_type(),
             ResultFormat::Html => Format::Html.content_type(),
             ResultFormat::Xlsx => Format::Xlsx.content_type(),
+            ResultFormat::Gsxml => "application/xml",
             ResultFormat::Sql => "application/sql; charset=utf-8",
         }
     }
 
     /// The formats Looker's API names but polyquery does not write, with the reason.
     pub fn unsupported_reason(name: &str) -> Option<&'static str> {
-        matches!(name, "json_fe" | "gsxml" | "odc" | "png" | "jpg")
+        matches!(name, "odc" | "png" | "jpg")
             .then_some("is a Looker format polyquery does not write")
     }
 }
@@ -142,8 +155,13 @@ pub async fn render(
         ResultFormat::Json | ResultFormat::InlineJson => {
             respond(format, json_stream(meta, stream, Layout::Plain))
         }
-        ResultFormat::JsonDetail => respond(format, json_stream(meta, stream, Layout::Detail)),
+        // `json_fe`, the format Looker's own front end reads, carries what `json_detail` does.
+        ResultFormat::JsonDetail | ResultFormat::JsonFe => {
+            respond(format, json_stream(meta, stream, Layout::Detail))
+        }
         ResultFormat::JsonBi => respond(format, json_stream(meta, stream, Layout::Bi)),
+        ResultFormat::JsonLabel => respond(format, json_stream(meta, stream, Layout::Label)),
+        ResultFormat::Gsxml => respond(format, json_stream(meta, stream, Layout::Gsxml)),
         ResultFormat::Csv => tabular(format, Format::Csv, &meta, stream),
         ResultFormat::Txt => tabular(format, Format::Text, &meta, stream),
         ResultFormat::Md => tabular(format, Format::Markdown, &meta, stream),
@@ -173,7 +191,7 @@ async fn render_pivoted(
     };
     let whole = |value: Value| respond(format, crate::wire::full(value.to_string()));
     let tabular_format = match format {
-        ResultFormat::Json | ResultFormat::InlineJson => {
+        ResultFormat::Json | ResultFormat::InlineJson | ResultFormat::JsonLabel => {
             let form = if meta.apply_formatting {
                 pivot::CellForm::Text
             } else {
@@ -181,7 +199,7 @@ async fn render_pivoted(
             };
             return whole(Value::Array(pivot::json_rows(&pivoted, &layout, form)));
         }
-        ResultFormat::JsonDetail => {
+        ResultFormat::JsonDetail | ResultFormat::JsonFe => {
             let mut body = detail_head(&meta);
             body.insert("pivots".into(), pivot::pivot_list(&pivoted, &layout));
             body.insert(
@@ -208,6 +226,22 @@ async fn render_pivoted(
         ResultFormat::Md => Format::Markdown,
         ResultFormat::Html => Format::Html,
         ResultFormat::Xlsx => Format::Xlsx,
+        ResultFormat::Gsxml => {
+            // One element per pivoted column, named after its header.
+            let table = match pivot::table(&pivoted, &layout) {
+                Ok(t) => t,
+                Err(e) => return render_failure(format, &meta, &e.to_string()),
+            };
+            let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+                table.schema(),
+                futures::stream::iter(vec![Ok(table)]),
+            ));
+            let meta = ResultMeta {
+                fields: Vec::new(),
+                ..meta
+            };
+            return respond(format, json_stream(meta, stream, Layout::Gsxml));
+        }
         ResultFormat::Sql => return respond(format, crate::wire::full(meta.sql.clone())),
     };
     let table = match pivot::table(&pivoted, &layout) {
@@ -225,7 +259,7 @@ async fn render_pivoted(
 /// The answer for a query that failed: `json_detail` is still a 200 carrying `errors[]`, every
 /// other format a 400 Looker error.
 pub fn render_failure(format: ResultFormat, meta: &ResultMeta, message: &str) -> Response {
-    if format == ResultFormat::JsonDetail {
+    if matches!(format, ResultFormat::JsonDetail | ResultFormat::JsonFe) {
         let mut body = detail_head(meta);
         body.insert("data".into(), Value::Array(Vec::new()));
         body.insert("errors".into(), json!([error_item(message, &meta.sql)]));
@@ -304,6 +338,10 @@ enum Layout {
     Detail,
     /// `json_bi`: `{"metadata": {...}, "rows": [{"view.field": v}]}`
     Bi,
+    /// `json_label`: `[{"View Field": v}]`
+    Label,
+    /// `gsxml`: `<entry><gsx:viewfield>text</gsx:viewfield></entry>`
+    Gsxml,
 }
 
 /// Field metadata as `json_detail` describes each field.
@@ -490,7 +528,11 @@ fn row_json(
                 Some(text) if !value.is_null() => Value::String(text),
                 _ => Value::Null,
             },
-            Layout::Bi => value,
+            Layout::Bi | Layout::Label => value,
+            Layout::Gsxml => match cell_text(column.as_ref(), row, options)? {
+                Some(text) if !value.is_null() => Value::String(text),
+                _ => Value::String(String::new()),
+            },
             Layout::Detail => {
                 let mut cell = json!({ "value": value });
                 if let (Some(text), Some(map)) = (
@@ -514,14 +556,36 @@ fn json_stream(
     stream: SendableRecordBatchStream,
     layout: Layout,
 ) -> crate::wire::Body {
-    let names: Vec<String> = stream
-        .schema()
+    let schema = stream.schema();
+    // `json_label` and `gsxml` name columns by label (a SQL Runner or pivoted column by its own).
+    let label = |i: usize, f: &ArrowField| {
+        meta.fields
+            .get(i)
+            .filter(|_| meta.fields.len() == schema.fields().len())
+            .map(|m| m.label.clone())
+            .unwrap_or_else(|| f.name().clone())
+    };
+    let names: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| f.name().clone())
+        .enumerate()
+        .map(|(i, f)| match layout {
+            Layout::Label => label(i, f),
+            Layout::Gsxml => gsx_name(&label(i, f)),
+            _ => f.name().clone(),
+        })
         .collect();
     let (head, tail) = match layout {
-        Layout::Plain => ("[".to_string(), "]".to_string()),
+        Layout::Plain | Layout::Label => ("[".to_string(), "]".to_string()),
+        Layout::Gsxml => (
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+                "\n",
+                r#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:gsx="http://schemas.google.com/spreadsheets/2006/extended">"#,
+            )
+            .to_string(),
+            "</feed>".to_string(),
+        ),
         Layout::Detail => (
             format!("{}\"data\":[", open_object(&detail_head(&meta))),
             "],\"drill_menu_build_time\":0,\"has_subtotals\":false}".to_string(),
@@ -537,11 +601,16 @@ fn json_stream(
         let batch = batch?;
         let mut out = Vec::new();
         for row in 0..batch.num_rows() {
+            let value = row_json(&batch, &names, row, layout, &options)?;
+            if layout == Layout::Gsxml {
+                gsx_entry(&mut out, &value);
+                continue;
+            }
             if !first {
                 out.push(b',');
             }
             first = false;
-            serde_json::to_writer(&mut out, &row_json(&batch, &names, row, layout, &options)?)?;
+            serde_json::to_writer(&mut out, &value)?;
         }
         Ok(Bytes::from(out))
     });
@@ -552,6 +621,34 @@ fn json_stream(
         }))
         .map(|chunk| chunk.map(Frame::data));
     StreamBody::new(chunks).boxed_unsync()
+}
+
+/// A Google Sheets list-feed column name: the header lower-cased, letters and digits only.
+fn gsx_name(header: &str) -> String {
+    let name: String = header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    // An XML name cannot be empty or start with a digit.
+    match name.chars().next() {
+        Some(c) if !c.is_ascii_digit() => name,
+        _ => format!("c{name}"),
+    }
+}
+
+/// One `<entry>` of a `gsxml` feed from a row already rendered as `{name: text}`.
+fn gsx_entry(out: &mut Vec<u8>, row: &Value) {
+    out.extend_from_slice(b"<entry>");
+    for (name, text) in row.as_object().into_iter().flatten() {
+        let text = text.as_str().unwrap_or_default();
+        let escaped = text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        out.extend_from_slice(format!("<gsx:{name}>{escaped}</gsx:{name}>").as_bytes());
+    }
+    out.extend_from_slice(b"</entry>");
 }
 
 /// Field metadata for a raw-SQL (SQL Runner) result: one dimension per column.
