@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, TimestampMicrosecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
-use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, Timelike};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, Timelike, Weekday};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -101,8 +101,14 @@ impl Unit {
     }
 }
 
-/// `FLOOR(t TO unit)`.
+/// `FLOOR(t TO unit)`: Calcite's weeks start on Sunday.
 pub fn floor(t: NaiveDateTime, unit: Unit) -> Option<NaiveDateTime> {
+    floor_from(t, unit, Weekday::Sun)
+}
+
+/// The start of the unit `t` falls in, weeks starting on `first` (Looker's relative filters start
+/// them on Monday).
+pub fn floor_from(t: NaiveDateTime, unit: Unit, first: Weekday) -> Option<NaiveDateTime> {
     let date = t.date();
     let day = |d: NaiveDate| d.and_hms_opt(0, 0, 0);
     match unit {
@@ -112,8 +118,7 @@ pub fn floor(t: NaiveDateTime, unit: Unit) -> Option<NaiveDateTime> {
         Unit::Minute => t.with_nanosecond(0)?.with_second(0),
         Unit::Hour => t.with_nanosecond(0)?.with_second(0)?.with_minute(0),
         Unit::Day => day(date),
-        // Calcite's weeks start on Sunday.
-        Unit::Week => day(date - Duration::days(i64::from(date.weekday().num_days_from_sunday()))),
+        Unit::Week => day(date - Duration::days(i64::from(date.weekday().days_since(first)))),
         Unit::Month => day(date.with_day(1)?),
         Unit::Quarter => day(NaiveDate::from_ymd_opt(
             date.year(),

@@ -540,6 +540,51 @@ mod tests {
     }
 
     #[test]
+    fn calcite_functions_become_engine_calls_and_expressions_get_expr_labels() {
+        let p = prepare(
+            "select lstg_format_name, CAST(TIMESTAMPADD(WEEK, WEEK(CAST(price AS DATE)) - 1, FLOOR(CAST(price AS TIMESTAMP) TO YEAR)) AS DATE), {fn UCASE(lstg_format_name)} as u from kylin_sales",
+            learn_kylin(),
+            &catalog(),
+            0,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            p.exec_sql,
+            r#"SELECT "LSTG_FORMAT_NAME", CAST(calcite_timestampadd('WEEK', CAST((date_part('week', CAST("PRICE" AS DATE))) AS BIGINT) - 1, calcite_floor('YEAR', CAST("PRICE" AS TIMESTAMP))) AS DATE) AS "EXPR$1", upper("LSTG_FORMAT_NAME") AS "U" FROM "KYLIN_SALES""#
+        );
+        let e = prepare(
+            "select TIMESTAMPADD(FORTNIGHT, 1, price) from kylin_sales",
+            learn_kylin(),
+            &catalog(),
+            0,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "'FORTNIGHT' is not a valid time frame");
+    }
+
+    #[test]
+    fn unknown_columns_get_calcites_message_and_position() {
+        let cases = [
+            (
+                "No field named nope.\nValid fields are \"KYLIN_SALES\".\"PRICE\".",
+                "select \"nope\" from kylin_sales",
+                "From line 1, column 8 to line 1, column 13: Column 'nope' not found in any table",
+            ),
+            (
+                "No field named S.BOGUS.\nValid fields are S.\"PRICE\".",
+                "select price,\n  s.bogus from kylin_sales s",
+                "From line 2, column 5 to line 2, column 9: Column 'BOGUS' not found in table 'S'",
+            ),
+            ("Division by zero", "select 1/0", "Division by zero"),
+        ];
+        for (engine, sql, calcite) in cases {
+            assert_eq!(calcite_message(engine, sql), calcite, "{sql}");
+        }
+    }
+
+    #[test]
     fn empty_sql_is_kylins_message() {
         let e = prepare("  ; ", learn_kylin(), &catalog(), 0, 0).unwrap_err();
         assert_eq!(e.message, super::super::errors::text::EMPTY_SQL);
