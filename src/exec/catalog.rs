@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
+use arrow::datatypes::{DataType, Field};
 use sqlparser::ast::{ObjectNamePart, Statement, visit_relations};
 
 use super::fixtures::{RegisteredTable, SampleSet};
@@ -57,7 +58,7 @@ impl Catalog {
         for table in &self.tables {
             if read.contains(&table.name.to_lowercase()) {
                 for field in table.schema.fields() {
-                    names.add_column(field.name());
+                    add_field_names(&mut names, field, 0);
                 }
             }
         }
@@ -68,5 +69,29 @@ impl Catalog {
     pub fn resolve(&self, statement: &mut Statement, fold: Fold) {
         let names = self.names(statement);
         resolve(statement, &names, fold);
+    }
+}
+
+/// A column's name and, for nested data (AsterixDB's `user.screenName`), its fields' names, to a
+/// fixed depth.
+fn add_field_names(names: &mut NameSet, field: &Field, depth: usize) {
+    names.add_column(field.name());
+    if depth >= 8 {
+        return;
+    }
+    match field.data_type() {
+        DataType::Struct(fields) => fields
+            .iter()
+            .for_each(|f| add_field_names(names, f, depth + 1)),
+        DataType::List(item) | DataType::LargeList(item) => add_field_names_of(names, item, depth),
+        _ => {}
+    }
+}
+
+fn add_field_names_of(names: &mut NameSet, item: &Field, depth: usize) {
+    if let DataType::Struct(fields) = item.data_type() {
+        fields
+            .iter()
+            .for_each(|f| add_field_names(names, f, depth + 1));
     }
 }

@@ -4,7 +4,10 @@
 pub mod reshape;
 pub mod resolve;
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, Statement,
+};
 use sqlparser::dialect::Dialect;
 use sqlparser::parser::Parser;
 
@@ -16,6 +19,27 @@ use crate::query::{EngineError, ErrorKind};
 pub fn parse(sql: &str, dialect: &dyn Dialect) -> Result<Vec<Statement>, EngineError> {
     Parser::parse_sql(dialect, sql)
         .map_err(|e| EngineError::new(ErrorKind::Syntax, syntax_message(&e.to_string())))
+}
+
+/// A plain call `name(args…)`, for rewrites that build SQL on the AST.
+pub fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 /// Parses text that must hold exactly one query (`SELECT`, `WITH`, `VALUES`).

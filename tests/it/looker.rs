@@ -616,6 +616,63 @@ fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
 }
 
+/// A `filter_expression` filters what the same condition as `filters` does; over a measure it
+/// filters groups; a bad or too deeply nested one is a 422 naming `filter_expression`.
+#[tokio::test]
+async fn filter_expressions_filter_like_filters() {
+    let s = Session::start(202).await;
+    let base = json!({"model": "thelook", "view": "users", "fields": ["users.state", "users.count"], "sorts": ["users.state"], "limit": "500"});
+    let with = |key: &str, value: Value| {
+        let mut body = base.clone();
+        body[key] = value;
+        body
+    };
+    let rows = |text: String| serde_json::from_str::<Vec<Value>>(&text).unwrap();
+    let (_, by_filters) = s
+        .run_inline(
+            "json",
+            with("filters", json!({"users.state": "California,Texas"})),
+        )
+        .await;
+    let (status, by_expression) = s
+        .run_inline(
+            "json",
+            with(
+                "filter_expression",
+                json!(r#"${users.state} = "California" OR (contains(${users.state}, "xas") AND NOT is_null(${users.state}))"#),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_expression}");
+    assert_eq!(rows(by_expression), rows(by_filters.clone()));
+    assert_eq!(rows(by_filters).len(), 2);
+    let (_, big) = s
+        .run_inline(
+            "json",
+            with("filter_expression", json!("${users.count} * 2 >= 100")),
+        )
+        .await;
+    let big = rows(big);
+    assert!(!big.is_empty());
+    assert!(
+        big.iter().all(|r| r["users.count"].as_i64().unwrap() >= 50),
+        "{big:?}"
+    );
+    let deep = format!("{}1 = 1{}", "(".repeat(500), ")".repeat(500));
+    for bad in [
+        "${users.nope} = 1",
+        "${users.state} = ",
+        "frobnicate(${users.state})",
+        deep.as_str(),
+    ] {
+        let response = s
+            .post("/queries", with("filter_expression", json!(bad)))
+            .await;
+        let error = looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error["errors"][0]["field"], "filter_expression", "{bad}");
+    }
+}
+
 // --- bad input --------------------------------------------------------------------------------
 
 #[tokio::test]

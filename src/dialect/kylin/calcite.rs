@@ -17,10 +17,11 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     CastKind, CeilFloorKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value, VisitorMut,
+    FunctionArgumentList, FunctionArguments, Value, VisitorMut,
 };
 
 use crate::exec::calcite_time::{self, Unit};
+use crate::sql::call;
 
 /// Rewrites Calcite's functions; the first problem found is kept in `failure`.
 #[derive(Default)]
@@ -245,24 +246,4 @@ fn string(s: &str) -> Expr {
 
 fn take(expr: &mut Box<Expr>) -> Expr {
     std::mem::replace(expr.as_mut(), Expr::value(Value::Null))
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
 }

@@ -95,7 +95,7 @@ fn not(e: Expr) -> Expr {
 /// A string literal that reads back as exactly `text`. sqlparser writes a backslash-quote inside
 /// a literal as is (taking it for an escaped quote), so a backslash never goes into the text: it
 /// is spliced in as `chr(92)`, which leaves every quote doubled and no way out of the literal.
-fn string_literal(text: &str) -> Expr {
+pub fn string_literal(text: &str) -> Expr {
     let quoted = |part: &str| Expr::Value(Value::SingleQuotedString(part.to_string()).into());
     let mut parts = text.split('\\');
     let first = quoted(parts.next().unwrap_or_default());
@@ -111,26 +111,10 @@ fn string_literal(text: &str) -> Expr {
 
 /// `chr(92)`: a backslash, without writing one.
 fn backslash() -> Expr {
-    use sqlparser::ast::{
-        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-        ObjectName,
-    };
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("chr")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
-                Value::Number("92".into(), false).into(),
-            )))],
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
+    crate::sql::call(
+        "chr",
+        vec![Expr::Value(Value::Number("92".into(), false).into())],
+    )
 }
 
 fn is_null(field: &Expr) -> Expr {

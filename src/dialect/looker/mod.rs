@@ -8,6 +8,7 @@
 
 mod api;
 mod error;
+mod expression;
 mod filter;
 mod looks;
 mod pivot;

@@ -294,6 +294,14 @@ fn alias(field: &Field) -> Ident {
     Ident::with_quote('"', &field.name)
 }
 
+/// Adds `condition` to a WHERE or HAVING clause with AND.
+fn conjoin(clause: &mut Option<Expr>, condition: Expr) {
+    *clause = Some(match clause.take() {
+        Some(existing) => and(existing, condition),
+        None => condition,
+    });
+}
+
 fn and(a: Expr, b: Expr) -> Expr {
     Expr::BinaryOp {
         left: Box::new(a),
@@ -450,21 +458,24 @@ pub fn compile(
         } else {
             &mut where_clause
         };
-        *target = Some(match target.take() {
-            Some(existing) => and(existing, predicate),
-            None => predicate,
-        });
+        conjoin(target, predicate);
     }
-    if query
+    if let Some(text) = query
         .filter_expression
         .as_deref()
-        .is_some_and(|e| !e.trim().is_empty())
+        .filter(|e| !e.trim().is_empty())
     {
-        errors.push(ErrorDetail::new(
-            "filter_expression",
-            "unsupported",
-            "custom filter expressions are not supported by polyquery",
-        ));
+        match super::expression::compile(text, explore) {
+            Ok(compiled) => {
+                let target = if compiled.over_measures {
+                    &mut having
+                } else {
+                    &mut where_clause
+                };
+                conjoin(target, compiled.expr);
+            }
+            Err(e) => errors.push(ErrorDetail::new("filter_expression", "invalid", e)),
+        }
     }
     let mut sorts = Vec::new();
     let sort_texts: Vec<&String> = query.sorts.iter().flatten().collect();

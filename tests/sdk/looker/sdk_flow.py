@@ -335,6 +335,13 @@ def codegen_formats(sdk):
     check([list(r.values()) for r in by_name] == [list(r.values()) for r in labelled], "json_label values")
     fe = json.loads(sdk.run_query(query.id, "json_fe"))
     check(len(fe["data"]) == 5 and fe["fields"]["dimensions"][0]["name"] == "users.state", "json_fe")
+    # create_query_request passes filter_expression through: Looker's own expression language.
+    narrowed = sdk.create_query(models.WriteQuery(model="thelook", view="users", fields=["users.state", "users.count"],
+                                                  filter_expression='${users.count} > 50 AND ${users.state} != "England"',
+                                                  limit="500"))
+    narrow = json.loads(sdk.run_query(narrowed.id, "json"))
+    check(narrow and all(r["users.count"] > 50 and r["users.state"] != "England" for r in narrow),
+          f"filter_expression rows {narrow[:3]}")
     xml = sdk.run_query(query.id, "gsxml")
     check(xml.startswith("<?xml") and xml.count("<entry>") == 5 and "<gsx:usersstate>" in xml, f"gsxml {xml[:200]}")
 

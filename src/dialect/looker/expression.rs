@@ -1,0 +1,383 @@
+//! Looker's custom filter expressions (`filter_expression`): `${view.field}` references, `"text"`
+//! and number literals, `yes`/`no`/`null`, `AND`/`OR`/`NOT`, comparisons, arithmetic and a set of
+//! Looker's functions, compiled straight onto the sqlparser AST (the client's text is never SQL).
+//! An expression over a measure filters groups (`HAVING`), else rows (`WHERE`).
+
+use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
+
+use super::filter::string_literal;
+use super::semantic::Explore;
+use crate::sql::call;
+
+/// How deeply parentheses, calls and `NOT`s may nest: client input, so recursion is bounded.
+const MAX_DEPTH: usize = 64;
+
+/// A compiled expression and whether it reads a measure.
+#[derive(Debug)]
+pub struct Compiled {
+    pub expr: Expr,
+    pub over_measures: bool,
+}
+
+/// Compiles `text` against `explore`'s fields.
+pub fn compile(text: &str, explore: &Explore) -> Result<Compiled, String> {
+    let tokens = lex(text)?;
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+        explore,
+        over_measures: false,
+    };
+    let expr = parser.or()?;
+    if let Some(extra) = parser.tokens.get(parser.at) {
+        return Err(format!("unexpected {extra:?} in filter expression"));
+    }
+    Ok(Compiled {
+        expr,
+        over_measures: parser.over_measures,
+    })
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Field(String),
+    Number(String),
+    Text(String),
+    Word(String),
+    Op(&'static str),
+}
+
+fn lex(text: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '$' && chars.get(i + 1) == Some(&'{') {
+            let end = chars[i..]
+                .iter()
+                .position(|&c| c == '}')
+                .ok_or("a field reference `${` is not closed")?;
+            tokens.push(Token::Field(
+                chars[i + 2..i + end]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string(),
+            ));
+            i += end + 1;
+        } else if c == '"' {
+            let mut value = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err("a string is not closed".into()),
+                    Some('\\') => {
+                        value.extend(chars.get(i + 1));
+                        i += 2;
+                    }
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => {
+                        value.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            tokens.push(Token::Text(value));
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let number: String = chars[start..i].iter().collect();
+            if number.parse::<f64>().is_err() {
+                return Err(format!("{number} is not a number"));
+            }
+            tokens.push(Token::Number(number));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push(Token::Word(
+                chars[start..i]
+                    .iter()
+                    .collect::<String>()
+                    .to_ascii_lowercase(),
+            ));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let op = ["<=", ">=", "!=", "<>"]
+                .into_iter()
+                .find(|o| *o == two)
+                .or_else(|| {
+                    ["=", "<", ">", "+", "-", "*", "/", "(", ")", ","]
+                        .into_iter()
+                        .find(|o| o.starts_with(c))
+                })
+                .ok_or_else(|| format!("unexpected {c:?} in filter expression"))?;
+            tokens.push(Token::Op(op));
+            i += op.len();
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser<'a> {
+    tokens: Vec<Token>,
+    at: usize,
+    depth: usize,
+    explore: &'a Explore,
+    over_measures: bool,
+}
+
+fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(left),
+        op,
+        right: Box::new(right),
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn eat_word(&mut self, word: &str) -> bool {
+        if self.peek() == Some(&Token::Word(word.into())) {
+            self.at += 1;
+            return true;
+        }
+        false
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Op(o)) if *o == op) {
+            self.at += 1;
+            return true;
+        }
+        false
+    }
+
+    fn expect_op(&mut self, op: &str) -> Result<(), String> {
+        if self.eat_op(op) {
+            Ok(())
+        } else {
+            Err(format!("expected `{op}` in filter expression"))
+        }
+    }
+
+    /// Enters one level of nesting, refusing input nested deeper than `MAX_DEPTH`.
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err("the filter expression is nested too deeply".into());
+        }
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        result
+    }
+
+    fn or(&mut self) -> Result<Expr, String> {
+        let mut left = self.and()?;
+        while self.eat_word("or") {
+            left = binary(left, BinaryOperator::Or, self.and()?);
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, String> {
+        let mut left = self.not()?;
+        while self.eat_word("and") {
+            left = binary(left, BinaryOperator::And, self.not()?);
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Expr, String> {
+        if self.eat_word("not") {
+            return self.nested(|p| {
+                Ok(Expr::UnaryOp {
+                    op: UnaryOperator::Not,
+                    expr: Box::new(Expr::Nested(Box::new(p.not()?))),
+                })
+            });
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Expr, String> {
+        let left = self.additive()?;
+        let op = match self.peek() {
+            Some(Token::Op("=")) => BinaryOperator::Eq,
+            Some(Token::Op("!=" | "<>")) => BinaryOperator::NotEq,
+            Some(Token::Op("<")) => BinaryOperator::Lt,
+            Some(Token::Op(">")) => BinaryOperator::Gt,
+            Some(Token::Op("<=")) => BinaryOperator::LtEq,
+            Some(Token::Op(">=")) => BinaryOperator::GtEq,
+            _ => return Ok(left),
+        };
+        self.at += 1;
+        Ok(binary(left, op, self.additive()?))
+    }
+
+    fn additive(&mut self) -> Result<Expr, String> {
+        let mut left = self.multiplicative()?;
+        loop {
+            let op = if self.eat_op("+") {
+                BinaryOperator::Plus
+            } else if self.eat_op("-") {
+                BinaryOperator::Minus
+            } else {
+                return Ok(left);
+            };
+            left = binary(left, op, self.multiplicative()?);
+        }
+    }
+
+    fn multiplicative(&mut self) -> Result<Expr, String> {
+        let mut left = self.unary()?;
+        loop {
+            let op = if self.eat_op("*") {
+                BinaryOperator::Multiply
+            } else if self.eat_op("/") {
+                BinaryOperator::Divide
+            } else {
+                return Ok(left);
+            };
+            left = binary(left, op, self.unary()?);
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        if self.eat_op("-") {
+            return self.nested(|p| {
+                Ok(Expr::UnaryOp {
+                    op: UnaryOperator::Minus,
+                    expr: Box::new(p.unary()?),
+                })
+            });
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        let token = self
+            .peek()
+            .cloned()
+            .ok_or("the filter expression ends too early")?;
+        self.at += 1;
+        match token {
+            Token::Number(n) => Ok(Expr::value(Value::Number(n, false))),
+            Token::Text(t) => Ok(string_literal(&t)),
+            Token::Field(name) => {
+                let field = self.explore.field(&name).ok_or_else(|| {
+                    format!(
+                        "field {name:?} does not exist in explore {}",
+                        self.explore.name
+                    )
+                })?;
+                self.over_measures |= field.is_measure();
+                Ok(Expr::Nested(Box::new(field.expr.clone())))
+            }
+            Token::Op("(") => self.nested(|p| {
+                let inner = p.or()?;
+                p.expect_op(")")?;
+                Ok(Expr::Nested(Box::new(inner)))
+            }),
+            Token::Word(w) if w == "yes" || w == "true" => Ok(Expr::value(Value::Boolean(true))),
+            Token::Word(w) if w == "no" || w == "false" => Ok(Expr::value(Value::Boolean(false))),
+            Token::Word(w) if w == "null" => Ok(Expr::value(Value::Null)),
+            Token::Word(name) if self.eat_op("(") => self.nested(|p| {
+                let mut args = Vec::new();
+                if !p.eat_op(")") {
+                    loop {
+                        args.push(p.or()?);
+                        if p.eat_op(")") {
+                            break;
+                        }
+                        p.expect_op(",")?;
+                    }
+                }
+                function(&name, args)
+            }),
+            other => Err(format!("unexpected {other:?} in filter expression")),
+        }
+    }
+}
+
+/// Looker's functions as SQL.
+fn function(name: &str, mut args: Vec<Expr>) -> Result<Expr, String> {
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!("{name} takes {n} argument(s), not {}", args.len()))
+        }
+    };
+    Ok(match name {
+        "contains" => {
+            arity(2)?;
+            binary(
+                call("strpos", args),
+                BinaryOperator::Gt,
+                Expr::value(Value::Number("0".into(), false)),
+            )
+        }
+        "starts_with" | "ends_with" => {
+            arity(2)?;
+            call(name, args)
+        }
+        "is_null" => {
+            arity(1)?;
+            Expr::IsNull(Box::new(args.remove(0)))
+        }
+        "if" => {
+            arity(3)?;
+            let otherwise = args.pop();
+            let then = args.pop();
+            let condition = args.pop();
+            match (condition, then, otherwise) {
+                (Some(condition), Some(then), Some(otherwise)) => Expr::Case {
+                    case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![sqlparser::ast::CaseWhen {
+                        condition,
+                        result: then,
+                    }],
+                    else_result: Some(Box::new(otherwise)),
+                },
+                _ => return Err("if takes 3 arguments".into()),
+            }
+        }
+        "upper" | "lower" | "abs" | "floor" | "trim" => {
+            arity(1)?;
+            call(name, args)
+        }
+        "length" => {
+            arity(1)?;
+            call("character_length", args)
+        }
+        "ceiling" => {
+            arity(1)?;
+            call("ceil", args)
+        }
+        "round" if args.len() == 1 || args.len() == 2 => call("round", args),
+        "coalesce" | "concat" if !args.is_empty() => call(name, args),
+        "now" => {
+            arity(0)?;
+            call("now", args)
+        }
+        _ => return Err(format!("unknown function {name} in filter expression")),
+    })
+}
