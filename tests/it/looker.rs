@@ -1009,6 +1009,67 @@ async fn contract_cases_pass() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Two pivots: each measure is keyed by both values joined with `|FIELD|`, and every cell is one
+/// row of the same query grouped flat.
+#[tokio::test]
+async fn several_pivots_key_cells_by_every_pivot_value() {
+    let s = Session::start(202).await;
+    let query = |pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["users.country", "users.gender", "order_items.status", "order_items.count"],
+            "pivots": pivots,
+            "sorts": ["users.country"],
+            "limit": "-1",
+        })
+    };
+    let (status, body) = s
+        .run_inline("json", query(json!(["users.gender", "order_items.status"])))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pivoted: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let (_, body) = s.run_inline("json", query(Value::Null)).await;
+    let flat: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let mut cells = 0;
+    for row in &pivoted {
+        for (key, count) in row["order_items.count"].as_object().unwrap() {
+            if count.is_null() {
+                continue;
+            }
+            cells += 1;
+            let (gender, status) = key.split_once("|FIELD|").unwrap();
+            assert!(
+                flat.iter()
+                    .any(|f| f["users.country"] == row["users.country"]
+                        && f["users.gender"] == gender
+                        && f["order_items.status"] == status
+                        && &f["order_items.count"] == count)
+            );
+        }
+    }
+    assert_eq!(cells, flat.len());
+    let (_, body) = s
+        .run_inline(
+            "json_detail",
+            query(json!(["users.gender", "order_items.status"])),
+        )
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["pivots"][0]["key"], "F|FIELD|Cancelled");
+    assert_eq!(
+        detail["pivots"][0]["data"],
+        json!({"users.gender": "F", "order_items.status": "Cancelled"})
+    );
+    let (_, csv) = s
+        .run_inline("csv", query(json!(["users.gender", "order_items.status"])))
+        .await;
+    assert!(
+        csv.starts_with("Users Country,Order Items Count | F | Cancelled,"),
+        "{csv}"
+    );
+}
+
 #[tokio::test]
 async fn a_pivot_spreads_each_measure_over_the_pivot_values() {
     let s = Session::start(202).await;

@@ -804,10 +804,14 @@ impl LookerFront {
                 )
             }),
             sorts: compiled.map(|c| c.sorts.clone()).unwrap_or_default(),
-            pivot: compiled.and_then(|c| {
-                let name = c.pivot.as_ref()?;
-                c.fields.iter().position(|f| &f.name == name)
-            }),
+            pivots: compiled
+                .map(|c| {
+                    c.pivots
+                        .iter()
+                        .filter_map(|name| c.fields.iter().position(|f| &f.name == name))
+                        .collect()
+                })
+                .unwrap_or_default(),
             filters,
             apply_formatting,
             id: record.id.to_hex(),

@@ -264,8 +264,8 @@ pub struct Compiled {
     /// The selected fields, in the query's order (each is a column named `view.field`).
     pub fields: Vec<Field>,
     pub sorts: Vec<Sort>,
-    /// The dimension pivoted on, if any.
-    pub pivot: Option<String>,
+    /// The dimensions pivoted on, in the query's order.
+    pub pivots: Vec<String>,
     /// The statement, in generic SQL (what the engine runs and `sql` format shows).
     pub sql: String,
 }
@@ -407,24 +407,22 @@ pub fn compile(
             "a query needs at least one field",
         ));
     }
-    let mut pivot = None;
-    match query.pivots.as_deref().unwrap_or_default() {
-        [] => {}
-        [name] => match explore.field(name) {
-            Some(f) if !f.is_measure() && fields.iter().any(|s| s.name == f.name) => {
-                pivot = Some(f.name.clone());
+    let mut pivots: Vec<String> = Vec::new();
+    for name in query.pivots.iter().flatten() {
+        match explore.field(name) {
+            Some(f)
+                if !f.is_measure()
+                    && fields.iter().any(|s| s.name == f.name)
+                    && !pivots.contains(&f.name) =>
+            {
+                pivots.push(f.name.clone());
             }
             _ => errors.push(ErrorDetail::new(
                 "pivots",
                 "invalid",
-                format!("pivot {name:?} must be a dimension among the query's fields"),
+                format!("pivot {name:?} must be a dimension among the query's fields, once"),
             )),
-        },
-        _ => errors.push(ErrorDetail::new(
-            "pivots",
-            "unsupported",
-            "polyquery pivots on one dimension at a time",
-        )),
+        }
     }
     let mut where_clause: Option<Expr> = None;
     let mut having: Option<Expr> = None;
@@ -518,7 +516,7 @@ pub fn compile(
         explore: explore.clone(),
         fields,
         sorts,
-        pivot,
+        pivots,
         sql,
     })
 }

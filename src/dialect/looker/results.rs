@@ -115,8 +115,8 @@ pub struct ResultMeta {
     /// `(name, label, description)` of the explore, `None` for SQL Runner results.
     pub explore: Option<(String, String, Option<String>)>,
     pub sorts: Vec<Sort>,
-    /// The position in `fields` of the dimension pivoted on.
-    pub pivot: Option<usize>,
+    /// The positions in `fields` of the dimensions pivoted on, in pivot order.
+    pub pivots: Vec<usize>,
     pub filters: Map<String, Value>,
     pub apply_formatting: bool,
     /// The task or job id shown in `json_detail`.
@@ -141,10 +141,8 @@ pub async fn render(
     meta: ResultMeta,
     stream: SendableRecordBatchStream,
 ) -> Response {
-    if let Some(pivot) = meta.pivot
-        && format != ResultFormat::Sql
-    {
-        return render_pivoted(format, meta, pivot, stream).await;
+    if !meta.pivots.is_empty() && format != ResultFormat::Sql {
+        return render_pivoted(format, meta, stream).await;
     }
     match format {
         ResultFormat::Sql => respond(format, crate::wire::full(meta.sql.clone())),
@@ -174,16 +172,16 @@ pub async fn render(
 async fn render_pivoted(
     format: ResultFormat,
     meta: ResultMeta,
-    pivot_at: usize,
     stream: SendableRecordBatchStream,
 ) -> Response {
     let batches = match datafusion::physical_plan::common::collect(stream).await {
         Ok(b) => b,
         Err(e) => return render_failure(format, &meta, &e.to_string()),
     };
+    let pivots = meta.pivots.clone();
     let layout = pivot::Layout {
         fields: &meta.fields,
-        pivot: pivot_at,
+        pivots: &pivots,
     };
     let pivoted = match pivot::pivot(&batches, &layout) {
         Ok(p) => p,
@@ -376,11 +374,15 @@ fn field_detail(field: &Field, sorts: &[Sort]) -> Value {
 
 /// The `json_detail` keys that come before `data`, in Looker's order.
 fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
-    let pivot = meta.pivot.and_then(|i| meta.fields.get(i));
+    let pivots: Vec<&Field> = meta
+        .pivots
+        .iter()
+        .filter_map(|&i| meta.fields.get(i))
+        .collect();
     let (dimensions, measures): (Vec<&Field>, Vec<&Field>) = meta
         .fields
         .iter()
-        .filter(|f| pivot.is_none_or(|p| p.name != f.name))
+        .filter(|f| !pivots.iter().any(|p| p.name == f.name))
         .partition(|f| !f.is_measure());
     let describe = |fs: Vec<&Field>| -> Vec<Value> {
         fs.into_iter()
@@ -424,7 +426,7 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
                 "measures": describe(measures),
                 "dimensions": describe(dimensions),
                 "table_calculations": [],
-                "pivots": describe(pivot.into_iter().collect()),
+                "pivots": describe(pivots),
             }),
         ),
         ("fill_fields", json!([])),
