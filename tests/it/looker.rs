@@ -1009,6 +1009,48 @@ async fn contract_cases_pass() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// `total: true`: `json_detail` carries `totals_data`, each measure over every row the dimension
+/// filters keep, whatever the limit (the sum of every group's count).
+#[tokio::test]
+async fn totals_cover_every_row_the_filters_keep() {
+    let s = Session::start(202).await;
+    let query = |total: bool, limit: &str, pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["users.country", "users.gender", "order_items.count"],
+            "filters": {"users.country": "-France"},
+            "pivots": pivots,
+            "total": total,
+            "limit": limit,
+        })
+    };
+    let (_, body) = s.run_inline("json", query(false, "-1", Value::Null)).await;
+    let all: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let sum: i64 = all
+        .iter()
+        .map(|r| r["order_items.count"].as_i64().unwrap())
+        .sum();
+    for pivots in [Value::Null, json!(["users.gender"])] {
+        let (status, body) = s
+            .run_inline("json_detail", query(true, "2", pivots.clone()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let detail: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(detail["has_totals"], true, "{pivots}");
+        assert_eq!(
+            detail["totals_data"]["order_items.count"]["value"], sum,
+            "{pivots}"
+        );
+    }
+    let (_, body) = s
+        .run_inline("json_detail", query(false, "2", Value::Null))
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["has_totals"], false);
+    assert!(detail.get("totals_data").is_none());
+}
+
 /// Two pivots: each measure is keyed by both values joined with `|FIELD|`, and every cell is one
 /// row of the same query grouped flat.
 #[tokio::test]

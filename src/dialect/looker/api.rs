@@ -812,6 +812,8 @@ impl LookerFront {
                         .collect()
                 })
                 .unwrap_or_default(),
+            totals_sql: compiled.and_then(|c| c.totals_sql.clone()),
+            totals: None,
             filters,
             apply_formatting,
             id: record.id.to_hex(),
@@ -830,8 +832,11 @@ impl LookerFront {
     ) -> Answer {
         match record.state {
             JobState::Succeeded => {
-                let reader = self.engine.read(record.id)?;
                 let mut meta = meta;
+                if let Some(sql) = meta.totals_sql.clone() {
+                    meta.totals = self.totals(record, &sql).await;
+                }
+                let reader = self.engine.read(record.id)?;
                 if meta.fields.is_empty() {
                     meta.fields = results::raw_fields(&reader.schema());
                 }
@@ -850,6 +855,41 @@ impl LookerFront {
                 Ok(results::render_failure(format, &meta, &message))
             }
         }
+    }
+
+    /// Runs a result's totals row as a job of its owner and answers `totals_data`; `None` (no
+    /// totals written) when it fails or does not finish within the request's budget.
+    async fn totals(&self, record: &JobRecord, sql: &str) -> Option<Map<String, Value>> {
+        let mut spec = JobSpec::new(sql, record.spec.owner.clone(), "looker");
+        spec.tags
+            .insert(tag::KIND.to_string(), "totals".to_string());
+        let id = self.engine.submit(spec).ok()?;
+        let done = self.engine.wait(id, self.limits.wait_budget()).await.ok();
+        let totals = match done {
+            Some(done) if done.state == JobState::Succeeded => self
+                .engine
+                .read(id)
+                .ok()
+                .and_then(|reader| reader.into_iter().find_map(Result::ok))
+                .filter(|batch| batch.num_rows() > 0)
+                .map(|batch| {
+                    let options = crate::encode::EncodeOptions::default();
+                    batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .zip(batch.columns())
+                        .map(|(f, column)| {
+                            let value = crate::encode::cell_json(column.as_ref(), 0, &options)
+                                .unwrap_or(Value::Null);
+                            (f.name().clone(), json!({ "value": value }))
+                        })
+                        .collect()
+                }),
+            _ => None,
+        };
+        let _ = self.engine.remove(id);
+        totals
     }
 
     // --- query tasks --------------------------------------------------------------------------

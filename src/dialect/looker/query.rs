@@ -268,6 +268,9 @@ pub struct Compiled {
     pub pivots: Vec<String>,
     /// The statement, in generic SQL (what the engine runs and `sql` format shows).
     pub sql: String,
+    /// With `total: true`, the statement of the totals row: the measures over every row the
+    /// dimension filters keep (measure filters and the limit do not apply, as in Looker).
+    pub totals_sql: Option<String>,
 }
 
 /// The limit a run uses: its `limit` parameter over the query's own; `-1` means none.
@@ -510,6 +513,13 @@ pub fn compile(
             });
         }
     }
+    let measures: Vec<Field> = fields.iter().filter(|f| f.is_measure()).cloned().collect();
+    let totals_sql = match query.total {
+        Some(true) if !measures.is_empty() => {
+            Some(statement(explore, &measures, where_clause.clone(), None, &[], None)?.to_string())
+        }
+        _ => None,
+    };
     let sql = statement(explore, &fields, where_clause, having, &sorts, limit)?.to_string();
     Ok(Compiled {
         model: model.name.clone(),
@@ -518,6 +528,7 @@ pub fn compile(
         sorts,
         pivots,
         sql,
+        totals_sql,
     })
 }
 

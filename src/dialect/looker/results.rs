@@ -117,6 +117,10 @@ pub struct ResultMeta {
     pub sorts: Vec<Sort>,
     /// The positions in `fields` of the dimensions pivoted on, in pivot order.
     pub pivots: Vec<usize>,
+    /// The totals row's statement (`total: true`), run once the result is ready.
+    pub totals_sql: Option<String>,
+    /// `totals_data`: each measure's total as `{"value": v}`.
+    pub totals: Option<Map<String, Value>>,
     pub filters: Map<String, Value>,
     pub apply_formatting: bool,
     /// The task or job id shown in `json_detail`.
@@ -204,6 +208,9 @@ async fn render_pivoted(
                 "data".into(),
                 Value::Array(pivot::json_rows(&pivoted, &layout, pivot::CellForm::Detail)),
             );
+            if let Some(totals) = &meta.totals {
+                body.insert("totals_data".into(), Value::Object(totals.clone()));
+            }
             body.insert("drill_menu_build_time".into(), json!(0));
             body.insert("has_subtotals".into(), json!(false));
             return whole(Value::Object(body));
@@ -430,7 +437,7 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
             }),
         ),
         ("fill_fields", json!([])),
-        ("has_totals", json!(false)),
+        ("has_totals", json!(meta.totals.is_some())),
         ("has_row_totals", json!(false)),
         ("applied_filters", Value::Object(applied_filters(meta))),
         ("applied_filter_expression", Value::Null),
@@ -491,7 +498,7 @@ fn bi_head(meta: &ResultMeta) -> Map<String, Value> {
             },
             "pivots": [],
             "has_subtotals": false,
-            "has_totals": false,
+            "has_totals": meta.totals.is_some(),
             "columns_truncated": "false",
             "filter_expression": null,
             "filters": meta.filters,
@@ -590,7 +597,13 @@ fn json_stream(
         ),
         Layout::Detail => (
             format!("{}\"data\":[", open_object(&detail_head(&meta))),
-            "],\"drill_menu_build_time\":0,\"has_subtotals\":false}".to_string(),
+            format!(
+                "],{}\"drill_menu_build_time\":0,\"has_subtotals\":false}}",
+                meta.totals
+                    .as_ref()
+                    .map(|t| format!("\"totals_data\":{},", Value::Object(t.clone())))
+                    .unwrap_or_default()
+            ),
         ),
         Layout::Bi => (
             format!("{}\"rows\":[", open_object(&bi_head(&meta))),
