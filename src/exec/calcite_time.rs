@@ -118,7 +118,10 @@ pub fn floor_from(t: NaiveDateTime, unit: Unit, first: Weekday) -> Option<NaiveD
         Unit::Minute => t.with_nanosecond(0)?.with_second(0),
         Unit::Hour => t.with_nanosecond(0)?.with_second(0)?.with_minute(0),
         Unit::Day => day(date),
-        Unit::Week => day(date - Duration::days(i64::from(date.weekday().days_since(first)))),
+        Unit::Week => {
+            day(date
+                .checked_sub_signed(Duration::days(i64::from(date.weekday().days_since(first))))?)
+        }
         Unit::Month => day(date.with_day(1)?),
         Unit::Quarter => day(NaiveDate::from_ymd_opt(
             date.year(),

@@ -1049,6 +1049,29 @@ async fn totals_cover_every_row_the_filters_keep() {
     let detail: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(detail["has_totals"], false);
     assert!(detail.get("totals_data").is_none());
+
+    // `row_total` on a pivot: one more key per measure, the group's count across every pivot value.
+    let mut body = query(false, "-1", json!(["users.gender"]));
+    body["row_total"] = json!("right");
+    let (_, text) = s.run_inline("json", body.clone()).await;
+    let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let cells = row["order_items.count"].as_object().unwrap();
+        let total = cells["$$$_row_total_$$$"].as_i64().unwrap();
+        let parts: i64 = cells
+            .iter()
+            .filter(|(k, _)| k.as_str() != "$$$_row_total_$$$")
+            .filter_map(|(_, v)| v.as_i64())
+            .sum();
+        assert_eq!(total, parts, "{row}");
+    }
+    let (_, text) = s.run_inline("json_detail", body).await;
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(detail["has_row_totals"], true);
+    let last = detail["pivots"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["key"], "$$$_row_total_$$$");
+    assert_eq!(last["is_total"], true);
 }
 
 /// Two pivots: each measure is keyed by both values joined with `|FIELD|`, and every cell is one

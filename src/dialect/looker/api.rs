@@ -814,6 +814,8 @@ impl LookerFront {
                 .unwrap_or_default(),
             totals_sql: compiled.and_then(|c| c.totals_sql.clone()),
             totals: None,
+            row_totals_sql: compiled.and_then(|c| c.row_totals_sql.clone()),
+            row_totals: None,
             filters,
             apply_formatting,
             id: record.id.to_hex(),
@@ -834,7 +836,13 @@ impl LookerFront {
             JobState::Succeeded => {
                 let mut meta = meta;
                 if let Some(sql) = meta.totals_sql.clone() {
-                    meta.totals = self.totals(record, &sql).await;
+                    meta.totals = self
+                        .side_result(record, &sql)
+                        .await
+                        .and_then(|batches| totals_data(&batches));
+                }
+                if let Some(sql) = meta.row_totals_sql.clone() {
+                    meta.row_totals = self.side_result(record, &sql).await;
                 }
                 let reader = self.engine.read(record.id)?;
                 if meta.fields.is_empty() {
@@ -857,39 +865,29 @@ impl LookerFront {
         }
     }
 
-    /// Runs a result's totals row as a job of its owner and answers `totals_data`; `None` (no
-    /// totals written) when it fails or does not finish within the request's budget.
-    async fn totals(&self, record: &JobRecord, sql: &str) -> Option<Map<String, Value>> {
+    /// Runs a statement beside a result (its totals or row totals) as a job of the result's owner
+    /// and answers its rows; `None` (nothing written) when it fails or does not finish within the
+    /// request's budget.
+    async fn side_result(
+        &self,
+        record: &JobRecord,
+        sql: &str,
+    ) -> Option<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let mut spec = JobSpec::new(sql, record.spec.owner.clone(), "looker");
         spec.tags
             .insert(tag::KIND.to_string(), "totals".to_string());
         let id = self.engine.submit(spec).ok()?;
         let done = self.engine.wait(id, self.limits.wait_budget()).await.ok();
-        let totals = match done {
+        let batches = match done {
             Some(done) if done.state == JobState::Succeeded => self
                 .engine
                 .read(id)
                 .ok()
-                .and_then(|reader| reader.into_iter().find_map(Result::ok))
-                .filter(|batch| batch.num_rows() > 0)
-                .map(|batch| {
-                    let options = crate::encode::EncodeOptions::default();
-                    batch
-                        .schema()
-                        .fields()
-                        .iter()
-                        .zip(batch.columns())
-                        .map(|(f, column)| {
-                            let value = crate::encode::cell_json(column.as_ref(), 0, &options)
-                                .unwrap_or(Value::Null);
-                            (f.name().clone(), json!({ "value": value }))
-                        })
-                        .collect()
-                }),
+                .and_then(|reader| reader.into_iter().collect::<Result<Vec<_>, _>>().ok()),
             _ => None,
         };
         let _ = self.engine.remove(id);
-        totals
+        batches
     }
 
     // --- query tasks --------------------------------------------------------------------------
@@ -1243,4 +1241,25 @@ impl LookerFront {
         let meta = self.meta(&record, None, false, false);
         self.answer_result(&record, format, meta).await
     }
+}
+
+/// `totals_data` from the totals statement's one row: each measure as `{"value": v}`.
+fn totals_data(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+) -> Option<Map<String, Value>> {
+    let batch = batches.iter().find(|b| b.num_rows() > 0)?;
+    let options = crate::encode::EncodeOptions::default();
+    Some(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, column)| {
+                let value =
+                    crate::encode::cell_json(column.as_ref(), 0, &options).unwrap_or(Value::Null);
+                (f.name().clone(), json!({ "value": value }))
+            })
+            .collect(),
+    )
 }

@@ -19,6 +19,9 @@ use crate::encode::{EncodeError, EncodeOptions, cell_json, cell_text};
 /// Looker's separator between the values of several pivots in a pivot key.
 const KEY_SEPARATOR: &str = "|FIELD|";
 
+/// The pivot key of the row totals column.
+pub const ROW_TOTAL: &str = "$$$_row_total_$$$";
+
 /// A combination of pivot values: each pivot's JSON value and text, and the pivot key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PivotKey {
@@ -95,9 +98,7 @@ pub fn pivot(batches: &[RecordBatch], layout: &Layout<'_>) -> Result<Pivoted, En
                 .dimensions()
                 .map(|c| cell(batch, c, row))
                 .collect::<Result<Vec<_>, _>>()?;
-            let group =
-                serde_json::to_string(&dimensions.iter().map(|(v, _)| v).collect::<Vec<_>>())
-                    .unwrap_or_default();
+            let group = group_key(&dimensions);
             let at = *index.entry(group).or_insert_with(|| {
                 rows.push(PivotRow {
                     dimensions,
@@ -129,6 +130,49 @@ pub fn pivot(batches: &[RecordBatch], layout: &Layout<'_>) -> Result<Pivoted, En
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     Ok(Pivoted { keys, rows })
+}
+
+/// The key of a row's group: its dimension values.
+fn group_key(dimensions: &[(Value, Option<String>)]) -> String {
+    serde_json::to_string(&dimensions.iter().map(|(v, _)| v).collect::<Vec<_>>())
+        .unwrap_or_default()
+}
+
+/// Adds the row totals column: `batches` hold the unpivoted dimensions (in the layout's order)
+/// then the measures, one row per group of the pivoted rows.
+pub fn add_row_totals(pivoted: &mut Pivoted, batches: &[RecordBatch]) -> Result<(), EncodeError> {
+    let options = EncodeOptions::default();
+    let Some(dimensions) = pivoted.rows.first().map(|r| r.dimensions.len()) else {
+        return Ok(());
+    };
+    let mut by_group = BTreeMap::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells = (0..batch.num_columns())
+                .map(|c| {
+                    let array = batch.column(c).as_ref();
+                    Ok((
+                        cell_json(array, row, &options)?,
+                        cell_text(array, row, &options)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, EncodeError>>()?;
+            let (group, measures) = cells.split_at(dimensions.min(cells.len()));
+            by_group.insert(group_key(group), measures.to_vec());
+        }
+    }
+    for row in &mut pivoted.rows {
+        if let Some(totals) = by_group.get(&group_key(&row.dimensions)) {
+            for (slot, total) in row.measures.iter_mut().zip(totals) {
+                slot.insert(ROW_TOTAL.to_string(), total.clone());
+            }
+        }
+    }
+    pivoted.keys.push(PivotKey {
+        values: Vec::new(),
+        text: ROW_TOTAL.to_string(),
+    });
+    Ok(())
 }
 
 /// The cell form of each JSON layout.
@@ -206,7 +250,7 @@ pub fn pivot_list(pivoted: &Pivoted, layout: &Layout<'_>) -> Value {
                     "key": k.text,
                     "data": data,
                     "sort_values": data,
-                    "is_total": false,
+                    "is_total": k.text == ROW_TOTAL,
                 })
             })
             .collect(),
@@ -223,11 +267,12 @@ pub fn table(pivoted: &Pivoted, layout: &Layout<'_>) -> Result<RecordBatch, Enco
     for m in layout.measures() {
         for k in &pivoted.keys {
             let values: Vec<&str> = k.values.iter().map(|(_, t)| t.as_str()).collect();
-            headers.push(format!(
-                "{} | {}",
-                layout.fields[m].label,
+            let column = if k.text == ROW_TOTAL {
+                "Row Total".to_string()
+            } else {
                 values.join(" | ")
-            ));
+            };
+            headers.push(format!("{} | {column}", layout.fields[m].label));
         }
     }
     let mut columns: Vec<StringBuilder> = headers.iter().map(|_| StringBuilder::new()).collect();

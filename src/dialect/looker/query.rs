@@ -271,6 +271,9 @@ pub struct Compiled {
     /// With `total: true`, the statement of the totals row: the measures over every row the
     /// dimension filters keep (measure filters and the limit do not apply, as in Looker).
     pub totals_sql: Option<String>,
+    /// With `row_total` on a pivoted query, the statement of the row totals: the measures per
+    /// combination of the other dimensions, across every pivot value.
+    pub row_totals_sql: Option<String>,
 }
 
 /// The limit a run uses: its `limit` parameter over the query's own; `-1` means none.
@@ -520,6 +523,18 @@ pub fn compile(
         }
         _ => None,
     };
+    let wants_row_totals =
+        as_text(&query.row_total).is_some_and(|t| !t.trim().is_empty() && t != "false");
+    let row_totals_sql = if wants_row_totals && !pivots.is_empty() && !measures.is_empty() {
+        let unpivoted: Vec<Field> = fields
+            .iter()
+            .filter(|f| !pivots.contains(&f.name))
+            .cloned()
+            .collect();
+        Some(statement(explore, &unpivoted, where_clause.clone(), None, &[], None)?.to_string())
+    } else {
+        None
+    };
     let sql = statement(explore, &fields, where_clause, having, &sorts, limit)?.to_string();
     Ok(Compiled {
         model: model.name.clone(),
@@ -529,6 +544,7 @@ pub fn compile(
         pivots,
         sql,
         totals_sql,
+        row_totals_sql,
     })
 }
 

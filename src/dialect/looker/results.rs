@@ -121,6 +121,10 @@ pub struct ResultMeta {
     pub totals_sql: Option<String>,
     /// `totals_data`: each measure's total as `{"value": v}`.
     pub totals: Option<Map<String, Value>>,
+    /// The row totals' statement (`row_total` on a pivoted query), run once the result is ready.
+    pub row_totals_sql: Option<String>,
+    /// Its rows, as batches: the unpivoted dimensions, then the measures.
+    pub row_totals: Option<Vec<RecordBatch>>,
     pub filters: Map<String, Value>,
     pub apply_formatting: bool,
     /// The task or job id shown in `json_detail`.
@@ -187,10 +191,15 @@ async fn render_pivoted(
         fields: &meta.fields,
         pivots: &pivots,
     };
-    let pivoted = match pivot::pivot(&batches, &layout) {
+    let mut pivoted = match pivot::pivot(&batches, &layout) {
         Ok(p) => p,
         Err(e) => return render_failure(format, &meta, &e.to_string()),
     };
+    if let Some(totals) = &meta.row_totals
+        && let Err(e) = pivot::add_row_totals(&mut pivoted, totals)
+    {
+        return render_failure(format, &meta, &e.to_string());
+    }
     let whole = |value: Value| respond(format, crate::wire::full(value.to_string()));
     let tabular_format = match format {
         ResultFormat::Json | ResultFormat::InlineJson | ResultFormat::JsonLabel => {
@@ -438,7 +447,7 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
         ),
         ("fill_fields", json!([])),
         ("has_totals", json!(meta.totals.is_some())),
-        ("has_row_totals", json!(false)),
+        ("has_row_totals", json!(meta.row_totals.is_some())),
         ("applied_filters", Value::Object(applied_filters(meta))),
         ("applied_filter_expression", Value::Null),
         ("number_format", json!("1,234.56")),
