@@ -1009,6 +1009,73 @@ async fn contract_cases_pass() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Table calculations: columns computed over the result, after the fields, in every format;
+/// a calculation may use an earlier one; a bad one is a 422 naming `dynamic_fields`.
+#[tokio::test]
+async fn table_calculations_compute_over_the_result() {
+    let s = Session::start(202).await;
+    let calcs = json!([
+        {"table_calculation": "avg_price", "label": "Average Price",
+         "expression": "${order_items.total_sale_price} / ${order_items.count}"},
+        {"table_calculation": "big", "label": "Big",
+         "expression": "if(${avg_price} > 130, yes, no)"},
+    ]);
+    let query = |dynamic: String, pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["users.country", "order_items.count", "order_items.total_sale_price"],
+            "pivots": pivots,
+            "dynamic_fields": dynamic,
+            "limit": "5",
+        })
+    };
+    let (status, body) = s
+        .run_inline("json", query(calcs.to_string(), Value::Null))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        let count = row["order_items.count"].as_f64().unwrap();
+        let total = row["order_items.total_sale_price"].as_f64().unwrap();
+        let avg = row["avg_price"].as_f64().unwrap();
+        assert!((avg - total / count).abs() < 1e-6, "{row}");
+        assert_eq!(row["big"], avg > 130.0, "{row}");
+    }
+    let (_, csv) = s
+        .run_inline("csv", query(calcs.to_string(), Value::Null))
+        .await;
+    assert!(
+        csv.starts_with(
+            "Users Country,Order Items Count,Order Items Total Sale Price,Average Price,Big\n"
+        ),
+        "{csv}"
+    );
+    let (_, body) = s
+        .run_inline("json_detail", query(calcs.to_string(), Value::Null))
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["fields"]["table_calculations"][1]["name"], "big");
+    for bad in [
+        json!([{"table_calculation": "x", "expression": "${users.nope} + 1"}]).to_string(),
+        json!([{"table_calculation": "x", "expression": "offset(${order_items.count}, 1)"}])
+            .to_string(),
+        "not json".to_string(),
+    ] {
+        let response = s.post("/queries", query(bad.clone(), Value::Null)).await;
+        let error = looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error["errors"][0]["field"], "dynamic_fields", "{bad}");
+    }
+    let response = s
+        .post(
+            "/queries",
+            query(calcs.to_string(), json!(["users.country"])),
+        )
+        .await;
+    looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+}
+
 /// `total: true`: `json_detail` carries `totals_data`, each measure over every row the dimension
 /// filters keep, whatever the limit (the sum of every group's count).
 #[tokio::test]

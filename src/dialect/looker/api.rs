@@ -19,6 +19,7 @@ use super::query::{self, QueryStore, StoredQuery, WriteQuery};
 use super::results::{self, ResultFormat, ResultMeta};
 use super::semantic::Models;
 use super::session::Sessions;
+use super::table_calc::TableCalc;
 use super::users;
 use super::{Front, filter};
 use super::{FrontContext, Settings};
@@ -792,9 +793,17 @@ impl LookerFront {
             .unwrap_or_default();
         ResultMeta {
             fields: match compiled {
-                Some(c) => c.fields.clone(),
+                Some(c) => c
+                    .fields
+                    .iter()
+                    .cloned()
+                    .chain(c.table_calcs.iter().map(TableCalc::field))
+                    .collect(),
                 None => Vec::new(),
             },
+            table_calcs: compiled
+                .map(|c| c.table_calcs.iter().map(|t| t.name.clone()).collect())
+                .unwrap_or_default(),
             sql: record.spec.sql.clone(),
             explore: compiled.map(|c| {
                 (

@@ -1,7 +1,8 @@
-//! Looker's custom filter expressions (`filter_expression`): `${view.field}` references, `"text"`
-//! and number literals, `yes`/`no`/`null`, `AND`/`OR`/`NOT`, comparisons, arithmetic and a set of
-//! Looker's functions, compiled straight onto the sqlparser AST (the client's text is never SQL).
-//! An expression over a measure filters groups (`HAVING`), else rows (`WHERE`).
+//! Looker's expression language, as custom filters (`filter_expression`) and table calculations
+//! use it: `${view.field}` references, `"text"` and number literals, `yes`/`no`/`null`,
+//! `AND`/`OR`/`NOT`, comparisons, arithmetic and a set of Looker's functions, compiled straight
+//! onto the sqlparser AST (the client's text is never SQL). A filter over a measure filters groups
+//! (`HAVING`), else rows (`WHERE`).
 
 use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
 
@@ -19,14 +20,27 @@ pub struct Compiled {
     pub over_measures: bool,
 }
 
-/// Compiles `text` against `explore`'s fields.
+/// Compiles a filter expression against `explore`'s fields.
 pub fn compile(text: &str, explore: &Explore) -> Result<Compiled, String> {
+    compile_with(text, &|name| {
+        explore
+            .field(name)
+            .map(|f| (Expr::Nested(Box::new(f.expr.clone())), f.is_measure()))
+            .ok_or_else(|| format!("field {name:?} does not exist in explore {}", explore.name))
+    })
+}
+
+/// What a `${name}` reference stands for: its expression and whether it is a measure.
+pub type Resolve<'a> = dyn Fn(&str) -> Result<(Expr, bool), String> + 'a;
+
+/// Compiles `text`, each `${name}` resolved by `resolve`.
+pub fn compile_with(text: &str, resolve: &Resolve<'_>) -> Result<Compiled, String> {
     let tokens = lex(text)?;
     let mut parser = Parser {
         tokens,
         at: 0,
         depth: 0,
-        explore,
+        resolve,
         over_measures: false,
     };
     let expr = parser.or()?;
@@ -135,7 +149,7 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     at: usize,
     depth: usize,
-    explore: &'a Explore,
+    resolve: &'a Resolve<'a>,
     over_measures: bool,
 }
 
@@ -247,14 +261,23 @@ impl Parser<'_> {
     fn multiplicative(&mut self) -> Result<Expr, String> {
         let mut left = self.unary()?;
         loop {
-            let op = if self.eat_op("*") {
-                BinaryOperator::Multiply
+            if self.eat_op("*") {
+                left = binary(left, BinaryOperator::Multiply, self.unary()?);
             } else if self.eat_op("/") {
-                BinaryOperator::Divide
+                // Looker divides as numbers, never as integers.
+                let numerator = Expr::Cast {
+                    kind: sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(left),
+                    data_type: sqlparser::ast::DataType::Double(
+                        sqlparser::ast::ExactNumberInfo::None,
+                    ),
+                    array: false,
+                    format: None,
+                };
+                left = binary(numerator, BinaryOperator::Divide, self.unary()?);
             } else {
                 return Ok(left);
-            };
-            left = binary(left, op, self.unary()?);
+            }
         }
     }
 
@@ -280,14 +303,9 @@ impl Parser<'_> {
             Token::Number(n) => Ok(Expr::value(Value::Number(n, false))),
             Token::Text(t) => Ok(string_literal(&t)),
             Token::Field(name) => {
-                let field = self.explore.field(&name).ok_or_else(|| {
-                    format!(
-                        "field {name:?} does not exist in explore {}",
-                        self.explore.name
-                    )
-                })?;
-                self.over_measures |= field.is_measure();
-                Ok(Expr::Nested(Box::new(field.expr.clone())))
+                let (expr, measure) = (self.resolve)(&name)?;
+                self.over_measures |= measure;
+                Ok(expr)
             }
             Token::Op("(") => self.nested(|p| {
                 let inner = p.or()?;

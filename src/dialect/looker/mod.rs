@@ -16,6 +16,7 @@ mod query;
 mod results;
 mod semantic;
 mod session;
+mod table_calc;
 mod users;
 
 use std::net::SocketAddr;

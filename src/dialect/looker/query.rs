@@ -271,6 +271,8 @@ pub struct Compiled {
     /// With `total: true`, the statement of the totals row: the measures over every row the
     /// dimension filters keep (measure filters and the limit do not apply, as in Looker).
     pub totals_sql: Option<String>,
+    /// The table calculations, computed over the result (their columns follow the fields').
+    pub table_calcs: Vec<super::table_calc::TableCalc>,
     /// With `row_total` on a pivoted query, the statement of the row totals: the measures per
     /// combination of the other dimensions, across every pivot value.
     pub row_totals_sql: Option<String>,
@@ -499,6 +501,21 @@ pub fn compile(
             None
         }
     };
+    let table_calcs = match super::table_calc::parse(query.dynamic_fields.as_deref(), &fields) {
+        Ok(calcs) if !calcs.is_empty() && !pivots.is_empty() => {
+            errors.push(ErrorDetail::new(
+                "dynamic_fields",
+                "unsupported",
+                "table calculations on a pivoted query are not supported by polyquery",
+            ));
+            Vec::new()
+        }
+        Ok(calcs) => calcs,
+        Err(e) => {
+            errors.push(ErrorDetail::new("dynamic_fields", "invalid", e));
+            Vec::new()
+        }
+    };
     if !errors.is_empty() {
         return Err(LookerError::validation_all(errors));
     }
@@ -535,7 +552,12 @@ pub fn compile(
     } else {
         None
     };
-    let sql = statement(explore, &fields, where_clause, having, &sorts, limit)?.to_string();
+    let mut main = statement(explore, &fields, where_clause, having, &sorts, limit)?;
+    if !table_calcs.is_empty() {
+        main = super::table_calc::wrap(main, &table_calcs)
+            .ok_or_else(|| LookerError::bad_request("cannot build the query"))?;
+    }
+    let sql = main.to_string();
     Ok(Compiled {
         model: model.name.clone(),
         explore: explore.clone(),
@@ -544,6 +566,7 @@ pub fn compile(
         pivots,
         sql,
         totals_sql,
+        table_calcs,
         row_totals_sql,
     })
 }

@@ -117,6 +117,8 @@ pub struct ResultMeta {
     pub sorts: Vec<Sort>,
     /// The positions in `fields` of the dimensions pivoted on, in pivot order.
     pub pivots: Vec<usize>,
+    /// The names of the table calculations among `fields`.
+    pub table_calcs: Vec<String>,
     /// The totals row's statement (`total: true`), run once the result is ready.
     pub totals_sql: Option<String>,
     /// `totals_data`: each measure's total as `{"value": v}`.
@@ -395,10 +397,16 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
         .iter()
         .filter_map(|&i| meta.fields.get(i))
         .collect();
+    let calcs: Vec<&Field> = meta
+        .fields
+        .iter()
+        .filter(|f| meta.table_calcs.contains(&f.name))
+        .collect();
     let (dimensions, measures): (Vec<&Field>, Vec<&Field>) = meta
         .fields
         .iter()
         .filter(|f| !pivots.iter().any(|p| p.name == f.name))
+        .filter(|f| !meta.table_calcs.contains(&f.name))
         .partition(|f| !f.is_measure());
     let describe = |fs: Vec<&Field>| -> Vec<Value> {
         fs.into_iter()
@@ -441,7 +449,16 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
             json!({
                 "measures": describe(measures),
                 "dimensions": describe(dimensions),
-                "table_calculations": [],
+                "table_calculations": describe(calcs)
+                    .into_iter()
+                    .map(|mut v| {
+                        if let Some(map) = v.as_object_mut() {
+                            map.insert("category".into(), json!("table_calculation"));
+                            map.insert("is_table_calculation".into(), json!(true));
+                        }
+                        v
+                    })
+                    .collect::<Vec<_>>(),
                 "pivots": describe(pivots),
             }),
         ),
