@@ -1043,6 +1043,34 @@ async fn table_calculations_compute_over_the_result() {
         assert!((avg - total / count).abs() < 1e-6, "{row}");
         assert_eq!(row["big"], avg > 130.0, "{row}");
     }
+    // Functions over the result's rows: its order for offset and running_total, all of it for sum.
+    let rows_calcs = json!([
+        {"table_calculation": "prev", "expression": "offset(${order_items.count}, -1)"},
+        {"table_calculation": "run", "expression": "running_total(${order_items.count})"},
+        {"table_calculation": "share", "expression": "${order_items.count} / sum(${order_items.count})"},
+    ]);
+    let (_, body) = s
+        .run_inline("json", query(rows_calcs.to_string(), Value::Null))
+        .await;
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let counts: Vec<i64> = rows
+        .iter()
+        .map(|r| r["order_items.count"].as_i64().unwrap())
+        .collect();
+    let total: i64 = counts.iter().sum();
+    for (i, row) in rows.iter().enumerate() {
+        let previous = i
+            .checked_sub(1)
+            .map(|p| json!(counts[p]))
+            .unwrap_or(Value::Null);
+        assert_eq!(row["prev"], previous, "{row}");
+        assert_eq!(row["run"], counts[..=i].iter().sum::<i64>(), "{row}");
+        let share = row["share"].as_f64().unwrap();
+        assert!(
+            (share - counts[i] as f64 / total as f64).abs() < 1e-9,
+            "{row}"
+        );
+    }
     let (_, csv) = s
         .run_inline("csv", query(calcs.to_string(), Value::Null))
         .await;
@@ -1059,7 +1087,7 @@ async fn table_calculations_compute_over_the_result() {
     assert_eq!(detail["fields"]["table_calculations"][1]["name"], "big");
     for bad in [
         json!([{"table_calculation": "x", "expression": "${users.nope} + 1"}]).to_string(),
-        json!([{"table_calculation": "x", "expression": "offset(${order_items.count}, 1)"}])
+        json!([{"table_calculation": "x", "expression": "offset(${order_items.count}, ${order_items.count})"}])
             .to_string(),
         "not json".to_string(),
     ] {

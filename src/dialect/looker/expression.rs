@@ -4,7 +4,10 @@
 //! onto the sqlparser AST (the client's text is never SQL). A filter over a measure filters groups
 //! (`HAVING`), else rows (`WHERE`).
 
-use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
+use sqlparser::ast::{
+    BinaryOperator, Expr, OrderByExpr, UnaryOperator, Value, WindowFrame, WindowFrameBound,
+    WindowFrameUnits, WindowSpec, WindowType,
+};
 
 use super::filter::string_literal;
 use super::semantic::Explore;
@@ -22,7 +25,7 @@ pub struct Compiled {
 
 /// Compiles a filter expression against `explore`'s fields.
 pub fn compile(text: &str, explore: &Explore) -> Result<Compiled, String> {
-    compile_with(text, &|name| {
+    compile_with(text, None, &|name| {
         explore
             .field(name)
             .map(|f| (Expr::Nested(Box::new(f.expr.clone())), f.is_measure()))
@@ -33,14 +36,21 @@ pub fn compile(text: &str, explore: &Explore) -> Result<Compiled, String> {
 /// What a `${name}` reference stands for: its expression and whether it is a measure.
 pub type Resolve<'a> = dyn Fn(&str) -> Result<(Expr, bool), String> + 'a;
 
-/// Compiles `text`, each `${name}` resolved by `resolve`.
-pub fn compile_with(text: &str, resolve: &Resolve<'_>) -> Result<Compiled, String> {
+/// Compiles `text`, each `${name}` resolved by `resolve`. With `rows` (the result's order), the
+/// functions over the result's rows are allowed too (table calculations): `offset`,
+/// `running_total`, and the column's `sum`, `mean`, `min`, `max`, `count`.
+pub fn compile_with(
+    text: &str,
+    rows: Option<&[OrderByExpr]>,
+    resolve: &Resolve<'_>,
+) -> Result<Compiled, String> {
     let tokens = lex(text)?;
     let mut parser = Parser {
         tokens,
         at: 0,
         depth: 0,
         resolve,
+        rows,
         over_measures: false,
     };
     let expr = parser.or()?;
@@ -150,6 +160,7 @@ struct Parser<'a> {
     at: usize,
     depth: usize,
     resolve: &'a Resolve<'a>,
+    rows: Option<&'a [OrderByExpr]>,
     over_measures: bool,
 }
 
@@ -326,10 +337,100 @@ impl Parser<'_> {
                         p.expect_op(",")?;
                     }
                 }
-                function(&name, args)
+                match p.rows {
+                    Some(order) if ROW_FUNCTIONS.contains(&name.as_str()) => {
+                        row_function(&name, args, order)
+                    }
+                    _ => function(&name, args),
+                }
             }),
             other => Err(format!("unexpected {other:?} in filter expression")),
         }
+    }
+}
+
+/// The functions over the result's rows (table calculations only).
+const ROW_FUNCTIONS: [&str; 7] = [
+    "offset",
+    "running_total",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "count",
+];
+
+/// A window function over the result: ordered as the result for `offset` and `running_total`,
+/// over the whole column for the aggregates.
+fn row_function(name: &str, mut args: Vec<Expr>, order: &[OrderByExpr]) -> Result<Expr, String> {
+    let window = |order_by: Vec<OrderByExpr>, window_frame: Option<WindowFrame>| {
+        Some(WindowType::WindowSpec(WindowSpec {
+            window_name: None,
+            partition_by: Vec::new(),
+            order_by,
+            window_frame,
+        }))
+    };
+    let over = |mut e: Expr, spec| {
+        if let Expr::Function(f) = &mut e {
+            f.over = spec;
+        }
+        e
+    };
+    match (name, args.len()) {
+        ("offset", 2) => {
+            let rows = match args.pop() {
+                Some(Expr::Value(v)) => match &v.value {
+                    Value::Number(n, _) => n.parse::<i64>().ok(),
+                    _ => None,
+                },
+                Some(Expr::UnaryOp {
+                    op: UnaryOperator::Minus,
+                    expr,
+                }) => match *expr {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => n.parse::<i64>().ok().map(|n| -n),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            }
+            .ok_or("offset takes a whole number of rows")?;
+            let value = args.pop().ok_or("offset takes 2 arguments")?;
+            if rows == 0 {
+                return Ok(value);
+            }
+            let (function, distance) = if rows > 0 {
+                ("lead", rows)
+            } else {
+                ("lag", -rows)
+            };
+            let distance = Expr::value(Value::Number(distance.to_string(), false));
+            Ok(over(
+                call(function, vec![value, distance]),
+                window(order.to_vec(), None),
+            ))
+        }
+        ("running_total", 1) => Ok(over(
+            call("sum", args),
+            window(
+                order.to_vec(),
+                Some(WindowFrame {
+                    units: WindowFrameUnits::Rows,
+                    start_bound: WindowFrameBound::Preceding(None),
+                    end_bound: Some(WindowFrameBound::CurrentRow),
+                }),
+            ),
+        )),
+        ("sum" | "min" | "max" | "count", 1) => {
+            Ok(over(call(name, args), window(Vec::new(), None)))
+        }
+        ("mean", 1) => Ok(over(call("avg", args), window(Vec::new(), None))),
+        _ => Err(format!(
+            "{name} takes {} argument(s)",
+            if name == "offset" { 2 } else { 1 }
+        )),
     }
 }
 

@@ -501,21 +501,6 @@ pub fn compile(
             None
         }
     };
-    let table_calcs = match super::table_calc::parse(query.dynamic_fields.as_deref(), &fields) {
-        Ok(calcs) if !calcs.is_empty() && !pivots.is_empty() => {
-            errors.push(ErrorDetail::new(
-                "dynamic_fields",
-                "unsupported",
-                "table calculations on a pivoted query are not supported by polyquery",
-            ));
-            Vec::new()
-        }
-        Ok(calcs) => calcs,
-        Err(e) => {
-            errors.push(ErrorDetail::new("dynamic_fields", "invalid", e));
-            Vec::new()
-        }
-    };
     if !errors.is_empty() {
         return Err(LookerError::validation_all(errors));
     }
@@ -532,6 +517,19 @@ pub fn compile(
                 desc,
             });
         }
+    }
+    // Table calculations read the result in its order, so they are compiled once it is known.
+    let table_calcs =
+        super::table_calc::parse(query.dynamic_fields.as_deref(), &fields, &order_by(&sorts))
+            .map_err(|e| {
+                LookerError::validation_all(vec![ErrorDetail::new("dynamic_fields", "invalid", e)])
+            })?;
+    if !table_calcs.is_empty() && !pivots.is_empty() {
+        return Err(LookerError::validation_all(vec![ErrorDetail::new(
+            "dynamic_fields",
+            "unsupported",
+            "table calculations on a pivoted query are not supported by polyquery",
+        )]));
     }
     let measures: Vec<Field> = fields.iter().filter(|f| f.is_measure()).cloned().collect();
     let totals_sql = match query.total {
@@ -612,22 +610,25 @@ fn statement(
     Ok(Statement::Query(query))
 }
 
+/// The sorts as ORDER BY items over the result's columns.
+fn order_by(sorts: &[Sort]) -> Vec<OrderByExpr> {
+    sorts
+        .iter()
+        .map(|s| OrderByExpr {
+            expr: Expr::Identifier(Ident::with_quote('"', &s.field)),
+            options: OrderByOptions {
+                asc: Some(!s.desc),
+                nulls_first: None,
+            },
+            with_fill: None,
+        })
+        .collect()
+}
+
 fn set_order_and_limit(query: &mut SqlQuery, sorts: &[Sort], limit: Option<u64>) {
     if !sorts.is_empty() {
         query.order_by = Some(OrderBy {
-            kind: OrderByKind::Expressions(
-                sorts
-                    .iter()
-                    .map(|s| OrderByExpr {
-                        expr: Expr::Identifier(Ident::with_quote('"', &s.field)),
-                        options: OrderByOptions {
-                            asc: Some(!s.desc),
-                            nulls_first: None,
-                        },
-                        with_fill: None,
-                    })
-                    .collect(),
-            ),
+            kind: OrderByKind::Expressions(order_by(sorts)),
             interpolate: None,
         });
     }

@@ -1,10 +1,13 @@
 //! Table calculations (`dynamic_fields` entries with a `table_calculation`): an expression in
 //! Looker's language over the result's own columns, computed by an outer query over the result
 //! (`SELECT t.*, <calculation> AS "name" FROM (<query>) AS t`), so row order and limit are the
-//! query's. Offset and whole-column functions are not computed (see the README).
+//! query's; `offset` and `running_total` follow the query's sort, the column functions (`sum`, …)
+//! the whole result.
 
 use serde::Deserialize;
-use sqlparser::ast::{Expr, Ident, Query as SqlQuery, SelectItem, SetExpr, Statement, TableFactor};
+use sqlparser::ast::{
+    Expr, Ident, OrderByExpr, Query as SqlQuery, SelectItem, SetExpr, Statement, TableFactor,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
@@ -29,7 +32,11 @@ struct Dynamic {
 
 /// The table calculations of `dynamic_fields` (a JSON array in a string), each over the selected
 /// `fields` and the calculations before it.
-pub fn parse(dynamic_fields: Option<&str>, fields: &[Field]) -> Result<Vec<TableCalc>, String> {
+pub fn parse(
+    dynamic_fields: Option<&str>,
+    fields: &[Field],
+    order: &[OrderByExpr],
+) -> Result<Vec<TableCalc>, String> {
     let Some(text) = dynamic_fields.filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
@@ -58,7 +65,7 @@ pub fn parse(dynamic_fields: Option<&str>, fields: &[Field]) -> Result<Vec<Table
                 Err(format!("{reference:?} is not a field of this query"))
             }
         };
-        let compiled = expression::compile_with(&expression, &resolve)?;
+        let compiled = expression::compile_with(&expression, Some(order), &resolve)?;
         // A calculation over earlier calculations inlines them: the outer query has only the
         // result's columns.
         let expr = inline(compiled.expr, &calcs);
