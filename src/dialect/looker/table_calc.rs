@@ -5,9 +5,7 @@
 //! the whole result.
 
 use serde::Deserialize;
-use sqlparser::ast::{
-    Expr, Ident, OrderByExpr, Query as SqlQuery, SelectItem, SetExpr, Statement, TableFactor,
-};
+use sqlparser::ast::{Expr, Ident, OrderByExpr, SelectItem, SetExpr, Statement, TableFactor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
@@ -124,7 +122,7 @@ fn inline(expr: Expr, calcs: &[TableCalc]) -> Expr {
 
 /// The query with its calculations added as columns by an outer query, ordered as the query is.
 pub fn wrap(inner: Statement, calcs: &[TableCalc]) -> Option<Statement> {
-    let Statement::Query(mut inner) = inner else {
+    let Statement::Query(inner) = inner else {
         return None;
     };
     let mut outer = Parser::parse_sql(&GenericDialect {}, "SELECT * FROM (SELECT 1) AS \"t\"")
@@ -147,7 +145,6 @@ pub fn wrap(inner: Statement, calcs: &[TableCalc]) -> Option<Statement> {
     let TableFactor::Derived { subquery, .. } = &mut select.from.first_mut()?.relation else {
         return None;
     };
-    let inner_query: &mut SqlQuery = inner.as_mut();
-    *subquery = Box::new(inner_query.clone());
+    *subquery = inner;
     Some(outer)
 }
