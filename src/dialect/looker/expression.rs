@@ -500,3 +500,69 @@ fn function(name: &str, mut args: Vec<Expr>) -> Result<Expr, String> {
         _ => return Err(format!("unknown function {name} in filter expression")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(text: &str, rows: bool) -> Result<String, String> {
+        let resolve = |name: &str| -> Result<(Expr, bool), String> {
+            match name {
+                "users.state" | "orders.count" => Ok((
+                    Expr::Identifier(sqlparser::ast::Ident::with_quote('"', name)),
+                    name == "orders.count",
+                )),
+                other => Err(format!("no {other}")),
+            }
+        };
+        let order = [];
+        compile_with(text, rows.then_some(&order[..]), &resolve).map(|c| c.expr.to_string())
+    }
+
+    #[test]
+    fn expressions_compile_onto_the_ast() {
+        let cases = [
+            (
+                r#"${users.state} = "CA" AND NOT ${orders.count} > 5"#,
+                r#""users.state" = 'CA' AND NOT ("orders.count" > 5)"#,
+            ),
+            (
+                "${orders.count} / 2 - -1",
+                r#"CAST("orders.count" AS DOUBLE) / 2 - -1"#,
+            ),
+            (
+                r#"contains(${users.state}, "a\"b") OR is_null(${users.state})"#,
+                r#"strpos("users.state", 'a"b') > 0 OR "users.state" IS NULL"#,
+            ),
+            (
+                "if(${orders.count} >= 1, yes, no)",
+                r#"CASE WHEN "orders.count" >= 1 THEN true ELSE false END"#,
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(sql(text, false).as_deref(), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error_never_a_panic() {
+        let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
+        let minus = format!("{}1", "-".repeat(200));
+        for text in [
+            "${users.nope} = 1",
+            "${users.state",
+            "\"open",
+            "1.2.3",
+            "${users.state} = ",
+            "frob(1)",
+            "offset(${orders.count}, 1)",
+            "a ! b",
+            deep.as_str(),
+            minus.as_str(),
+        ] {
+            assert!(sql(text, false).is_err(), "{text}");
+        }
+        assert!(sql("offset(${orders.count}, -1)", true).is_ok());
+        assert!(sql("offset(${orders.count}, ${orders.count})", true).is_err());
+    }
+}
