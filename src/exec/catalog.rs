@@ -1,6 +1,10 @@
 //! The catalog: every table an executor serves, with what the dialects need to list and describe it.
 
-use sqlparser::ast::Statement;
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use arrow::datatypes::{DataType, Field};
+use sqlparser::ast::{ObjectNamePart, Statement, visit_relations};
 
 use super::fixtures::{RegisteredTable, SampleSet};
 use crate::sql::resolve::{Fold, NameSet, resolve};
@@ -9,19 +13,20 @@ use crate::sql::resolve::{Fold, NameSet, resolve};
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub tables: Vec<RegisteredTable>,
-    names: NameSet,
+    /// Every table's name; columns join per statement (see `names`).
+    table_names: NameSet,
 }
 
 impl Catalog {
     pub fn new(tables: Vec<RegisteredTable>) -> Self {
-        let mut names = NameSet::default();
+        let mut table_names = NameSet::default();
         for t in &tables {
-            names.add_table(&t.name);
-            for f in t.schema.fields() {
-                names.add_column(f.name());
-            }
+            table_names.add_table(&t.name);
         }
-        Catalog { tables, names }
+        Catalog {
+            tables,
+            table_names,
+        }
     }
 
     /// A table by name, exact case first, then ignoring case.
@@ -38,8 +43,55 @@ impl Catalog {
         self.tables.iter().filter(move |t| t.sample == Some(set))
     }
 
+    /// The names `statement`'s unquoted identifiers resolve to: every table, but only the columns
+    /// of the tables it reads. One rule for every entry point: another table's column spelled
+    /// `country` must not make this query's `COUNTRY` ambiguous.
+    pub fn names(&self, statement: &Statement) -> NameSet {
+        let mut names = self.table_names.clone();
+        let mut read = BTreeSet::new();
+        let _ = visit_relations(statement, |relation| {
+            if let Some(ObjectNamePart::Identifier(last)) = relation.0.last() {
+                read.insert(last.value.to_lowercase());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        for table in &self.tables {
+            if read.contains(&table.name.to_lowercase()) {
+                for field in table.schema.fields() {
+                    add_field_names(&mut names, field, 0);
+                }
+            }
+        }
+        names
+    }
+
     /// Resolves the statement's unquoted identifiers against this catalog.
     pub fn resolve(&self, statement: &mut Statement, fold: Fold) {
-        resolve(statement, &self.names, fold);
+        let names = self.names(statement);
+        resolve(statement, &names, fold);
+    }
+}
+
+/// A column's name and, for nested data (AsterixDB's `user.screenName`), its fields' names, to a
+/// fixed depth.
+fn add_field_names(names: &mut NameSet, field: &Field, depth: usize) {
+    names.add_column(field.name());
+    if depth >= 8 {
+        return;
+    }
+    match field.data_type() {
+        DataType::Struct(fields) => fields
+            .iter()
+            .for_each(|f| add_field_names(names, f, depth + 1)),
+        DataType::List(item) | DataType::LargeList(item) => add_field_names_of(names, item, depth),
+        _ => {}
+    }
+}
+
+fn add_field_names_of(names: &mut NameSet, item: &Field, depth: usize) {
+    if let DataType::Struct(fields) = item.data_type() {
+        fields
+            .iter()
+            .for_each(|f| add_field_names(names, f, depth + 1));
     }
 }

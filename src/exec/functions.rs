@@ -64,6 +64,9 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(AsyncScalarUDF::new(Arc::new(AsterixSleep::new())).into_scalar_udf());
     ctx.register_udf(ScalarUDF::new_from_impl(InjectFailure::new()));
     super::sqlite_functions::register(ctx);
+    for udf in super::calcite_time::udfs() {
+        ctx.register_udf(udf);
+    }
 }
 
 /// Total time to sleep for a column of per-row millisecond counts (nulls and negatives count 0).

@@ -1,6 +1,7 @@
 //! Executors run SQL. The default is DataFusion in-process over the fixtures and the user's tables;
 //! other engines plug in behind the same trait, and the job engine never knows which one ran a query.
 
+pub mod calcite_time;
 pub mod catalog;
 pub mod datafusion;
 pub mod fixtures;

@@ -126,6 +126,11 @@ impl Principals {
             .map(Self::caller)
     }
 
+    /// The configured users, in configuration order.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
     /// A caller with no credentials at all, from `ip`.
     pub fn anonymous(ip: IpAddr) -> Caller {
         Caller {

@@ -6,7 +6,10 @@ pub mod guard;
 pub mod reshape;
 pub mod resolve;
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, Statement,
+};
 use sqlparser::dialect::Dialect;
 
 pub use crate::query::syntax_message;
@@ -19,6 +22,27 @@ pub fn parse(sql: &str, dialect: &'static dyn Dialect) -> Result<Vec<Statement>,
         parser.try_with_sql(sql)?.parse_statements()
     })
     .map_err(|e| EngineError::new(ErrorKind::Syntax, e.message()))
+}
+
+/// A plain call `name(args…)`, for rewrites that build SQL on the AST.
+pub fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 /// Parses text that must hold exactly one query (`SELECT`, `WITH`, `VALUES`).

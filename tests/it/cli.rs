@@ -8,18 +8,20 @@ fn polyquery() -> Command {
     Command::new(env!("CARGO_BIN_EXE_polyquery"))
 }
 
-#[tokio::test]
-async fn sql_prints_the_result_of_a_query_over_the_catalog() {
-    let out = polyquery()
-        .args(["sql", "select count(*) as n from kylin_sales"])
-        .output()
-        .unwrap();
+/// `polyquery sql QUERY`, which must succeed; its standard output.
+fn sql_output(query: &str) -> String {
+    let out = polyquery().args(["sql", query]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn sql_prints_the_result_of_a_query_over_the_catalog() {
+    let text = sql_output("select count(*) as n from kylin_sales");
     let count: usize = text.lines().nth(1).unwrap().trim().parse().unwrap();
     assert_eq!(text.lines().next(), Some("n"));
     assert!(count > 0, "kylin_sales should not be empty");
@@ -29,6 +31,17 @@ async fn sql_prints_the_result_of_a_query_over_the_catalog() {
         .table("KYLIN_SALES")
         .expect("the Kylin sample is in the catalog");
     assert_eq!(Some(count), table.row_count);
+}
+
+/// Names resolve against the tables the query reads, as over HTTP: thelook's `users.country` and
+/// `products.name` do not make KYLIN_COUNTRY's columns ambiguous.
+#[test]
+fn sql_resolves_names_against_the_tables_it_reads() {
+    let text = sql_output("select COUNTRY, NAME from KYLIN_COUNTRY order by COUNTRY limit 2");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["COUNTRY,NAME", "AR,Argentina", "AT,Austria"]
+    );
 }
 
 #[test]

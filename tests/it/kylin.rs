@@ -199,7 +199,7 @@ async fn vendor_page_curl_flow() {
             json!("BIGINT"),
             json!("INTEGER"),
             json!("SMALLINT"),
-            json!("DECIMAL")
+            json!("DECIMAL(19,4)")
         ]
     );
     // Download Query Result.
@@ -303,6 +303,116 @@ async fn kylin_sql_folds_unquoted_names_to_upper_case() {
     assert_eq!(limited, vec![vec![json!("3")], vec![json!("4")]]);
 }
 
+/// Calcite's function library as Kylin answers it: each expression, then the cell Kylin prints.
+#[tokio::test]
+async fn calcite_functions_and_operators() {
+    let k = Kylin::start().await;
+    let cases = [
+        // Datetime floors and ceilings; Calcite's week starts on Sunday (2024-05-15 is a Wednesday).
+        (
+            "FLOOR(TIMESTAMP '2024-05-15 13:47:09' TO HOUR)",
+            "2024-05-15 13:00:00",
+        ),
+        (
+            "FLOOR(TIMESTAMP '2024-05-15 13:47:09' TO WEEK)",
+            "2024-05-12 00:00:00",
+        ),
+        (
+            "CEIL(TIMESTAMP '2024-05-15 13:47:09' TO MONTH)",
+            "2024-06-01 00:00:00",
+        ),
+        ("FLOOR(DATE '2024-05-15' TO QUARTER)", "2024-04-01"),
+        (
+            "CAST(FLOOR(CAST('2024-05-15 13:47:09' AS TIMESTAMP) TO YEAR) AS DATE)",
+            "2024-01-01",
+        ),
+        // Month arithmetic clamps to the month's end; differences count whole units.
+        ("TIMESTAMPADD(MONTH, 1, DATE '2024-01-31')", "2024-02-29"),
+        (
+            "TIMESTAMPADD(WEEK, 2, TIMESTAMP '2024-01-31 10:00:00')",
+            "2024-02-14 10:00:00",
+        ),
+        (
+            "TIMESTAMPDIFF(MONTH, DATE '2024-01-31', DATE '2024-03-30')",
+            "1",
+        ),
+        (
+            "TIMESTAMPDIFF(DAY, TIMESTAMP '2024-01-31 10:00:00', TIMESTAMP '2024-01-29 10:00:00')",
+            "-2",
+        ),
+        (
+            "{fn TIMESTAMPADD(SQL_TSI_DAY, 1, DATE '2024-02-28')}",
+            "2024-02-29",
+        ),
+        // Date parts: BIGINTs, DAYOFWEEK 1 on Sunday, WEEK the ISO week.
+        ("EXTRACT(YEAR FROM DATE '2024-05-12')", "2024"),
+        ("EXTRACT(DOW FROM DATE '2024-05-12')", "1"),
+        ("DAYOFWEEK(DATE '2024-05-18')", "7"),
+        ("WEEK(DATE '2024-01-01')", "1"),
+        ("QUARTER(DATE '2024-05-12')", "2"),
+        ("DAYOFYEAR(DATE '2024-02-01')", "32"),
+        ("DAYOFMONTH(DATE '2024-02-09')", "9"),
+        ("HOUR(TIMESTAMP '2024-02-09 17:05:06')", "17"),
+        // Strings: operators, SQL-standard forms and JDBC escapes.
+        ("'Kyl' || 'in'", "Kylin"),
+        ("SUBSTRING('calcite' FROM 2 FOR 3)", "alc"),
+        ("POSITION('l' IN 'calcite')", "3"),
+        ("{fn UCASE('kylin')}", "KYLIN"),
+        ("{fn LOCATE('l', 'kylin')}", "3"),
+        ("{fn CONVERT('42', SQL_INTEGER)}", "42"),
+        ("{fn IFNULL(NULL, 'x')}", "x"),
+        // CAST with Calcite's type names.
+        ("CAST('7' AS VARCHAR(10)) || 'x'", "7x"),
+        ("CAST('2.5' AS FLOAT) * 2", "5.0"),
+        (
+            "CAST('2024-05-12 08:00:00' AS TIMESTAMP(3))",
+            "2024-05-12 08:00:00",
+        ),
+    ];
+    for (expr, expected) in cases {
+        let (names, rows) = k
+            .sync_rows(&format!("select {expr} from kylin_country limit 1"))
+            .await;
+        assert_eq!(names, ["EXPR$0"], "{expr}");
+        assert_eq!(rows, vec![vec![json!(expected)]], "{expr}");
+    }
+}
+
+/// Unaliased expressions are `EXPR$n` by their place in the select list; a missing column is
+/// Calcite's message with its position.
+#[tokio::test]
+async fn calcite_labels_and_errors() {
+    let k = Kylin::start().await;
+    let (names, _) = k
+        .sync_rows("select lstg_format_name, count(*), sum(price) as total, max(price) + 1 from kylin_sales group by lstg_format_name")
+        .await;
+    assert_eq!(names, ["LSTG_FORMAT_NAME", "EXPR$1", "TOTAL", "EXPR$3"]);
+    let cases = [
+        (
+            "select \"nope\" from kylin_sales",
+            "From line 1, column 8 to line 1, column 13: Column 'nope' not found in any table",
+        ),
+        (
+            "select price,\n  bogus from kylin_sales",
+            "From line 2, column 3 to line 2, column 7: Column 'BOGUS' not found in any table",
+        ),
+        (
+            "select s.bogus from kylin_sales s",
+            "From line 1, column 10 to line 1, column 14: Column 'BOGUS' not found in table 'S'",
+        ),
+    ];
+    for (sql, message) in cases {
+        let (_, v) = k
+            .json(
+                k.request(Method::POST, "/query", None)
+                    .json(&json!({"sql": sql, "project": "learn_kylin"})),
+            )
+            .await;
+        assert_eq!(v["isException"], true, "{v}");
+        assert_eq!(v["exceptionMessage"], message, "{sql}");
+    }
+}
+
 #[tokio::test]
 async fn sync_query_shapes_raw_and_enveloped() {
     let k = Kylin::start().await;
@@ -324,7 +434,7 @@ async fn sync_query_shapes_raw_and_enveloped() {
     let metas = raw["columnMetas"].as_array().unwrap();
     assert_eq!(metas[0]["columnTypeName"], "BIGINT");
     assert_eq!(metas[0]["columnType"], -5);
-    assert_eq!(metas[2]["columnTypeName"], "DECIMAL");
+    assert_eq!(metas[2]["columnTypeName"], "DECIMAL(19,4)");
     assert_eq!(metas[2]["precision"], 19);
     assert_eq!(metas[2]["scale"], 4);
     assert_eq!(raw["isException"], false);
@@ -406,7 +516,7 @@ async fn introspection_endpoints() {
         .unwrap();
     assert_eq!(sales["table_SCHEM"], "DEFAULT");
     assert_eq!(sales["columns"][6]["column_NAME"], "PRICE");
-    assert_eq!(sales["columns"][6]["type_NAME"], "DECIMAL");
+    assert_eq!(sales["columns"][6]["type_NAME"], "DECIMAL(19,4)");
     let (_, projects) = k.json(k.request(Method::GET, "/projects", None)).await;
     let names: Vec<&str> = projects
         .as_array()
@@ -1012,27 +1122,28 @@ async fn contract_cases_replay() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The Python clients: kylinpy's own flows, then Superset's Kylin grains and literals through
+/// kylinpy, SQLAlchemy and pandas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kylinpy_client_against_polyquery() {
     let k = Kylin::start().await;
     let python = crate::support::sdk_python();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/kylin/kylinpy_check.py"
-    );
     let url = k.server.url("");
-    let output = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(url)
-        .output()
-        .await
-        .expect("python must run");
-    assert!(
-        output.status.success(),
-        "kylinpy check failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for script in ["kylinpy_check.py", "superset_check.py"] {
+        let path = format!("{}/tests/sdk/kylin/{script}", env!("CARGO_MANIFEST_DIR"));
+        let output = tokio::process::Command::new(&python)
+            .arg(&path)
+            .arg(&url)
+            .output()
+            .await
+            .expect("python must run");
+        assert!(
+            output.status.success(),
+            "{script} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 // --- hardening (issue #10) --------------------------------------------------------------------

@@ -161,12 +161,16 @@ async fn looker_error(response: reqwest::Response, status: StatusCode) -> Value 
 }
 
 fn run_python(server: &TestServer, mode: &str) {
+    run_python_as(server, mode, ID, SECRET);
+}
+
+fn run_python_as(server: &TestServer, mode: &str, id: &str, secret: &str) {
     let python = support::sdk_python();
     let script = repo().join("tests/sdk/looker/sdk_flow.py");
     let base_url = format!("http://{}", server.addr);
     let output = Command::new(&python)
         .arg(&script)
-        .args([base_url.as_str(), ID, SECRET, mode])
+        .args([base_url.as_str(), id, secret, mode])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     assert!(
@@ -187,10 +191,27 @@ async fn python_sdk_full_flow() {
         .unwrap();
 }
 
+/// sdk-codegen's tests that touch queries, users and sessions, as an admin (they sudo as alice).
 #[tokio::test(flavor = "multi_thread")]
 async fn python_sdk_sdk_codegen_query_tests() {
-    let server = server(202).await;
-    tokio::task::spawn_blocking(move || run_python(&server, "codegen"))
+    let mut config = config(202);
+    config.users.push(User {
+        name: "root".into(),
+        password: Some("r00t".into()),
+        token: None,
+        admin: true,
+    });
+    let server = TestServer::start(config).await;
+    tokio::task::spawn_blocking(move || run_python_as(&server, "codegen", "root", "r00t"))
+        .await
+        .unwrap();
+}
+
+/// With no users configured, `me()` is whoever logged in, the one user there is.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_me_without_configured_users() {
+    let server = TestServer::start(Config::default()).await;
+    tokio::task::spawn_blocking(move || run_python_as(&server, "me-open", "carol", "anything"))
         .await
         .unwrap();
 }
@@ -596,6 +617,63 @@ fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
 }
 
+/// A `filter_expression` filters what the same condition as `filters` does; over a measure it
+/// filters groups; a bad or too deeply nested one is a 422 naming `filter_expression`.
+#[tokio::test]
+async fn filter_expressions_filter_like_filters() {
+    let s = Session::start(202).await;
+    let base = json!({"model": "thelook", "view": "users", "fields": ["users.state", "users.count"], "sorts": ["users.state"], "limit": "500"});
+    let with = |key: &str, value: Value| {
+        let mut body = base.clone();
+        body[key] = value;
+        body
+    };
+    let rows = |text: String| serde_json::from_str::<Vec<Value>>(&text).unwrap();
+    let (_, by_filters) = s
+        .run_inline(
+            "json",
+            with("filters", json!({"users.state": "California,Texas"})),
+        )
+        .await;
+    let (status, by_expression) = s
+        .run_inline(
+            "json",
+            with(
+                "filter_expression",
+                json!(r#"${users.state} = "California" OR (contains(${users.state}, "xas") AND NOT is_null(${users.state}))"#),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_expression}");
+    assert_eq!(rows(by_expression), rows(by_filters.clone()));
+    assert_eq!(rows(by_filters).len(), 2);
+    let (_, big) = s
+        .run_inline(
+            "json",
+            with("filter_expression", json!("${users.count} * 2 >= 100")),
+        )
+        .await;
+    let big = rows(big);
+    assert!(!big.is_empty());
+    assert!(
+        big.iter().all(|r| r["users.count"].as_i64().unwrap() >= 50),
+        "{big:?}"
+    );
+    let deep = format!("{}1 = 1{}", "(".repeat(500), ")".repeat(500));
+    for bad in [
+        "${users.nope} = 1",
+        "${users.state} = ",
+        "frobnicate(${users.state})",
+        deep.as_str(),
+    ] {
+        let response = s
+            .post("/queries", with("filter_expression", json!(bad)))
+            .await;
+        let error = looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error["errors"][0]["field"], "filter_expression", "{bad}");
+    }
+}
+
 // --- bad input --------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -932,6 +1010,246 @@ async fn contract_cases_pass() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Table calculations: columns computed over the result, after the fields, in every format;
+/// a calculation may use an earlier one; a bad one is a 422 naming `dynamic_fields`.
+#[tokio::test]
+async fn table_calculations_compute_over_the_result() {
+    let s = Session::start(202).await;
+    let calcs = json!([
+        {"table_calculation": "avg_price", "label": "Average Price",
+         "expression": "${order_items.total_sale_price} / ${order_items.count}"},
+        {"table_calculation": "big", "label": "Big",
+         "expression": "if(${avg_price} > 130, yes, no)"},
+    ]);
+    let query = |dynamic: String, pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["users.country", "order_items.count", "order_items.total_sale_price"],
+            "pivots": pivots,
+            "dynamic_fields": dynamic,
+            "limit": "5",
+        })
+    };
+    let (status, body) = s
+        .run_inline("json", query(calcs.to_string(), Value::Null))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        let count = row["order_items.count"].as_f64().unwrap();
+        let total = row["order_items.total_sale_price"].as_f64().unwrap();
+        let avg = row["avg_price"].as_f64().unwrap();
+        assert!((avg - total / count).abs() < 1e-6, "{row}");
+        assert_eq!(row["big"], avg > 130.0, "{row}");
+    }
+    // Functions over the result's rows: its order for offset and running_total, all of it for sum.
+    let rows_calcs = json!([
+        {"table_calculation": "prev", "expression": "offset(${order_items.count}, -1)"},
+        {"table_calculation": "run", "expression": "running_total(${order_items.count})"},
+        {"table_calculation": "share", "expression": "${order_items.count} / sum(${order_items.count})"},
+    ]);
+    let (_, body) = s
+        .run_inline("json", query(rows_calcs.to_string(), Value::Null))
+        .await;
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let counts: Vec<i64> = rows
+        .iter()
+        .map(|r| r["order_items.count"].as_i64().unwrap())
+        .collect();
+    let total: i64 = counts.iter().sum();
+    for (i, row) in rows.iter().enumerate() {
+        let previous = i
+            .checked_sub(1)
+            .map(|p| json!(counts[p]))
+            .unwrap_or(Value::Null);
+        assert_eq!(row["prev"], previous, "{row}");
+        assert_eq!(row["run"], counts[..=i].iter().sum::<i64>(), "{row}");
+        let share = row["share"].as_f64().unwrap();
+        assert!(
+            (share - counts[i] as f64 / total as f64).abs() < 1e-9,
+            "{row}"
+        );
+    }
+    let (_, csv) = s
+        .run_inline("csv", query(calcs.to_string(), Value::Null))
+        .await;
+    assert!(
+        csv.starts_with(
+            "Users Country,Order Items Count,Order Items Total Sale Price,Average Price,Big\n"
+        ),
+        "{csv}"
+    );
+    let (_, body) = s
+        .run_inline("json_detail", query(calcs.to_string(), Value::Null))
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["fields"]["table_calculations"][1]["name"], "big");
+    for bad in [
+        json!([{"table_calculation": "x", "expression": "${users.nope} + 1"}]).to_string(),
+        json!([{"table_calculation": "x", "expression": "offset(${order_items.count}, ${order_items.count})"}])
+            .to_string(),
+        "not json".to_string(),
+    ] {
+        let response = s.post("/queries", query(bad.clone(), Value::Null)).await;
+        let error = looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error["errors"][0]["field"], "dynamic_fields", "{bad}");
+    }
+    let response = s
+        .post(
+            "/queries",
+            query(calcs.to_string(), json!(["users.country"])),
+        )
+        .await;
+    looker_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+}
+
+/// `total: true`: `json_detail` carries `totals_data`, each measure over every row the dimension
+/// filters keep, whatever the limit (the sum of every group's count).
+#[tokio::test]
+async fn totals_cover_every_row_the_filters_keep() {
+    let s = Session::start(202).await;
+    let query = |total: bool, limit: &str, pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["users.country", "users.gender", "order_items.count"],
+            "filters": {"users.country": "-France"},
+            "pivots": pivots,
+            "total": total,
+            "limit": limit,
+        })
+    };
+    let (_, body) = s.run_inline("json", query(false, "-1", Value::Null)).await;
+    let all: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let sum: i64 = all
+        .iter()
+        .map(|r| r["order_items.count"].as_i64().unwrap())
+        .sum();
+    for pivots in [Value::Null, json!(["users.gender"])] {
+        let (status, body) = s
+            .run_inline("json_detail", query(true, "2", pivots.clone()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let detail: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(detail["has_totals"], true, "{pivots}");
+        assert_eq!(
+            detail["totals_data"]["order_items.count"]["value"], sum,
+            "{pivots}"
+        );
+    }
+    let (_, body) = s
+        .run_inline("json_detail", query(false, "2", Value::Null))
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["has_totals"], false);
+    assert!(detail.get("totals_data").is_none());
+
+    // `row_total` on a pivot: one more key per measure, the group's count across every pivot value.
+    let mut body = query(false, "-1", json!(["users.gender"]));
+    body["row_total"] = json!("right");
+    let (_, text) = s.run_inline("json", body.clone()).await;
+    let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let cells = row["order_items.count"].as_object().unwrap();
+        let total = cells["$$$_row_total_$$$"].as_i64().unwrap();
+        let parts: i64 = cells
+            .iter()
+            .filter(|(k, _)| k.as_str() != "$$$_row_total_$$$")
+            .filter_map(|(_, v)| v.as_i64())
+            .sum();
+        assert_eq!(total, parts, "{row}");
+    }
+    let (_, text) = s.run_inline("json_detail", body).await;
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(detail["has_row_totals"], true);
+    let last = detail["pivots"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["key"], "$$$_row_total_$$$");
+    assert_eq!(last["is_total"], true);
+}
+
+/// Asserts that every non-null `measure` cell of a pivoted `json` result is one row of the same
+/// query grouped flat (matched on `row_dims`, then on the pivot values its key joins with
+/// `|FIELD|`), and that nothing else is.
+fn assert_pivot_is_flat(
+    pivoted: &[Value],
+    flat: &[Value],
+    row_dims: &[&str],
+    pivot_dims: &[&str],
+    measure: &str,
+) {
+    let mut cells = 0;
+    for row in pivoted {
+        for (key, value) in row[measure].as_object().unwrap() {
+            if value.is_null() {
+                continue;
+            }
+            cells += 1;
+            let values: Vec<&str> = key.split("|FIELD|").collect();
+            assert!(
+                flat.iter()
+                    .any(|f| row_dims.iter().all(|d| f[*d] == row[*d])
+                        && pivot_dims.iter().zip(&values).all(|(d, v)| f[*d] == *v)
+                        && &f[measure] == value),
+                "{key}: {value}"
+            );
+        }
+    }
+    assert_eq!(cells, flat.len());
+}
+
+/// Two pivots: each measure is keyed by both values joined with `|FIELD|`, and every cell is one
+/// row of the same query grouped flat.
+#[tokio::test]
+async fn several_pivots_key_cells_by_every_pivot_value() {
+    let s = Session::start(202).await;
+    let query = |pivots: Value| {
+        json!({
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["users.country", "users.gender", "order_items.status", "order_items.count"],
+            "pivots": pivots,
+            "sorts": ["users.country"],
+            "limit": "-1",
+        })
+    };
+    let (status, body) = s
+        .run_inline("json", query(json!(["users.gender", "order_items.status"])))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pivoted: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let (_, body) = s.run_inline("json", query(Value::Null)).await;
+    let flat: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_pivot_is_flat(
+        &pivoted,
+        &flat,
+        &["users.country"],
+        &["users.gender", "order_items.status"],
+        "order_items.count",
+    );
+    let (_, body) = s
+        .run_inline(
+            "json_detail",
+            query(json!(["users.gender", "order_items.status"])),
+        )
+        .await;
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["pivots"][0]["key"], "F|FIELD|Cancelled");
+    assert_eq!(
+        detail["pivots"][0]["data"],
+        json!({"users.gender": "F", "order_items.status": "Cancelled"})
+    );
+    let (_, csv) = s
+        .run_inline("csv", query(json!(["users.gender", "order_items.status"])))
+        .await;
+    assert!(
+        csv.starts_with("Users Country,Order Items Count | F | Cancelled,"),
+        "{csv}"
+    );
+}
+
 #[tokio::test]
 async fn a_pivot_spreads_each_measure_over_the_pivot_values() {
     let s = Session::start(202).await;
@@ -953,24 +1271,18 @@ async fn a_pivot_spreads_each_measure_over_the_pivot_values() {
     let (_, body) = s.run_inline("json", query(Value::Null)).await;
     let flat: Vec<Value> = serde_json::from_str(&body).unwrap();
     // Every flat row is one cell of the pivoted table, and nothing else is.
-    let mut cells = 0;
-    for row in &pivoted {
-        let object = row.as_object().unwrap();
-        assert!(!object.contains_key("products.department"));
-        for (department, count) in row["order_items.count"].as_object().unwrap() {
-            if count.is_null() {
-                continue;
-            }
-            cells += 1;
-            assert!(
-                flat.iter()
-                    .any(|f| f["products.category"] == row["products.category"]
-                        && f["products.department"] == department.as_str()
-                        && &f["order_items.count"] == count)
-            );
-        }
-    }
-    assert_eq!(cells, flat.len());
+    assert!(
+        pivoted
+            .iter()
+            .all(|r| r.get("products.department").is_none())
+    );
+    assert_pivot_is_flat(
+        &pivoted,
+        &flat,
+        &["products.category"],
+        &["products.department"],
+        "order_items.count",
+    );
     assert!(pivoted.len() < flat.len());
 
     let (_, body) = s

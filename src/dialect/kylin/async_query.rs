@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{self, KeCode, KylinError, text};
 use super::files::{self, FileFormat, FileSpec};
-use super::sql::{Project, prepare};
+use super::sql::{Project, calcite_message, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
 use super::{Call, Reply, State, enveloped, json_response, tag};
 use crate::engine::{Engine, ExportState, JobRecord, JobRef, JobSpec, JobState, Limits};
@@ -261,7 +261,7 @@ fn progress(
             record
                 .error
                 .as_ref()
-                .map(|e| e.message.clone())
+                .map(|e| calcite_message(&e.message, &record.spec.sql))
                 .unwrap_or_default(),
         ),
     }
@@ -402,10 +402,10 @@ fn metadata(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> Repl
             .schema(),
     };
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let types: Vec<&str> = schema
+    let types: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| sql_type(f.data_type()).name)
+        .map(|f| sql_type(f.data_type()).text())
         .collect();
     enveloped(flavour, json!([names, types]))
 }

@@ -8,6 +8,7 @@
 
 mod async_query;
 mod auth;
+mod calcite;
 mod errors;
 mod files;
 pub(crate) mod sql;

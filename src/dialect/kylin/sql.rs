@@ -7,15 +7,19 @@
 //! - `OFFSET n ROWS FETCH NEXT m ROWS ONLY` becomes `LIMIT m OFFSET n`.
 //! - JDBC `?` parameters become `$1`, `$2`, … .
 //! - The request's `limit` and `offset` are added only when the SQL has none of its own.
+//! - Calcite's functions and CAST types (`calcite.rs`); unaliased expressions are labelled
+//!   `EXPR$n`, n their position in the select list.
+//! - The engine's messages for the common errors become Calcite's (`calcite_message`).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, LimitClause, ObjectName, ObjectNamePart, Offset, OffsetRows, Query, Statement,
-    TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
+    Expr, Ident, LimitClause, ObjectName, ObjectNamePart, Offset, OffsetRows, Query, SelectItem,
+    SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::GenericDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::engine::{EngineError, ErrorKind};
 use crate::exec::Catalog;
@@ -112,6 +116,12 @@ pub fn prepare(
         return Err(EngineError::new(ErrorKind::Plan, missing));
     }
     let parameters = scope.parameters;
+    let _ = statement.visit(&mut ExprLabels);
+    let mut library = super::calcite::Library::default();
+    let _ = statement.visit(&mut library);
+    if let Some(failure) = library.failure {
+        return Err(EngineError::new(ErrorKind::Plan, failure));
+    }
     catalog.resolve(&mut statement, Fold::Upper);
     if let Statement::Query(query) = &mut statement {
         add_limit(query, limit, offset);
@@ -120,6 +130,97 @@ pub fn prepare(
         exec_sql: statement.to_string(),
         parameters,
     })
+}
+
+/// Calcite labels a select item that is neither a column nor aliased `EXPR$n`, n its position in
+/// the select list (`select a, count(*)` gives `A`, `EXPR$1`).
+struct ExprLabels;
+
+impl VisitorMut for ExprLabels {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        label_selects(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn label_selects(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                if let SelectItem::UnnamedExpr(expr) = item
+                    && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                {
+                    let expr = std::mem::replace(expr, Expr::value(Value::Null));
+                    *item = SelectItem::ExprWithAlias {
+                        expr,
+                        alias: Ident::with_quote('"', format!("EXPR${i}")),
+                    };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            label_selects(left);
+            label_selects(right);
+        }
+        _ => {}
+    }
+}
+
+/// Calcite's text for the engine's messages about the common mistakes, positioned in `sql` as
+/// Kylin prints positions: an unknown column is `Column 'X' not found in any table` (or `in table
+/// 'T'` when qualified). Other messages pass unchanged.
+pub fn calcite_message(message: &str, sql: &str) -> String {
+    let Some(rest) = message.strip_prefix("No field named ") else {
+        return message.to_string();
+    };
+    // `t.x` or `x`, to the end of the first line ("Valid fields are …" follows).
+    let named = rest.lines().next().unwrap_or(rest);
+    let parts: Vec<String> = named
+        .trim()
+        .trim_end_matches('.')
+        .split('.')
+        .map(|p| p.trim_matches('"').to_string())
+        .collect();
+    let Some(column) = parts.last().filter(|c| !c.is_empty()) else {
+        return message.to_string();
+    };
+    let text = match parts.len() {
+        1 => format!("Column '{column}' not found in any table"),
+        n => format!("Column '{column}' not found in table '{}'", parts[n - 2]),
+    };
+    match position(sql, column) {
+        Some(at) => format!("{at}: {text}"),
+        None => text,
+    }
+}
+
+/// `From line L, column C to line L, column E` of the first identifier in `sql` that Calcite
+/// would spell `name`.
+fn position(sql: &str, name: &str) -> Option<String> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let token = tokens.iter().find(|t| match &t.token {
+        Token::Word(w) => {
+            let ident = Ident {
+                value: w.value.clone(),
+                quote_style: w.quote_style,
+                span: t.span,
+            };
+            calcite_name(&ident) == name
+        }
+        _ => false,
+    })?;
+    let (start, end) = (token.span.start, token.span.end);
+    Some(format!(
+        "From line {}, column {} to line {}, column {}",
+        start.line,
+        start.column,
+        end.line,
+        end.column.saturating_sub(1).max(start.column)
+    ))
 }
 
 /// The rewriting pass: schema qualifiers, table checks, FETCH, parameters.
@@ -476,6 +577,51 @@ mod tests {
         assert_eq!(p.parameters, 2);
         assert!(p.exec_sql.contains("> $1 AND"), "{}", p.exec_sql);
         assert!(p.exec_sql.ends_with("= $2"), "{}", p.exec_sql);
+    }
+
+    #[test]
+    fn calcite_functions_become_engine_calls_and_expressions_get_expr_labels() {
+        let p = prepare(
+            "select lstg_format_name, CAST(TIMESTAMPADD(WEEK, WEEK(CAST(price AS DATE)) - 1, FLOOR(CAST(price AS TIMESTAMP) TO YEAR)) AS DATE), {fn UCASE(lstg_format_name)} as u from kylin_sales",
+            learn_kylin(),
+            &catalog(),
+            0,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            p.exec_sql,
+            r#"SELECT "LSTG_FORMAT_NAME", CAST(calcite_timestampadd('WEEK', CAST((date_part('week', CAST("PRICE" AS DATE))) AS BIGINT) - 1, calcite_floor('YEAR', CAST("PRICE" AS TIMESTAMP))) AS DATE) AS "EXPR$1", upper("LSTG_FORMAT_NAME") AS "U" FROM "KYLIN_SALES""#
+        );
+        let e = prepare(
+            "select TIMESTAMPADD(FORTNIGHT, 1, price) from kylin_sales",
+            learn_kylin(),
+            &catalog(),
+            0,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "'FORTNIGHT' is not a valid time frame");
+    }
+
+    #[test]
+    fn unknown_columns_get_calcites_message_and_position() {
+        let cases = [
+            (
+                "No field named nope.\nValid fields are \"KYLIN_SALES\".\"PRICE\".",
+                "select \"nope\" from kylin_sales",
+                "From line 1, column 8 to line 1, column 13: Column 'nope' not found in any table",
+            ),
+            (
+                "No field named S.BOGUS.\nValid fields are S.\"PRICE\".",
+                "select price,\n  s.bogus from kylin_sales s",
+                "From line 2, column 5 to line 2, column 9: Column 'BOGUS' not found in table 'S'",
+            ),
+            ("Division by zero", "select 1/0", "Division by zero"),
+        ];
+        for (engine, sql, calcite) in cases {
+            assert_eq!(calcite_message(engine, sql), calcite, "{sql}");
+        }
     }
 
     #[test]

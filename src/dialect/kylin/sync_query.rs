@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray, StringArray};
 use serde_json::{Map, Value, json};
 
 use super::errors::{self, KeCode, KylinError, text};
-use super::sql::{Project, SCHEMA, prepare};
+use super::sql::{Project, SCHEMA, calcite_message, prepare};
 use super::wire::{CellStyle, ColumnMeta, Flavour, SqlResponse, sql_type};
 use super::{Call, Reply, State, enveloped, tag};
 use crate::engine::{JobSpec, JobState, ParamValue, Params};
@@ -62,7 +62,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
             params.positional.len()
         ));
     }
-    let mut spec = JobSpec::new(sql, call.principal.principal.clone(), "kylin");
+    let mut spec = JobSpec::new(sql.clone(), call.principal.principal.clone(), "kylin");
     spec.exec_sql = prepared.exec_sql;
     spec.params = params;
     spec.tags.insert(tag::KIND.into(), tag::SYNC.into());
@@ -99,7 +99,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         _ => failed(
             record
                 .error
-                .map(|e| e.message)
+                .map(|e| calcite_message(&e.message, &sql))
                 .unwrap_or_else(|| "the query failed".into()),
         ),
     };
@@ -277,7 +277,7 @@ pub fn tables_and_columns(state: &Arc<State>, call: &Call, flavour: Flavour) -> 
                         "table_NAME": t.name,
                         "column_NAME": f.name(),
                         "data_TYPE": ty.jdbc,
-                        "type_NAME": ty.name,
+                        "type_NAME": ty.text(),
                         "column_SIZE": ty.precision,
                         "buffer_LENGTH": -1,
                         "decimal_DIGITS": ty.scale,

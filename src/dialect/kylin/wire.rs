@@ -179,6 +179,17 @@ pub struct SqlType {
     pub scale: i32,
 }
 
+impl SqlType {
+    /// The type as Kylin reports it wherever it names a column's type (`type_NAME`, metadata,
+    /// `columnTypeName`): DECIMAL with its precision and scale (`DECIMAL(19,4)`), others bare.
+    pub fn text(&self) -> String {
+        match self.jdbc {
+            3 => format!("{}({},{})", self.name, self.precision, self.scale),
+            _ => self.name.to_string(),
+        }
+    }
+}
+
 /// How Calcite (and so Kylin) names an Arrow type; every name is one kylinpy can convert.
 pub fn sql_type(data_type: &DataType) -> SqlType {
     let t = |name, jdbc, precision, scale| SqlType {
@@ -290,7 +301,7 @@ pub struct ColumnMeta {
     pub precision: i32,
     pub scale: i32,
     pub column_type: i32,
-    pub column_type_name: &'static str,
+    pub column_type_name: String,
     pub case_sensitive: bool,
     pub auto_increment: bool,
     pub currency: bool,
@@ -316,7 +327,7 @@ impl ColumnMeta {
             precision: t.precision,
             scale: t.scale,
             column_type: t.jdbc,
-            column_type_name: t.name,
+            column_type_name: t.text(),
             case_sensitive: t.jdbc == 12,
             auto_increment: false,
             currency: false,
@@ -544,7 +555,11 @@ mod tests {
             style.json(1, batch.column(1).as_ref(), 0).unwrap(),
             "2024-01-02T03:04:05.000Z"
         );
-        assert_eq!(sql_type(batch.column(2).data_type()).name, "DECIMAL");
+        assert_eq!(
+            sql_type(batch.column(2).data_type()).text(),
+            "DECIMAL(19,4)"
+        );
+        assert_eq!(sql_type(batch.column(0).data_type()).text(), "DATE");
     }
 
     #[test]

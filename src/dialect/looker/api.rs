@@ -15,10 +15,13 @@ use serde_json::{Map, Value, json};
 
 use super::error::LookerError;
 use super::expiring::Expiring;
+use super::looks::{self, LookStore, WriteLook};
 use super::query::{self, QueryStore, StoredQuery, WriteQuery};
 use super::results::{self, ResultFormat, ResultMeta};
 use super::semantic::Models;
 use super::session::Sessions;
+use super::table_calc::TableCalc;
+use super::users;
 use super::{Front, filter};
 use super::{FrontContext, Settings};
 use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState};
@@ -38,6 +41,7 @@ pub struct LookerFront {
     sessions: Sessions,
     models: Models,
     queries: QueryStore,
+    looks: LookStore,
     sql_queries: Mutex<Expiring<String, SqlQuery>>,
     /// Task ids this front created and whose they were, so that a forgotten one reads `expired`
     /// to its owner (and `missing`, as a never-existing id does, to everyone else).
@@ -137,8 +141,12 @@ fn json_body<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T, Looke
         .map_err(|e| LookerError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
-/// Keeps only the `fields=` keys of a JSON object (Looker's partial responses).
+/// Keeps only the `fields=` keys of a JSON object, or of each object of a list (Looker's partial
+/// responses).
 fn partial(value: Value, fields: Option<&str>) -> Value {
+    if let (Some(_), Value::Array(items)) = (fields, &value) {
+        return Value::Array(items.iter().map(|v| partial(v.clone(), fields)).collect());
+    }
     let (Some(fields), Value::Object(map)) = (fields, &value) else {
         return value;
     };
@@ -281,6 +289,7 @@ impl LookerFront {
             sessions,
             models,
             queries: QueryStore::new(retain),
+            looks: LookStore::default(),
             sql_queries: Mutex::new(Expiring::new(retain)),
             tasks: Mutex::new(Expiring::new(retain)),
         }
@@ -301,8 +310,8 @@ impl LookerFront {
             .map(http::path_segment)
             .collect();
         let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
-        if parts.first() == Some(&"login") {
-            return ("login", self.login(request, &method, &parts));
+        if parts == ["login"] {
+            return ("login", self.login(request, &method));
         }
         let authorization = request
             .headers()
@@ -314,6 +323,89 @@ impl LookerFront {
         let params = Params::of(request);
         let m = &method;
         match parts.as_slice() {
+            ["login", user_id] if m == Method::POST => {
+                ("login_user", self.login_user(&params, &owner, user_id))
+            }
+            ["user"] if m == Method::GET => (
+                "me",
+                users::me(self.sessions.principals(), &owner)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|u| ok_json(u.to_json(), &params)),
+            ),
+            ["users"] if m == Method::GET => (
+                "all_users",
+                ok_json(
+                    Value::Array(
+                        users::all(self.sessions.principals(), &owner)
+                            .iter()
+                            .map(users::LookerUser::to_json)
+                            .collect(),
+                    ),
+                    &params,
+                ),
+            ),
+            ["users", id] if m == Method::GET => (
+                "user",
+                users::by_id(self.sessions.principals(), &owner, id)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|u| ok_json(u.to_json(), &params)),
+            ),
+            ["users", id, "roles"] if m == Method::GET => (
+                "user_roles",
+                users::by_id(self.sessions.principals(), &owner, id)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|u| ok_json(Value::Array(u.roles()), &params)),
+            ),
+            ["roles"] if m == Method::GET => {
+                ("all_roles", ok_json(Value::Array(users::roles()), &params))
+            }
+            ["roles", id] if m == Method::GET => (
+                "role",
+                id.parse()
+                    .ok()
+                    .and_then(users::role)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|r| ok_json(r, &params)),
+            ),
+            ["looks"] if m == Method::GET => {
+                ("all_looks", self.looks_json(self.looks.all(), &params))
+            }
+            ["looks"] if m == Method::POST => {
+                ("create_look", self.create_look(request, &params, &owner))
+            }
+            ["looks", "search"] if m == Method::GET => (
+                "search_looks",
+                self.looks_json(
+                    self.looks.search(&|k| params.get(k).map(str::to_string)),
+                    &params,
+                ),
+            ),
+            ["looks", id] if m == Method::GET => (
+                "look",
+                self.looks
+                    .get(id)
+                    .ok_or_else(LookerError::not_found)
+                    .and_then(|l| ok_json(self.look_json(&l), &params)),
+            ),
+            ["looks", id] if m == Method::PATCH => {
+                ("update_look", self.update_look(request, &params, id))
+            }
+            ["looks", id] if m == Method::DELETE => (
+                "delete_look",
+                if self.looks.delete(id) {
+                    Ok(http::no_body(StatusCode::NO_CONTENT))
+                } else {
+                    Err(LookerError::not_found())
+                },
+            ),
+            ["looks", id, "run", format] if m == Method::GET => {
+                let query_id = self.looks.get(id).map(|l| l.query_id);
+                let answer = match query_id {
+                    Some(q) => self.run_query(&params, &owner, &q, format).await,
+                    None => Err(LookerError::not_found()),
+                };
+                ("run_look", answer)
+            }
             ["queries"] if m == Method::POST => {
                 ("create_query", self.create_query(request, &params))
             }
@@ -382,8 +474,8 @@ impl LookerFront {
 
     // --- auth ---------------------------------------------------------------------------------
 
-    fn login(&self, request: &Request, method: &Method, parts: &[&str]) -> Answer {
-        if method != Method::POST || parts.len() != 1 {
+    fn login(&self, request: &Request, method: &Method) -> Answer {
+        if method != Method::POST {
             return Err(LookerError::not_found());
         }
         let mut pairs = http::query_pairs(request);
@@ -409,7 +501,12 @@ impl LookerFront {
             .sessions
             .login(value("client_id"), value("client_secret"))
             .ok_or_else(LookerError::not_found)?;
-        Ok(http::json(
+        Ok(self.access_token(token))
+    }
+
+    /// `AccessToken`, the answer of both logins.
+    fn access_token(&self, token: String) -> Response {
+        http::json(
             StatusCode::OK,
             &json!({
                 "access_token": token,
@@ -417,7 +514,21 @@ impl LookerFront {
                 "expires_in": self.settings.token_lifetime_secs.max(1),
                 "refresh_token": null,
             }),
-        ))
+        )
+    }
+
+    /// `POST /login/{user_id}`: an admin (or, with no users configured, the one user) opens a
+    /// session as another user; `DELETE /logout` with that token ends it.
+    fn login_user(&self, params: &Params, owner: &Principal, user_id: &str) -> Answer {
+        let _associative = params.flag("associative")?;
+        let principals = self.sessions.principals();
+        let target = users::by_id(principals, owner, user_id).ok_or_else(LookerError::not_found)?;
+        let may_sudo =
+            principals.is_open() || users::me(principals, owner).is_some_and(|me| me.admin);
+        if !may_sudo {
+            return Err(LookerError::new(StatusCode::FORBIDDEN, "Forbidden"));
+        }
+        Ok(self.access_token(self.sessions.open(Principal::user(target.name))))
     }
 
     fn logout(&self, request: &Request, method: &Method) -> Answer {
@@ -449,6 +560,67 @@ impl LookerFront {
             .queries
             .create(write, &compiled.model, &compiled.explore.name);
         ok_json(to_value(&stored.query)?, params)
+    }
+
+    // --- looks --------------------------------------------------------------------------------
+
+    fn look_json(&self, look: &looks::Look) -> Value {
+        let query = self
+            .queries
+            .get(&look.query_id)
+            .and_then(|q| serde_json::to_value(&q.query).ok())
+            .unwrap_or(Value::Null);
+        look.to_json(query)
+    }
+
+    fn looks_json(&self, list: Vec<looks::Look>, params: &Params) -> Answer {
+        ok_json(
+            Value::Array(list.iter().map(|l| self.look_json(l)).collect()),
+            params,
+        )
+    }
+
+    /// The stored query a look names, as `(id, model)`.
+    fn look_query(&self, write: &WriteLook) -> Result<Option<(String, String)>, LookerError> {
+        let Some(value) = &write.query_id else {
+            return Ok(None);
+        };
+        let id = looks::id_text(value).ok_or_else(|| {
+            LookerError::validation("query_id", "invalid", "query_id must be a query's id")
+        })?;
+        let stored = self.queries.get(&id).ok_or_else(|| {
+            LookerError::validation("query_id", "missing", format!("no query {id}"))
+        })?;
+        Ok(Some((id, stored.query.model.clone())))
+    }
+
+    fn create_look(&self, request: &Request, params: &Params, owner: &Principal) -> Answer {
+        let write: WriteLook = json_body(request)?;
+        if write.title.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            return Err(LookerError::validation(
+                "title",
+                "missing",
+                "a look needs a title",
+            ));
+        }
+        let query = self.look_query(&write)?.ok_or_else(|| {
+            LookerError::validation("query_id", "missing", "a look needs a query_id")
+        })?;
+        let user_id = users::me(self.sessions.principals(), owner)
+            .map(|u| u.id.to_string())
+            .unwrap_or_else(|| "1".into());
+        let look = self.looks.create(&write, query, user_id);
+        ok_json(self.look_json(&look), params)
+    }
+
+    fn update_look(&self, request: &Request, params: &Params, id: &str) -> Answer {
+        let write: WriteLook = json_body(request)?;
+        let query = self.look_query(&write)?;
+        let look = self
+            .looks
+            .update(id, |l| l.apply(&write, query))
+            .ok_or_else(LookerError::not_found)?;
+        ok_json(self.look_json(&look), params)
     }
 
     fn stored(&self, id: &str) -> Result<Arc<StoredQuery>, LookerError> {
@@ -645,9 +817,17 @@ impl LookerFront {
             .unwrap_or_default();
         ResultMeta {
             fields: match compiled {
-                Some(c) => c.fields.clone(),
+                Some(c) => c
+                    .fields
+                    .iter()
+                    .cloned()
+                    .chain(c.table_calcs.iter().map(TableCalc::field))
+                    .collect(),
                 None => Vec::new(),
             },
+            table_calcs: compiled
+                .map(|c| c.table_calcs.iter().map(|t| t.name.clone()).collect())
+                .unwrap_or_default(),
             sql: record.spec.sql.clone(),
             explore: compiled.map(|c| {
                 (
@@ -657,10 +837,18 @@ impl LookerFront {
                 )
             }),
             sorts: compiled.map(|c| c.sorts.clone()).unwrap_or_default(),
-            pivot: compiled.and_then(|c| {
-                let name = c.pivot.as_ref()?;
-                c.fields.iter().position(|f| &f.name == name)
-            }),
+            pivots: compiled
+                .map(|c| {
+                    c.pivots
+                        .iter()
+                        .filter_map(|name| c.fields.iter().position(|f| &f.name == name))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            totals_sql: compiled.and_then(|c| c.totals_sql.clone()),
+            totals: None,
+            row_totals_sql: compiled.and_then(|c| c.row_totals_sql.clone()),
+            row_totals: None,
             filters,
             apply_formatting,
             id: record.id.to_hex(),
@@ -679,8 +867,17 @@ impl LookerFront {
     ) -> Answer {
         match record.state {
             JobState::Succeeded => {
-                let reader = self.engine.read(record.id)?;
                 let mut meta = meta;
+                if let Some(sql) = meta.totals_sql.clone() {
+                    meta.totals = self
+                        .side_result(record, &sql)
+                        .await
+                        .and_then(|batches| totals_data(&batches));
+                }
+                if let Some(sql) = meta.row_totals_sql.clone() {
+                    meta.row_totals = self.side_result(record, &sql).await;
+                }
+                let reader = self.engine.read(record.id)?;
                 if meta.fields.is_empty() {
                     meta.fields = results::raw_fields(&reader.schema());
                 }
@@ -699,6 +896,31 @@ impl LookerFront {
                 Ok(results::render_failure(format, &meta, &message))
             }
         }
+    }
+
+    /// Runs a statement beside a result (its totals or row totals) as a job of the result's owner
+    /// and answers its rows; `None` (nothing written) when it fails or does not finish within the
+    /// request's budget.
+    async fn side_result(
+        &self,
+        record: &JobRecord,
+        sql: &str,
+    ) -> Option<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        let mut spec = JobSpec::new(sql, record.spec.owner.clone(), "looker");
+        spec.tags
+            .insert(tag::KIND.to_string(), "totals".to_string());
+        let id = self.engine.submit(spec).ok()?;
+        let done = self.engine.wait(id, self.limits.wait_budget()).await.ok();
+        let batches = match done {
+            Some(done) if done.state == JobState::Succeeded => self
+                .engine
+                .read(id)
+                .ok()
+                .and_then(|reader| reader.into_iter().collect::<Result<Vec<_>, _>>().ok()),
+            _ => None,
+        };
+        let _ = self.engine.remove(id);
+        batches
     }
 
     // --- query tasks --------------------------------------------------------------------------
@@ -1061,4 +1283,25 @@ impl LookerFront {
         let meta = self.meta(&record, None, false, false);
         self.answer_result(&record, format, meta).await
     }
+}
+
+/// `totals_data` from the totals statement's one row: each measure as `{"value": v}`.
+fn totals_data(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+) -> Option<Map<String, Value>> {
+    let batch = batches.iter().find(|b| b.num_rows() > 0)?;
+    let options = crate::encode::EncodeOptions::default();
+    Some(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, column)| {
+                let value =
+                    crate::encode::cell_json(column.as_ref(), 0, &options).unwrap_or(Value::Null);
+                (f.name().clone(), json!({ "value": value }))
+            })
+            .collect(),
+    )
 }

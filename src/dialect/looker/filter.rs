@@ -2,12 +2,13 @@
 //! into sqlparser predicates. A value the client wrote only ever becomes a literal node (a string, or
 //! a number or timestamp this module formatted itself), so no filter text can change the statement.
 
-use chrono::{Datelike, Duration, Months, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
 use sqlparser::ast::{
     BinaryOperator, CastKind, DataType, Expr, TimezoneInfo, UnaryOperator, Value,
 };
 
 use super::semantic::FieldType;
+use crate::exec::calcite_time::{self as calendar, Unit};
 
 /// A filter expression that does not parse for its field's type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,7 +140,7 @@ fn not(e: Expr) -> Expr {
 /// A string literal that reads back as exactly `text`. sqlparser writes a backslash-quote inside
 /// a literal as is (taking it for an escaped quote), so a backslash never goes into the text: it
 /// is spliced in as `chr(92)`, which leaves every quote doubled and no way out of the literal.
-fn string_literal(text: &str) -> Expr {
+pub fn string_literal(text: &str) -> Expr {
     let quoted = |part: &str| Expr::Value(Value::SingleQuotedString(part.to_string()).into());
     let mut parts = text.split('\\');
     let mut pieces = vec![quoted(parts.next().unwrap_or_default())];
@@ -154,26 +155,10 @@ fn string_literal(text: &str) -> Expr {
 
 /// `chr(92)`: a backslash, without writing one.
 fn backslash() -> Expr {
-    use sqlparser::ast::{
-        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-        ObjectName,
-    };
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("chr")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
-                Value::Number("92".into(), false).into(),
-            )))],
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
+    crate::sql::call(
+        "chr",
+        vec![Expr::Value(Value::Number("92".into(), false).into())],
+    )
 }
 
 fn is_null(field: &Expr) -> Expr {
@@ -442,92 +427,28 @@ fn yesno_terms(field: &Expr, expression: &str) -> Result<Vec<Term>, String> {
 
 // --- dates ------------------------------------------------------------------------------------
 
-/// A calendar unit of relative date filters.
-#[derive(Clone, Copy)]
-enum Unit {
-    Minute,
-    Hour,
-    Day,
-    Week,
-    Month,
-    Quarter,
-    Year,
-}
-
-impl Unit {
-    fn parse(word: &str) -> Option<Unit> {
-        Some(match word.trim_end_matches('s') {
-            "minute" => Unit::Minute,
-            "hour" => Unit::Hour,
-            "day" => Unit::Day,
-            "week" => Unit::Week,
-            "month" => Unit::Month,
-            "quarter" => Unit::Quarter,
-            "year" => Unit::Year,
-            _ => return None,
-        })
-    }
-
-    /// The start of the unit `at` falls in (weeks start on Monday).
-    fn start(self, at: NaiveDateTime) -> NaiveDateTime {
-        let day = at.date();
-        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN);
-        match self {
-            Unit::Minute => at
-                .date()
-                .and_hms_opt(at.time().hour_of(), at.time().minute_of(), 0)
-                .unwrap_or(at),
-            Unit::Hour => at
-                .date()
-                .and_hms_opt(at.time().hour_of(), 0, 0)
-                .unwrap_or(at),
-            Unit::Day => midnight(day),
-            Unit::Week => {
-                midnight(day - Duration::days(day.weekday().num_days_from_monday().into()))
-            }
-            Unit::Month => midnight(day.with_day(1).unwrap_or(day)),
-            Unit::Quarter => {
-                let month = (day.month0() / 3) * 3 + 1;
-                midnight(NaiveDate::from_ymd_opt(day.year(), month, 1).unwrap_or(day))
-            }
-            Unit::Year => midnight(NaiveDate::from_ymd_opt(day.year(), 1, 1).unwrap_or(day)),
-        }
-    }
-
+/// Relative-date arithmetic: the calendar Kylin's Calcite functions use, with Looker's weeks, which
+/// start on Monday.
+trait Relative {
+    /// The start of the unit `at` falls in.
+    fn start(self, at: NaiveDateTime) -> NaiveDateTime;
     /// `at` moved by `n` units (negative = back).
+    fn shift(self, at: NaiveDateTime, n: i64) -> Option<NaiveDateTime>;
+}
+
+impl Relative for Unit {
+    fn start(self, at: NaiveDateTime) -> NaiveDateTime {
+        calendar::floor_from(at, self, Weekday::Mon).unwrap_or(at)
+    }
+
     fn shift(self, at: NaiveDateTime, n: i64) -> Option<NaiveDateTime> {
-        let months = |m: i64| {
-            if m >= 0 {
-                at.checked_add_months(Months::new(u32::try_from(m).ok()?))
-            } else {
-                at.checked_sub_months(Months::new(u32::try_from(m.checked_neg()?).ok()?))
-            }
-        };
-        match self {
-            Unit::Minute => at.checked_add_signed(Duration::try_minutes(n)?),
-            Unit::Hour => at.checked_add_signed(Duration::try_hours(n)?),
-            Unit::Day => at.checked_add_signed(Duration::try_days(n)?),
-            Unit::Week => at.checked_add_signed(Duration::try_weeks(n)?),
-            Unit::Month => months(n),
-            Unit::Quarter => months(n.checked_mul(3)?),
-            Unit::Year => months(n.checked_mul(12)?),
-        }
+        calendar::add(at, self, n)
     }
 }
 
-/// Hours and minutes of a time, without pulling in chrono's `Timelike` at every call site.
-trait TimeParts {
-    fn hour_of(&self) -> u32;
-    fn minute_of(&self) -> u32;
-}
-
-impl TimeParts for NaiveTime {
-    fn hour_of(&self) -> u32 {
-        chrono::Timelike::hour(self)
-    }
-    fn minute_of(&self) -> u32 {
-        chrono::Timelike::minute(self)
-    }
+/// A unit word of a relative filter (`day`, `days`, `quarter`, …).
+fn relative_unit(word: &str) -> Option<Unit> {
+    Unit::parse(word.strip_suffix('s').unwrap_or(word))
 }
 
 /// A half-open interval `[start, end)`; either end may be open.
@@ -587,21 +508,21 @@ fn interval(text: &str, now: NaiveDateTime) -> Option<Interval> {
         ["yesterday"] => unit_span(Unit::Day.shift(Unit::Day.start(now), -1)?, Unit::Day, 1),
         ["tomorrow"] => unit_span(Unit::Day.shift(Unit::Day.start(now), 1)?, Unit::Day, 1),
         ["this", unit] => {
-            let unit = Unit::parse(unit)?;
+            let unit = relative_unit(unit)?;
             unit_span(unit.start(now), unit, 1)
         }
         ["next", unit] => {
-            let unit = Unit::parse(unit)?;
+            let unit = relative_unit(unit)?;
             unit_span(unit.shift(unit.start(now), 1)?, unit, 1)
         }
         ["last", unit] => {
-            let unit = Unit::parse(unit)?;
+            let unit = relative_unit(unit)?;
             unit_span(unit.shift(unit.start(now), -1)?, unit, 1)
         }
         // "last 7 days" and "7 days": the current unit and the n-1 before it.
         ["last", n, unit] | [n, unit] => {
             let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-            let unit = Unit::parse(unit)?;
+            let unit = relative_unit(unit)?;
             let end = unit.shift(unit.start(now), 1)?;
             Some(Interval {
                 start: unit.shift(end, n.checked_neg()?),
@@ -610,7 +531,7 @@ fn interval(text: &str, now: NaiveDateTime) -> Option<Interval> {
         }
         [n, unit, "ago"] => {
             let n: i64 = n.parse().ok()?;
-            let unit = Unit::parse(unit)?;
+            let unit = relative_unit(unit)?;
             unit_span(unit.shift(unit.start(now), n.checked_neg()?)?, unit, 1)
         }
         _ => absolute(text),

@@ -9,12 +9,16 @@
 mod api;
 mod error;
 mod expiring;
+mod expression;
 pub(crate) mod filter;
+mod looks;
 mod pivot;
 mod query;
 mod results;
 pub(crate) mod semantic;
 mod session;
+mod table_calc;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
-//! One-dimension pivots. The SQL groups by the pivot dimension like any other; here the rows are
-//! regrouped by the other dimensions, and each measure becomes one value per pivot value. A pivot
+//! Pivots on one or more dimensions. The SQL groups by the pivot dimensions like any other; here
+//! the rows are regrouped by the other dimensions, and each measure becomes one value per
+//! combination of pivot values (its key the values' texts joined by `|FIELD|`, as Looker keys
+//! them). A pivot
 //! needs every row before its first line can be written (its columns are the pivot values), so a
 //! pivoted result is gathered in memory; everything else streams.
 
@@ -14,10 +16,16 @@ use serde_json::{Map, Value, json};
 use super::semantic::Field;
 use crate::encode::{EncodeError, EncodeOptions, cell_json, cell_text};
 
-/// A pivot value: its JSON value and its display text (the pivot key).
+/// Looker's separator between the values of several pivots in a pivot key.
+const KEY_SEPARATOR: &str = "|FIELD|";
+
+/// The pivot key of the row totals column.
+pub const ROW_TOTAL: &str = "$$$_row_total_$$$";
+
+/// A combination of pivot values: each pivot's JSON value and text, and the pivot key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PivotKey {
-    pub value: Value,
+    pub values: Vec<(Value, String)>,
     pub text: String,
 }
 
@@ -38,12 +46,13 @@ pub struct PivotRow {
 /// Which columns are what, by position in the result.
 pub struct Layout<'a> {
     pub fields: &'a [Field],
-    pub pivot: usize,
+    pub pivots: &'a [usize],
 }
 
 impl Layout<'_> {
     fn dimensions(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.fields.len()).filter(move |&i| i != self.pivot && !self.fields[i].is_measure())
+        (0..self.fields.len())
+            .filter(move |&i| !self.pivots.contains(&i) && !self.fields[i].is_measure())
     }
 
     fn measures(&self) -> impl Iterator<Item = usize> + '_ {
@@ -67,11 +76,21 @@ pub fn pivot(batches: &[RecordBatch], layout: &Layout<'_>) -> Result<Pivoted, En
     };
     for batch in batches {
         for row in 0..batch.num_rows() {
-            let (pivot_value, pivot_text) = cell(batch, layout.pivot, row)?;
-            let pivot_text = pivot_text.unwrap_or_else(|| "∅".to_string());
+            let values = layout
+                .pivots
+                .iter()
+                .map(|&c| {
+                    cell(batch, c, row).map(|(v, t)| (v, t.unwrap_or_else(|| "∅".to_string())))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let pivot_text = values
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(KEY_SEPARATOR);
             if !keys.iter().any(|k| k.text == pivot_text) {
                 keys.push(PivotKey {
-                    value: pivot_value,
+                    values,
                     text: pivot_text.clone(),
                 });
             }
@@ -79,9 +98,7 @@ pub fn pivot(batches: &[RecordBatch], layout: &Layout<'_>) -> Result<Pivoted, En
                 .dimensions()
                 .map(|c| cell(batch, c, row))
                 .collect::<Result<Vec<_>, _>>()?;
-            let group =
-                serde_json::to_string(&dimensions.iter().map(|(v, _)| v).collect::<Vec<_>>())
-                    .unwrap_or_default();
+            let group = group_key(&dimensions);
             let at = *index.entry(group).or_insert_with(|| {
                 rows.push(PivotRow {
                     dimensions,
@@ -97,14 +114,65 @@ pub fn pivot(batches: &[RecordBatch], layout: &Layout<'_>) -> Result<Pivoted, En
             }
         }
     }
-    keys.sort_by(|a, b| match (&a.value, &b.value) {
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal),
-        _ => a.text.cmp(&b.text),
+    // By the first pivot's value, then the next: numbers by size, anything else by text.
+    keys.sort_by(|a, b| {
+        a.values
+            .iter()
+            .zip(&b.values)
+            .map(|((x, xt), (y, yt))| match (x, y) {
+                (Value::Number(x), Value::Number(y)) => x
+                    .as_f64()
+                    .partial_cmp(&y.as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal),
+                _ => xt.cmp(yt),
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
     });
     Ok(Pivoted { keys, rows })
+}
+
+/// The key of a row's group: its dimension values.
+fn group_key(dimensions: &[(Value, Option<String>)]) -> String {
+    serde_json::to_string(&dimensions.iter().map(|(v, _)| v).collect::<Vec<_>>())
+        .unwrap_or_default()
+}
+
+/// Adds the row totals column: `batches` hold the unpivoted dimensions (in the layout's order)
+/// then the measures, one row per group of the pivoted rows.
+pub fn add_row_totals(pivoted: &mut Pivoted, batches: &[RecordBatch]) -> Result<(), EncodeError> {
+    let options = EncodeOptions::default();
+    let Some(dimensions) = pivoted.rows.first().map(|r| r.dimensions.len()) else {
+        return Ok(());
+    };
+    let mut by_group = BTreeMap::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells = (0..batch.num_columns())
+                .map(|c| {
+                    let array = batch.column(c).as_ref();
+                    Ok((
+                        cell_json(array, row, &options)?,
+                        cell_text(array, row, &options)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, EncodeError>>()?;
+            let (group, measures) = cells.split_at(dimensions.min(cells.len()));
+            by_group.insert(group_key(group), measures.to_vec());
+        }
+    }
+    for row in &mut pivoted.rows {
+        if let Some(totals) = by_group.get(&group_key(&row.dimensions)) {
+            for (slot, total) in row.measures.iter_mut().zip(totals) {
+                slot.insert(ROW_TOTAL.to_string(), total.clone());
+            }
+        }
+    }
+    pivoted.keys.push(PivotKey {
+        values: Vec::new(),
+        text: ROW_TOTAL.to_string(),
+    });
+    Ok(())
 }
 
 /// The cell form of each JSON layout.
@@ -163,17 +231,26 @@ pub fn json_rows(pivoted: &Pivoted, layout: &Layout<'_>, form: CellForm) -> Vec<
 
 /// The `pivots` list of `json_detail` and `json_bi`.
 pub fn pivot_list(pivoted: &Pivoted, layout: &Layout<'_>) -> Value {
-    let name = &layout.fields[layout.pivot].name;
+    let names: Vec<&str> = layout
+        .pivots
+        .iter()
+        .map(|&i| layout.fields[i].name.as_str())
+        .collect();
     Value::Array(
         pivoted
             .keys
             .iter()
             .map(|k| {
+                let data: Map<String, Value> = names
+                    .iter()
+                    .zip(&k.values)
+                    .map(|(n, (v, _))| (n.to_string(), v.clone()))
+                    .collect();
                 json!({
                     "key": k.text,
-                    "data": {name.as_str(): k.value},
-                    "sort_values": {name.as_str(): k.value},
-                    "is_total": false,
+                    "data": data,
+                    "sort_values": data,
+                    "is_total": k.text == ROW_TOTAL,
                 })
             })
             .collect(),
@@ -181,7 +258,7 @@ pub fn pivot_list(pivoted: &Pivoted, layout: &Layout<'_>) -> Value {
 }
 
 /// The pivoted result as one table of text for the tabular formats: the dimensions, then one
-/// column per measure and pivot value, headed `Measure Label | pivot value`.
+/// column per measure and combination of pivot values, headed `Measure Label | value | value`.
 pub fn table(pivoted: &Pivoted, layout: &Layout<'_>) -> Result<RecordBatch, EncodeError> {
     let mut headers: Vec<String> = layout
         .dimensions()
@@ -189,7 +266,13 @@ pub fn table(pivoted: &Pivoted, layout: &Layout<'_>) -> Result<RecordBatch, Enco
         .collect();
     for m in layout.measures() {
         for k in &pivoted.keys {
-            headers.push(format!("{} | {}", layout.fields[m].label, k.text));
+            let values: Vec<&str> = k.values.iter().map(|(_, t)| t.as_str()).collect();
+            let column = if k.text == ROW_TOTAL {
+                "Row Total".to_string()
+            } else {
+                values.join(" | ")
+            };
+            headers.push(format!("{} | {column}", layout.fields[m].label));
         }
     }
     let mut columns: Vec<StringBuilder> = headers.iter().map(|_| StringBuilder::new()).collect();

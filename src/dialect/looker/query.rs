@@ -32,6 +32,7 @@ pub struct WriteQuery {
     pub fields: Option<Vec<String>>,
     pub pivots: Option<Vec<String>>,
     pub fill_fields: Option<Vec<String>>,
+    #[serde(deserialize_with = "filter_set")]
     pub filters: Option<Map<String, Value>>,
     pub filter_expression: Option<String>,
     pub sorts: Option<Vec<String>>,
@@ -46,6 +47,28 @@ pub struct WriteQuery {
     pub dynamic_fields: Option<String>,
     pub client_id: Option<String>,
     pub query_timezone: Option<String>,
+}
+
+/// `filters`: a map of field to expression. The TypeScript SDK sends `[]` for an empty set, which
+/// Looker takes as no filters; any other list is refused like any other non-map.
+fn filter_set<'de, D>(deserializer: D) -> Result<Option<Map<String, Value>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(Value::Array(items)) if items.is_empty() => Ok(None),
+        Some(other) => Err(serde::de::Error::invalid_type(
+            match &other {
+                Value::Array(_) => serde::de::Unexpected::Seq,
+                Value::String(s) => serde::de::Unexpected::Str(s),
+                Value::Bool(b) => serde::de::Unexpected::Bool(*b),
+                _ => serde::de::Unexpected::Other("a number"),
+            },
+            &"a map",
+        )),
+    }
 }
 
 /// A stored query as Looker answers it (`Query`); keys in the spec's order.
@@ -255,10 +278,18 @@ pub struct Compiled {
     /// The selected fields, in the query's order (each is a column named `view.field`).
     pub fields: Vec<Field>,
     pub sorts: Vec<Sort>,
-    /// The dimension pivoted on, if any.
-    pub pivot: Option<String>,
+    /// The dimensions pivoted on, in the query's order.
+    pub pivots: Vec<String>,
     /// The statement, in generic SQL (what the engine runs and `sql` format shows).
     pub sql: String,
+    /// With `total: true`, the statement of the totals row: the measures over every row the
+    /// dimension filters keep (measure filters and the limit do not apply, as in Looker).
+    pub totals_sql: Option<String>,
+    /// The table calculations, computed over the result (their columns follow the fields').
+    pub table_calcs: Vec<super::table_calc::TableCalc>,
+    /// With `row_total` on a pivoted query, the statement of the row totals: the measures per
+    /// combination of the other dimensions, across every pivot value.
+    pub row_totals_sql: Option<String>,
 }
 
 /// The limit a run uses: its `limit` parameter over the query's own; `-1` means none.
@@ -283,6 +314,14 @@ fn effective_limit(query: &WriteQuery, run_limit: Option<i64>) -> Result<Option<
 
 fn alias(field: &Field) -> Ident {
     Ident::with_quote('"', &field.name)
+}
+
+/// Adds `condition` to a WHERE or HAVING clause with AND.
+fn conjoin(clause: &mut Option<Expr>, condition: Expr) {
+    *clause = Some(match clause.take() {
+        Some(existing) => and(existing, condition),
+        None => condition,
+    });
 }
 
 fn and(a: Expr, b: Expr) -> Expr {
@@ -390,24 +429,22 @@ pub fn compile(
             "a query needs at least one field",
         ));
     }
-    let mut pivot = None;
-    match query.pivots.as_deref().unwrap_or_default() {
-        [] => {}
-        [name] => match explore.field(name) {
-            Some(f) if !f.is_measure() && fields.iter().any(|s| s.name == f.name) => {
-                pivot = Some(f.name.clone());
+    let mut pivots: Vec<String> = Vec::new();
+    for name in query.pivots.iter().flatten() {
+        match explore.field(name) {
+            Some(f)
+                if !f.is_measure()
+                    && fields.iter().any(|s| s.name == f.name)
+                    && !pivots.contains(&f.name) =>
+            {
+                pivots.push(f.name.clone());
             }
             _ => errors.push(ErrorDetail::new(
                 "pivots",
                 "invalid",
-                format!("pivot {name:?} must be a dimension among the query's fields"),
+                format!("pivot {name:?} must be a dimension among the query's fields, once"),
             )),
-        },
-        _ => errors.push(ErrorDetail::new(
-            "pivots",
-            "unsupported",
-            "polyquery pivots on one dimension at a time",
-        )),
+        }
     }
     let mut where_clause: Option<Expr> = None;
     let mut having: Option<Expr> = None;
@@ -441,21 +478,24 @@ pub fn compile(
         } else {
             &mut where_clause
         };
-        *target = Some(match target.take() {
-            Some(existing) => and(existing, predicate),
-            None => predicate,
-        });
+        conjoin(target, predicate);
     }
-    if query
+    if let Some(text) = query
         .filter_expression
         .as_deref()
-        .is_some_and(|e| !e.trim().is_empty())
+        .filter(|e| !e.trim().is_empty())
     {
-        errors.push(ErrorDetail::new(
-            "filter_expression",
-            "unsupported",
-            "custom filter expressions are not supported by polyquery",
-        ));
+        match super::expression::compile(text, explore) {
+            Ok(compiled) => {
+                let target = if compiled.over_measures {
+                    &mut having
+                } else {
+                    &mut where_clause
+                };
+                conjoin(target, compiled.expr);
+            }
+            Err(e) => errors.push(ErrorDetail::new("filter_expression", "invalid", e)),
+        }
     }
     let mut sorts = Vec::new();
     let sort_texts: Vec<&String> = query.sorts.iter().flatten().collect();
@@ -492,14 +532,54 @@ pub fn compile(
             });
         }
     }
-    let sql = statement(explore, &fields, where_clause, having, &sorts, limit)?.to_string();
+    // Table calculations read the result in its order, so they are compiled once it is known.
+    let table_calcs =
+        super::table_calc::parse(query.dynamic_fields.as_deref(), &fields, &order_by(&sorts))
+            .map_err(|e| {
+                LookerError::validation_all(vec![ErrorDetail::new("dynamic_fields", "invalid", e)])
+            })?;
+    if !table_calcs.is_empty() && !pivots.is_empty() {
+        return Err(LookerError::validation_all(vec![ErrorDetail::new(
+            "dynamic_fields",
+            "unsupported",
+            "table calculations on a pivoted query are not supported by polyquery",
+        )]));
+    }
+    let measures: Vec<Field> = fields.iter().filter(|f| f.is_measure()).cloned().collect();
+    let totals_sql = match query.total {
+        Some(true) if !measures.is_empty() => {
+            Some(statement(explore, &measures, where_clause.clone(), None, &[], None)?.to_string())
+        }
+        _ => None,
+    };
+    let wants_row_totals =
+        as_text(&query.row_total).is_some_and(|t| !t.trim().is_empty() && t != "false");
+    let row_totals_sql = if wants_row_totals && !pivots.is_empty() && !measures.is_empty() {
+        let unpivoted: Vec<Field> = fields
+            .iter()
+            .filter(|f| !pivots.contains(&f.name))
+            .cloned()
+            .collect();
+        Some(statement(explore, &unpivoted, where_clause.clone(), None, &[], None)?.to_string())
+    } else {
+        None
+    };
+    let mut main = statement(explore, &fields, where_clause, having, &sorts, limit)?;
+    if !table_calcs.is_empty() {
+        main = super::table_calc::wrap(main, &table_calcs)
+            .ok_or_else(|| LookerError::bad_request("cannot build the query"))?;
+    }
+    let sql = main.to_string();
     Ok(Compiled {
         model: model.name.clone(),
         explore: explore.clone(),
         fields,
         sorts,
-        pivot,
+        pivots,
         sql,
+        totals_sql,
+        table_calcs,
+        row_totals_sql,
     })
 }
 
@@ -544,22 +624,25 @@ fn statement(
     Ok(Statement::Query(query))
 }
 
+/// The sorts as ORDER BY items over the result's columns.
+fn order_by(sorts: &[Sort]) -> Vec<OrderByExpr> {
+    sorts
+        .iter()
+        .map(|s| OrderByExpr {
+            expr: Expr::Identifier(Ident::with_quote('"', &s.field)),
+            options: OrderByOptions {
+                asc: Some(!s.desc),
+                nulls_first: None,
+            },
+            with_fill: None,
+        })
+        .collect()
+}
+
 fn set_order_and_limit(query: &mut SqlQuery, sorts: &[Sort], limit: Option<u64>) {
     if !sorts.is_empty() {
         query.order_by = Some(OrderBy {
-            kind: OrderByKind::Expressions(
-                sorts
-                    .iter()
-                    .map(|s| OrderByExpr {
-                        expr: Expr::Identifier(Ident::with_quote('"', &s.field)),
-                        options: OrderByOptions {
-                            asc: Some(!s.desc),
-                            nulls_first: None,
-                        },
-                        with_fill: None,
-                    })
-                    .collect(),
-            ),
+            kind: OrderByKind::Expressions(order_by(sorts)),
             interpolate: None,
         });
     }

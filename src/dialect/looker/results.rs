@@ -30,26 +30,33 @@ pub enum ResultFormat {
     Json,
     JsonDetail,
     JsonBi,
+    JsonLabel,
+    JsonFe,
     InlineJson,
     Csv,
     Txt,
     Md,
     Html,
     Xlsx,
+    /// A Google Sheets list feed (Atom, one `gsx:` element per column).
+    Gsxml,
     Sql,
 }
 
 impl ResultFormat {
-    pub const ALL: [ResultFormat; 10] = [
+    pub const ALL: [ResultFormat; 13] = [
         ResultFormat::Json,
         ResultFormat::JsonDetail,
         ResultFormat::JsonBi,
+        ResultFormat::JsonLabel,
+        ResultFormat::JsonFe,
         ResultFormat::InlineJson,
         ResultFormat::Csv,
         ResultFormat::Txt,
         ResultFormat::Md,
         ResultFormat::Html,
         ResultFormat::Xlsx,
+        ResultFormat::Gsxml,
         ResultFormat::Sql,
     ];
 
@@ -62,12 +69,15 @@ impl ResultFormat {
             ResultFormat::Json => "json",
             ResultFormat::JsonDetail => "json_detail",
             ResultFormat::JsonBi => "json_bi",
+            ResultFormat::JsonLabel => "json_label",
+            ResultFormat::JsonFe => "json_fe",
             ResultFormat::InlineJson => "inline_json",
             ResultFormat::Csv => "csv",
             ResultFormat::Txt => "txt",
             ResultFormat::Md => "md",
             ResultFormat::Html => "html",
             ResultFormat::Xlsx => "xlsx",
+            ResultFormat::Gsxml => "gsxml",
             ResultFormat::Sql => "sql",
         }
     }
@@ -77,19 +87,22 @@ impl ResultFormat {
             ResultFormat::Json
             | ResultFormat::JsonDetail
             | ResultFormat::JsonBi
+            | ResultFormat::JsonLabel
+            | ResultFormat::JsonFe
             | ResultFormat::InlineJson => "application/json",
             ResultFormat::Csv => Format::Csv.content_type(),
             ResultFormat::Txt => Format::Text.content_type(),
             ResultFormat::Md => Format::Markdown.content_type(),
             ResultFormat::Html => Format::Html.content_type(),
             ResultFormat::Xlsx => Format::Xlsx.content_type(),
+            ResultFormat::Gsxml => "application/xml",
             ResultFormat::Sql => "application/sql; charset=utf-8",
         }
     }
 
     /// The formats Looker's API names but polyquery does not write, with the reason.
     pub fn unsupported_reason(name: &str) -> Option<&'static str> {
-        matches!(name, "json_fe" | "gsxml" | "odc" | "png" | "jpg")
+        matches!(name, "odc" | "png" | "jpg")
             .then_some("is a Looker format polyquery does not write")
     }
 }
@@ -102,8 +115,18 @@ pub struct ResultMeta {
     /// `(name, label, description)` of the explore, `None` for SQL Runner results.
     pub explore: Option<(String, String, Option<String>)>,
     pub sorts: Vec<Sort>,
-    /// The position in `fields` of the dimension pivoted on.
-    pub pivot: Option<usize>,
+    /// The positions in `fields` of the dimensions pivoted on, in pivot order.
+    pub pivots: Vec<usize>,
+    /// The names of the table calculations among `fields`.
+    pub table_calcs: Vec<String>,
+    /// The totals row's statement (`total: true`), run once the result is ready.
+    pub totals_sql: Option<String>,
+    /// `totals_data`: each measure's total as `{"value": v}`.
+    pub totals: Option<Map<String, Value>>,
+    /// The row totals' statement (`row_total` on a pivoted query), run once the result is ready.
+    pub row_totals_sql: Option<String>,
+    /// Its rows, as batches: the unpivoted dimensions, then the measures.
+    pub row_totals: Option<Vec<RecordBatch>>,
     pub filters: Map<String, Value>,
     pub apply_formatting: bool,
     /// The task or job id shown in `json_detail`.
@@ -128,10 +151,8 @@ pub async fn render(
     meta: ResultMeta,
     stream: SendableRecordBatchStream,
 ) -> Response {
-    if let Some(pivot) = meta.pivot
-        && format != ResultFormat::Sql
-    {
-        return render_pivoted(format, meta, pivot, stream).await;
+    if !meta.pivots.is_empty() && format != ResultFormat::Sql {
+        return render_pivoted(format, meta, stream).await;
     }
     match format {
         ResultFormat::Sql => respond(format, crate::wire::full(meta.sql.clone())),
@@ -142,8 +163,13 @@ pub async fn render(
         ResultFormat::Json | ResultFormat::InlineJson => {
             respond(format, json_stream(meta, stream, Layout::Plain))
         }
-        ResultFormat::JsonDetail => respond(format, json_stream(meta, stream, Layout::Detail)),
+        // `json_fe`, the format Looker's own front end reads, carries what `json_detail` does.
+        ResultFormat::JsonDetail | ResultFormat::JsonFe => {
+            respond(format, json_stream(meta, stream, Layout::Detail))
+        }
         ResultFormat::JsonBi => respond(format, json_stream(meta, stream, Layout::Bi)),
+        ResultFormat::JsonLabel => respond(format, json_stream(meta, stream, Layout::Label)),
+        ResultFormat::Gsxml => respond(format, json_stream(meta, stream, Layout::Gsxml)),
         ResultFormat::Csv => tabular(format, Format::Csv, &meta, stream),
         ResultFormat::Txt => tabular(format, Format::Text, &meta, stream),
         ResultFormat::Md => tabular(format, Format::Markdown, &meta, stream),
@@ -156,24 +182,29 @@ pub async fn render(
 async fn render_pivoted(
     format: ResultFormat,
     meta: ResultMeta,
-    pivot_at: usize,
     stream: SendableRecordBatchStream,
 ) -> Response {
     let batches = match datafusion::physical_plan::common::collect(stream).await {
         Ok(b) => b,
         Err(e) => return render_failure(format, &meta, &e.to_string()),
     };
+    let pivots = meta.pivots.clone();
     let layout = pivot::Layout {
         fields: &meta.fields,
-        pivot: pivot_at,
+        pivots: &pivots,
     };
-    let pivoted = match pivot::pivot(&batches, &layout) {
+    let mut pivoted = match pivot::pivot(&batches, &layout) {
         Ok(p) => p,
         Err(e) => return render_failure(format, &meta, &e.to_string()),
     };
+    if let Some(totals) = &meta.row_totals
+        && let Err(e) = pivot::add_row_totals(&mut pivoted, totals)
+    {
+        return render_failure(format, &meta, &e.to_string());
+    }
     let whole = |value: Value| respond(format, crate::wire::full(value.to_string()));
     let tabular_format = match format {
-        ResultFormat::Json | ResultFormat::InlineJson => {
+        ResultFormat::Json | ResultFormat::InlineJson | ResultFormat::JsonLabel => {
             let form = if meta.apply_formatting {
                 pivot::CellForm::Text
             } else {
@@ -181,13 +212,16 @@ async fn render_pivoted(
             };
             return whole(Value::Array(pivot::json_rows(&pivoted, &layout, form)));
         }
-        ResultFormat::JsonDetail => {
+        ResultFormat::JsonDetail | ResultFormat::JsonFe => {
             let mut body = detail_head(&meta);
             body.insert("pivots".into(), pivot::pivot_list(&pivoted, &layout));
             body.insert(
                 "data".into(),
                 Value::Array(pivot::json_rows(&pivoted, &layout, pivot::CellForm::Detail)),
             );
+            if let Some(totals) = &meta.totals {
+                body.insert("totals_data".into(), Value::Object(totals.clone()));
+            }
             body.insert("drill_menu_build_time".into(), json!(0));
             body.insert("has_subtotals".into(), json!(false));
             return whole(Value::Object(body));
@@ -208,6 +242,22 @@ async fn render_pivoted(
         ResultFormat::Md => Format::Markdown,
         ResultFormat::Html => Format::Html,
         ResultFormat::Xlsx => Format::Xlsx,
+        ResultFormat::Gsxml => {
+            // One element per pivoted column, named after its header.
+            let table = match pivot::table(&pivoted, &layout) {
+                Ok(t) => t,
+                Err(e) => return render_failure(format, &meta, &e.to_string()),
+            };
+            let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+                table.schema(),
+                futures::stream::iter(vec![Ok(table)]),
+            ));
+            let meta = ResultMeta {
+                fields: Vec::new(),
+                ..meta
+            };
+            return respond(format, json_stream(meta, stream, Layout::Gsxml));
+        }
         ResultFormat::Sql => return respond(format, crate::wire::full(meta.sql.clone())),
     };
     let table = match pivot::table(&pivoted, &layout) {
@@ -225,7 +275,7 @@ async fn render_pivoted(
 /// The answer for a query that failed: `json_detail` is still a 200 carrying `errors[]`, every
 /// other format a 400 Looker error.
 pub fn render_failure(format: ResultFormat, meta: &ResultMeta, message: &str) -> Response {
-    if format == ResultFormat::JsonDetail {
+    if matches!(format, ResultFormat::JsonDetail | ResultFormat::JsonFe) {
         let mut body = detail_head(meta);
         body.insert("data".into(), Value::Array(Vec::new()));
         body.insert("errors".into(), json!([error_item(message, &meta.sql)]));
@@ -304,6 +354,10 @@ enum Layout {
     Detail,
     /// `json_bi`: `{"metadata": {...}, "rows": [{"view.field": v}]}`
     Bi,
+    /// `json_label`: `[{"View Field": v}]`
+    Label,
+    /// `gsxml`: `<entry><gsx:viewfield>text</gsx:viewfield></entry>`
+    Gsxml,
 }
 
 /// Field metadata as `json_detail` describes each field.
@@ -338,11 +392,21 @@ fn field_detail(field: &Field, sorts: &[Sort]) -> Value {
 
 /// The `json_detail` keys that come before `data`, in Looker's order.
 fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
-    let pivot = meta.pivot.and_then(|i| meta.fields.get(i));
+    let pivots: Vec<&Field> = meta
+        .pivots
+        .iter()
+        .filter_map(|&i| meta.fields.get(i))
+        .collect();
+    let calcs: Vec<&Field> = meta
+        .fields
+        .iter()
+        .filter(|f| meta.table_calcs.contains(&f.name))
+        .collect();
     let (dimensions, measures): (Vec<&Field>, Vec<&Field>) = meta
         .fields
         .iter()
-        .filter(|f| pivot.is_none_or(|p| p.name != f.name))
+        .filter(|f| !pivots.iter().any(|p| p.name == f.name))
+        .filter(|f| !meta.table_calcs.contains(&f.name))
         .partition(|f| !f.is_measure());
     let describe = |fs: Vec<&Field>| -> Vec<Value> {
         fs.into_iter()
@@ -385,13 +449,22 @@ fn detail_head(meta: &ResultMeta) -> Map<String, Value> {
             json!({
                 "measures": describe(measures),
                 "dimensions": describe(dimensions),
-                "table_calculations": [],
-                "pivots": describe(pivot.into_iter().collect()),
+                "table_calculations": describe(calcs)
+                    .into_iter()
+                    .map(|mut v| {
+                        if let Some(map) = v.as_object_mut() {
+                            map.insert("category".into(), json!("table_calculation"));
+                            map.insert("is_table_calculation".into(), json!(true));
+                        }
+                        v
+                    })
+                    .collect::<Vec<_>>(),
+                "pivots": describe(pivots),
             }),
         ),
         ("fill_fields", json!([])),
-        ("has_totals", json!(false)),
-        ("has_row_totals", json!(false)),
+        ("has_totals", json!(meta.totals.is_some())),
+        ("has_row_totals", json!(meta.row_totals.is_some())),
         ("applied_filters", Value::Object(applied_filters(meta))),
         ("applied_filter_expression", Value::Null),
         ("number_format", json!("1,234.56")),
@@ -451,7 +524,7 @@ fn bi_head(meta: &ResultMeta) -> Map<String, Value> {
             },
             "pivots": [],
             "has_subtotals": false,
-            "has_totals": false,
+            "has_totals": meta.totals.is_some(),
             "columns_truncated": "false",
             "filter_expression": null,
             "filters": meta.filters,
@@ -490,7 +563,11 @@ fn row_json(
                 Some(text) if !value.is_null() => Value::String(text),
                 _ => Value::Null,
             },
-            Layout::Bi => value,
+            Layout::Bi | Layout::Label => value,
+            Layout::Gsxml => match cell_text(column.as_ref(), row, options)? {
+                Some(text) if !value.is_null() => Value::String(text),
+                _ => Value::String(String::new()),
+            },
             Layout::Detail => {
                 let mut cell = json!({ "value": value });
                 if let (Some(text), Some(map)) = (
@@ -514,17 +591,45 @@ fn json_stream(
     stream: SendableRecordBatchStream,
     layout: Layout,
 ) -> crate::wire::Body {
-    let names: Vec<String> = stream
-        .schema()
+    let schema = stream.schema();
+    // `json_label` and `gsxml` name columns by label (a SQL Runner or pivoted column by its own).
+    let label = |i: usize, f: &ArrowField| {
+        meta.fields
+            .get(i)
+            .filter(|_| meta.fields.len() == schema.fields().len())
+            .map(|m| m.label.clone())
+            .unwrap_or_else(|| f.name().clone())
+    };
+    let names: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| f.name().clone())
+        .enumerate()
+        .map(|(i, f)| match layout {
+            Layout::Label => label(i, f),
+            Layout::Gsxml => gsx_name(&label(i, f)),
+            _ => f.name().clone(),
+        })
         .collect();
     let (head, tail) = match layout {
-        Layout::Plain => ("[".to_string(), "]".to_string()),
+        Layout::Plain | Layout::Label => ("[".to_string(), "]".to_string()),
+        Layout::Gsxml => (
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+                "\n",
+                r#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:gsx="http://schemas.google.com/spreadsheets/2006/extended">"#,
+            )
+            .to_string(),
+            "</feed>".to_string(),
+        ),
         Layout::Detail => (
             format!("{}\"data\":[", open_object(&detail_head(&meta))),
-            "],\"drill_menu_build_time\":0,\"has_subtotals\":false}".to_string(),
+            format!(
+                "],{}\"drill_menu_build_time\":0,\"has_subtotals\":false}}",
+                meta.totals
+                    .as_ref()
+                    .map(|t| format!("\"totals_data\":{},", Value::Object(t.clone())))
+                    .unwrap_or_default()
+            ),
         ),
         Layout::Bi => (
             format!("{}\"rows\":[", open_object(&bi_head(&meta))),
@@ -537,11 +642,16 @@ fn json_stream(
         let batch = batch?;
         let mut out = Vec::new();
         for row in 0..batch.num_rows() {
+            let value = row_json(&batch, &names, row, layout, &options)?;
+            if layout == Layout::Gsxml {
+                gsx_entry(&mut out, &value);
+                continue;
+            }
             if !first {
                 out.push(b',');
             }
             first = false;
-            serde_json::to_writer(&mut out, &row_json(&batch, &names, row, layout, &options)?)?;
+            serde_json::to_writer(&mut out, &value)?;
         }
         Ok(Bytes::from(out))
     });
@@ -552,6 +662,34 @@ fn json_stream(
         }))
         .map(|chunk| chunk.map(Frame::data));
     StreamBody::new(chunks).boxed_unsync()
+}
+
+/// A Google Sheets list-feed column name: the header lower-cased, letters and digits only.
+fn gsx_name(header: &str) -> String {
+    let name: String = header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    // An XML name cannot be empty or start with a digit.
+    match name.chars().next() {
+        Some(c) if !c.is_ascii_digit() => name,
+        _ => format!("c{name}"),
+    }
+}
+
+/// One `<entry>` of a `gsxml` feed from a row already rendered as `{name: text}`.
+fn gsx_entry(out: &mut Vec<u8>, row: &Value) {
+    out.extend_from_slice(b"<entry>");
+    for (name, text) in row.as_object().into_iter().flatten() {
+        let text = text.as_str().unwrap_or_default();
+        let escaped = text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        out.extend_from_slice(format!("<gsx:{name}>{escaped}</gsx:{name}>").as_bytes());
+    }
+    out.extend_from_slice(b"</entry>");
 }
 
 /// Field metadata for a raw-SQL (SQL Runner) result: one dimension per column.

@@ -44,12 +44,22 @@ impl Sessions {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Who may log in, and as whom.
+    pub fn principals(&self) -> &Principals {
+        &self.principals
+    }
+
     /// Checks the credentials (any are accepted when no users are configured) and opens a session.
     pub fn login(&self, client_id: &str, client_secret: &str) -> Option<String> {
         let owner = self
             .principals
             .by_password(client_id, client_secret)?
             .principal;
+        Some(self.open(owner))
+    }
+
+    /// Opens a session for `owner` (a login, or an admin's sudo as `owner`).
+    pub fn open(&self, owner: Principal) -> String {
         let token = format!(
             "{:032x}{:08x}",
             uuid::Uuid::new_v4().as_u128(),
@@ -65,7 +75,7 @@ impl Sessions {
                 expires: now + self.lifetime.unwrap_or(TOKEN_LIFETIME),
             },
         );
-        Some(token)
+        token
     }
 
     /// The owner an `Authorization` header names: `Bearer X` or `token X` with a live session

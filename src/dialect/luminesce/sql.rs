@@ -101,26 +101,9 @@ pub fn fragment(text: &str) -> Result<String, EngineError> {
         .collect())
 }
 
-/// The names unquoted identifiers resolve to: every table of the catalog, but only the columns of
-/// the tables this query reads (and of the `Sys` tables it uses). Another vendor's sample table with
-/// a column spelled `id` must not make this query's `Id` ambiguous.
+/// The catalog's names for this query (its tables' columns only) and the `Sys` tables' columns.
 fn names(catalog: &Catalog, statement: &Statement, sys_tables: &[SysTable]) -> NameSet {
-    let mut names = NameSet::default();
-    let mut read = BTreeSet::new();
-    let _ = visit_relations(statement, |relation| {
-        if let Some(ObjectNamePart::Identifier(last)) = relation.0.last() {
-            read.insert(last.value.to_lowercase());
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    for table in &catalog.tables {
-        names.add_table(&table.name);
-        if read.contains(&table.name.to_lowercase()) {
-            for field in table.schema.fields() {
-                names.add_column(field.name());
-            }
-        }
-    }
+    let mut names = catalog.names(statement);
     for sys in sys_tables {
         for column in sys.columns() {
             names.add_column(column);

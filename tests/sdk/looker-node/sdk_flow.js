@@ -139,6 +139,15 @@ async function main() {
   )
   check(Array.isArray(inline) && inline.length === 5, 'run_inline_query')
 
+  // sdk-codegen's "Query calls": the TypeScript SDK writes an empty filter set as [].
+  const unfiltered = await sdk.ok(
+    sdk.create_query({ model: 'thelook', view: 'users', fields: ['users.state', 'users.count'], filters: [], limit: '3' })
+  )
+  const unfilteredRows = await sdk.ok(sdk.run_query({ query_id: unfiltered.id, result_format: 'json_label' }))
+  check(unfilteredRows.length === 3 && 'Users State' in unfilteredRows[0], `filters []: ${JSON.stringify(unfilteredRows)}`)
+  const me = await sdk.ok(sdk.me('id,display_name'))
+  check(me.display_name === clientId && Object.keys(me).length === 2, `me: ${JSON.stringify(me)}`)
+
   // A slow task: its results read as not ready ("" for 202), then it is killed.
   const slow = await sdk.ok(sdk.create_query({ model: 'pqtest', view: 'slow', fields: ['sleepy.nap'] }))
   const slowTask = await sdk.ok(sdk.create_query_task({ body: { query_id: slow.id, result_format: 'json' } }))

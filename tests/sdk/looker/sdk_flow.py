@@ -5,7 +5,9 @@ Usage: sdk_flow.py BASE_URL CLIENT_ID CLIENT_SECRET MODE
                   an error task, unknown ids, SQL Runner, logout, bad credentials)
   MODE not-ready  only: a slow task's results read as not ready ("" for both 202 and 204)
   MODE codegen    sdk-codegen's own query tests (python/tests/integration/test_methods.py and
-                  packages/sdk-node/test/sdk.apispec.ts "Query calls"), over system__activity/thelook
+                  packages/sdk-node/test/sdk.apispec.ts "Query calls"), over system__activity/thelook;
+                  the user must be an admin (sudo) and another user must exist
+  MODE me-open    me() and sudo on a server with no users configured: the caller is the one user
 
 Exits non-zero with a message on the first mismatch.
 """
@@ -17,13 +19,16 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 import looker_sdk
 from looker_sdk import error as sdk_error
 from looker_sdk import models40 as models
 
 FIELDS = ["users.state", "order_items.count", "order_items.total_sale_price"]
-FORMATS = ["json", "json_detail", "json_bi", "inline_json", "csv", "txt", "md", "html", "xlsx", "sql"]
+# The task formats of the SDK's ResultFormat (json_label is a run format only).
+FORMATS = ["json", "json_detail", "json_bi", "json_fe", "inline_json", "csv", "txt", "md", "html", "xlsx",
+           "gsxml", "sql"]
 
 
 def fail(message):
@@ -84,7 +89,10 @@ def check_result(fmt, result, limit):
             check(isinstance(row["order_items.count"], int), f"{fmt}: count not a number")
         counts = [r["order_items.count"] for r in rows]
         check(counts == sorted(counts, reverse=True), f"{fmt}: not sorted by count desc")
-    elif fmt == "json_detail":
+    elif fmt == "gsxml":
+        check(result.startswith("<?xml") and 0 < result.count("<entry>") <= limit, "gsxml entries")
+        check("<gsx:usersstate>" in result, f"gsxml columns: {result[:300]}")
+    elif fmt in ("json_detail", "json_fe"):
         detail = json.loads(result)
         check(isinstance(detail["data"], list) and detail["data"], "json_detail: no data")
         check("errors" not in detail, "json_detail: errors on success")
@@ -279,6 +287,106 @@ def codegen(sdk):
     check(json.loads(sdk.run_query(empty.id, "json_detail"))["data"] == [], "no-results json_detail data")
 
 
+def codegen_users(sdk, client_id):
+    # test_me_returns_correct_result: the caller, with its API credentials.
+    me = sdk.me()
+    check(isinstance(me, models.User) and me.display_name == client_id, f"me(): {me}")
+    check(isinstance(me.credentials_api3, list) and me.credentials_api3, "me() credentials_api3")
+    check(isinstance(me.credentials_api3[0], models.CredentialsApi3), "me() credentials_api3 type")
+    check(me.credentials_api3[0].client_id == client_id, "me() credentials client_id")
+    # test_me_field_filters: only the requested fields come back.
+    partial = sdk.me("id, first_name, last_name")
+    check(partial.id == me.id and partial.first_name == client_id, f"me(fields): {partial}")
+    check(isinstance(partial.last_name, str), "me(fields) last_name")
+    check(not partial.display_name and not partial.email and not partial.personal_folder_id,
+          f"me(fields) carries more: {partial}")
+    # all_users(fields=…), user(id) and a user's roles.
+    everyone = sdk.all_users(fields="id, display_name")
+    check(len(everyone) >= 2 and all(u.id and u.display_name and u.role_ids is None for u in everyone),
+          f"all_users(fields): {everyone}")
+    other = next(u for u in everyone if u.id != me.id)
+    check(sdk.user(other.id).display_name == other.display_name, "user(id)")
+    check(any(r.name == "Admin" for r in sdk.user_roles(me.id)), "the caller is an Admin")
+    check({r.name for r in sdk.all_roles()} >= {"Admin", "User"}, "all_roles")
+    expect_sdk_error(lambda: sdk.user("999"), "user(999)", "Not found")
+    # test_crud_user's sudo checks: login_user makes calls as that user, logout undoes it.
+    sdk.auth.login_user(other.id)
+    check(sdk.me().id == other.id, "sudo me()")
+    sdk.auth.logout()
+    check(sdk.me().id == me.id, "me() after the sudo logout")
+    # The API method itself answers an AccessToken.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        token = sdk.login_user(other.id)
+    check(token.access_token and token.token_type == "Bearer", f"login_user: {token}")
+
+
+def codegen_formats(sdk):
+    # packages/sdk-node "Query calls": an empty filter set is the list the TypeScript SDK sends.
+    # The Python models cannot hold a list there, so the body goes as the TypeScript SDK writes it.
+    body = json.dumps({"model": "thelook", "view": "users", "fields": ["users.state", "users.count"],
+                       "filters": [], "limit": "5"})
+    query = sdk.post(path="/queries", structure=models.Query, body=body)
+    check(not query.filters, f"filters [] is no filter: {query.filters}")
+    # test_search_look_and_run: json names columns by field, json_label by label.
+    labelled = json.loads(sdk.run_query(query.id, "json_label"))
+    check(len(labelled) == 5 and set(labelled[0]) == {"Users State", "Users Count"}, f"json_label {labelled[:1]}")
+    by_name = json.loads(sdk.run_query(query.id, "json"))
+    check([list(r.values()) for r in by_name] == [list(r.values()) for r in labelled], "json_label values")
+    fe = json.loads(sdk.run_query(query.id, "json_fe"))
+    check(len(fe["data"]) == 5 and fe["fields"]["dimensions"][0]["name"] == "users.state", "json_fe")
+    # create_query_request passes filter_expression through: Looker's own expression language.
+    narrowed = sdk.create_query(models.WriteQuery(model="thelook", view="users", fields=["users.state", "users.count"],
+                                                  filter_expression='${users.count} > 50 AND ${users.state} != "England"',
+                                                  limit="500"))
+    narrow = json.loads(sdk.run_query(narrowed.id, "json"))
+    check(narrow and all(r["users.count"] > 50 and r["users.state"] != "England" for r in narrow),
+          f"filter_expression rows {narrow[:3]}")
+    xml = sdk.run_query(query.id, "gsxml")
+    check(xml.startswith("<?xml") and xml.count("<entry>") == 5 and "<gsx:usersstate>" in xml, f"gsxml {xml[:200]}")
+
+
+def codegen_looks(sdk):
+    # test_crud_look: create on a query, update deleted both ways, title kept.
+    query = sdk.create_query(models.WriteQuery(model="thelook", view="order_items",
+                                               fields=["order_items.status", "order_items.count"], limit="10"))
+    me = sdk.me()
+    look = sdk.create_look(models.WriteLookWithQuery(title="An SDK look", description="polyquery test",
+                                                     is_run_on_load=True, public=False, query_id=query.id))
+    check(isinstance(look, models.LookWithQuery) and look.title == "An SDK look", f"create_look {look}")
+    check(look.query_id == query.id and look.user_id == me.id and look.is_run_on_load, "create_look keys")
+    check(look.query.fields == query.fields, "create_look query")
+    gone = sdk.update_look(look.id, models.WriteLookWithQuery(deleted=True))
+    check(gone.deleted and gone.title == look.title, "update_look deleted")
+    back = sdk.update_look(look.id, models.WriteLookWithQuery(deleted=False))
+    check(not back.deleted, "update_look undeleted")
+    # test_search_looks_*: title patterns and fields=.
+    found = sdk.search_looks(title="An SDK%", fields="id, title")
+    mine = [l for l in found if l.id == look.id]
+    check(mine and all(l.title.startswith("An SDK") for l in found), f"search_looks {found}")
+    check(mine[0].description is None and mine[0].created_at is None, "search_looks fields=")
+    check(sdk.search_looks(title="Nothing like it%") == [], "search_looks no match")
+    # test_search_look_and_run: csv and json_label by label, json by field name.
+    csv_text = sdk.run_look(look.id, "csv")
+    check("Order Items Status" in csv_text and "Order Items Count" in csv_text, "run_look csv")
+    by_name = sdk.run_look(look.id, "json")
+    check("order_items.status" in by_name and "order_items.count" in by_name, "run_look json")
+    labelled = sdk.run_look(look.id, "json_label")
+    check("Order Items Status" in labelled and "Order Items Count" in labelled, "run_look json_label")
+    sdk.delete_look(look.id)
+    expect_sdk_error(lambda: sdk.look(look.id), "look after delete", "Not found")
+
+
+def me_open(sdk, client_id):
+    me = sdk.me()
+    check(me.id == "1" and me.display_name == client_id, f"me() with no users configured: {me}")
+    check([u.id for u in sdk.all_users()] == ["1"], "all_users() with no users configured")
+    sdk.auth.login_user(me.id)
+    check(sdk.me().id == "1", "sudo as the one user")
+    sdk.auth.logout()
+    check(sdk.me().display_name == client_id, "me() after the sudo logout")
+
+
 def main():
     if len(sys.argv) != 5:
         fail(__doc__)
@@ -288,6 +396,11 @@ def main():
         not_ready(sdk)
     elif mode == "codegen":
         codegen(sdk)
+        codegen_users(sdk, client_id)
+        codegen_formats(sdk)
+        codegen_looks(sdk)
+    elif mode == "me-open":
+        me_open(sdk, client_id)
     elif mode == "full":
         full(sdk, base_url, client_id)
     else:
