@@ -16,6 +16,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{Expr, Query, SetExpr, TableFactor, Visit, Visitor};
 use sqlparser::dialect::Dialect;
 use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::TokenWithSpan;
 
 use super::fueled::Fueled;
 
@@ -85,7 +86,34 @@ pub fn parse_with<T: Visit>(
     parse: impl FnOnce(Parser<'_>) -> Result<T, ParserError>,
 ) -> Result<T, Refused> {
     check_length(text)?;
-    let fuel = FUEL_BASE + FUEL_PER_BYTE * text.len() as u64;
+    budgeted(dialect, text.len(), parse)
+}
+
+/// Like [`parse_with`], for a text already split into tokens (a statement of a Luminesce script):
+/// the budget follows the tokens' own text.
+pub fn parse_tokens<T: Visit>(
+    dialect: &'static dyn Dialect,
+    tokens: Vec<TokenWithSpan>,
+    parse: impl FnOnce(Parser<'_>) -> Result<T, ParserError>,
+) -> Result<T, Refused> {
+    let bytes: usize = tokens.iter().map(|t| t.token.to_string().len() + 1).sum();
+    if bytes > MAX_SQL_BYTES {
+        return Err(Refused::Limit(format!(
+            "the SQL text is {bytes} bytes long; at most {MAX_SQL_BYTES} bytes are accepted"
+        )));
+    }
+    budgeted(dialect, bytes, |parser| {
+        parse(parser.with_tokens_with_locations(tokens))
+    })
+}
+
+/// Runs a parse on a big stack with a budget for `bytes` of text, then checks the tree's depth.
+fn budgeted<T: Visit>(
+    dialect: &'static dyn Dialect,
+    bytes: usize,
+    parse: impl FnOnce(Parser<'_>) -> Result<T, ParserError>,
+) -> Result<T, Refused> {
+    let fuel = FUEL_BASE + FUEL_PER_BYTE * bytes as u64;
     on_big_stack(|| {
         let fueled = Fueled::new(dialect, fuel);
         let parsed = parse(Parser::new(&fueled));

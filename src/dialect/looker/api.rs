@@ -909,8 +909,8 @@ impl LookerFront {
         let mut spec = JobSpec::new(sql, record.spec.owner.clone(), "looker");
         spec.tags
             .insert(tag::KIND.to_string(), "totals".to_string());
-        let id = self.engine.submit(spec).ok()?;
-        let done = self.engine.wait(id, self.limits.wait_budget()).await.ok();
+        let id = self.engine.submit(spec).await.ok()?;
+        let done = http::wait_within(&self.engine, id, &self.limits).await.ok();
         let batches = match done {
             Some(done) if done.state == JobState::Succeeded => self
                 .engine

@@ -18,7 +18,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
-use sqlparser::parser::Parser;
+
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace, Word};
 
 use crate::query::{EngineError, ErrorKind, syntax_message};
@@ -323,10 +323,13 @@ fn parse(
     tokens: Vec<TokenWithSpan>,
     scalars: &HashMap<String, Box<Query>>,
 ) -> Result<Box<Query>, EngineError> {
-    let mut statements = Parser::new(&SQLiteDialect {})
-        .with_tokens_with_locations(tokens)
-        .parse_statements()
-        .map_err(|e| syntax(syntax_message(&e.to_string())))?;
+    // Client text: parsed within the SQL limits (length, a work budget, depth), like every entry.
+    let mut statements =
+        crate::sql::guard::parse_tokens(&SQLiteDialect {}, tokens, |mut p| p.parse_statements())
+            .map_err(|e| match e {
+                crate::sql::guard::Refused::Syntax(e) => syntax(syntax_message(&e.to_string())),
+                limit => EngineError::new(ErrorKind::Limit, limit.message()),
+            })?;
     let statement = match statements.len() {
         1 => statements.remove(0),
         _ => return Err(syntax("expected one statement between ';'")),
