@@ -76,6 +76,8 @@ pub struct Report {
     /// Inputs the target accepted (the rest it refused with its own error).
     pub accepted: u64,
     pub slowest: Duration,
+    /// The input that took longest.
+    pub slowest_input: String,
     pub elapsed: Duration,
     pub findings: Vec<Finding>,
 }
@@ -123,6 +125,7 @@ pub fn run(
         executions: 0,
         accepted: 0,
         slowest: Duration::ZERO,
+        slowest_input: String::new(),
         elapsed: Duration::ZERO,
         findings: Vec::new(),
     };
@@ -164,7 +167,10 @@ pub fn run(
         }));
         let took = one.elapsed();
         report.executions += 1;
-        report.slowest = report.slowest.max(took);
+        if took > report.slowest {
+            report.slowest = took;
+            report.slowest_input.clone_from(&input);
+        }
         match outcome {
             Ok(accepted) => report.accepted += u64::from(accepted),
             Err(panic) => report.findings.push(Finding {

@@ -234,6 +234,11 @@ async fn fuzz(
                 .map_err(|_| "the fuzz thread panicked".to_string())
         })?;
         println!("{report}");
+        let slowest: String = report.slowest_input.chars().take(200).collect();
+        println!(
+            "  slowest input ({} bytes): {slowest:?}",
+            report.slowest_input.len()
+        );
         for finding in &report.findings {
             let shown: String = finding.input.chars().take(300).collect();
             println!("  {}: {shown:?}", finding.what);

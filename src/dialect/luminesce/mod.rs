@@ -472,19 +472,16 @@ impl LuminesceFront {
 
     /// `GET /api/SqlBackground`: this principal's live queries, most recent first.
     fn list(&self, caller: &Principal, q: &QueryParams) -> Answer {
-        let like = match q
+        let like = q
             .nonblank("sqlLike")
             .map(|p| sql_like_matcher(&p))
             .transpose()
-        {
-            Ok(like) => like,
-            Err(e) => {
-                return Err(LuminesceError::bad_parameter(
+            .map_err(|e| {
+                LuminesceError::bad_parameter(
                     "sqlLike",
                     format!("the pattern is too long or not usable: {e}"),
-                ));
-            }
-        };
+                )
+            })?;
         let items: Vec<BackgroundQueryListItem> = self
             .engine
             .list(Some(caller))
