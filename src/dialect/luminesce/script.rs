@@ -25,6 +25,8 @@ use crate::query::{EngineError, ErrorKind, syntax_message};
 
 /// Compiles a Luminesce script into the one query that answers it.
 pub fn compile(sql: &str) -> Result<Statement, EngineError> {
+    // Bounded before any work: the script layer tokenizes and names columns before parsing.
+    crate::sql::guard::check_length(sql).map_err(refused)?;
     let source = Source::new(sql);
     let tokens = Tokenizer::new(&SQLiteDialect {}, sql)
         .tokenize_with_location()
@@ -45,7 +47,7 @@ pub fn compile(sql: &str) -> Result<Statement, EngineError> {
         }
         let (target, body) = assignment(statement);
         let body = variables(body, &tables, &scalars)?;
-        let body = name_columns(&source, body);
+        let body = name_columns(&source, body)?;
         let query = parse(body, &scalars)?;
         match target {
             None => answer = Some(query),
@@ -108,6 +110,13 @@ fn table_variable(name: &str) -> Ident {
 
 fn syntax(message: impl Into<String>) -> EngineError {
     EngineError::new(ErrorKind::Syntax, message.into())
+}
+
+fn refused(e: crate::sql::guard::Refused) -> EngineError {
+    match e {
+        crate::sql::guard::Refused::Syntax(e) => syntax(syntax_message(&e.to_string())),
+        limit => EngineError::new(ErrorKind::Limit, limit.message()),
+    }
 }
 
 fn unsupported(message: impl Into<String>) -> EngineError {
@@ -340,10 +349,7 @@ fn parse(
     // Client text: parsed within the SQL limits (length, a work budget, depth), like every entry.
     let mut statements =
         crate::sql::guard::parse_tokens(&SQLiteDialect {}, tokens, |mut p| p.parse_statements())
-            .map_err(|e| match e {
-                crate::sql::guard::Refused::Syntax(e) => syntax(syntax_message(&e.to_string())),
-                limit => EngineError::new(ErrorKind::Limit, limit.message()),
-            })?;
+            .map_err(refused)?;
     let statement = match statements.len() {
         1 => statements.remove(0),
         _ => return Err(syntax("expected one statement between ';'")),
@@ -427,62 +433,86 @@ fn is_name(w: &Word) -> bool {
 }
 
 /// Adds `AS "<text as written>"` after every unaliased select item that is not a plain column.
-fn name_columns(source: &Source, mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !is_blank(&tokens[i]))
-        .collect();
+///
+/// One pass with a stack of parenthesis levels, so a script's cost is linear in its length
+/// however its selects nest. The names of nested items overlap (an outer item's text holds the
+/// inner one's), so their total length is bounded.
+fn name_columns(
+    source: &Source,
+    tokens: Vec<TokenWithSpan>,
+) -> Result<Vec<TokenWithSpan>, EngineError> {
+    let alias_budget = source.text.len().saturating_mul(8).max(64 * 1024);
+    let mut alias_bytes = 0usize;
     let mut inserts: Vec<(usize, String)> = Vec::new();
-    for (k, &at) in significant.iter().enumerate() {
-        if word(&tokens[at]).is_none_or(|w| w.keyword != Keyword::SELECT || w.quote_style.is_some())
-        {
-            continue;
-        }
-        let mut j = k + 1;
-        while let Some(w) = significant.get(j).and_then(|&i| word(&tokens[i]))
-            && matches!(w.keyword, Keyword::DISTINCT | Keyword::ALL)
-            && w.quote_style.is_none()
-        {
-            j += 1;
-        }
-        let mut depth = 0usize;
-        let mut item_start = j;
-        while j <= significant.len() {
-            let token = significant.get(j).map(|&i| &tokens[i].token);
+    // Per open parenthesis (and the statement itself), the select list being read there.
+    let mut levels: Vec<Option<SelectList>> = vec![None];
+    let significant = (0..tokens.len()).filter(|&i| !is_blank(&tokens[i]));
+    for at in significant.chain(std::iter::once(tokens.len())) {
+        let token = tokens.get(at).map(|t| &t.token);
+        let Some(level) = levels.last_mut() else {
+            break;
+        };
+        if let Some(list) = level {
             let ends_list = match token {
-                None | Some(Token::SemiColon) => true,
-                Some(Token::RParen) if depth == 0 => true,
-                Some(Token::Word(w)) if depth == 0 => {
+                None | Some(Token::SemiColon | Token::RParen) => true,
+                Some(Token::Word(w)) => {
                     w.quote_style.is_none()
                         && (CLAUSES.contains(&w.keyword)
                             || matches!(w.keyword, Keyword::WINDOW | Keyword::INTO))
                 }
                 _ => false,
             };
-            if ends_list || (depth == 0 && token == Some(&Token::Comma)) {
-                let item: Vec<usize> = significant[item_start..j].to_vec();
-                if let Some(alias) = unnamed_item(source, &tokens, &item) {
-                    inserts.push((item[item.len() - 1], alias));
+            let modifier = list.item.n == 0
+                && list.just_opened
+                && matches!(token, Some(Token::Word(w))
+                    if matches!(w.keyword, Keyword::DISTINCT | Keyword::ALL) && w.quote_style.is_none());
+            if ends_list || token == Some(&Token::Comma) {
+                if let Some(alias) = list.item.unnamed(source, &tokens) {
+                    alias_bytes = alias_bytes.saturating_add(alias.len());
+                    if alias_bytes > alias_budget {
+                        return Err(unsupported(
+                            "the select lists nest too deeply to name their columns: alias the nested expressions",
+                        ));
+                    }
+                    inserts.push((list.item.last, alias));
                 }
+                list.item = Item::default();
+                list.just_opened = false;
                 if ends_list {
-                    break;
+                    *level = None;
                 }
-                item_start = j + 1;
+            } else if !modifier {
+                list.item.push(at, &tokens);
+                list.just_opened = false;
             }
-            match token {
-                Some(Token::LParen) => depth += 1,
-                Some(Token::RParen) => depth = depth.saturating_sub(1),
-                _ => {}
+        }
+        match token {
+            Some(Token::Word(w)) if w.keyword == Keyword::SELECT && w.quote_style.is_none() => {
+                *level = Some(SelectList {
+                    item: Item::default(),
+                    just_opened: true,
+                });
             }
-            j += 1;
+            Some(Token::LParen) => levels.push(None),
+            Some(Token::RParen) if levels.len() > 1 => {
+                levels.pop();
+                // The closing parenthesis ends the enclosing item's parenthesised part.
+                if let Some(Some(list)) = levels.last_mut() {
+                    list.item.push(at, &tokens);
+                }
+            }
+            _ => {}
         }
     }
-    inserts.sort_by_key(|(after, _)| std::cmp::Reverse(*after));
-    for (after, alias) in inserts {
-        let span = tokens[after].span;
-        let at = |token| TokenWithSpan::new(token, span);
-        tokens.splice(
-            after + 1..after + 1,
-            [
+    inserts.sort_by_key(|(after, _)| *after);
+    let mut named = Vec::with_capacity(tokens.len() + 4 * inserts.len());
+    let mut inserts = inserts.into_iter().peekable();
+    for (i, token) in tokens.into_iter().enumerate() {
+        let span = token.span;
+        named.push(token);
+        while let Some((_, alias)) = inserts.next_if(|(after, _)| *after == i) {
+            let at = |token| TokenWithSpan::new(token, span);
+            named.extend([
                 at(Token::Whitespace(Whitespace::Space)),
                 at(Token::make_keyword("AS")),
                 at(Token::Whitespace(Whitespace::Space)),
@@ -491,50 +521,81 @@ fn name_columns(source: &Source, mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWit
                     quote_style: Some('"'),
                     keyword: Keyword::NoKeyword,
                 })),
-            ],
-        );
+            ]);
+        }
     }
-    tokens
+    Ok(named)
 }
 
-/// The name SQLite gives a select item with no alias, when it is not a plain column (or `*`).
-fn unnamed_item(source: &Source, tokens: &[TokenWithSpan], item: &[usize]) -> Option<String> {
-    let t = |i: usize| &tokens[item[i]].token;
-    let n = item.len();
-    if n == 0 || matches!(t(n - 1), Token::Mul) {
-        return None;
-    }
-    // A plain column, `t.column` or `s.t.column`: SQLite names it by the column's own name.
-    let plain = (0..n).all(|i| {
-        if i % 2 == 1 {
-            matches!(t(i), Token::Period)
+/// A select list being read: its current item.
+struct SelectList {
+    item: Item,
+    /// Nothing read since SELECT, so DISTINCT or ALL is a modifier, not an item.
+    just_opened: bool,
+}
+
+/// What naming needs of a select item: its ends, its length and whether it is a plain column.
+/// Tokens inside its parentheses are not pushed: only the parentheses themselves.
+#[derive(Default)]
+struct Item {
+    first: usize,
+    before_last: Option<usize>,
+    last: usize,
+    n: usize,
+    /// Alternating names and periods so far (`s.t.column`).
+    plain: bool,
+}
+
+impl Item {
+    fn push(&mut self, at: usize, tokens: &[TokenWithSpan]) {
+        let token = &tokens[at].token;
+        let fits = if self.n % 2 == 1 {
+            matches!(token, Token::Period)
         } else {
-            matches!(t(i), Token::Word(w) if is_name(w))
-        }
-    });
-    if plain && n % 2 == 1 && n <= 5 {
-        return None;
-    }
-    // Already aliased: `expr AS name` or `expr name`.
-    if n >= 2
-        && let Token::Word(last) = t(n - 1)
-        && is_name(last)
-    {
-        let aliased = match t(n - 2) {
-            Token::Word(w) if w.keyword == Keyword::AS && w.quote_style.is_none() => true,
-            Token::Word(w) => is_name(w) || w.keyword == Keyword::END,
-            Token::RParen | Token::Number(..) | Token::SingleQuotedString(_) => true,
-            _ => false,
+            matches!(token, Token::Word(w) if is_name(w))
         };
-        if aliased {
+        if self.n == 0 {
+            self.first = at;
+            self.plain = fits;
+        } else {
+            self.plain &= fits;
+            self.before_last = Some(self.last);
+        }
+        self.last = at;
+        self.n += 1;
+    }
+
+    /// The name SQLite gives the item when it has no alias and is not a plain column (or `*`).
+    fn unnamed(&self, source: &Source, tokens: &[TokenWithSpan]) -> Option<String> {
+        let n = self.n;
+        if n == 0 || matches!(tokens[self.last].token, Token::Mul) {
             return None;
         }
+        // A plain column, `t.column` or `s.t.column`: SQLite names it by the column's own name.
+        if self.plain && n % 2 == 1 && n <= 5 {
+            return None;
+        }
+        // Already aliased: `expr AS name` or `expr name`.
+        if let Token::Word(last) = &tokens[self.last].token
+            && is_name(last)
+            && let Some(before) = self.before_last
+        {
+            let aliased = match &tokens[before].token {
+                Token::Word(w) if w.keyword == Keyword::AS && w.quote_style.is_none() => true,
+                Token::Word(w) => is_name(w) || w.keyword == Keyword::END,
+                Token::RParen | Token::Number(..) | Token::SingleQuotedString(_) => true,
+                _ => false,
+            };
+            if aliased {
+                return None;
+            }
+        }
+        Some(
+            source
+                .between(&tokens[self.first], &tokens[self.last])
+                .to_string(),
+        )
     }
-    Some(
-        source
-            .between(&tokens[item[0]], &tokens[item[n - 1]])
-            .to_string(),
-    )
 }
 
 #[cfg(test)]
