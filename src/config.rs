@@ -203,6 +203,38 @@ impl Config {
         }
     }
 
+    /// Every address polyquery binds, with its key: `listen` and each dialect's own `listen`.
+    pub fn bound_addresses(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut addresses = vec![("listen", self.listen)];
+        let extra = [
+            ("luminesce.listen", self.luminesce.listen),
+            ("asterixdb.listen", self.asterixdb.listen),
+            ("looker.listen", self.looker.listen),
+            ("kylin.listen", self.kylin.listen),
+        ];
+        addresses.extend(extra.into_iter().filter_map(|(k, a)| a.map(|a| (k, a))));
+        addresses
+    }
+
+    /// Refuses to serve anonymously beyond this machine: every bound address must be a loopback
+    /// one, unless users are configured or `allow_anonymous` says so.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if !self.users.is_empty() || self.allow_anonymous {
+            return Ok(());
+        }
+        match self
+            .bound_addresses()
+            .into_iter()
+            .find(|(_, addr)| !addr.ip().is_loopback())
+        {
+            Some((key, addr)) => Err(ConfigError(format!(
+                "refusing to serve {addr} (`{key}`) without users configured: anyone could run \
+                 queries. Configure [[users]] or pass --allow-anonymous"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Every dotted key with its default value, for `serve --help` and the README.
     pub fn documented_keys() -> Vec<(String, String)> {
         let mut keys = Vec::new();
@@ -326,6 +358,45 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("`engine.workers`") && e.contains("many"), "{e}");
+    }
+
+    #[test]
+    fn every_bound_address_must_be_loopback_when_anonymous() {
+        let load = |pairs: &[(&str, &str)]| {
+            let flags: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load(None, env(&[]), &flags).unwrap()
+        };
+        assert!(load(&[]).check_exposure().is_ok());
+        assert!(
+            load(&[("asterixdb.listen", "\"127.0.0.1:19002\"")])
+                .check_exposure()
+                .is_ok()
+        );
+        for key in [
+            "listen",
+            "luminesce.listen",
+            "asterixdb.listen",
+            "looker.listen",
+            "kylin.listen",
+        ] {
+            let config = load(&[(key, "\"0.0.0.0:19002\"")]);
+            let e = config.check_exposure().unwrap_err().0;
+            assert!(e.contains(key) && e.contains("0.0.0.0:19002"), "{e}");
+            let mut allowed = config.clone();
+            allowed.allow_anonymous = true;
+            assert!(allowed.check_exposure().is_ok());
+            let mut with_users = config;
+            with_users.users.push(User {
+                name: "alice".into(),
+                password: Some("secret".into()),
+                token: None,
+                admin: false,
+            });
+            assert!(with_users.check_exposure().is_ok(), "{key}");
+        }
     }
 
     #[test]

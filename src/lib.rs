@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod encode;
 pub mod engine;
 pub mod exec;
+pub mod fuzz;
 pub mod query;
 pub mod server;
 pub mod sql;

@@ -76,6 +76,22 @@ enum Command {
         #[arg(long)]
         cases: Option<PathBuf>,
     },
+    /// Fuzz every SQL entry point and client-text parser (build with --release for long runs).
+    Fuzz {
+        /// One target (luminesce-sql, asterixdb-sqlpp, kylin-sql, engine-sql, luminesce-filter,
+        /// looker-filter); default: all of them.
+        #[arg(long)]
+        target: Option<String>,
+        /// Inputs per target.
+        #[arg(long, default_value_t = 1_000_000)]
+        executions: u64,
+        /// Where the random inputs start (a run with the same seed makes the same inputs).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Milliseconds one input may take before it counts as a finding.
+        #[arg(long, default_value_t = 1_000)]
+        budget_ms: u64,
+    },
     /// Measure the engine and the encoders against DataFusion run directly (build with --release).
     Bench {
         /// Rows for the encoder benchmark.
@@ -159,6 +175,15 @@ fn main() -> ExitCode {
                 target,
                 cases,
             } => contract(&dialect, &target, cases).await,
+            Command::Fuzz {
+                target,
+                executions,
+                seed,
+                budget_ms,
+            } => {
+                init_logging(LogFormat::Text, "error");
+                fuzz(target.as_deref(), executions, seed, budget_ms).await
+            }
             Command::Bench {
                 rows,
                 stream_rows,
@@ -177,6 +202,53 @@ fn main() -> ExitCode {
             eprintln!("polyquery: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn fuzz(
+    target: Option<&str>,
+    executions: u64,
+    seed: u64,
+    budget_ms: u64,
+) -> Result<(), String> {
+    use polyquery::fuzz::{self, Target};
+    let targets = match target {
+        Some(name) => vec![Target::parse(name).ok_or_else(|| format!("no fuzz target `{name}`"))?],
+        None => Target::ALL.to_vec(),
+    };
+    let executor = DataFusionExecutor::new(1, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let budget = std::time::Duration::from_millis(budget_ms);
+    let mut found = 0;
+    for target in targets {
+        // The targets run on a thread with the query threads' stack, as they do when served.
+        let report = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(polyquery::sql::guard::STACK_SIZE)
+                .spawn_scoped(scope, || {
+                    fuzz::run(&executor, target, executions, seed, budget)
+                })
+                .map_err(|e| e.to_string())?
+                .join()
+                .map_err(|_| "the fuzz thread panicked".to_string())
+        })?;
+        println!("{report}");
+        let slowest: String = report.slowest_input.chars().take(200).collect();
+        println!(
+            "  slowest input ({} bytes): {slowest:?}",
+            report.slowest_input.len()
+        );
+        for finding in &report.findings {
+            let shown: String = finding.input.chars().take(300).collect();
+            println!("  {}: {shown:?}", finding.what);
+        }
+        found += report.findings.len();
+    }
+    if found == 0 {
+        Ok(())
+    } else {
+        Err(format!("{found} findings"))
     }
 }
 
@@ -201,12 +273,7 @@ fn init_logging(format: LogFormat, default: &str) {
 
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(config.log_format, "info");
-    if !config.listen.ip().is_loopback() && config.users.is_empty() && !config.allow_anonymous {
-        return Err(format!(
-            "refusing to serve {} without users configured: anyone could run queries. Configure [[users]] or pass --allow-anonymous",
-            config.listen
-        ));
-    }
+    config.check_exposure().map_err(|e| e.to_string())?;
     let executor = DataFusionExecutor::new(config.engine.partitions, &config.tables)
         .await
         .map_err(|e| e.to_string())?;

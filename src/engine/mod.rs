@@ -167,6 +167,7 @@ impl Engine {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.exec_threads.max(1))
             .thread_name(config.thread_name.clone())
+            .thread_stack_size(crate::sql::guard::STACK_SIZE)
             .enable_all()
             .build()?;
         let records = store.load_all()?;
@@ -245,11 +246,7 @@ impl Engine {
                     .catch_unwind()
                     .await;
                 if let Err(panic) = ran {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".into());
+                    let what = crate::query::panic_text(panic.as_ref()).to_string();
                     inner.panicked(&cell, what).await;
                 }
             }

@@ -141,3 +141,12 @@ fn strip(message: &str) -> String {
 pub fn syntax_message(raw: &str) -> String {
     raw.trim_start_matches("sql parser error: ").to_string()
 }
+
+/// The text a panic was raised with, when it has one (for the error that reports it).
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

@@ -6,7 +6,7 @@ mod params;
 mod principal;
 mod spec;
 
-pub use error::{EngineError, ErrorKind, classify_error, syntax_message};
+pub use error::{EngineError, ErrorKind, classify_error, panic_text, syntax_message};
 pub use params::{ParamValue, Params};
 pub use principal::{Caller, DEFAULT_ADMIN, Principal, Principals, User};
 pub use spec::{JobSpec, Limits};

@@ -6,9 +6,11 @@ pub mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, HeaderValue};
@@ -23,6 +25,7 @@ use crate::config::Config;
 use crate::dialect::{Front, FrontContext, asterixdb, kylin, looker, luminesce};
 use crate::engine::Engine;
 use crate::query::Principals;
+use crate::sql::guard;
 use crate::wire::{self as http, FormatLabel, RemoteAddr, RouteLabel, body};
 use metrics::Metrics;
 
@@ -205,7 +208,25 @@ async fn handle(
         .iter()
         .find(|f| only.is_none_or(|o| o == f.name()) && f.owns(&path))
         .cloned();
+    let head_bytes = head_size(&req);
+    let max_head = app.config.limits.max_header_bytes;
     let (dialect, mut response) = match (front, path.as_str()) {
+        // hyper's own cap works on its read buffer, which may hold more than the head; this is
+        // the documented limit, counted exactly.
+        (front, _) if head_bytes > max_head => {
+            let message =
+                format!("the request head is {head_bytes} bytes; at most {max_head} are accepted");
+            match front {
+                Some(front) => (
+                    front.name(),
+                    front.reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &message),
+                ),
+                None => (
+                    "server",
+                    http::text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message),
+                ),
+            }
+        }
         (None, "/healthz") => ("server", http::text(StatusCode::OK, "ok\n")),
         (None, "/readyz") => ("server", http::text(StatusCode::OK, "ready\n")),
         (None, "/metrics") if method == Method::GET => (
@@ -252,6 +273,17 @@ async fn handle(
     response
 }
 
+/// The bytes of a request's head as sent: the request line and every header line.
+fn head_size<B>(req: &hyper::Request<B>) -> usize {
+    let line =
+        req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len() + 1;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+        .sum::<usize>()
+        + line
+}
+
 /// Reads the body within the size limit and lets the front answer within the request timeout.
 async fn answer(
     app: &App,
@@ -293,12 +325,30 @@ async fn answer(
     let mut request = hyper::Request::from_parts(parts, bytes);
     request.extensions_mut().insert(RemoteAddr(remote));
     let timeout = Duration::from_secs(app.config.limits.request_timeout_secs.max(1));
-    match tokio::time::timeout(timeout, front.handle(request)).await {
+    match tokio::time::timeout(timeout, contained(&front, request)).await {
         Ok(response) => response,
         Err(_) => front.reject(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("the request took longer than {} s", timeout.as_secs()),
         ),
+    }
+}
+
+/// The front's answer, polled on a stack deep enough for the SQL depth allowed, with a panic in the
+/// handler turned into the front's own 500 (and logged) instead of a dropped connection.
+async fn contained(front: &Arc<dyn Front>, request: http::Request) -> http::Response {
+    let mut answer = front.handle(request);
+    let polled = std::future::poll_fn(|cx| guard::on_big_stack(|| answer.as_mut().poll(cx)));
+    match AssertUnwindSafe(polled).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = crate::query::panic_text(panic.as_ref());
+            tracing::error!(dialect = front.name(), panic = %what, "a request handler panicked");
+            front.reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "polyquery failed while answering this request (an internal error, logged)",
+            )
+        }
     }
 }
 

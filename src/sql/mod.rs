@@ -1,25 +1,28 @@
 //! SQL helpers built on sqlparser: parse with a dialect, resolve identifiers the way a vendor does,
 //! and build the reshaping queries run over stored results.
 
+mod fueled;
+pub mod guard;
 pub mod reshape;
 pub mod resolve;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::Dialect;
-use sqlparser::parser::Parser;
 
 pub use crate::query::syntax_message;
 use crate::query::{EngineError, ErrorKind};
 
-/// Parses SQL text into statements, mapping a parse failure to a `Syntax` error that names the
-/// line and column sqlparser stopped at.
-pub fn parse(sql: &str, dialect: &dyn Dialect) -> Result<Vec<Statement>, EngineError> {
-    Parser::parse_sql(dialect, sql)
-        .map_err(|e| EngineError::new(ErrorKind::Syntax, syntax_message(&e.to_string())))
+/// Parses SQL text into statements within the limits of [`guard`], mapping a parse failure to a
+/// `Syntax` error that names the line and column sqlparser stopped at (or the limit).
+pub fn parse(sql: &str, dialect: &'static dyn Dialect) -> Result<Vec<Statement>, EngineError> {
+    guard::parse_with(dialect, sql, |parser| {
+        parser.try_with_sql(sql)?.parse_statements()
+    })
+    .map_err(|e| EngineError::new(ErrorKind::Syntax, e.message()))
 }
 
 /// Parses text that must hold exactly one query (`SELECT`, `WITH`, `VALUES`).
-pub fn parse_query(sql: &str, dialect: &dyn Dialect) -> Result<Statement, EngineError> {
+pub fn parse_query(sql: &str, dialect: &'static dyn Dialect) -> Result<Statement, EngineError> {
     let mut statements = parse(sql, dialect)?;
     match statements.len() {
         0 => Err(EngineError::new(

@@ -77,9 +77,9 @@ impl Reshape {
 
     /// The reshaping query over a result with `schema`, identifiers resolved against its columns.
     pub fn to_sql(&self, schema: &Schema) -> Result<String, EngineError> {
-        let dialect = GenericDialect {};
+        let dialect = &GenericDialect {};
         let projection = match &self.select {
-            Some(s) => whole(&dialect, s, "select", |p| p.parse_projection())?,
+            Some(s) => whole(dialect, s, "select", |p| p.parse_projection())?,
             None => vec![SelectItem::Wildcard(Default::default())],
         };
         let projection: Vec<String> = projection.iter().map(ToString::to_string).collect();
@@ -91,14 +91,14 @@ impl Reshape {
         let filters: Vec<Expr> = self
             .filter
             .iter()
-            .map(|f| whole(&dialect, f, "filter", |p| p.parse_expr()))
+            .map(|f| whole(dialect, f, "filter", |p| p.parse_expr()))
             .collect::<Result<_, _>>()?;
         if !filters.is_empty() {
             let conj: Vec<String> = filters.iter().map(|f| format!("({f})")).collect();
             sql.push_str(&format!(" WHERE {}", conj.join(" AND ")));
         }
         if let Some(g) = &self.group_by {
-            let keys = whole(&dialect, g, "groupBy", |p| {
+            let keys = whole(dialect, g, "groupBy", |p| {
                 p.parse_comma_separated(|p| p.parse_expr())
             })?;
             let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
@@ -124,7 +124,7 @@ impl Reshape {
         if let Some(offset) = self.offset.filter(|&o| o > 0) {
             sql.push_str(&format!(" OFFSET {offset}"));
         }
-        let mut statement: Statement = super::parse_query(&sql, &dialect)?;
+        let mut statement: Statement = super::parse_query(&sql, dialect)?;
         let mut names = NameSet::default();
         names.add_table(RESULT_TABLE);
         for field in schema.fields() {
@@ -135,30 +135,29 @@ impl Reshape {
     }
 }
 
-/// Parses `text` with `parse`, which must consume all of it.
-fn whole<T>(
-    dialect: &GenericDialect,
+/// Parses `text` with `parse`, which must consume all of it, within the limits of [`super::guard`].
+fn whole<T: sqlparser::ast::Visit>(
+    dialect: &'static GenericDialect,
     text: &str,
     what: &str,
     parse: impl FnOnce(&mut Parser) -> Result<T, sqlparser::parser::ParserError>,
 ) -> Result<T, EngineError> {
-    let bad = |e: &dyn std::fmt::Display| {
+    super::guard::parse_with(dialect, text, |parser| {
+        let mut parser = parser.try_with_sql(text)?;
+        let value = parse(&mut parser)?;
+        match parser.peek_token().token {
+            Token::EOF => Ok(value),
+            t => Err(sqlparser::parser::ParserError::ParserError(format!(
+                "unexpected '{t}' after the end"
+            ))),
+        }
+    })
+    .map_err(|e| {
         EngineError::new(
             ErrorKind::Syntax,
-            format!(
-                "bad {what} '{text}': {}",
-                super::syntax_message(&e.to_string())
-            ),
+            format!("bad {what} '{text}': {}", e.message()),
         )
-    };
-    let mut parser = Parser::new(dialect)
-        .try_with_sql(text)
-        .map_err(|e| bad(&e))?;
-    let value = parse(&mut parser).map_err(|e| bad(&e))?;
-    match parser.peek_token().token {
-        Token::EOF => Ok(value),
-        t => Err(bad(&format!("unexpected '{t}' after the end"))),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ const CHUNK: usize = 64 << 10;
 /// Chunks in flight between the encoder and the connection.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// Encodes `stream` as `format` into a streamed body. An error after the head was sent ends the body
-/// abruptly, which is all HTTP/1.1 allows at that point.
+/// Encodes `stream` as `format` into a streamed body. An error (or a panic) after the head was sent
+/// ends the body with an error, which aborts the connection: all HTTP/1.1 allows at that point.
 pub fn encoded(
     mut stream: SendableRecordBatchStream,
     format: Format,
@@ -43,7 +43,17 @@ pub fn encoded(
             encoder.finish()?;
             Ok(())
         };
-        if let Err(e) = run() {
+        // A panic must abort the body too: were the channel just dropped, the body would end as
+        // if complete and the client would take a truncated result for the whole of it.
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = crate::query::panic_text(panic.as_ref()).to_string();
+                tracing::error!(panic = %what, "the result encoder panicked");
+                Err(format!("the result encoder failed: {what}").into())
+            }
+        };
+        if let Err(e) = outcome {
             tracing::warn!(error = %e, "result stream ended with an error");
             let _ = tx.blocking_send(Err(e));
         }
@@ -118,5 +128,41 @@ impl Write for ChannelWriter {
 impl Drop for ChannelWriter {
     fn drop(&mut self) {
         let _ = self.send();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_panic_while_encoding_aborts_the_body() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let mut sent = false;
+        let batches = futures::stream::poll_fn(move |_| {
+            if sent {
+                panic!("boom in the middle of a result");
+            }
+            sent = true;
+            Poll::Ready(Some(Ok(batch.clone())))
+        });
+        let stream = Box::pin(RecordBatchStreamAdapter::new(schema, batches));
+        let body = encoded(stream, Format::Csv, EncodeOptions::default());
+        let collected = body.collect().await;
+        assert!(
+            collected.is_err(),
+            "the body ended as if complete: {:?}",
+            collected.map(|c| c.to_bytes())
+        );
     }
 }

@@ -51,6 +51,62 @@ pub fn with_body(status: StatusCode, content_type: &str, body: impl Into<Bytes>)
     response
 }
 
+/// The characters RFC 5987 lets stand unencoded in an extended parameter (`attr-char`).
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `Content-Disposition` for a download of `stem.extension`, per RFC 6266. A client's name is
+/// cut to its last path segment; control characters, quotes, backslashes, `;` and `%` become
+/// `_`; leading dots and spaces go; at most 100 characters are kept, and `fallback` stands in when
+/// nothing is left. A name beyond ASCII goes in `filename*` (UTF-8, percent-encoded) too, with an
+/// ASCII stand-in in `filename`.
+pub fn attachment(stem: &str, extension: &str, fallback: &str) -> HeaderValue {
+    let last = stem.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '"' | '\\' | ';' | '%') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned: String = cleaned
+        .trim_start_matches(['.', ' '])
+        .trim_end()
+        .chars()
+        .take(100)
+        .collect();
+    let stem = if cleaned.is_empty() {
+        fallback
+    } else {
+        &cleaned
+    };
+    let name = format!("{stem}.{extension}");
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    let mut value = format!("attachment; filename=\"{ascii}\"");
+    if !name.is_ascii() {
+        value.push_str("; filename*=UTF-8''");
+        value.extend(percent_encoding::utf8_percent_encode(&name, ATTR_CHAR));
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
 /// A plain-text response.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
     with_body(status, "text/plain; charset=utf-8", body.into())
@@ -294,5 +350,47 @@ mod tests {
         assert_eq!(basic_credentials(&with_auth("Bearer dXNlcjpwOnc=")), None);
         assert_eq!(basic_credentials(&with_auth("Basic a!")), None);
         assert_eq!(basic_credentials(&with_auth("Basic bm9jb2xvbg==")), None);
+    }
+}
+
+#[cfg(test)]
+mod attachment_tests {
+    use super::attachment;
+
+    #[test]
+    fn download_names_are_sanitised_and_quoted() {
+        let header = |stem: &str| {
+            attachment(stem, "csv", "result")
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(header("sales"), r#"attachment; filename="sales.csv""#);
+        assert_eq!(
+            header("../../../../etc/passwd"),
+            r#"attachment; filename="passwd.csv""#
+        );
+        assert_eq!(
+            header("..\\..\\boot.ini"),
+            r#"attachment; filename="boot.ini.csv""#
+        );
+        assert_eq!(
+            header("a\"; filename=evil.exe"),
+            r#"attachment; filename="a__ filename=evil.exe.csv""#
+        );
+        assert_eq!(
+            header("x\r\nSet-Cookie: y"),
+            r#"attachment; filename="x__Set-Cookie: y.csv""#
+        );
+        assert_eq!(header("../.."), r#"attachment; filename="result.csv""#);
+        assert_eq!(header(""), r#"attachment; filename="result.csv""#);
+        assert_eq!(
+            header("résumé"),
+            r#"attachment; filename="r_sum_.csv"; filename*=UTF-8''r%C3%A9sum%C3%A9.csv"#
+        );
+        assert_eq!(
+            header(&"n".repeat(300)).len(),
+            r#"attachment; filename=".csv""#.len() + 100
+        );
     }
 }

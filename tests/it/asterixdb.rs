@@ -1779,3 +1779,25 @@ async fn adm_format_prints_temporal_values_with_their_constructors() {
     assert!(record.contains("\"userSince\": datetime(\""), "{record}");
     assert!(record.contains("\"startDate\": date(\""), "{record}");
 }
+
+// --- hardening (issue #10) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlpp_ten_times_too_deep_is_asx1001_and_the_server_stays_up() {
+    let s = server(Profile::Docs).await;
+    for statement in [
+        crate::support::too_deep(),
+        format!("select {};", vec!["1"; 30_000].join("+")),
+    ] {
+        let a = post_form(&s, &[("statement", &statement)]).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        let v = a.json();
+        assert_eq!(v["status"], "fatal", "{v}");
+        let msg = v["errors"][0]["msg"].as_str().unwrap();
+        assert!(msg.starts_with("ASX1001: Syntax error: "), "{msg}");
+        assert!(msg.contains("levels deep"), "{msg}");
+        crate::support::assert_alive(&s).await;
+    }
+    let a = post_form(&s, &[("statement", &crate::support::or_chain(900))]).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}

@@ -59,6 +59,48 @@ fn serve_refuses_a_public_address_without_users_unless_told() {
 }
 
 #[test]
+fn serve_refuses_a_public_dialect_address_without_users_too() {
+    for key in [
+        "luminesce.listen",
+        "asterixdb.listen",
+        "looker.listen",
+        "kylin.listen",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = polyquery()
+            .args(["serve", "--listen", "127.0.0.1:0", "--set"])
+            .arg(format!("{key}=\"0.0.0.0:0\""))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Before the fix the server started and served anonymously on every interface.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let status = status.unwrap_or_else(|| panic!("{key}: serve started on 0.0.0.0"));
+        assert!(!status.success(), "{key}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(
+            err.contains(key) && err.contains("--allow-anonymous"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_config_file_is_one_line_naming_file_key_and_problem() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("polyquery.toml");

@@ -1034,3 +1034,88 @@ async fn kylinpy_client_against_polyquery() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// --- hardening (issue #10) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn calcite_sql_ten_times_too_deep_is_kylins_failure_and_the_server_stays_up() {
+    let k = Kylin::start().await;
+    let sql = crate::support::too_deep();
+    let (status, v) = k
+        .json(
+            k.request(Method::POST, "/query", Some(V4))
+                .json(&json!({"sql": sql, "project": "learn_kylin"})),
+        )
+        .await;
+    // Kylin answers a query that cannot run as HTTP 200 with isException (its own shape).
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["isException"], true, "{v}");
+    let message = v["data"]["exceptionMessage"].as_str().unwrap();
+    assert!(message.contains("levels deep"), "{message}");
+    let data = k
+        .submit(V2, json!([{"sql": sql, "project": "learn_kylin"}]))
+        .await;
+    assert_eq!(data["status"], "FAILED", "{data}");
+    assert!(
+        data["info"].as_str().unwrap().contains("levels deep"),
+        "{data}"
+    );
+    crate::support::assert_alive(&k.server).await;
+    let (_, rows) = k.sync_rows(&crate::support::or_chain(900)).await;
+    assert_eq!(rows.len(), 1);
+}
+
+#[tokio::test]
+async fn a_cte_cannot_smuggle_a_table_past_the_project() {
+    let k = Kylin::start().await;
+    let sql = r#"select count(*) from (with "Testing1K" as (select 1 as x) select x from "Testing1K") q cross join "Testing1K""#;
+    let (status, v) = k
+        .json(
+            k.request(Method::POST, "/query", Some(V4))
+                .json(&json!({"sql": sql, "project": "learn_kylin"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["isException"], true, "{v}");
+    let message = v["data"]["exceptionMessage"].as_str().unwrap();
+    assert!(
+        message.contains("Object 'Testing1K' not found"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_download_name_is_sanitised_and_quoted() {
+    let k = Kylin::start().await;
+    for (file_name, expected) in [
+        (
+            "../../../../etc/passwd",
+            "attachment; filename=\"passwd.csv\"",
+        ),
+        (
+            "x\"; filename=evil.exe",
+            "attachment; filename=\"x__ filename=evil.exe.csv\"",
+        ),
+    ] {
+        let data = k
+            .submit(
+                V4,
+                json!({"sql": "select 1 as x", "project": "learn_kylin", "format": "csv",
+                       "file_name": file_name}),
+            )
+            .await;
+        let id = data["query_id"].as_str().unwrap().to_string();
+        k.settle(V4, &id, "learn_kylin").await;
+        let response = k
+            .request(
+                Method::GET,
+                &format!("/async_query/{id}/result_download?project=learn_kylin"),
+                Some(V4),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-disposition"], expected);
+    }
+}

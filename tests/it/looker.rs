@@ -998,3 +998,176 @@ async fn a_pivot_spreads_each_measure_over_the_pivot_values() {
     let (status, _) = s.run_inline("json", query(json!(["products.brand"]))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+// --- hardening (issue #10) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn sql_runner_ten_times_too_deep_is_a_400_and_the_server_stays_up() {
+    let s = Session::start(202).await;
+    let response = s
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": crate::support::too_deep()}),
+        )
+        .await;
+    let body = if response.status() == StatusCode::OK {
+        let created: Value = response.json().await.unwrap();
+        let slug = created["slug"].as_str().unwrap().to_string();
+        let response = s
+            .http
+            .post(s.url(&format!("/sql_queries/{slug}/run/json")))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        looker_error(response, StatusCode::BAD_REQUEST).await
+    } else {
+        looker_error(response, StatusCode::BAD_REQUEST).await
+    };
+    assert!(
+        body["message"].as_str().unwrap().contains("levels deep"),
+        "{body}"
+    );
+    crate::support::assert_alive(&s.server).await;
+    let rows = sql_rows(&s, &crate::support::or_chain(900)).await;
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn filters_ten_times_too_long_are_a_422_and_long_ones_still_run() {
+    let s = Session::start(202).await;
+    let query = |filter: String| {
+        json!({"model": "thelook", "view": "users", "fields": ["users.state"],
+               "filters": {"users.state": filter}, "limit": "1"})
+    };
+    let list = |n: usize| vec!["CA"; n].join(",");
+    let error = looker_error(
+        s.post("/queries/run/json", query(list(10_000))).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(error["errors"][0]["field"], "filters", "{error}");
+    crate::support::assert_alive(&s.server).await;
+    // What crashed the server before: 3,000 terms, 3,000 backslashes.
+    for filter in [list(1000), "\\".repeat(3000)] {
+        let (status, body) = s.run_inline("json", query(filter)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    crate::support::assert_alive(&s.server).await;
+}
+
+/// Alice's session on a server that also knows bob, and bob's token.
+async fn alice_and_bob(retain_secs: u64) -> (Session, String) {
+    let mut config = config(202);
+    config.users.push(User {
+        name: "bob".into(),
+        password: Some("b0b".into()),
+        token: None,
+        admin: false,
+    });
+    config.looker.retain_secs = retain_secs;
+    let alice = Session::on(TestServer::start(config).await).await;
+    let login: Value = alice
+        .http
+        .post(alice.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("bob", "b0b"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bob = login["access_token"].as_str().unwrap().to_string();
+    (alice, bob)
+}
+
+#[tokio::test]
+async fn sql_runner_queries_are_their_creators_and_multi_results_is_no_oracle() {
+    let (alice, bob) = alice_and_bob(86_400).await;
+    let created: Value = alice
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": "select 1 as x"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let slug = created["slug"].as_str().unwrap();
+    let as_bob = |method: reqwest::Method, path: String| {
+        alice
+            .http
+            .request(method, alice.url(&path))
+            .bearer_auth(&bob)
+            .send()
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/sql_queries/{slug}")),
+        (
+            reqwest::Method::POST,
+            format!("/sql_queries/{slug}/run/json"),
+        ),
+    ] {
+        let body = looker_error(
+            as_bob(method.clone(), path.clone()).await.unwrap(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(body["message"], "Not found", "{method} {path}");
+    }
+    assert_eq!(
+        alice.get(&format!("/sql_queries/{slug}")).await.status(),
+        StatusCode::OK
+    );
+    // Alice's live task answers bob exactly as an id that never existed.
+    let query = alice.create_query(slow_query()).await;
+    let task = alice.create_task(&query, "json").await;
+    let never = "0123456789abcdef0123456789abcdef";
+    let ids = urlencode(&format!("{task},{never}"));
+    let multi: Value = as_bob(
+        reqwest::Method::GET,
+        format!("/query_tasks/multi_results?query_task_ids={ids}"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(multi[&task], multi[never], "{multi}");
+    assert_eq!(multi[never], json!({"status": "missing"}));
+    let mine = alice
+        .json(&format!("/query_tasks/multi_results?query_task_ids={task}"))
+        .await;
+    assert_ne!(mine[&task]["status"], "missing", "{mine}");
+}
+
+#[tokio::test]
+async fn stored_queries_and_sql_runner_queries_expire_unused() {
+    let (alice, _) = alice_and_bob(1).await;
+    let query = alice.create_query(states_query()).await;
+    let created: Value = alice
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": "select 1 as x"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let slug = created["slug"].as_str().unwrap().to_string();
+    assert_eq!(
+        alice.get(&format!("/queries/{query}")).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for path in [format!("/queries/{query}"), format!("/sql_queries/{slug}")] {
+        looker_error(alice.get(&path).await, StatusCode::NOT_FOUND).await;
+    }
+    // Creating the same definition again gives a fresh, live query.
+    let again = alice.create_query(states_query()).await;
+    assert_eq!(
+        alice.get(&format!("/queries/{again}")).await.status(),
+        StatusCode::OK
+    );
+}

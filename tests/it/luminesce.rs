@@ -512,3 +512,182 @@ async fn a_query_past_its_timeout_is_faulted_and_its_fetch_is_400() {
     let body = problem(get(&s, "t", &format!("/{id}/csv")).await, 400).await;
     assert_eq!(body["name"], "QueryTimedOut");
 }
+
+// --- hardening (issue #10) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn sql_ten_times_too_deep_is_a_400_and_the_server_stays_up() {
+    let s = server().await;
+    let body = problem(put(&s, "me", "", crate::support::too_deep()).await, 400).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("levels deep"),
+        "{body}"
+    );
+    // Backtracking that used to take exponential time is refused at once.
+    let nested = format!(
+        "select 1 where {}1 = {}",
+        "position(".repeat(40),
+        ")".repeat(40)
+    );
+    let started = std::time::Instant::now();
+    problem(put(&s, "me", "", nested).await, 400).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    crate::support::assert_alive(&s).await;
+    // A long chain within the limit still runs.
+    let id = start(&s, "me", &crate::support::or_chain(900)).await;
+    assert_eq!(wait_done(&s, "me", &id).await["status"], "RanToCompletion");
+}
+
+#[tokio::test]
+async fn filters_nested_ten_times_too_deep_are_a_400_and_runs_of_not_are_quick() {
+    let s = server().await;
+    let id = start(&s, "me", "select [Int] from Testing1K where [Int] <= 3").await;
+    wait_done(&s, "me", &id).await;
+    let fetch = |filter: String| {
+        let path = format!(
+            "/{id}/csv?filter={}",
+            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let s = &s;
+        async move {
+            client()
+                .get(s.url(&format!("{API}{path}")))
+                .bearer_auth("me")
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await
+                .expect("the fetch did not answer")
+        }
+    };
+    let depth = 16 * 10;
+    let nested = format!("{}Int eq 1{}", "(".repeat(depth), ")".repeat(depth));
+    let body = problem(fetch(nested).await, 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("nest"), "{body}");
+    crate::support::assert_alive(&s).await;
+    for n in [45, 3000, 3001] {
+        let started = std::time::Instant::now();
+        let r = fetch(format!("{}Int eq 1", "not ".repeat(n))).await;
+        assert_eq!(r.status(), StatusCode::OK, "not × {n}");
+        let expected = if n % 2 == 0 {
+            "Int\n1\n"
+        } else {
+            "Int\n2\n3\n"
+        };
+        assert_eq!(r.text().await.unwrap(), expected, "not × {n}");
+        assert!(started.elapsed() < Duration::from_secs(5), "not × {n}");
+    }
+    crate::support::assert_alive(&s).await;
+}
+
+#[tokio::test]
+async fn sql_like_matches_in_linear_time() {
+    let s = server().await;
+    let sql = format!("select 1 as x -- {}", "a".repeat(20_000));
+    let id = start(&s, "me", &sql).await;
+    wait_done(&s, "me", &id).await;
+    let started = std::time::Instant::now();
+    let r = client()
+        .get(s.url(&format!("{API}?sqlLike={}b", "%25a".repeat(40))))
+        .bearer_auth("me")
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("the list did not answer");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), serde_json::json!([]));
+    let r = get(&s, "me", "?sqlLike=%25a%25a%25a").await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        1
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    crate::support::assert_alive(&s).await;
+}
+
+#[tokio::test]
+async fn a_histogram_bucket_size_that_overflows_is_a_400() {
+    let s = server().await;
+    let id = start(&s, "me", "select [Int] from Testing1K limit 3").await;
+    wait_done(&s, "me", &id).await;
+    let field = "Int";
+    let r = get(
+        &s,
+        "me",
+        &format!("/{id}/histogram?timestampFieldName={field}&bucketSize=9999999999"),
+    )
+    .await;
+    let body = problem(r, 400).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("bucketSize"),
+        "{body}"
+    );
+    crate::support::assert_alive(&s).await;
+}
+
+#[tokio::test]
+async fn concurrent_drive_saves_never_fail_and_the_last_wins_whole() {
+    let s = server().await;
+    let small = start(&s, "me", "select [Int] from Testing1K where [Int] <= 2").await;
+    let large = start(&s, "me", "select [Int], Str from Testing1K").await;
+    wait_done(&s, "me", &small).await;
+    wait_done(&s, "me", &large).await;
+    let path = s.engine.data_dir().join("luminesce-drive/race/out.csv");
+    let mut outcomes = Vec::new();
+    for round in 0..10 {
+        let save = |id: String| {
+            let s = &s;
+            async move {
+                let r = get(
+                    s,
+                    "me",
+                    &format!(
+                        "/{id}/drive?driveLocationAndFileName=%2Frace%2Fout.csv&mayOverwrite=True"
+                    ),
+                )
+                .await;
+                (r.status(), r.text().await.unwrap())
+            }
+        };
+        let (a, b) = tokio::join!(save(small.clone()), save(large.clone()));
+        assert_eq!(a.0, StatusCode::OK, "round {round}: {}", a.1);
+        assert_eq!(b.0, StatusCode::OK, "round {round}: {}", b.1);
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            saved == "Int\n1\n2\n"
+                || (saved.starts_with("Int,Str\n") && saved.lines().count() == 1001),
+            "round {round}: a torn file of {} bytes",
+            saved.len()
+        );
+        outcomes.push(saved.len());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "out.csv")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Without mayOverwrite the file that exists is kept: 409.
+    problem(
+        get(
+            &s,
+            "me",
+            &format!("/{small}/drive?driveLocationAndFileName=%2Frace%2Fout.csv"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    // A name no file system takes is the client's mistake.
+    let long = "n".repeat(300);
+    problem(
+        get(
+            &s,
+            "me",
+            &format!("/{small}/drive?driveLocationAndFileName=%2F{long}.csv"),
+        )
+        .await,
+        400,
+    )
+    .await;
+}

@@ -140,3 +140,97 @@ async fn an_invalid_utf8_body_is_a_client_error_on_every_wire_and_the_server_kee
         StatusCode::OK
     );
 }
+
+/// A front whose handler panics on `/boom`, to show a panic is contained to its request.
+struct Panicking;
+
+impl polyquery::dialect::Front for Panicking {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+
+    fn owns(&self, path: &str) -> bool {
+        path == "/boom"
+    }
+
+    fn handle(
+        &self,
+        _request: polyquery::wire::Request,
+    ) -> futures::future::BoxFuture<'_, polyquery::wire::Response> {
+        Box::pin(async { panic!("a bug in a front") })
+    }
+
+    fn reject(&self, status: hyper::StatusCode, message: &str) -> polyquery::wire::Response {
+        polyquery::wire::text(status, format!("panicking front: {message}"))
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_front_is_its_own_500_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let engine =
+        polyquery::engine::Engine::start(config.engine_config(), crate::support::executor().await)
+            .unwrap();
+    let listeners = polyquery::server::bind_all(&config).await.unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let app = std::sync::Arc::new(polyquery::server::App {
+        engine,
+        config: std::sync::Arc::new(config),
+        fronts: vec![std::sync::Arc::new(Panicking)],
+        metrics: Default::default(),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(polyquery::server::serve(app, listeners, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .expect("the connection was dropped instead of answered");
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.text().await.unwrap().starts_with("panicking front: "));
+    }
+    let r = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn request_heads_past_max_header_bytes_are_431() {
+    let s = server().await;
+    let client = reqwest::Client::new();
+    let limit = polyquery::wire::HttpLimits::default().max_header_bytes;
+    assert_eq!(limit, 65_536);
+    for (size, expected) in [
+        (60_000, StatusCode::OK),
+        (100_000, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+    ] {
+        let r = client
+            .get(s.url("/healthz"))
+            .header("x-big", "a".repeat(size))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{size}");
+    }
+    // Many headers that add up count as one head.
+    let mut request = client.get(s.url("/honeycomb/api/SqlBackground"));
+    for i in 0..40 {
+        request = request.header(format!("x-h{i}"), "a".repeat(2_000));
+    }
+    let r = request.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}

@@ -169,3 +169,24 @@ pub fn keys(value: &serde_json::Value) -> Vec<&str> {
         .map(String::as_str)
         .collect()
 }
+
+/// `select 1 as x where 1=1 or 1=1 or …` with `terms` terms: a tree as deep as it is long.
+pub fn or_chain(terms: usize) -> String {
+    format!("select 1 as x where {}", vec!["1=1"; terms].join(" or "))
+}
+
+/// Ten times the expression depth the parser allows.
+pub fn too_deep() -> String {
+    or_chain(polyquery::sql::guard::MAX_SQL_DEPTH * 10)
+}
+
+/// Asserts that the server still answers `/healthz`, promptly.
+pub async fn assert_alive(server: &TestServer) {
+    let r = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("the server no longer answers /healthz");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+}

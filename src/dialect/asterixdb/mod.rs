@@ -17,7 +17,7 @@ mod printer;
 mod request;
 mod results;
 mod running;
-mod sqlpp;
+pub(crate) mod sqlpp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -122,6 +122,8 @@ impl Front for AsterixFront {
     fn reject(&self, status: StatusCode, message: &str) -> Response {
         let error = if status == StatusCode::SERVICE_UNAVAILABLE {
             AsxError::timed_out()
+        } else if status.is_server_error() {
+            AsxError::from_engine(&crate::engine::EngineError::internal(message), "")
         } else {
             AsxError::invalid_parameter("statement", message)
         };

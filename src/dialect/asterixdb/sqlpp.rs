@@ -9,6 +9,7 @@
 
 use std::ops::ControlFlow;
 
+use crate::sql::guard::Refused;
 use sqlparser::ast::{
     AccessExpr, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
     ObjectName, ObjectNamePart, Query, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind,
@@ -91,6 +92,7 @@ pub struct Rules<'a> {
 
 /// Translates one request's statements; exactly one of them may be a query.
 pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> {
+    crate::sql::guard::check_length(text).map_err(|e| AsxError::syntax(&e.message()))?;
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
@@ -113,10 +115,13 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
         }
     }
     let (tokens, facts) = rewrite_tokens(tokens);
-    let parsed = Parser::new(&dialect)
-        .with_tokens_with_locations(tokens)
-        .parse_statements()
-        .map_err(|e| AsxError::syntax(&syntax_text(text, &e.to_string())))?;
+    let parsed = crate::sql::guard::parse_with(&GenericDialect {}, text, |parser| {
+        parser.with_tokens_with_locations(tokens).parse_statements()
+    })
+    .map_err(|e| match e {
+        Refused::Syntax(e) => AsxError::syntax(&syntax_text(text, &e.to_string())),
+        Refused::Limit(message) => AsxError::syntax(&message),
+    })?;
     let mut dataverse = rules.dataverse.map(str::to_string);
     let mut queries = Vec::new();
     for statement in parsed {

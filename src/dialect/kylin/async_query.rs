@@ -474,19 +474,13 @@ async fn download(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -
     let mut response = Response::new(StreamBody::new(chunks.boxed()).boxed_unsync());
     let headers = response.headers_mut();
     let content_type = job.file.format.content_type(&job.file.encode);
-    let disposition = format!(
-        "attachment; filename=\"{}.{}\"",
-        job.file.file_name.replace('"', ""),
-        job.file.format.name()
-    );
-    for (name, value) in [
-        (CONTENT_TYPE, content_type),
-        (CONTENT_DISPOSITION, disposition),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
+    if let Ok(value) = HeaderValue::from_str(&content_type) {
+        headers.insert(CONTENT_TYPE, value);
     }
+    headers.insert(
+        CONTENT_DISPOSITION,
+        crate::wire::attachment(&job.file.file_name, job.file.format.name(), "result"),
+    );
     response
         .extensions_mut()
         .insert(FormatLabel(job.file.format.name()));

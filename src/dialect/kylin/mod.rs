@@ -10,7 +10,7 @@ mod async_query;
 mod auth;
 mod errors;
 mod files;
-mod sql;
+pub(crate) mod sql;
 mod sync_query;
 mod wire;
 

@@ -8,7 +8,7 @@
 //! - JDBC `?` parameters become `$1`, `$2`, … .
 //! - The request's `limit` and `offset` are added only when the SQL has none of its own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -102,11 +102,11 @@ pub fn prepare(
     let mut scope = Scope {
         project,
         catalog,
-        ctes: HashSet::new(),
+        ctes: Vec::new(),
+        cte_bodies: HashMap::new(),
         missing: None,
         parameters: 0,
     };
-    let _ = statement.visit(&mut CollectCtes(&mut scope.ctes));
     let _ = statement.visit(&mut scope);
     if let Some(missing) = scope.missing {
         return Err(EngineError::new(ErrorKind::Plan, missing));
@@ -122,27 +122,16 @@ pub fn prepare(
     })
 }
 
-/// CTE names, as Calcite would fold them, so that they are not taken for missing tables.
-struct CollectCtes<'a>(&'a mut HashSet<String>);
-
-impl VisitorMut for CollectCtes<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.0.insert(calcite_name(&cte.alias.name));
-            }
-        }
-        ControlFlow::Continue(())
-    }
-}
-
 /// The rewriting pass: schema qualifiers, table checks, FETCH, parameters.
 struct Scope<'a> {
     project: Project,
     catalog: &'a Catalog,
-    ctes: HashSet<String>,
+    /// The CTE names (as Calcite folds them) in scope at each query being visited: a table
+    /// reference is a CTE only where a `WITH` around it (or before it in the same `WITH`)
+    /// defines that name; anywhere else it is the real table and must be in the project.
+    ctes: Vec<HashSet<String>>,
+    /// The names a CTE's own body sees, by the body's address, set when its `WITH` is entered.
+    cte_bodies: HashMap<*const Query, HashSet<String>>,
     missing: Option<String>,
     parameters: usize,
 }
@@ -151,6 +140,25 @@ impl VisitorMut for Scope<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let outer = self
+            .cte_bodies
+            .remove(&(&*query as *const Query))
+            .or_else(|| self.ctes.last().cloned())
+            .unwrap_or_default();
+        let mut visible = outer;
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                let name = calcite_name(&cte.alias.name);
+                // A CTE's body sees the CTEs before it, and itself only in WITH RECURSIVE.
+                let mut own = visible.clone();
+                if with.recursive {
+                    own.insert(name.clone());
+                }
+                self.cte_bodies.insert(&*cte.query as *const Query, own);
+                visible.insert(name);
+            }
+        }
+        self.ctes.push(visible);
         if let Some(fetch) = query.fetch.take() {
             if fetch.percent || fetch.with_ties {
                 self.missing.get_or_insert_with(|| {
@@ -187,6 +195,11 @@ impl VisitorMut for Scope<'_> {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.ctes.pop();
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         let TableFactor::Table {
             name, args: None, ..
@@ -196,7 +209,10 @@ impl VisitorMut for Scope<'_> {
         };
         strip_default_schema(name);
         if let [ObjectNamePart::Identifier(table)] = name.0.as_slice() {
-            if self.ctes.contains(&calcite_name(table))
+            if self
+                .ctes
+                .last()
+                .is_some_and(|names| names.contains(&calcite_name(table)))
                 || self.project.has_table(self.catalog, table)
             {
                 return ControlFlow::Continue(());
@@ -421,6 +437,30 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_cte_shadows_a_table_only_where_it_is_in_scope() {
+        let c = catalog();
+        let project = learn_kylin();
+        for escape in [
+            r#"select count(*) from (with "Testing1K" as (select 1 as x) select x from "Testing1K") q cross join "Testing1K""#,
+            r#"with "Testing1K" as (select * from "Testing1K") select * from "Testing1K""#,
+            r#"with a as (select * from b), b as (select 1 as x) select * from a"#,
+            r#"select (with "Testing1K" as (select 1 as x) select count(*) from "Testing1K") from "Testing1K""#,
+        ] {
+            let e = prepare(escape, project, &c, 0, 0).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Plan, "{escape}");
+            assert!(e.message.contains("not found"), "{escape}: {}", e.message);
+        }
+        for fine in [
+            r#"with "Testing1K" as (select 1 as x) select x from "Testing1K""#,
+            "with a as (select 1 as x), b as (select * from a) select * from b",
+            "with t as (select 1 as x) select * from (select * from t) q where x in (select x from t)",
+            "with recursive r as (select 1 as n union all select n + 1 from r where n < 3) select * from r",
+        ] {
+            assert!(prepare(fine, project, &c, 0, 0).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Looker endpoints: each handler reads its request, asks the engine, and answers in Looker's
 //! shapes. Errors travel as [`LookerError`] and are written in one place.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::error::LookerError;
+use super::expiring::Expiring;
 use super::query::{self, QueryStore, StoredQuery, WriteQuery};
 use super::results::{self, ResultFormat, ResultMeta};
 use super::semantic::Models;
@@ -37,9 +38,10 @@ pub struct LookerFront {
     sessions: Sessions,
     models: Models,
     queries: QueryStore,
-    sql_queries: Mutex<HashMap<String, SqlQuery>>,
-    /// Task ids this front created, so a forgotten one reads `expired` instead of `missing`.
-    tasks: Mutex<HashSet<u128>>,
+    sql_queries: Mutex<Expiring<String, SqlQuery>>,
+    /// Task ids this front created and whose they were, so that a forgotten one reads `expired`
+    /// to its owner (and `missing`, as a never-existing id does, to everyone else).
+    tasks: Mutex<Expiring<u128, Principal>>,
 }
 
 /// The result of a handler: an answer, or a Looker error.
@@ -227,6 +229,8 @@ struct SqlQueryCreate {
 /// A SQL Runner query as stored.
 #[derive(Clone, Debug)]
 struct SqlQuery {
+    /// Who created it: only they may read or run it.
+    owner: Principal,
     slug: String,
     sql: String,
     connection_name: String,
@@ -267,6 +271,7 @@ impl LookerFront {
             settings,
         } = context;
         let models = Models::load(engine.executor().catalog(), settings.model_dir.as_deref());
+        let retain = Duration::from_secs(settings.retain_secs.max(1));
         let sessions = Sessions::new(principals)
             .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)));
         LookerFront {
@@ -275,9 +280,9 @@ impl LookerFront {
             settings,
             sessions,
             models,
-            queries: QueryStore::default(),
-            sql_queries: Mutex::default(),
-            tasks: Mutex::default(),
+            queries: QueryStore::new(retain),
+            sql_queries: Mutex::new(Expiring::new(retain)),
+            tasks: Mutex::new(Expiring::new(retain)),
         }
     }
 
@@ -358,12 +363,13 @@ impl LookerFront {
                 ("all_running_queries", self.running_queries(&owner))
             }
             ["running_queries", id] if m == Method::DELETE => ("kill_query", self.kill(&owner, id)),
-            ["sql_queries"] if m == Method::POST => {
-                ("create_sql_query", self.create_sql_query(request, &params))
-            }
+            ["sql_queries"] if m == Method::POST => (
+                "create_sql_query",
+                self.create_sql_query(request, &params, &owner),
+            ),
             ["sql_queries", slug] if m == Method::GET => (
                 "sql_query",
-                self.sql_query(slug)
+                self.sql_query(slug, &owner)
                     .and_then(|q| ok_json(q.to_json(), &params)),
             ),
             ["sql_queries", slug, "run", format] if m == Method::POST => (
@@ -752,7 +758,7 @@ impl LookerFront {
             Some(id) => id,
             None => self.engine.submit(spec).await?,
         };
-        self.remember(id);
+        self.remember(id, owner);
         let record = self.engine.get(id)?;
         ok_json(self.task_json(&record, Some(&stored)), params)
     }
@@ -770,20 +776,22 @@ impl LookerFront {
         })
     }
 
-    fn remember(&self, id: JobId) {
+    fn remember(&self, id: JobId, owner: &Principal) {
         self.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.uuid);
+            .insert(id.uuid, owner.clone());
     }
 
-    fn was_task(&self, reference: &str) -> bool {
+    /// Whether `reference` names a task `owner` created that is gone now.
+    fn was_task(&self, reference: &str, owner: &Principal) -> bool {
         match JobRef::parse(reference) {
             Some(JobRef::Uuid(u)) => self
                 .tasks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .contains(&u),
+                .get(&u)
+                .is_some_and(|created_by| created_by == owner),
             _ => false,
         }
     }
@@ -882,7 +890,7 @@ impl LookerFront {
                     entry.insert("data".into(), self.inline_data(&record).await?);
                     Value::Object(entry)
                 }
-                Err(_) if self.was_task(&id) => json!({"status": "expired"}),
+                Err(_) if self.was_task(&id, owner) => json!({"status": "expired"}),
                 Err(_) => json!({"status": "missing"}),
             };
             answer.insert(id, entry);
@@ -984,7 +992,7 @@ impl LookerFront {
 
     // --- SQL Runner ---------------------------------------------------------------------------
 
-    fn create_sql_query(&self, request: &Request, params: &Params) -> Answer {
+    fn create_sql_query(&self, request: &Request, params: &Params, owner: &Principal) -> Answer {
         let body: SqlQueryCreate = json_body(request)?;
         let sql = body
             .sql
@@ -1003,6 +1011,7 @@ impl LookerFront {
             })?;
         let slug = format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64);
         let stored = SqlQuery {
+            owner: owner.clone(),
             slug: slug.clone(),
             sql,
             connection_name,
@@ -1020,17 +1029,19 @@ impl LookerFront {
         ok_json(answer, params)
     }
 
-    fn sql_query(&self, slug: &str) -> Result<SqlQuery, LookerError> {
+    /// The caller's own SQL Runner query; someone else's is not found, as an unknown slug is.
+    fn sql_query(&self, slug: &str, owner: &Principal) -> Result<SqlQuery, LookerError> {
         self.sql_queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(slug)
+            .get(&slug.to_string())
+            .filter(|q| q.owner == *owner)
             .cloned()
             .ok_or_else(LookerError::not_found)
     }
 
     async fn run_sql_query(&self, owner: &Principal, slug: &str, format: &str) -> Answer {
-        let stored = self.sql_query(slug)?;
+        let stored = self.sql_query(slug, owner)?;
         let format = results::check_format(format).map_err(LookerError::bad_request)?;
         let mut spec = JobSpec::new(&stored.sql, owner.clone(), "looker");
         spec.tags
@@ -1041,7 +1052,7 @@ impl LookerFront {
             .sql_queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_mut(slug)
+            .get(&slug.to_string())
         {
             q.run_count += 1;
             q.last_run_at = Some(Utc::now());

@@ -31,10 +31,16 @@ pub fn predicate(
         return Ok(None);
     }
     let fail = |reason: String| FilterError {
-        expression: expression.to_string(),
+        expression: shortened(expression),
         kind: field_type.name(),
         reason,
     };
+    let length = expression.chars().count();
+    if length > MAX_FILTER_CHARS {
+        return Err(fail(format!(
+            "it is {length} characters long; at most {MAX_FILTER_CHARS} are accepted"
+        )));
+    }
     let terms = match field_type {
         FieldType::String => string_terms(field, expression),
         FieldType::Number => number_terms(field, expression).map_err(fail)?,
@@ -43,7 +49,46 @@ pub fn predicate(
         }
         FieldType::Yesno => yesno_terms(field, expression).map_err(fail)?,
     };
+    if terms.len() > MAX_FILTER_TERMS {
+        return Err(fail(format!(
+            "it has {} terms; at most {MAX_FILTER_TERMS} are accepted",
+            terms.len()
+        )));
+    }
     Ok(Some(combine(terms)))
+}
+
+/// The longest filter expression accepted, in characters.
+pub const MAX_FILTER_CHARS: usize = 64 * 1024;
+/// The most comma-separated terms one filter expression may have.
+pub const MAX_FILTER_TERMS: usize = 1000;
+/// Operands joined in one run before runs are parenthesised (see [`join`]).
+const RUN: usize = 64;
+
+/// An expression as quoted in an error: whole when short.
+fn shortened(expression: &str) -> String {
+    match expression.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &expression[..at]),
+        None => expression.to_string(),
+    }
+}
+
+/// `items` joined by `op` left to right (`a OR b OR c`). Past [`RUN`] items the list is cut into
+/// parenthesised runs, and those runs into runs, so the tree (and the SQL parsed back from its
+/// text) nests logarithmically, never as deep as the list is long.
+fn join(items: Vec<Expr>, op: BinaryOperator) -> Option<Expr> {
+    let left_deep = |run: Vec<Expr>| run.into_iter().reduce(|a, b| binary(a, op.clone(), b));
+    let mut items = items;
+    while items.len() > RUN {
+        let mut runs = Vec::with_capacity(items.len() / RUN + 1);
+        let mut rest = items.into_iter().peekable();
+        while rest.peek().is_some() {
+            let run: Vec<Expr> = rest.by_ref().take(RUN).collect();
+            runs.extend(left_deep(run).map(nested));
+        }
+        items = runs;
+    }
+    left_deep(items)
 }
 
 /// One term of a comma list: positive terms are OR'ed, negated ones AND'ed onto that.
@@ -55,15 +100,15 @@ struct Term {
 fn combine(terms: Vec<Term>) -> Expr {
     let (negative, positive): (Vec<Term>, Vec<Term>) = terms.into_iter().partition(|t| t.negated);
     let several = positive.len() > 1;
-    let any = positive
-        .into_iter()
-        .map(|t| t.expr)
-        .reduce(|a, b| binary(a, BinaryOperator::Or, b))
-        .map(|e| if several { nested(e) } else { e });
-    let all = negative
-        .into_iter()
-        .map(|t| t.expr)
-        .reduce(|a, b| binary(a, BinaryOperator::And, b));
+    let any = join(
+        positive.into_iter().map(|t| t.expr).collect(),
+        BinaryOperator::Or,
+    )
+    .map(|e| if several { nested(e) } else { e });
+    let all = join(
+        negative.into_iter().map(|t| t.expr).collect(),
+        BinaryOperator::And,
+    );
     match (any, all) {
         (Some(a), Some(b)) => binary(a, BinaryOperator::And, b),
         (Some(a), None) => a,
@@ -97,15 +142,14 @@ fn not(e: Expr) -> Expr {
 fn string_literal(text: &str) -> Expr {
     let quoted = |part: &str| Expr::Value(Value::SingleQuotedString(part.to_string()).into());
     let mut parts = text.split('\\');
-    let first = quoted(parts.next().unwrap_or_default());
-    parts.fold(first, |acc, part| {
-        let joined = binary(acc, BinaryOperator::StringConcat, backslash());
-        if part.is_empty() {
-            joined
-        } else {
-            binary(joined, BinaryOperator::StringConcat, quoted(part))
+    let mut pieces = vec![quoted(parts.next().unwrap_or_default())];
+    for part in parts {
+        pieces.push(backslash());
+        if !part.is_empty() {
+            pieces.push(quoted(part));
         }
-    })
+    }
+    join(pieces, BinaryOperator::StringConcat).unwrap_or_else(|| quoted(""))
 }
 
 /// `chr(92)`: a backslash, without writing one.
@@ -456,7 +500,7 @@ impl Unit {
             if m >= 0 {
                 at.checked_add_months(Months::new(u32::try_from(m).ok()?))
             } else {
-                at.checked_sub_months(Months::new(u32::try_from(-m).ok()?))
+                at.checked_sub_months(Months::new(u32::try_from(m.checked_neg()?).ok()?))
             }
         };
         match self {
@@ -560,14 +604,14 @@ fn interval(text: &str, now: NaiveDateTime) -> Option<Interval> {
             let unit = Unit::parse(unit)?;
             let end = unit.shift(unit.start(now), 1)?;
             Some(Interval {
-                start: unit.shift(end, -n),
+                start: unit.shift(end, n.checked_neg()?),
                 end: Some(end),
             })
         }
         [n, unit, "ago"] => {
             let n: i64 = n.parse().ok()?;
             let unit = Unit::parse(unit)?;
-            unit_span(unit.shift(unit.start(now), -n)?, unit, 1)
+            unit_span(unit.shift(unit.start(now), n.checked_neg()?)?, unit, 1)
         }
         _ => absolute(text),
     }
@@ -773,5 +817,79 @@ mod tests {
         );
         let field = Expr::Identifier(Ident::new("f"));
         assert!(predicate(&field, FieldType::Time, "someday", now()).is_err());
+    }
+
+    #[test]
+    fn client_numbers_never_overflow() {
+        let field = Expr::Identifier(Ident::new("f"));
+        for expression in [
+            "-9223372036854775808 days ago",
+            "-9223372036854775808 months ago",
+            "9223372036854775807 years ago",
+            "last 9223372036854775807 quarters",
+            "9223372036854775807 months",
+        ] {
+            // An answer or a refusal, but never a panic.
+            let _ = predicate(&field, FieldType::Time, expression, now());
+        }
+        assert!(
+            predicate(
+                &field,
+                FieldType::Time,
+                "-9223372036854775808 days ago",
+                now()
+            )
+            .is_err()
+        );
+    }
+
+    /// How deep a tree nests (its longest chain of boxed children), counted without recursion.
+    fn depth(expr: &Expr) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(expr, 1)];
+        while let Some((e, d)) = pending.pop() {
+            deepest = deepest.max(d);
+            match e {
+                Expr::BinaryOp { left, right, .. } => {
+                    pending.push((left, d + 1));
+                    pending.push((right, d + 1));
+                }
+                Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => {
+                    pending.push((inner, d + 1))
+                }
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    #[test]
+    fn long_lists_stay_shallow_and_are_bounded() {
+        let field = Expr::Identifier(Ident::new("f"));
+        let list = |n: usize| vec!["CA"; n].join(",");
+        let e = predicate(&field, FieldType::String, &list(MAX_FILTER_TERMS), now())
+            .unwrap()
+            .unwrap();
+        assert!(depth(&e) < 200, "{}", depth(&e));
+        let e = predicate(
+            &field,
+            FieldType::String,
+            &list(MAX_FILTER_TERMS * 10),
+            now(),
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("terms"), "{e}");
+        let e = predicate(&field, FieldType::String, &"\\".repeat(3000), now())
+            .unwrap()
+            .unwrap();
+        assert!(depth(&e) < 200, "{}", depth(&e));
+        let e = predicate(
+            &field,
+            FieldType::String,
+            &"x".repeat(MAX_FILTER_CHARS + 1),
+            now(),
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("characters"), "{e}");
     }
 }

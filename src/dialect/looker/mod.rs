@@ -8,11 +8,12 @@
 
 mod api;
 mod error;
-mod filter;
+mod expiring;
+pub(crate) mod filter;
 mod pivot;
 mod query;
 mod results;
-mod semantic;
+pub(crate) mod semantic;
 mod session;
 
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ pub struct Settings {
     pub model_dir: Option<PathBuf>,
     /// Seconds an access token lives (`expires_in` of the login answer).
     pub token_lifetime_secs: u64,
+    /// Seconds a stored query, a SQL Runner query and the memory of a task id are kept after
+    /// their last use.
+    pub retain_secs: u64,
 }
 
 impl Default for Settings {
@@ -50,6 +54,7 @@ impl Default for Settings {
             not_ready_status: 202,
             model_dir: None,
             token_lifetime_secs: 3600,
+            retain_secs: 86_400,
         }
     }
 }

@@ -15,6 +15,7 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use super::error::{ErrorDetail, LookerError};
+use super::expiring::Expiring;
 use super::filter;
 use super::semantic::{Explore, Field, Models};
 
@@ -169,33 +170,46 @@ pub struct StoredQuery {
     pub write: WriteQuery,
 }
 
-/// Every query created so far. Identical definitions share one id, as Looker's do.
-#[derive(Default)]
+/// Every query created and used within the retention. Identical definitions share one id, as
+/// Looker's do.
 pub struct QueryStore {
     inner: Mutex<StoreInner>,
 }
 
-#[derive(Default)]
 struct StoreInner {
-    by_id: HashMap<String, Arc<StoredQuery>>,
+    by_id: Expiring<String, Arc<StoredQuery>>,
     by_definition: HashMap<String, String>,
     by_slug: HashMap<String, String>,
     next_id: u64,
 }
 
+fn definition(write: &WriteQuery) -> String {
+    serde_json::to_string(write).unwrap_or_default()
+}
+
 impl QueryStore {
+    /// A store that forgets a query unused for `retain`.
+    pub fn new(retain: std::time::Duration) -> QueryStore {
+        QueryStore {
+            inner: Mutex::new(StoreInner {
+                by_id: Expiring::new(retain),
+                by_definition: HashMap::new(),
+                by_slug: HashMap::new(),
+                next_id: 0,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stores `write` (already compiled once, so valid), or answers the identical query stored before.
     pub fn create(&self, write: WriteQuery, model: &str, view: &str) -> Arc<StoredQuery> {
-        let definition = serde_json::to_string(&write).unwrap_or_default();
+        let definition = definition(&write);
         let mut inner = self.lock();
-        if let Some(existing) = inner
-            .by_definition
-            .get(&definition)
-            .and_then(|id| inner.by_id.get(id))
+        if let Some(id) = inner.by_definition.get(&definition).cloned()
+            && let Some(existing) = inner.by_id.get(&id)
         {
             return existing.clone();
         }
@@ -208,21 +222,21 @@ impl QueryStore {
         });
         inner.by_definition.insert(definition, id.clone());
         inner.by_slug.insert(slug, id.clone());
-        inner.by_id.insert(id, stored.clone());
+        for (_, gone) in inner.by_id.insert(id, stored.clone()) {
+            inner.by_definition.remove(&self::definition(&gone.write));
+            inner.by_slug.remove(&gone.query.slug);
+        }
         stored
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<StoredQuery>> {
-        self.lock().by_id.get(id).cloned()
+        self.lock().by_id.get(&id.to_string()).cloned()
     }
 
     pub fn by_slug(&self, slug: &str) -> Option<Arc<StoredQuery>> {
-        let inner = self.lock();
-        inner
-            .by_slug
-            .get(slug)
-            .and_then(|id| inner.by_id.get(id))
-            .cloned()
+        let mut inner = self.lock();
+        let id = inner.by_slug.get(slug)?.clone();
+        inner.by_id.get(&id).cloned()
     }
 }
 

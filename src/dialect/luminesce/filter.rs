@@ -9,7 +9,6 @@
 
 use sqlparser::ast::{BinaryOperator, Expr, Ident, UnaryOperator, Value};
 use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
 
 /// Why a filter could not be read: what was expected, and where (1-based character position).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,13 +33,28 @@ pub fn to_sql(
     Ok(expr.to_string())
 }
 
+/// How deep parentheses (and function calls) may nest in a filter.
+pub const MAX_FILTER_DEPTH: usize = 16;
+/// The longest filter accepted, in characters.
+pub const MAX_FILTER_CHARS: usize = 64 * 1024;
+
 pub fn translate(filter: &str, columns: &[String]) -> Result<Expr, FilterError> {
+    let length = filter.chars().count();
+    if length > MAX_FILTER_CHARS {
+        return Err(FilterError {
+            position: MAX_FILTER_CHARS + 1,
+            message: format!(
+                "the filter is {length} characters long; at most {MAX_FILTER_CHARS} are accepted"
+            ),
+        });
+    }
     let tokens = tokenize(filter)?;
     let mut parser = FilterParser {
         tokens,
         at: 0,
         columns,
-        end: filter.chars().count() + 1,
+        end: length + 1,
+        depth: 0,
     };
     let expr = parser.or()?;
     match parser.peek() {
@@ -211,6 +225,8 @@ struct FilterParser<'a> {
     columns: &'a [String],
     /// The position just past the end, for "ended too soon".
     end: usize,
+    /// Parentheses open around the token being read.
+    depth: usize,
 }
 
 impl FilterParser<'_> {
@@ -261,15 +277,34 @@ impl FilterParser<'_> {
         Ok(left)
     }
 
+    /// `not not x` is `x` (also for NULL), so a run of `not`s is read in a loop and only its
+    /// parity kept: no input nests the translation deeper than its parentheses.
     fn not(&mut self) -> Result<Expr, FilterError> {
-        if self.keyword("not") {
-            let inner = self.not()?;
-            return Ok(Expr::UnaryOp {
-                op: UnaryOperator::Not,
-                expr: Box::new(Expr::Nested(Box::new(inner))),
-            });
+        let mut negated = false;
+        while self.keyword("not") {
+            negated = !negated;
         }
-        self.comparison()
+        let inner = self.comparison()?;
+        Ok(if negated {
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr: Box::new(nested(inner)),
+            }
+        } else {
+            inner
+        })
+    }
+
+    /// Enters one level of parentheses at `position`, refusing to go past the limit.
+    fn open(&mut self, position: usize) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(self.error_at(
+                position,
+                format!("parentheses nest more than {MAX_FILTER_DEPTH} deep"),
+            ));
+        }
+        Ok(())
     }
 
     fn comparison(&mut self) -> Result<Expr, FilterError> {
@@ -312,9 +347,11 @@ impl FilterParser<'_> {
         let t = self.next("a field, a value or '('")?;
         match t.kind {
             Kind::LParen => {
+                self.open(t.position)?;
                 let inner = self.or()?;
                 self.expect(Kind::RParen, "')'")?;
-                Ok(Expr::Nested(Box::new(inner)))
+                self.depth -= 1;
+                Ok(nested(inner))
             }
             Kind::Text(s) => Ok(value(Value::SingleQuotedString(s))),
             Kind::Number(n) => Ok(value(Value::Number(n, false))),
@@ -345,10 +382,12 @@ impl FilterParser<'_> {
             _ => "contains",
         };
         self.expect(Kind::LParen, &format!("'(' after {name}"))?;
+        self.open(position)?;
         let subject = self.operand()?;
         self.expect(Kind::Comma, "','")?;
         let needle = self.operand()?;
         self.expect(Kind::RParen, "')'")?;
+        self.depth -= 1;
         render(&format!("{sql_name}({subject}, {needle})")).map_err(|m| self.error_at(position, m))
     }
 
@@ -388,16 +427,21 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Expr {
     }
 }
 
+/// `(e)`, unless `e` already is.
+fn nested(e: Expr) -> Expr {
+    match e {
+        Expr::Nested(_) => e,
+        e => Expr::Nested(Box::new(e)),
+    }
+}
+
 fn value(v: Value) -> Expr {
     Expr::Value(v.into())
 }
 
 /// Parses an expression made only of rendered AST pieces (quoted names, literals).
 fn render(text: &str) -> Result<Expr, String> {
-    Parser::new(&GenericDialect {})
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| e.to_string())
+    crate::sql::guard::parse_expr(&GenericDialect {}, text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -435,6 +479,21 @@ mod tests {
             sql("When ge 2024-01-02T03:04:05Z and When lt datetime'2024-02-01'"),
             r#""When" >= CAST('2024-01-02T03:04:05' AS TIMESTAMP) AND "When" < CAST('2024-02-01' AS TIMESTAMP)"#
         );
+    }
+
+    #[test]
+    fn runs_of_not_keep_their_parity_and_parentheses_their_limit() {
+        let not = |n: usize| format!("{}Int eq 1", "not ".repeat(n));
+        assert_eq!(sql(&not(3000)), r#""Int" = 1"#);
+        assert_eq!(sql(&not(3001)), r#"NOT ("Int" = 1)"#);
+        assert_eq!(sql("((((Int eq 1))))"), r#"("Int" = 1)"#);
+        let depth = |n: usize| format!("{}Int eq 1{}", "(".repeat(n), ")".repeat(n));
+        assert!(translate(&depth(MAX_FILTER_DEPTH), &columns()).is_ok());
+        let e = translate(&depth(MAX_FILTER_DEPTH * 10), &columns()).unwrap_err();
+        assert_eq!(e.position, MAX_FILTER_DEPTH + 1);
+        assert!(e.message.contains("nest"), "{e}");
+        let e = translate(&"x".repeat(MAX_FILTER_CHARS + 1), &columns()).unwrap_err();
+        assert!(e.message.contains("characters long"), "{e}");
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn timespan_micros(text: &str) -> Option<i64> {
                 .parse::<i64>()
                 .ok()
                 .filter(|d| *d > 0)
-                .map(|d| d * 86_400_000_000);
+                .and_then(|d| d.checked_mul(86_400_000_000));
         }
         _ => return None,
     };
@@ -280,5 +280,9 @@ mod tests {
         assert_eq!(timespan_micros("soon"), None);
         assert_eq!(timespan_micros("99999999999999.00:00:00"), None);
         assert_eq!(timespan_micros("1e300"), None);
+        // Client numbers never overflow: too large is simply not a time span.
+        assert_eq!(timespan_micros("9999999999"), None);
+        assert_eq!(timespan_micros(&i64::MAX.to_string()), None);
+        assert_eq!(timespan_micros("-9223372036854775808.01:00:00"), None);
     }
 }

@@ -13,11 +13,11 @@
 mod drive;
 mod errors;
 mod fetch;
-mod filter;
+pub(crate) mod filter;
 mod histogram;
 mod models;
 mod params;
-mod sql;
+pub(crate) mod sql;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION};
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -61,12 +61,14 @@ pub struct Settings {
 }
 
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
-    Arc::new(LuminesceFront {
+    let front = LuminesceFront {
         engine: context.engine,
         principals: context.principals,
         limits: context.limits,
         settings: context.settings,
-    })
+    };
+    drive::remove_leftovers(&front.drive_dir());
+    Arc::new(front)
 }
 
 /// The Luminesce wire over the engine.
@@ -153,6 +155,7 @@ impl Front for LuminesceFront {
         let name = match status {
             StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLarge",
             StatusCode::SERVICE_UNAVAILABLE => "RequestTimedOut",
+            StatusCode::INTERNAL_SERVER_ERROR => "InternalServerError",
             _ => "InvalidRequest",
         };
         LuminesceError::new(status, name, "The request was refused", message).response()
@@ -375,15 +378,32 @@ impl LuminesceFront {
 
     /// `GET /api/SqlBackground`: this principal's live queries, most recent first.
     fn list(&self, caller: &Principal, q: &QueryParams) -> Answer {
-        let like = q.nonblank("sqlLike");
+        let like = q
+            .nonblank("sqlLike")
+            .map(|p| sql_like_matcher(&p))
+            .transpose()
+            .map_err(|e| {
+                LuminesceError::bad_parameter(
+                    "sqlLike",
+                    format!("the pattern is too long or not usable: {e}"),
+                )
+            })?;
         let items: Vec<BackgroundQueryListItem> = self
             .engine
             .list(Some(caller))
             .iter()
-            .filter(|r| like.as_deref().is_none_or(|p| sql_like(&r.spec.sql, p)))
+            .filter(|r| like.as_ref().is_none_or(|m| m.is_match(&r.spec.sql)))
             .map(BackgroundQueryListItem::new)
             .collect();
         Ok(http::json(StatusCode::OK, &items))
+    }
+
+    /// The directory that stands in for Drive.
+    fn drive_dir(&self) -> PathBuf {
+        self.settings
+            .drive_dir
+            .clone()
+            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"))
     }
 
     /// The longest a request may wait for a query.
@@ -441,10 +461,10 @@ impl LuminesceFront {
                 .name
                 .clone()
                 .unwrap_or_else(|| record.id.to_uuid());
-            let file = format!("{}.{}", file_stem(&stem), output.extension());
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-                response.headers_mut().insert(CONTENT_DISPOSITION, v);
-            }
+            response.headers_mut().insert(
+                CONTENT_DISPOSITION,
+                http::attachment(&file_stem(&stem), output.extension(), "query"),
+            );
         }
         response
             .extensions_mut()
@@ -487,12 +507,7 @@ impl LuminesceFront {
             })?,
         };
         let may_overwrite = q.bool("mayOverwrite")?.unwrap_or(false);
-        let root = self
-            .settings
-            .drive_dir
-            .clone()
-            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"));
-        let (path, shown) = drive::target(&root, &requested, output)?;
+        let (path, shown) = drive::target(&self.drive_dir(), &requested, output)?;
         let request = FetchRequest::parse(output, q)?;
         let (_, body) = self.result_body(caller, id, &request).await?;
         let bytes = drive::save(body, &path, may_overwrite).await?;
@@ -598,19 +613,22 @@ fn file_stem(name: &str) -> String {
     }
 }
 
-/// SQL `LIKE` (`%` any run, `_` one character), ignoring case, for `sqlLike`.
-fn sql_like(text: &str, pattern: &str) -> bool {
-    fn matches(t: &[char], p: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('%', rest)) => (0..=t.len()).any(|i| matches(&t[i..], rest)),
-            Some(('_', rest)) => !t.is_empty() && matches(&t[1..], rest),
-            Some((c, rest)) => t.first() == Some(c) && matches(&t[1..], rest),
+/// SQL `LIKE` (`%` any run, `_` one character), ignoring case, for `sqlLike`: compiled once into
+/// a regular expression, which matches in time linear in the text (a backtracking matcher takes
+/// exponential time on `%a%a%a%b`).
+fn sql_like_matcher(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    let mut expression = String::from("(?is)^");
+    for c in pattern.chars() {
+        match c {
+            '%' => expression.push_str(".*"),
+            '_' => expression.push('.'),
+            c => expression.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
         }
     }
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    matches(&t, &p)
+    expression.push('$');
+    regex::RegexBuilder::new(&expression)
+        .size_limit(1 << 20)
+        .build()
 }
 
 #[cfg(test)]
@@ -659,10 +677,30 @@ mod tests {
         assert!(scalar_parameters(&QueryParams::parse(Some("scalarParameters=nope"))).is_err());
     }
 
+    fn sql_like(text: &str, pattern: &str) -> bool {
+        sql_like_matcher(pattern).unwrap().is_match(text)
+    }
+
     #[test]
     fn like_patterns() {
         assert!(sql_like("select 1 from Testing1K", "%testing1k"));
         assert!(sql_like("select 1", "select _"));
         assert!(!sql_like("select 12", "select _"));
+        assert!(sql_like(r"a.b*c\d", r"a.b*c\_"));
+        assert!(!sql_like("axb", "a.b"));
+        assert!(sql_like("line one\nline two", "%one%two"));
+    }
+
+    #[test]
+    fn like_patterns_match_in_linear_time() {
+        let text = "a".repeat(100_000);
+        let pattern = format!("{}b", "%a".repeat(200));
+        let started = std::time::Instant::now();
+        assert!(!sql_like(&text, &pattern));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
