@@ -136,7 +136,14 @@ pub fn run(
             Target::LookerFilter => looker(&mut rng),
             _ => statement(&mut rng, target),
         };
-        let input = mutate(&mut rng, input);
+        let mut input = mutate(&mut rng, input);
+        if input.len() > MAX_INPUT {
+            let mut cut = MAX_INPUT;
+            while !input.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            input.truncate(cut);
+        }
         let field_type = [
             FieldType::String,
             FieldType::Number,
@@ -268,6 +275,7 @@ fn expr(rng: &mut Rng, depth: usize) -> String {
         2 => {
             let n = rng.count();
             let open = rng.pick(&TWO_WAY);
+            let n = copies(n, open.len());
             format!(
                 "{}{}{}",
                 open.repeat(n),
@@ -316,10 +324,18 @@ fn query(rng: &mut Rng, depth: usize) -> String {
         sql.push_str(" group by 1 order by 1 limit 10");
     }
     if rng.chance(5) {
-        let n = rng.count();
+        let n = copies(rng.count(), sql.len());
         sql = vec![sql; n].join(" union all ");
     }
     sql
+}
+
+/// Inputs grow to about twice the longest SQL accepted, no further: enough to cross every limit.
+const MAX_INPUT: usize = 2 * crate::sql::guard::MAX_SQL_BYTES;
+
+/// How many copies of a text of `len` bytes fit in [`MAX_INPUT`], at most `wanted`.
+fn copies(wanted: usize, len: usize) -> usize {
+    wanted.min(MAX_INPUT / len.max(1)).max(1)
 }
 
 fn statement(rng: &mut Rng, target: Target) -> String {
@@ -440,7 +456,7 @@ fn mutate(rng: &mut Rng, input: String) -> String {
         }
     };
     if rng.chance(50) {
-        out = out.repeat(2 + rng.below(40));
+        out = out.repeat(copies(2 + rng.below(40), out.len()));
     }
     out
 }

@@ -33,6 +33,12 @@ impl Fueled {
         }
     }
 
+    /// The budget left.
+    #[cfg(test)]
+    pub fn left(&self) -> u64 {
+        self.fuel.get()
+    }
+
     /// Whether the budget ran out.
     pub fn spent(&self) -> bool {
         self.spent.get()

@@ -28,8 +28,9 @@ pub const MAX_SQL_DEPTH: usize = 1000;
 
 /// Prefix expressions the parser may start, before the per-byte share.
 const FUEL_BASE: u64 = 10_000;
-/// Prefix expressions the parser may start per byte of text.
-const FUEL_PER_BYTE: u64 = 4;
+/// Prefix expressions the parser may start per byte of text. The densest SQL there is (`1,1,1,…`,
+/// `1+1+…`) starts one per two bytes; the budget leaves twice that.
+const FUEL_PER_BYTE: u64 = 1;
 
 /// Work that walks a client's tree runs with at least this much stack left…
 pub const STACK_RED_ZONE: usize = 16 << 20;
@@ -270,6 +271,38 @@ mod tests {
                 started.elapsed() < Duration::from_secs(2),
                 "{opener} took {:?}",
                 started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn real_sql_uses_at_most_half_the_parse_budget() {
+        let samples = [
+            "select 1".to_string(),
+            format!("select * from t where x in ({})", vec!["1"; 5000].join(",")),
+            format!("select {} from t", vec!["a"; 5000].join(",")),
+            format!("select {}", vec!["1"; 900].join("+")),
+            "select lstg_format_name, sum(price) as gmv, count(*) as trans_cnt from kylin_sales where part_dt between date '2012-01-01' and date '2012-12-31' group by lstg_format_name order by lstg_format_name".to_string(),
+            format!("select {} from t", vec!["cast(a as int)"; 1000].join(",")),
+            format!("select {} from t", vec!["case when a = 1 then 'x' else 'y' end as c"; 1000].join(",")),
+            format!("select {} from t", vec!["coalesce(nullif(trim(lower(a)),''), 'z')"; 1000].join(",")),
+            format!("select {} from t", vec!["not (a = 1)"; 1000].join(" and ")),
+            format!("select {} from t", vec!["substring(a from 1 for 2)"; 1000].join(",")),
+            format!("select {} from t", vec!["extract(year from a)"; 1000].join(",")),
+        ];
+        for sql in samples {
+            let fueled = Fueled::new(&GenericDialect {}, u64::MAX);
+            let _ = Parser::new(&fueled)
+                .try_with_sql(&sql)
+                .unwrap()
+                .parse_statements()
+                .unwrap();
+            let used = u64::MAX - fueled.left();
+            assert!(
+                used * 2 <= FUEL_PER_BYTE * sql.len() as u64 + 2,
+                "{used} prefix expressions for {} bytes: {}",
+                sql.len(),
+                &sql[..40.min(sql.len())]
             );
         }
     }

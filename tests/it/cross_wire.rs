@@ -227,18 +227,13 @@ impl<'a> Caller<'a> {
     /// The job's state as `wire` reports it.
     async fn status(&self, wire: Wire, uuid: &str) -> Seen {
         let hex = uuid.replace('-', "");
-        let (status, body): (StatusCode, Value) = match wire {
-            Wire::Luminesce => {
-                read_json(self.get(wire, &format!("/honeycomb/api/SqlBackground/{uuid}"))).await
-            }
-            Wire::Kylin => {
-                read_json(self.get(wire, &format!("/kylin/api/async_query/{uuid}/status"))).await
-            }
-            Wire::Looker => read_json(self.get(wire, &format!("/api/4.0/query_tasks/{hex}"))).await,
-            Wire::AsterixDb => {
-                read_json(self.get(wire, &format!("/query/service/status/{uuid}"))).await
-            }
+        let path = match wire {
+            Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}"),
+            Wire::Kylin => format!("/kylin/api/async_query/{uuid}/status"),
+            Wire::Looker => format!("/api/4.0/query_tasks/{hex}"),
+            Wire::AsterixDb => format!("/query/service/status/{uuid}"),
         };
+        let (status, body) = read_json(self.get(wire, &path)).await;
         match wire {
             Wire::Luminesce => match (status, body["status"].as_str()) {
                 (StatusCode::NOT_FOUND, _) => Seen::Invisible,
@@ -287,15 +282,13 @@ impl<'a> Caller<'a> {
     /// The finished result read through `wire`, in its own format.
     async fn result(&self, wire: Wire, uuid: &str) -> (StatusCode, String) {
         let hex = uuid.replace('-', "");
-        let request = match wire {
-            Wire::Luminesce => self.get(wire, &format!("/honeycomb/api/SqlBackground/{uuid}/csv")),
-            Wire::Kylin => self.get(
-                wire,
-                &format!("/kylin/api/async_query/{uuid}/result_download"),
-            ),
-            Wire::Looker => self.get(wire, &format!("/api/4.0/query_tasks/{hex}/results")),
-            Wire::AsterixDb => self.get(wire, &format!("/query/service/result/{uuid}")),
+        let path = match wire {
+            Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}/csv"),
+            Wire::Kylin => format!("/kylin/api/async_query/{uuid}/result_download"),
+            Wire::Looker => format!("/api/4.0/query_tasks/{hex}/results"),
+            Wire::AsterixDb => format!("/query/service/result/{uuid}"),
         };
+        let request = self.get(wire, &path);
         let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.text().await.unwrap())
@@ -304,28 +297,13 @@ impl<'a> Caller<'a> {
     /// Cancels the job through `wire`; answers whether the wire said it did.
     async fn cancel(&self, wire: Wire, uuid: &str) -> bool {
         let hex = uuid.replace('-', "");
-        let response = match wire {
-            Wire::Luminesce => self
-                .delete(wire, &format!("/honeycomb/api/SqlBackground/{uuid}"))
-                .send()
-                .await
-                .unwrap(),
-            Wire::Kylin => self
-                .delete(wire, &format!("/kylin/api/async_query/stop/{uuid}"))
-                .send()
-                .await
-                .unwrap(),
-            Wire::Looker => self
-                .delete(wire, &format!("/api/4.0/running_queries/{hex}"))
-                .send()
-                .await
-                .unwrap(),
-            Wire::AsterixDb => self
-                .delete(wire, &format!("/admin/requests/running?request_id={uuid}"))
-                .send()
-                .await
-                .unwrap(),
+        let path = match wire {
+            Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}"),
+            Wire::Kylin => format!("/kylin/api/async_query/stop/{uuid}"),
+            Wire::Looker => format!("/api/4.0/running_queries/{hex}"),
+            Wire::AsterixDb => format!("/admin/requests/running?request_id={uuid}"),
         };
+        let response = self.delete(wire, &path).send().await.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         match wire {
