@@ -17,6 +17,18 @@ use arrow::record_batch::RecordBatch;
 use super::value::{empty_text_batch, is_display_text, json_encoder_options, text_batch};
 use super::{EncodeError, EncodeOptions, Encoder, LineEnding, Sink};
 
+/// One field of a record written by hand (AsterixDB's records, Kylin's result files): quoted when
+/// it holds the separator, a quote, CR or LF, with its quotes doubled; otherwise as it is.
+pub fn quoted_field<'a>(text: &'a str, separator: &str) -> std::borrow::Cow<'a, str> {
+    let needs_quotes =
+        text.contains(['"', '\r', '\n']) || (!separator.is_empty() && text.contains(separator));
+    if needs_quotes {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
+}
+
 /// Writes rows as delimited text, one batch at a time.
 pub struct CsvEncoder {
     writer: Writer<Sink>,

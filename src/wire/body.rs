@@ -21,40 +21,47 @@ const CHUNK: usize = 64 << 10;
 /// Chunks in flight between the encoder and the connection.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// Encodes `stream` as `format` into a streamed body. An error (or a panic) after the head was sent
-/// ends the body with an error, which aborts the connection: all HTTP/1.1 allows at that point.
+/// Encodes `stream` as `format` into a streamed body.
 pub fn encoded(
     mut stream: SendableRecordBatchStream,
     format: Format,
     options: EncodeOptions,
 ) -> Body {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, BoxError>>(CHUNKS_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
+    written(move |sink| {
+        let mut encoder = encode::encoder(format, &options, stream.schema(), Box::new(sink))?;
+        while let Some(batch) = runtime.block_on(stream.next()) {
+            encoder.write_batch(&batch?)?;
+        }
+        encoder.finish()?;
+        Ok(())
+    })
+}
+
+/// A body written by `write` on a blocking thread into a sink that hands it to hyper in chunks.
+/// Every streamed body is made here. An error (or a panic) after the head was sent ends the body
+/// with an error, which aborts the connection: all HTTP/1.1 allows at that point. A client that
+/// goes away makes the sink's writes fail, which stops `write`.
+pub fn written(write: impl FnOnce(BodyWriter) -> Result<(), BoxError> + Send + 'static) -> Body {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, BoxError>>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let sink = ChannelWriter {
+        let sink = BodyWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let run = || -> Result<(), BoxError> {
-            let mut encoder = encode::encoder(format, &options, stream.schema(), Box::new(sink))?;
-            while let Some(batch) = runtime.block_on(stream.next()) {
-                encoder.write_batch(&batch?)?;
-            }
-            encoder.finish()?;
-            Ok(())
-        };
         // A panic must abort the body too: were the channel just dropped, the body would end as
         // if complete and the client would take a truncated result for the whole of it.
-        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                let what = crate::query::panic_text(panic.as_ref()).to_string();
-                tracing::error!(panic = %what, "the result encoder panicked");
-                Err(format!("the result encoder failed: {what}").into())
-            }
-        };
+        let outcome =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || write(sink))) {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let what = crate::query::panic_text(panic.as_ref()).to_string();
+                    tracing::error!(panic = %what, "a response body's writer panicked");
+                    Err(format!("the response body failed: {what}").into())
+                }
+            };
         if let Err(e) = outcome {
-            tracing::warn!(error = %e, "result stream ended with an error");
+            tracing::warn!(error = %e, "a response body ended with an error");
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -92,14 +99,14 @@ pub fn metered(body: Body, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Bo
     .boxed_unsync()
 }
 
-/// A `Write` that sends what it is given down a channel in chunks, blocking while the channel is
-/// full. It must only be used off the async runtime (the encoder runs on a blocking thread).
-struct ChannelWriter {
+/// The sink of a [`written`] body: sends what it is given down a channel in chunks, blocking while
+/// the channel is full (it lives on the blocking thread `written` runs its writer on).
+pub struct BodyWriter {
     tx: mpsc::Sender<Result<Bytes, BoxError>>,
     buf: Vec<u8>,
 }
 
-impl ChannelWriter {
+impl BodyWriter {
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -111,7 +118,7 @@ impl ChannelWriter {
     }
 }
 
-impl Write for ChannelWriter {
+impl Write for BodyWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
@@ -125,7 +132,7 @@ impl Write for ChannelWriter {
     }
 }
 
-impl Drop for ChannelWriter {
+impl Drop for BodyWriter {
     fn drop(&mut self) {
         let _ = self.send();
     }

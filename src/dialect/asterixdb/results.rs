@@ -2,22 +2,19 @@
 //! batch on a blocking thread and sent in chunks, and the part after the records (whose metrics
 //! count them) is printed once the last record is out.
 
-use std::task::Poll;
+use std::io::Write;
 
-use bytes::Bytes;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 
 use super::printer::{self, RecordStyle};
 use super::request::OutputFormat;
 use super::sqlpp::RowShape;
+use crate::encode::csv::quoted_field;
 use crate::encode::{EncodeError, EncodeOptions, cell_json, cell_text};
 use crate::engine::ResultReader;
-use crate::wire::{Body, BoxError};
+use crate::wire::Body;
 
 /// How each row becomes the text of one record.
 #[derive(Clone, Debug)]
@@ -63,7 +60,7 @@ impl RecordPrinter {
                     .schema()
                     .fields()
                     .iter()
-                    .map(|f| csv_field(f.name()))
+                    .map(|f| quoted_field(f.name(), ",").into_owned())
                     .collect();
                 Some(self.quote(names.join(",")))
             }
@@ -150,19 +147,11 @@ fn csv_line(
         let column: &dyn Array = column.as_ref();
         fields.push(
             cell_text(column, row, options)?
-                .map(|t| csv_field(&t))
+                .map(|t| quoted_field(&t, ",").into_owned())
                 .unwrap_or_default(),
         );
     }
     Ok(fields.join(","))
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 /// How records sit between the head and the tail.
@@ -213,51 +202,31 @@ pub fn stream(
     head: String,
     tail: Tail,
 ) -> Body {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, BoxError>>(4);
-    tokio::task::spawn_blocking(move || {
-        let send = |text: String| tx.blocking_send(Ok(Bytes::from(text))).is_ok();
+    crate::wire::body::written(move |mut out| {
         let mut counts = Counts::default();
-        let mut chunk = head;
-        chunk.push_str(layout.open);
+        out.write_all(head.as_bytes())?;
+        out.write_all(layout.open.as_bytes())?;
         let mut first = true;
         let mut records = Vec::new();
         for batch in reader {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(Box::new(e)));
-                    return;
-                }
-            };
+            let batch = batch?;
             records.clear();
             if first && let Some(h) = printer.header(&batch) {
                 records.push(h);
             }
-            if let Err(e) = printer.print(&batch, &mut records) {
-                let _ = tx.blocking_send(Err(Box::new(e)));
-                return;
-            }
+            printer.print(&batch, &mut records)?;
             counts.rows += batch.num_rows() as u64;
             for record in records.drain(..) {
                 if !first {
-                    chunk.push_str(layout.separator);
+                    out.write_all(layout.separator.as_bytes())?;
                 }
                 first = false;
                 counts.size += record.chars().count() as u64;
-                chunk.push_str(&record);
-            }
-            if chunk.len() >= 64 << 10 && !send(std::mem::take(&mut chunk)) {
-                return;
+                out.write_all(record.as_bytes())?;
             }
         }
-        chunk.push_str(layout.close);
-        chunk.push_str(&tail(counts));
-        send(chunk);
-    });
-    let chunks = futures::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
-        Poll::Ready(Some(chunk)) => Poll::Ready(Some(chunk.map(Frame::data))),
-        Poll::Ready(None) => Poll::Ready(None),
-        Poll::Pending => Poll::Pending,
-    });
-    StreamBody::new(chunks).boxed_unsync()
+        out.write_all(layout.close.as_bytes())?;
+        out.write_all(tail(counts).as_bytes())?;
+        Ok(())
+    })
 }

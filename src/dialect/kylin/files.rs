@@ -14,6 +14,7 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::wire::CellStyle;
+use crate::encode::csv::quoted_field;
 use crate::encode::{self, EncodeError, EncodeOptions, Format};
 use crate::engine::{EngineError, ExportWriter, JobId, ResultReader};
 
@@ -191,7 +192,7 @@ fn write_csv(
                     line.push_str(separator);
                 }
                 if column.is_valid(row) {
-                    line.push_str(&csv_cell(column.value(row), separator));
+                    line.push_str(&quoted_field(column.value(row), separator));
                 }
             }
             line.push('\n');
@@ -199,16 +200,6 @@ fn write_csv(
         }
     }
     Ok(())
-}
-
-fn csv_cell(text: &str, separator: &str) -> String {
-    let needs_quotes =
-        text.contains(['"', '\r', '\n']) || (!separator.is_empty() && text.contains(separator));
-    if needs_quotes {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 /// Kylin's JSON download: `["{\"A\":1}", …]`, one serialized row object per string, null fields
@@ -276,11 +267,11 @@ mod tests {
 
     #[test]
     fn csv_quoting_follows_supercsv() {
-        assert_eq!(csv_cell("plain", ","), "plain");
-        assert_eq!(csv_cell("a,b", ","), "\"a,b\"");
-        assert_eq!(csv_cell("a,b", "|"), "a,b");
-        assert_eq!(csv_cell("say \"hi\"", ","), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("two\nlines", ","), "\"two\nlines\"");
+        assert_eq!(quoted_field("plain", ","), "plain");
+        assert_eq!(quoted_field("a,b", ","), "\"a,b\"");
+        assert_eq!(quoted_field("a,b", "|"), "a,b");
+        assert_eq!(quoted_field("say \"hi\"", ","), "\"say \"\"hi\"\"\"");
+        assert_eq!(quoted_field("two\nlines", ","), "\"two\nlines\"");
     }
 
     #[test]

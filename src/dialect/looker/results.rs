@@ -3,17 +3,15 @@
 //! Looker's own (`json_detail`, `json_bi`, formatted `json`) are streamed here row by row, every
 //! cell through the shared cell formatter.
 
+use std::io::Write;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use datafusion::arrow::datatypes::{Field as ArrowField, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use http_body_util::{BodyExt, StreamBody};
 use hyper::StatusCode;
-use hyper::body::Frame;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Map, Value, json};
 
@@ -637,31 +635,32 @@ fn json_stream(
         ),
     };
     let options = EncodeOptions::default();
-    let mut first = true;
-    let rows = stream.map(move |batch| -> Result<Bytes, BoxError> {
-        let batch = batch?;
-        let mut out = Vec::new();
-        for row in 0..batch.num_rows() {
-            let value = row_json(&batch, &names, row, layout, &options)?;
-            if layout == Layout::Gsxml {
-                gsx_entry(&mut out, &value);
-                continue;
+    let mut stream = stream;
+    let runtime = tokio::runtime::Handle::current();
+    crate::wire::body::written(move |mut out| {
+        out.write_all(head.as_bytes())?;
+        let mut first = true;
+        let mut row_bytes = Vec::new();
+        while let Some(batch) = runtime.block_on(stream.next()) {
+            let batch = batch?;
+            for row in 0..batch.num_rows() {
+                let value = row_json(&batch, &names, row, layout, &options)?;
+                row_bytes.clear();
+                if layout == Layout::Gsxml {
+                    gsx_entry(&mut row_bytes, &value);
+                } else {
+                    if !first {
+                        row_bytes.push(b',');
+                    }
+                    first = false;
+                    serde_json::to_writer(&mut row_bytes, &value)?;
+                }
+                out.write_all(&row_bytes)?;
             }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            serde_json::to_writer(&mut out, &value)?;
         }
-        Ok(Bytes::from(out))
-    });
-    let chunks = futures::stream::once(async move { Ok::<Bytes, BoxError>(Bytes::from(head)) })
-        .chain(rows)
-        .chain(futures::stream::once(async move {
-            Ok::<Bytes, BoxError>(Bytes::from(tail))
-        }))
-        .map(|chunk| chunk.map(Frame::data));
-    StreamBody::new(chunks).boxed_unsync()
+        out.write_all(tail.as_bytes())?;
+        Ok(())
+    })
 }
 
 /// A Google Sheets list-feed column name: the header lower-cased, letters and digits only.
