@@ -7,6 +7,7 @@ mod id;
 mod job;
 mod pool;
 mod results;
+mod saves;
 mod state;
 mod store;
 
@@ -28,6 +29,7 @@ pub use crate::query::{EngineError, ErrorKind, JobSpec, Limits, ParamValue, Para
 pub use id::{JobId, JobRef};
 pub use job::{JobRecord, LogEntry};
 pub use results::ResultReader;
+pub use saves::{SaveArea, SaveError};
 pub use state::{IllegalTransition, JobEvent, JobState};
 
 pub use exports::{ExportState, ExportWriter};
@@ -470,6 +472,11 @@ impl Engine {
     /// The data directory; a dialect that keeps files of its own (Kylin's result files) puts them under it.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves.
+    pub fn save_area(&self, root: std::path::PathBuf) -> SaveArea {
+        SaveArea::open(root)
     }
 
     /// Where a finished job's Arrow IPC result file lives.

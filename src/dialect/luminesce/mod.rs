@@ -39,7 +39,9 @@ use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::{Front, FrontContext};
-use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params};
+use crate::engine::{
+    Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params, SaveArea,
+};
 use crate::query::{Principal, Principals};
 use crate::wire::HttpLimits;
 use crate::wire::body::encoded;
@@ -69,14 +71,20 @@ pub struct Settings {
 }
 
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
-    let front = LuminesceFront {
+    let drive = context.engine.save_area(
+        context
+            .settings
+            .drive_dir
+            .clone()
+            .unwrap_or_else(|| context.engine.data_dir().join("luminesce-drive")),
+    );
+    Arc::new(LuminesceFront {
         engine: context.engine,
         principals: context.principals,
         limits: context.limits,
         settings: context.settings,
-    };
-    drive::remove_leftovers(&front.drive_dir());
-    Arc::new(front)
+        drive,
+    })
 }
 
 /// The Luminesce wire over the engine.
@@ -85,6 +93,8 @@ pub struct LuminesceFront {
     principals: Arc<Principals>,
     limits: HttpLimits,
     settings: Settings,
+    /// The area that stands in for Drive.
+    drive: SaveArea,
 }
 
 /// The path every request must start with.
@@ -492,14 +502,6 @@ impl LuminesceFront {
         Ok(http::json(StatusCode::OK, &items))
     }
 
-    /// The directory that stands in for Drive.
-    fn drive_dir(&self) -> PathBuf {
-        self.settings
-            .drive_dir
-            .clone()
-            .unwrap_or_else(|| self.engine.data_dir().join("luminesce-drive"))
-    }
-
     /// The longest a request may wait for a query.
     fn max_wait(&self) -> Duration {
         self.limits.wait_budget()
@@ -607,10 +609,10 @@ impl LuminesceFront {
             })?,
         };
         let may_overwrite = q.bool("mayOverwrite")?.unwrap_or(false);
-        let (path, shown) = drive::target(&self.drive_dir(), &requested, output)?;
+        let (path, shown) = drive::target(&requested, output)?;
         let request = FetchRequest::parse(output, q)?;
         let (_, body) = self.result_body(caller, id, &request).await?;
-        let bytes = drive::save(body, &path, may_overwrite).await?;
+        let bytes = drive::save(&self.drive, &path, body, may_overwrite).await?;
         Ok(http::json(
             StatusCode::OK,
             &format!(
