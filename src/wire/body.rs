@@ -9,7 +9,7 @@ use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
 
@@ -71,6 +71,16 @@ pub fn written(write: impl FnOnce(BodyWriter) -> Result<(), BoxError> + Send + '
         Poll::Pending => Poll::Pending,
     });
     StreamBody::new(chunks).boxed_unsync()
+}
+
+/// A body between a fixed head and tail (a front's envelope around an encoded result), each of its
+/// chunks passed through `map` (an escaping, or none).
+pub fn enveloped(body: Body, head: &[u8], tail: &[u8], map: fn(Bytes) -> Bytes) -> Body {
+    let frame = |bytes: &[u8]| Ok::<_, BoxError>(Frame::data(Bytes::copy_from_slice(bytes)));
+    let head = futures::stream::iter([frame(head)]);
+    let tail = futures::stream::iter([frame(tail)]);
+    let middle = BodyStream::new(body).map(move |frame| frame.map(|f| f.map_data(map)));
+    StreamBody::new(head.chain(middle).chain(tail)).boxed_unsync()
 }
 
 /// Waits for a result stream's first batch (or its end) before anything is sent: a query that fails

@@ -4,9 +4,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::datatypes::Schema;
-use futures::StreamExt;
-use http_body_util::{BodyExt, BodyStream, StreamBody};
-use hyper::body::Frame;
 
 use super::errors::LuminesceError;
 use super::filter;
@@ -14,7 +11,7 @@ use super::params::QueryParams;
 use super::sql::fragment;
 use crate::encode::{EncodeOptions, Format};
 use crate::sql::reshape::Reshape;
-use crate::wire::{Body, BoxError};
+use crate::wire::Body;
 
 /// A fetch path's output: what the client asked for by the path's last segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,24 +308,13 @@ pub fn dotnet_datetime_format(pattern: &str) -> String {
 
 /// The legacy `/json` body: the JSON array text, streamed out as one JSON string literal.
 pub fn json_string(body: Body) -> Body {
-    wrapped(body, b"\"", b"\"", escape_json_bytes)
+    crate::wire::body::enveloped(body, b"\"", b"\"", escape_json_bytes)
 }
 
 /// The `/jsonProperWithLineage` body: the rows under `Data`, the lineage under `Lineage`.
 pub fn with_lineage(body: Body, lineage: &serde_json::Value) -> Body {
     let suffix = format!(",\"Lineage\":{lineage}}}");
-    wrapped(body, b"{\"Data\":", suffix.as_bytes(), |b| b)
-}
-
-fn wrapped(body: Body, prefix: &[u8], suffix: &[u8], map: fn(Bytes) -> Bytes) -> Body {
-    let first = futures::stream::iter([Ok::<_, BoxError>(Frame::data(Bytes::copy_from_slice(
-        prefix,
-    )))]);
-    let last = futures::stream::iter([Ok::<_, BoxError>(Frame::data(Bytes::copy_from_slice(
-        suffix,
-    )))]);
-    let middle = BodyStream::new(body).map(move |frame| frame.map(|f| f.map_data(map)));
-    StreamBody::new(first.chain(middle).chain(last)).boxed_unsync()
+    crate::wire::body::enveloped(body, b"{\"Data\":", suffix.as_bytes(), |b| b)
 }
 
 /// Escapes bytes of UTF-8 text for the inside of a JSON string. Only ASCII bytes ever need
@@ -365,6 +351,8 @@ mod tests {
         );
         assert_eq!(dotnet_datetime_format("yyyy'T'HH 100%"), "%YT%H 100%%");
     }
+
+    use http_body_util::BodyExt;
 
     #[tokio::test]
     async fn json_string_is_the_array_as_one_json_string() {
