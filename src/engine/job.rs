@@ -13,7 +13,7 @@ use crate::query::{EngineError, JobSpec};
 /// One line of a job's human-readable progress log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::query::rfc3339")]
     pub at: DateTime<Utc>,
     pub message: String,
 }
@@ -24,11 +24,11 @@ pub struct JobRecord {
     pub id: JobId,
     pub spec: JobSpec,
     pub state: JobState,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::query::rfc3339")]
     pub created: DateTime<Utc>,
-    #[serde(with = "opt_rfc3339")]
+    #[serde(with = "crate::query::rfc3339::option")]
     pub started: Option<DateTime<Utc>>,
-    #[serde(with = "opt_rfc3339")]
+    #[serde(with = "crate::query::rfc3339::option")]
     pub finished: Option<DateTime<Utc>>,
     /// Rows produced so far (the final count once succeeded).
     pub rows: u64,
@@ -102,37 +102,3 @@ impl JobRecord {
 }
 
 // chrono's serde feature would rebuild all of Arrow and DataFusion with it; two small adapters do.
-mod rfc3339 {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(D::Error::custom)
-    }
-}
-
-mod opt_rfc3339 {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_some(&t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            Some(text) => DateTime::parse_from_rfc3339(&text)
-                .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(D::Error::custom),
-            None => Ok(None),
-        }
-    }
-}

@@ -111,6 +111,8 @@ struct Inner {
     /// Told of every job that ends (fronts that keep something per job subscribe).
     on_end: RwLock<Vec<EndHook>>,
     store: StoreWriter,
+    /// The store itself, for reading side records (every write goes through `store`).
+    records: Arc<dyn JobStore>,
     /// The workers and the queue in front of them, shared by jobs and reshapes.
     pool: Pool,
     runtime: QueryRuntime,
@@ -153,6 +155,63 @@ impl Drop for QueryRuntime {
     }
 }
 
+/// One table of side records, typed by the front that owns it.
+pub struct SideTable<T> {
+    engine: Engine,
+    table: &'static str,
+    of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> SideTable<T> {
+    /// Every record as it was last saved; unreadable ones are reported and skipped.
+    pub fn load(&self) -> Vec<(String, T)> {
+        let records = match self.engine.inner.records.load_side(self.table) {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(table = self.table, error = %e, "could not read side records");
+                return Vec::new();
+            }
+        };
+        records
+            .into_iter()
+            .filter_map(|(key, value)| match serde_json::from_value(value) {
+                Ok(record) => Some((key, record)),
+                Err(e) => {
+                    tracing::warn!(table = self.table, key, error = %e, "skipping an unreadable side record");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Saves (inserts or replaces) a record, in the background.
+    pub fn save(&self, key: &str, record: &T) {
+        match serde_json::to_value(record) {
+            Ok(value) => self
+                .engine
+                .inner
+                .store
+                .save_side(self.table, key.to_string(), value),
+            Err(e) => {
+                tracing::error!(table = self.table, key, error = %e, "could not encode a side record")
+            }
+        }
+    }
+
+    /// Removes a record, in the background.
+    pub fn remove(&self, key: &str) {
+        self.engine
+            .inner
+            .store
+            .remove_side(self.table, key.to_string());
+    }
+
+    /// Waits until every save and removal made so far is written.
+    pub async fn flush(&self) {
+        self.engine.inner.store.flush().await;
+    }
+}
+
 impl Engine {
     /// Opens the data directory (restoring persisted jobs), then starts the workers and the reaper.
     pub fn start(config: EngineConfig, executor: Arc<dyn Executor>) -> Result<Engine, EngineError> {
@@ -189,7 +248,8 @@ impl Engine {
             max_keep_for: config.max_keep_for,
             exports: Exports::new(config.data_dir.join("exports"))?,
             on_end: RwLock::new(Vec::new()),
-            store: StoreWriter::start(store)?,
+            store: StoreWriter::start(store.clone())?,
+            records: store,
             pool: Pool::new(config.workers, config.queue_length),
             runtime: QueryRuntime(Some(runtime)),
             stop: CancellationToken::new(),
@@ -472,6 +532,19 @@ impl Engine {
     /// The data directory; a dialect that keeps files of its own (Kylin's result files) puts them under it.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// A front's side records of `table` (its stored queries, looks…), kept in the job store beside
+    /// the jobs so that they outlive a restart. Writes go through the store's writer thread.
+    pub fn side_table<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+    ) -> SideTable<T> {
+        SideTable {
+            engine: self.clone(),
+            table,
+            of: std::marker::PhantomData,
+        }
     }
 
     /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves.

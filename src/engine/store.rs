@@ -29,6 +29,37 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Records that sequence numbers up to `seq` have been handed out.
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), EngineError>;
+
+    /// Writes a side record (insert or replace): a small record a front keeps beside the jobs (a
+    /// Looker stored query, a look), `table` naming its kind and `key` the record.
+    fn save_side(
+        &self,
+        table: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), EngineError>;
+
+    /// Deletes a side record; one that is gone already is fine.
+    fn remove_side(&self, table: &str, key: &str) -> Result<(), EngineError>;
+
+    /// Every readable side record of `table`, for restart.
+    fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError>;
+}
+
+/// A side table's name: plain, so that it is a directory name (or a table name) as it is.
+fn side_table_name(table: &str) -> Result<&str, EngineError> {
+    let plain = !table.is_empty()
+        && table.len() <= 64
+        && table
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        Ok(table)
+    } else {
+        Err(EngineError::internal(format!(
+            "not a side table name: {table:?}"
+        )))
+    }
 }
 
 /// The data directory's store: one small JSON file per job, rewritten atomically on every change,
@@ -45,6 +76,22 @@ impl FileJobStore {
 
     fn path(&self, id: JobId) -> PathBuf {
         self.dir.join(format!("{}.json", id.to_uuid()))
+    }
+
+    /// A side record's file: its key in hex (keys are a front's ids and slugs, never paths).
+    fn side_path(&self, table: &str, key: &str) -> Result<PathBuf, EngineError> {
+        let table = side_table_name(table)?;
+        if key.is_empty() || key.len() > 100 {
+            return Err(EngineError::internal(format!(
+                "a side record key must be 1 to 100 bytes: {key:?}"
+            )));
+        }
+        let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+        Ok(self
+            .dir
+            .join("side")
+            .join(table)
+            .join(format!("{hex}.json")))
     }
 
     fn sequence_path(&self) -> PathBuf {
@@ -111,6 +158,66 @@ impl JobStore for FileJobStore {
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), EngineError> {
         self.replace(self.sequence_path(), seq.to_string().as_bytes())
     }
+
+    fn save_side(
+        &self,
+        table: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let path = self.side_path(table, key)?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let bytes = serde_json::to_vec(&serde_json::json!({"key": key, "value": value}))
+            .map_err(EngineError::internal)?;
+        self.replace(path, &bytes)
+    }
+
+    fn remove_side(&self, table: &str, key: &str) -> Result<(), EngineError> {
+        match fs::remove_file(self.side_path(table, key)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Unreadable files are reported and skipped, as job records are.
+    fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError> {
+        let dir = self.dir.join("side").join(side_table_name(table)?);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let read = fs::read(&path)
+                .map_err(EngineError::from)
+                .and_then(|b| serde_json::from_slice(&b).map_err(EngineError::internal));
+            match read {
+                Ok(serde_json::Value::Object(mut record)) => {
+                    match (record.remove("key"), record.remove("value")) {
+                        (Some(serde_json::Value::String(key)), Some(value)) => {
+                            records.push((key, value))
+                        }
+                        _ => {
+                            tracing::warn!(path = %path.display(), "skipping a malformed side record")
+                        }
+                    }
+                }
+                Ok(_) => tracing::warn!(path = %path.display(), "skipping a malformed side record"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping an unreadable side record")
+                }
+            }
+        }
+        Ok(records)
+    }
 }
 
 /// One change for the writer thread.
@@ -118,6 +225,8 @@ enum Write {
     /// A record to write, and who to tell once it is written.
     Save(Box<JobRecord>, Option<tokio::sync::oneshot::Sender<()>>),
     Remove(JobId),
+    SaveSide(&'static str, String, serde_json::Value),
+    RemoveSide(&'static str, String),
     /// Answers once every change sent before it is written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -152,6 +261,8 @@ impl StoreWriter {
                             saved
                         }
                         Write::Remove(id) => store.remove(id),
+                        Write::SaveSide(table, key, value) => store.save_side(table, &key, &value),
+                        Write::RemoveSide(table, key) => store.remove_side(table, &key),
                         Write::Flush(done) => {
                             let _ = done.send(());
                             Ok(())
@@ -186,11 +297,54 @@ impl StoreWriter {
         let _ = self.tx.send(Write::Remove(id));
     }
 
+    pub fn save_side(&self, table: &'static str, key: String, value: serde_json::Value) {
+        let _ = self.tx.send(Write::SaveSide(table, key, value));
+    }
+
+    pub fn remove_side(&self, table: &'static str, key: String) {
+        let _ = self.tx.send(Write::RemoveSide(table, key));
+    }
+
     /// Waits until everything queued so far is written.
     pub async fn flush(&self) {
         let (done, written) = tokio::sync::oneshot::channel();
         if self.tx.send(Write::Flush(done)).is_ok() {
             let _ = written.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn side_records_round_trip_per_table_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileJobStore::new(dir.path().to_path_buf()).unwrap();
+        store.save_side("t", "1", &json!({"a": 1})).unwrap();
+        store.save_side("t", "../x/é", &json!("odd key")).unwrap();
+        store.save_side("t", "1", &json!({"a": 2})).unwrap();
+        store.save_side("u", "1", &json!(null)).unwrap();
+        store.remove_side("u", "1").unwrap();
+        store.remove_side("u", "never").unwrap();
+        let reopened = FileJobStore::new(dir.path().to_path_buf()).unwrap();
+        let mut t = reopened.load_side("t").unwrap();
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            t,
+            vec![
+                ("../x/é".to_string(), json!("odd key")),
+                ("1".to_string(), json!({"a": 2}))
+            ]
+        );
+        assert!(reopened.load_side("u").unwrap().is_empty());
+        assert!(reopened.load_side("none_yet").unwrap().is_empty());
+        for bad in ["", "../t", "T", &"x".repeat(65)] {
+            assert!(store.save_side(bad, "k", &json!(1)).is_err(), "{bad:?}");
+        }
+        assert!(store.save_side("t", "", &json!(1)).is_err());
+        assert!(store.save_side("t", &"k".repeat(101), &json!(1)).is_err());
     }
 }

@@ -4,6 +4,7 @@
 mod error;
 mod params;
 mod principal;
+pub mod rfc3339;
 mod spec;
 
 pub use error::{EngineError, ErrorKind, classify_error, panic_text, syntax_message};

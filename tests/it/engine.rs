@@ -724,6 +724,23 @@ impl polyquery::engine::JobStore for StallingStore {
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), polyquery::engine::EngineError> {
         self.inner.raise_sequence_high_water(seq)
     }
+    fn save_side(
+        &self,
+        table: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), polyquery::engine::EngineError> {
+        self.inner.save_side(table, key, value)
+    }
+    fn remove_side(&self, table: &str, key: &str) -> Result<(), polyquery::engine::EngineError> {
+        self.inner.remove_side(table, key)
+    }
+    fn load_side(
+        &self,
+        table: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, polyquery::engine::EngineError> {
+        self.inner.load_side(table)
+    }
 }
 
 #[tokio::test]

@@ -1483,3 +1483,78 @@ async fn stored_queries_and_sql_runner_queries_expire_unused() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn stored_queries_looks_and_sql_runner_queries_outlive_a_restart() {
+    let s = Session::start(202).await;
+    let query = s
+        .create_query(json!({"model": "thelook", "view": "users", "fields": ["users.count"]}))
+        .await;
+    let query_json = s.json(&format!("/queries/{query}")).await;
+    let slug = query_json["slug"].as_str().unwrap().to_string();
+    let look = s
+        .post(
+            "/looks",
+            json!({"title": "Orders", "query_id": query, "folder_id": "1"}),
+        )
+        .await;
+    assert_eq!(look.status(), StatusCode::OK);
+    let look: Value = look.json().await.unwrap();
+    let look_id = look["id"].as_str().unwrap().to_string();
+    let sql: Value = s
+        .post(
+            "/sql_queries",
+            json!({"connection_name": "polyquery", "sql": "select 1 as one"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sql_slug = sql["slug"].as_str().unwrap().to_string();
+    let ran = s
+        .http
+        .post(s.url(&format!("/sql_queries/{sql_slug}/run/json")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ran.status(), StatusCode::OK);
+
+    let s = Session::on(s.server.restarted(config(202)).await).await;
+    assert_eq!(s.json(&format!("/queries/{query}")).await, query_json);
+    assert_eq!(
+        s.json(&format!("/queries/slug/{slug}")).await["id"],
+        json!(query)
+    );
+    let read = s.json(&format!("/looks/{look_id}")).await;
+    assert_eq!(read["title"], "Orders");
+    assert_eq!(read["query_id"], json!(query));
+    assert_eq!(read["created_at"], look["created_at"]);
+    let sql_read = s.json(&format!("/sql_queries/{sql_slug}")).await;
+    assert_eq!(sql_read["sql"], "select 1 as one");
+    assert_eq!(sql_read["run_count"], 1);
+    let again = s
+        .create_query(json!({"model": "thelook", "view": "users", "fields": ["users.count"]}))
+        .await;
+    assert_eq!(
+        again, query,
+        "an identical query keeps its id across the restart"
+    );
+    let other = s
+        .create_query(json!({"model": "thelook", "view": "users", "fields": ["users.state"]}))
+        .await;
+    assert_ne!(other, query, "ids are never handed out twice");
+    let deleted = s
+        .http
+        .delete(s.url(&format!("/looks/{look_id}")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let s = Session::on(s.server.restarted(config(202)).await).await;
+    assert_eq!(
+        s.get(&format!("/looks/{look_id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -68,11 +68,30 @@ impl TestServer {
     /// A server whose query threads carry `thread_name` (to measure their CPU alone) and whose job
     /// records go to `store` (default: the data directory).
     pub async fn start_with(
-        mut config: Config,
+        config: Config,
         thread_name: &str,
         store: Option<Arc<dyn JobStore>>,
     ) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        TestServer::launch(config, thread_name, store, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Stops this server (its engine writes what it holds) and starts another over the same data
+    /// directory, as a restart of the process does.
+    pub async fn restarted(mut self, config: Config) -> TestServer {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.engine.shutdown().await;
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        TestServer::launch(config, "pq-query", None, dir).await
+    }
+
+    async fn launch(
+        mut config: Config,
+        thread_name: &str,
+        store: Option<Arc<dyn JobStore>>,
+        dir: TempDir,
+    ) -> TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.data_dir = dir.path().to_path_buf();
         let mut engine_config = config.engine_config();

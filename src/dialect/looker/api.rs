@@ -24,7 +24,7 @@ use super::table_calc::TableCalc;
 use super::users;
 use super::{Front, filter};
 use super::{FrontContext, Settings};
-use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState};
+use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, SideTable};
 use crate::query::Principal;
 use crate::wire::{self as http, HttpLimits, Request, Response, RouteLabel};
 
@@ -42,7 +42,7 @@ pub struct LookerFront {
     models: Models,
     queries: QueryStore,
     looks: LookStore,
-    sql_queries: Mutex<Expiring<String, SqlQuery>>,
+    sql_queries: SqlQueries,
     /// Task ids this front created and whose they were, so that a forgotten one reads `expired`
     /// to its owner (and `missing`, as a never-existing id does, to everyone else).
     tasks: Mutex<Expiring<u128, Principal>>,
@@ -234,8 +234,8 @@ struct SqlQueryCreate {
     vis_config: Option<Value>,
 }
 
-/// A SQL Runner query as stored.
-#[derive(Clone, Debug)]
+/// A SQL Runner query as stored (in the engine's side records too, so it outlives a restart).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct SqlQuery {
     /// Who created it: only they may read or run it.
     owner: Principal,
@@ -245,8 +245,51 @@ struct SqlQuery {
     model_name: Option<String>,
     vis_config: Option<Value>,
     run_count: u64,
+    #[serde(with = "crate::query::rfc3339::option")]
     last_run_at: Option<DateTime<Utc>>,
     last_runtime: Option<f64>,
+}
+
+/// The SQL Runner queries used within the retention.
+struct SqlQueries {
+    by_slug: Mutex<Expiring<String, SqlQuery>>,
+    saved: SideTable<SqlQuery>,
+}
+
+impl SqlQueries {
+    fn new(retain: Duration, saved: SideTable<SqlQuery>) -> SqlQueries {
+        let mut by_slug = Expiring::new(retain);
+        for (slug, query) in saved.load() {
+            by_slug.insert(slug, query);
+        }
+        SqlQueries {
+            by_slug: Mutex::new(by_slug),
+            saved,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<String, SqlQuery>> {
+        self.by_slug.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, slug: String, query: SqlQuery) {
+        self.saved.save(&slug, &query);
+        for (gone, _) in self.lock().insert(slug, query) {
+            self.saved.remove(&gone);
+        }
+    }
+
+    fn get(&self, slug: &str) -> Option<SqlQuery> {
+        self.lock().get(&slug.to_string()).cloned()
+    }
+
+    /// Changes a stored query in place (its run counts).
+    fn update(&self, slug: &str, change: impl FnOnce(&mut SqlQuery)) {
+        if let Some(query) = self.lock().get(&slug.to_string()) {
+            change(query);
+            self.saved.save(slug, query);
+        }
+    }
 }
 
 impl SqlQuery {
@@ -282,15 +325,18 @@ impl LookerFront {
         let retain = Duration::from_secs(settings.retain_secs.max(1));
         let sessions = Sessions::new(principals)
             .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)));
+        let queries = QueryStore::new(retain, engine.side_table("looker_queries"));
+        let looks = LookStore::new(engine.side_table("looker_looks"));
+        let sql_queries = SqlQueries::new(retain, engine.side_table("looker_sql_queries"));
         LookerFront {
             engine,
             limits,
             settings,
             sessions,
             models,
-            queries: QueryStore::new(retain),
-            looks: LookStore::default(),
-            sql_queries: Mutex::new(Expiring::new(retain)),
+            queries,
+            looks,
+            sql_queries,
             tasks: Mutex::new(Expiring::new(retain)),
         }
     }
@@ -1244,21 +1290,15 @@ impl LookerFront {
             last_runtime: None,
         };
         let answer = stored.to_json();
-        self.sql_queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(slug, stored);
+        self.sql_queries.insert(slug, stored);
         ok_json(answer, params)
     }
 
     /// The caller's own SQL Runner query; someone else's is not found, as an unknown slug is.
     fn sql_query(&self, slug: &str, owner: &Principal) -> Result<SqlQuery, LookerError> {
         self.sql_queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&slug.to_string())
+            .get(slug)
             .filter(|q| q.owner == *owner)
-            .cloned()
             .ok_or_else(LookerError::not_found)
     }
 
@@ -1270,16 +1310,11 @@ impl LookerFront {
             .insert(tag::KIND.to_string(), "sql_runner".to_string());
         let id = self.engine.submit(spec).await?;
         let record = http::wait_within(&self.engine, id, &self.limits).await?;
-        if let Some(q) = self
-            .sql_queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&slug.to_string())
-        {
+        self.sql_queries.update(slug, |q| {
             q.run_count += 1;
             q.last_run_at = Some(Utc::now());
             q.last_runtime = runtime(&record);
-        }
+        });
         let meta = self.meta(&record, None, false, false);
         self.answer_result(&record, format, meta).await
     }

@@ -1,11 +1,13 @@
 //! Looks: a saved query with a title, created, found, updated, run and deleted through `/looks`.
-//! Kept in memory, like stored queries (see the README's "Not yet").
+//! Kept in the engine's side records, like stored queries, so they outlive a restart.
 
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::engine::SideTable;
 
 /// What a client sends to create or update a look (`WriteLookWithQuery`); absent keys keep their
 /// value on update. Read-only and unknown keys are ignored.
@@ -22,8 +24,8 @@ pub struct WriteLook {
     pub space_id: Option<Value>,
 }
 
-/// A stored look.
-#[derive(Clone, Debug)]
+/// A stored look (kept in the engine's side records too, so that it outlives a restart).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Look {
     pub id: u64,
     pub title: String,
@@ -35,7 +37,9 @@ pub struct Look {
     pub deleted: bool,
     pub folder_id: String,
     pub user_id: String,
+    #[serde(with = "crate::query::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::query::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -124,12 +128,23 @@ impl Look {
 }
 
 /// Every look.
-#[derive(Default)]
 pub struct LookStore {
     inner: Mutex<(u64, Vec<Look>)>,
+    saved: SideTable<Look>,
 }
 
 impl LookStore {
+    /// The store, starting with the looks `saved` holds.
+    pub fn new(saved: SideTable<Look>) -> LookStore {
+        let mut looks: Vec<Look> = saved.load().into_iter().map(|(_, look)| look).collect();
+        looks.sort_by_key(|l| l.id);
+        let last = looks.last().map_or(0, |l| l.id);
+        LookStore {
+            inner: Mutex::new((last, looks)),
+            saved,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Vec<Look>)> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -154,6 +169,7 @@ impl LookStore {
             updated_at: now,
         };
         look.apply(write, Some(query));
+        self.saved.save(&look.id.to_string(), &look);
         inner.1.push(look.clone());
         look
     }
@@ -169,6 +185,7 @@ impl LookStore {
         let mut inner = self.lock();
         let look = inner.1.iter_mut().find(|l| l.id == id)?;
         f(look);
+        self.saved.save(&look.id.to_string(), look);
         Some(look.clone())
     }
 
@@ -179,6 +196,7 @@ impl LookStore {
         let mut inner = self.lock();
         let before = inner.1.len();
         inner.1.retain(|l| l.id != id);
+        self.saved.remove(&id.to_string());
         inner.1.len() != before
     }
 

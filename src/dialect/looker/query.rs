@@ -18,6 +18,7 @@ use super::error::{ErrorDetail, LookerError};
 use super::expiring::Expiring;
 use super::filter;
 use super::semantic::{Explore, Field, Models};
+use crate::engine::SideTable;
 
 /// Looker's row limit when a query names none.
 pub const DEFAULT_LIMIT: u64 = 500;
@@ -146,7 +147,14 @@ fn random_token(len: usize) -> String {
 }
 
 /// A client-chosen query written back as Looker answers it.
-fn answer(id: String, slug: String, q: &WriteQuery, model: &str, view: &str) -> Query {
+fn answer(id: String, saved: &SavedQuery) -> Query {
+    let SavedQuery {
+        slug,
+        client_id,
+        model,
+        view,
+        write: q,
+    } = saved;
     let mut url = format!("/explore/{model}/{view}");
     let fields = q.fields.clone().unwrap_or_default().join(",");
     let mut params: Vec<(&str, String)> = vec![("fields", fields)];
@@ -177,9 +185,9 @@ fn answer(id: String, slug: String, q: &WriteQuery, model: &str, view: &str) -> 
         visible_ui_sections: q.visible_ui_sections.clone(),
         share_url: format!("/x/{slug}"),
         expanded_share_url: url.clone(),
-        slug,
+        slug: slug.clone(),
         dynamic_fields: q.dynamic_fields.clone(),
-        client_id: q.client_id.clone().unwrap_or_else(|| random_token(22)),
+        client_id: client_id.clone(),
         url,
         query_timezone: q.query_timezone.clone(),
         has_table_calculations: false,
@@ -193,10 +201,11 @@ pub struct StoredQuery {
     pub write: WriteQuery,
 }
 
-/// Every query created and used within the retention. Identical definitions share one id, as
-/// Looker's do.
+/// Every query created and used within the retention, kept in the engine's side records too so
+/// that they outlive a restart. Identical definitions share one id, as Looker's do.
 pub struct QueryStore {
     inner: Mutex<StoreInner>,
+    saved: SideTable<SavedQuery>,
 }
 
 struct StoreInner {
@@ -206,20 +215,38 @@ struct StoreInner {
     next_id: u64,
 }
 
+/// What is kept of a stored query (its answer is made again from it).
+#[derive(Serialize, Deserialize)]
+pub struct SavedQuery {
+    slug: String,
+    client_id: String,
+    model: String,
+    view: String,
+    write: WriteQuery,
+}
+
 fn definition(write: &WriteQuery) -> String {
     serde_json::to_string(write).unwrap_or_default()
 }
 
 impl QueryStore {
-    /// A store that forgets a query unused for `retain`.
-    pub fn new(retain: std::time::Duration) -> QueryStore {
+    /// A store that forgets a query unused for `retain`, starting with the queries `saved` holds.
+    pub fn new(retain: std::time::Duration, saved: SideTable<SavedQuery>) -> QueryStore {
+        let mut inner = StoreInner {
+            by_id: Expiring::new(retain),
+            by_definition: HashMap::new(),
+            by_slug: HashMap::new(),
+            next_id: 0,
+        };
+        for (id, query) in saved.load() {
+            if let Ok(n) = id.parse::<u64>() {
+                inner.next_id = inner.next_id.max(n);
+            }
+            inner.keep(id, query);
+        }
         QueryStore {
-            inner: Mutex::new(StoreInner {
-                by_id: Expiring::new(retain),
-                by_definition: HashMap::new(),
-                by_slug: HashMap::new(),
-                next_id: 0,
-            }),
+            inner: Mutex::new(inner),
+            saved,
         }
     }
 
@@ -238,16 +265,17 @@ impl QueryStore {
         }
         inner.next_id += 1;
         let id = inner.next_id.to_string();
-        let slug = random_token(7);
-        let stored = Arc::new(StoredQuery {
-            query: answer(id.clone(), slug.clone(), &write, model, view),
+        let saved = SavedQuery {
+            slug: random_token(7),
+            client_id: write.client_id.clone().unwrap_or_else(|| random_token(22)),
+            model: model.to_string(),
+            view: view.to_string(),
             write,
-        });
-        inner.by_definition.insert(definition, id.clone());
-        inner.by_slug.insert(slug, id.clone());
-        for (_, gone) in inner.by_id.insert(id, stored.clone()) {
-            inner.by_definition.remove(&self::definition(&gone.write));
-            inner.by_slug.remove(&gone.query.slug);
+        };
+        self.saved.save(&id, &saved);
+        let (stored, gone) = inner.keep(id, saved);
+        for id in gone {
+            self.saved.remove(&id);
         }
         stored
     }
@@ -260,6 +288,26 @@ impl QueryStore {
         let mut inner = self.lock();
         let id = inner.by_slug.get(slug)?.clone();
         inner.by_id.get(&id).cloned()
+    }
+}
+
+impl StoreInner {
+    /// Keeps a query under `id`; answers it and the ids of queries forgotten meanwhile.
+    fn keep(&mut self, id: String, saved: SavedQuery) -> (Arc<StoredQuery>, Vec<String>) {
+        let stored = Arc::new(StoredQuery {
+            query: answer(id.clone(), &saved),
+            write: saved.write,
+        });
+        self.by_definition
+            .insert(definition(&stored.write), id.clone());
+        self.by_slug.insert(saved.slug, id.clone());
+        let mut gone_ids = Vec::new();
+        for (gone_id, gone) in self.by_id.insert(id, stored.clone()) {
+            self.by_definition.remove(&definition(&gone.write));
+            self.by_slug.remove(&gone.query.slug);
+            gone_ids.push(gone_id);
+        }
+        (stored, gone_ids)
     }
 }
 
