@@ -709,6 +709,10 @@ async fn bad_input_gets_looker_errors() {
             "limit",
         ),
         (json!({"view": "users", "fields": ["users.id"]}), "model"),
+        (
+            json!({"model": "thelook", "view": "users", "fields": ["users.state", "users.count"], "subtotals": ["users.state"]}),
+            "subtotals",
+        ),
     ];
     for (body, field) in cases {
         let response = s.post("/queries", body.clone()).await;
@@ -1557,4 +1561,25 @@ async fn stored_queries_looks_and_sql_runner_queries_outlive_a_restart() {
         s.get(&format!("/looks/{look_id}")).await.status(),
         StatusCode::NOT_FOUND
     );
+}
+
+/// Looker documents `deferred` only as "create the task but defer execution", with no call that
+/// starts one: polyquery runs a deferred task at once (README, Looker's "Not yet").
+#[tokio::test]
+async fn a_deferred_task_runs_at_once() {
+    let s = Session::start(202).await;
+    let query = s.create_query(states_query()).await;
+    let response = s
+        .post(
+            "/query_tasks",
+            json!({"query_id": query, "result_format": "json", "deferred": true}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let task: Value = response.json().await.unwrap();
+    let task = task["id"].as_str().unwrap().to_string();
+    let done = s.wait_for(&task, &["complete"]).await;
+    assert_eq!(done["status"], "complete");
+    let rows: Value = s.json(&format!("/query_tasks/{task}/results")).await;
+    assert!(rows.as_array().is_some_and(|r| !r.is_empty()), "{rows}");
 }

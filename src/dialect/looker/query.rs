@@ -593,6 +593,14 @@ pub fn compile(
             "table calculations on a pivoted query are not supported by polyquery",
         )]));
     }
+    // Rows without the subtotals asked for would be a wrong answer: refused, as other parts not built.
+    if query.subtotals.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(LookerError::validation_all(vec![ErrorDetail::new(
+            "subtotals",
+            "unsupported",
+            "subtotals are not supported by polyquery",
+        )]));
+    }
     let measures: Vec<Field> = fields.iter().filter(|f| f.is_measure()).cloned().collect();
     let totals_sql = match query.total {
         Some(true) if !measures.is_empty() => {
