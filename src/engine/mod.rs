@@ -155,6 +155,15 @@ impl Drop for QueryRuntime {
     }
 }
 
+/// How far back identical-query reuse looks.
+#[derive(Clone, Copy, Debug)]
+pub struct Reuse {
+    /// How long ago the earlier job may have succeeded.
+    pub within: Duration,
+    /// Whether a job still queued or running may be reused (its reader waits for it).
+    pub unfinished: bool,
+}
+
 /// One table of side records, typed by the front that owns it.
 pub struct SideTable<T> {
     engine: Engine,
@@ -412,18 +421,26 @@ impl Engine {
         jobs
     }
 
-    /// A job of this owner with exactly this SQL that is still going, or that succeeded no longer
-    /// than `within` ago: identical-query reuse.
-    pub fn find_identical(&self, owner: &Principal, sql: &str, within: Duration) -> Option<JobId> {
+    /// Identical-query reuse, the one policy every wire applies: the newest job of `spec`'s owner
+    /// with exactly its SQL and parameters that succeeded no longer than `reuse.within` ago (or, with
+    /// `reuse.unfinished`, is still going), and that the wire takes for the same (`same` compares
+    /// the wire's own metadata: a Looker task's format, a Luminesce lineage request).
+    pub fn find_reusable(
+        &self,
+        spec: &JobSpec,
+        reuse: Reuse,
+        same: impl Fn(&JobSpec) -> bool,
+    ) -> Option<JobId> {
         let since =
-            Utc::now() - chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
-        self.list(Some(owner)).into_iter().find_map(|r| {
-            let reusable = match r.state {
-                JobState::Queued | JobState::Running => true,
+            Utc::now() - chrono::Duration::from_std(reuse.within).unwrap_or(chrono::Duration::MAX);
+        self.list(Some(&spec.owner)).into_iter().find_map(|r| {
+            let in_time = match r.state {
+                JobState::Queued | JobState::Running => reuse.unfinished,
                 JobState::Succeeded => r.finished.is_some_and(|f| f >= since),
                 _ => false,
             };
-            (reusable && r.spec.sql == sql).then_some(r.id)
+            let identical = r.spec.sql == spec.sql && r.spec.params == spec.params;
+            (in_time && identical && same(&r.spec)).then_some(r.id)
         })
     }
 

@@ -523,41 +523,93 @@ async fn reshaping_selects_filters_sorts_groups_and_pages_a_finished_result() {
 
 #[tokio::test]
 async fn identical_queries_of_one_owner_are_reused_within_the_window() {
+    use polyquery::engine::{JobId, JobSpec, ParamValue, Reuse};
     let (engine, _dir) = engine().await;
     let (id, _) = run(&engine, spec("SELECT 42")).await;
-    assert_eq!(
-        engine.find_identical(
-            &Principal::user("tester"),
-            "SELECT 42",
-            Duration::from_secs(60)
-        ),
-        Some(id)
-    );
-    assert_eq!(
-        engine.find_identical(
-            &Principal::user("someone else"),
-            "SELECT 42",
-            Duration::from_secs(60)
-        ),
-        None
-    );
-    assert_eq!(
-        engine.find_identical(
-            &Principal::user("tester"),
-            "SELECT 43",
-            Duration::from_secs(60)
-        ),
-        None
-    );
+    let running = engine.submit(spec(LONG_SCAN)).await.unwrap();
+    wait_for_state(&engine, running, JobState::Running).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
-    assert_eq!(
-        engine.find_identical(
-            &Principal::user("tester"),
-            "SELECT 42",
-            Duration::from_millis(1)
+    let minute = Duration::from_secs(60);
+    let someone_else = |mut s: JobSpec| {
+        s.owner = Principal::user("someone else");
+        s
+    };
+    let with_param = |mut s: JobSpec| {
+        s.params
+            .named
+            .insert("p".into(), ParamValue::String("x".into()));
+        s
+    };
+    // (what, the new job, within, unfinished, the wire takes the earlier for the same, expected)
+    type Case = (&'static str, JobSpec, Duration, bool, bool, Option<JobId>);
+    let cases: Vec<Case> = vec![
+        (
+            "identical",
+            spec("SELECT 42"),
+            minute,
+            false,
+            true,
+            Some(id),
         ),
-        None
-    );
+        (
+            "another owner",
+            someone_else(spec("SELECT 42")),
+            minute,
+            false,
+            true,
+            None,
+        ),
+        ("other SQL", spec("SELECT 43"), minute, false, true, None),
+        (
+            "other parameters",
+            with_param(spec("SELECT 42")),
+            minute,
+            false,
+            true,
+            None,
+        ),
+        (
+            "the wire says not the same",
+            spec("SELECT 42"),
+            minute,
+            false,
+            false,
+            None,
+        ),
+        (
+            "past the window",
+            spec("SELECT 42"),
+            Duration::from_millis(1),
+            false,
+            true,
+            None,
+        ),
+        (
+            "still running, allowed",
+            spec(LONG_SCAN),
+            minute,
+            true,
+            true,
+            Some(running),
+        ),
+        (
+            "still running, not allowed",
+            spec(LONG_SCAN),
+            minute,
+            false,
+            true,
+            None,
+        ),
+    ];
+    for (what, new, within, unfinished, same, expected) in cases {
+        let reuse = Reuse { within, unfinished };
+        assert_eq!(
+            engine.find_reusable(&new, reuse, |_| same),
+            expected,
+            "{what}"
+        );
+    }
+    engine.cancel(running).unwrap();
 }
 
 #[tokio::test]

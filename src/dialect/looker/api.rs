@@ -24,7 +24,7 @@ use super::table_calc::TableCalc;
 use super::users;
 use super::{Front, filter};
 use super::{FrontContext, Settings};
-use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, SideTable};
+use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Reuse, SideTable};
 use crate::query::Principal;
 use crate::wire::{self as http, HttpLimits, Request, Response, RouteLabel};
 
@@ -745,26 +745,28 @@ impl LookerFront {
         let format = results::check_format(format).map_err(LookerError::bad_request)?;
         let options = RunOptions::of(params)?;
         let compiled = query::compile(&self.models, write, options.limit, filter::now())?;
+        let spec = self.spec(
+            owner,
+            &compiled.sql,
+            write,
+            query_id,
+            format,
+            options,
+            "run",
+        )?;
+        // A run writes its own format, so any job of the same SQL answers it.
+        let reuse = Reuse {
+            within: CACHE_WINDOW,
+            unfinished: true,
+        };
         let cached = options
             .cache
             .unwrap_or(true)
-            .then(|| {
-                self.engine
-                    .find_identical(owner, &compiled.sql, CACHE_WINDOW)
-            })
+            .then(|| self.engine.find_reusable(&spec, reuse, |_| true))
             .flatten();
         let id = match cached {
             Some(id) => id,
             None => {
-                let spec = self.spec(
-                    owner,
-                    &compiled.sql,
-                    write,
-                    query_id,
-                    format,
-                    options,
-                    "run",
-                )?;
                 let id = self.engine.submit(spec).await?;
                 return self.answer_run(id, &compiled, format, options, false).await;
             }
@@ -1018,7 +1020,7 @@ impl LookerFront {
             body.source.clone().unwrap_or_else(|| "api".to_string()),
         );
         let reused = if options.cache == Some(true) {
-            self.reusable_task(owner, &spec)
+            self.reusable_task(&spec)
         } else {
             None
         };
@@ -1032,15 +1034,16 @@ impl LookerFront {
     }
 
     /// A task of this owner with the same SQL and output that succeeded within the cache window.
-    fn reusable_task(&self, owner: &Principal, spec: &JobSpec) -> Option<JobId> {
-        let since = Utc::now() - chrono::Duration::from_std(CACHE_WINDOW).ok()?;
-        self.engine.list(Some(owner)).into_iter().find_map(|r| {
-            let same = r.spec.sql == spec.sql
-                && r.spec.tags.get(tag::KIND) == spec.tags.get(tag::KIND)
-                && r.spec.tags.get(tag::FORMAT) == spec.tags.get(tag::FORMAT)
-                && r.spec.tags.get(tag::FORMATTING) == spec.tags.get(tag::FORMATTING);
-            (same && r.state == JobState::Succeeded && r.finished.is_some_and(|f| f >= since))
-                .then_some(r.id)
+    fn reusable_task(&self, spec: &JobSpec) -> Option<JobId> {
+        let reuse = Reuse {
+            within: CACHE_WINDOW,
+            unfinished: false,
+        };
+        let tag = |s: &JobSpec, key: &str| s.tags.get(key).cloned();
+        self.engine.find_reusable(spec, reuse, |earlier| {
+            [tag::KIND, tag::FORMAT, tag::FORMATTING]
+                .iter()
+                .all(|key| tag(earlier, key) == tag(spec, key))
         })
     }
 

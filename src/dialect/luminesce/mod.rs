@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Front, FrontContext};
 use crate::engine::{
-    Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params, SaveArea,
+    Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params, Reuse, SaveArea,
 };
 use crate::query::{Principal, Principals};
 use crate::wire::HttpLimits;
@@ -413,17 +413,19 @@ impl LuminesceFront {
         Ok(spec)
     }
 
-    /// Identical-query reuse: an earlier job of this principal with the same SQL and parameters.
+    /// Identical-query reuse: an earlier job of this principal with the same SQL, parameters and
+    /// lineage request, still going or within the window (and never past its keep-for).
     fn reusable(&self, spec: &JobSpec) -> Option<JobId> {
         let window = Duration::from_secs(self.settings.reuse_window_secs);
         if window.is_zero() {
             return None;
         }
-        let id =
-            self.engine
-                .find_identical(&spec.owner, &spec.sql, window.min(spec.limits.keep_for))?;
-        let earlier = self.engine.get(id).ok()?;
-        (earlier.spec.params == spec.params && earlier.spec.tags == spec.tags).then_some(id)
+        let reuse = Reuse {
+            within: window.min(spec.limits.keep_for),
+            unfinished: true,
+        };
+        self.engine
+            .find_reusable(spec, reuse, |earlier| earlier.tags == spec.tags)
     }
 
     /// `GET /api/SqlBackground/{id}`
