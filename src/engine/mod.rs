@@ -278,7 +278,7 @@ impl Engine {
     /// Accepts a job: checks that its SQL parses (a syntax error is answered at once), queues it, and
     /// returns its id once its record is durable. A full queue answers `Busy`.
     pub async fn submit(&self, mut spec: JobSpec) -> Result<JobId, EngineError> {
-        self.inner.executor.check(spec.runnable_sql())?;
+        crate::sql::guard::cpu_bound(|| self.inner.executor.check(spec.runnable_sql()))?;
         spec.limits.keep_for = spec.limits.keep_for.min(self.inner.max_keep_for);
         let owned = read(&self.inner.jobs)
             .values()

@@ -43,6 +43,19 @@ pub fn on_big_stack<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, f)
 }
 
+/// Runs CPU-heavy work on client text (parsing and translating SQL up to [`MAX_SQL_BYTES`], which
+/// takes up to a second) without holding up the async runtime it is called on: on a multi-thread
+/// runtime the thread's other tasks move to other threads meanwhile, so no number of such requests
+/// stops the server answering others.
+pub fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Why a text was not parsed.
 #[derive(Debug)]
 pub enum Refused {
@@ -230,6 +243,28 @@ fn set_operation_depth(body: &SetExpr) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Work in `cpu_bound` leaves the runtime's thread to the other tasks: with one runtime thread,
+    /// a task that waits inside `cpu_bound` for another task to signal it would otherwise wait for
+    /// ever.
+    #[test]
+    fn cpu_bound_work_does_not_hold_the_runtime_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let waited = runtime.block_on(async move {
+            let busy = tokio::spawn(async move {
+                cpu_bound(|| rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok())
+            });
+            tokio::task::yield_now().await;
+            let signal = tokio::spawn(async move { tx.send(()).is_ok() });
+            (busy.await.unwrap(), signal.await.unwrap())
+        });
+        assert_eq!(waited, (true, true));
+    }
     use sqlparser::dialect::GenericDialect;
     use std::time::{Duration, Instant};
 

@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use super::{Front, FrontContext};
 use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params};
 use crate::query::{Principal, Principals};
+use crate::sql::guard::cpu_bound;
 use crate::wire::{self as http, RemoteAddr, Request, Response, RouteLabel};
 use errors::{AsxError, ResultStatus};
 use fields::{FieldRules, Measures, MetricSet, PlanRequest, result_tail};
@@ -235,7 +236,7 @@ impl AsterixFront {
             dataverse: params.dataverse.as_deref(),
             catalog: Some(self.engine.executor().catalog()),
         };
-        let translated = sqlpp::translate(&statement, rules);
+        let translated = cpu_bound(|| sqlpp::translate(&statement, rules));
         let compile = started.elapsed();
         let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
         let translation = match translated {
@@ -600,7 +601,7 @@ impl AsterixFront {
         compile: Duration,
     ) -> Response {
         let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        if let Err(e) = self.engine.executor().check(&translation.exec_sql) {
+        if let Err(e) = cpu_bound(|| self.engine.executor().check(&translation.exec_sql)) {
             let e = AsxError::from_engine(&e, &request_id);
             return self.error_response(&e, Some(&request_id), Some(params), started);
         }

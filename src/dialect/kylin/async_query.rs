@@ -19,6 +19,7 @@ use super::sql::{Project, calcite_message, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
 use super::{Call, Reply, State, enveloped, json_response, tag};
 use crate::engine::{Engine, ExportState, JobRecord, JobRef, JobSpec, JobState, Limits};
+use crate::sql::guard::cpu_bound;
 use crate::wire::{FormatLabel, Response};
 
 /// Routes `/async_query/<rest>`; answers the metrics label and the reply.
@@ -167,7 +168,7 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     let offset = number_field(&body, "offset")?;
     let sql = text_field(&body, "sql").unwrap_or_default();
     let catalog = state.engine.executor().catalog();
-    let prepared = match prepare(&sql, project, catalog, limit, offset) {
+    let prepared = match cpu_bound(|| prepare(&sql, project, catalog, limit, offset)) {
         Ok(p) => p,
         Err(e) => return refused(flavour, "000".into(), e.message),
     };

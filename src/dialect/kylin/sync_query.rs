@@ -13,6 +13,7 @@ use super::sql::{Project, SCHEMA, calcite_message, prepare};
 use super::wire::{CellStyle, ColumnMeta, Flavour, SqlResponse, sql_type};
 use super::{Call, Reply, State, enveloped, tag};
 use crate::engine::{JobSpec, JobState, ParamValue, Params};
+use crate::sql::guard::cpu_bound;
 
 /// `POST /query`. A query's own failure is HTTP 200 with `isException` (Kylin 5); a bad request is
 /// an error envelope.
@@ -47,7 +48,7 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         )
     };
     let catalog = state.engine.executor().catalog();
-    let prepared = match prepare(&sql, project, catalog, limit, offset) {
+    let prepared = match cpu_bound(|| prepare(&sql, project, catalog, limit, offset)) {
         Ok(p) => p,
         Err(e) => return failed(e.message),
     };

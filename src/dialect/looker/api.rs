@@ -26,6 +26,7 @@ use super::{Front, filter};
 use super::{FrontContext, Settings};
 use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Reuse, SideTable};
 use crate::query::Principal;
+use crate::sql::guard::cpu_bound;
 use crate::wire::{self as http, HttpLimits, Request, Response, RouteLabel};
 
 /// The API prefix every SDK call uses.
@@ -596,7 +597,7 @@ impl LookerFront {
 
     /// Validates a query by compiling it once.
     fn validate(&self, write: &WriteQuery) -> Result<query::Compiled, LookerError> {
-        query::compile(&self.models, write, None, filter::now())
+        cpu_bound(|| query::compile(&self.models, write, None, filter::now()))
     }
 
     fn create_query(&self, request: &Request, params: &Params) -> Answer {
@@ -744,7 +745,8 @@ impl LookerFront {
     ) -> Answer {
         let format = results::check_format(format).map_err(LookerError::bad_request)?;
         let options = RunOptions::of(params)?;
-        let compiled = query::compile(&self.models, write, options.limit, filter::now())?;
+        let compiled =
+            cpu_bound(|| query::compile(&self.models, write, options.limit, filter::now()))?;
         let spec = self.spec(
             owner,
             &compiled.sql,
@@ -1005,7 +1007,9 @@ impl LookerFront {
             )
         })?;
         let options = RunOptions::of(params)?;
-        let compiled = query::compile(&self.models, &stored.write, options.limit, filter::now())?;
+        let compiled = cpu_bound(|| {
+            query::compile(&self.models, &stored.write, options.limit, filter::now())
+        })?;
         let mut spec = self.spec(
             owner,
             &compiled.sql,

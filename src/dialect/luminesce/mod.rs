@@ -43,6 +43,7 @@ use crate::engine::{
     Engine, JobId, JobRecord, JobRef, JobSpec, Limits, ParamValue, Params, Reuse, SaveArea,
 };
 use crate::query::{Principal, Principals};
+use crate::sql::guard::cpu_bound;
 use crate::wire::HttpLimits;
 use crate::wire::body::encoded;
 use crate::wire::{self as http, Body, FormatLabel, Request, Response, RouteLabel};
@@ -405,7 +406,8 @@ impl LuminesceFront {
         options: &[&str],
     ) -> Result<JobSpec, LuminesceError> {
         let params = scalar_parameters(q, options)?;
-        let rewritten = sql::rewrite(sql, &params, self.engine.executor().catalog())?;
+        let catalog = self.engine.executor().catalog();
+        let rewritten = cpu_bound(|| sql::rewrite(sql, &params, catalog))?;
         let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
