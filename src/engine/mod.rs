@@ -564,6 +564,18 @@ impl Engine {
         }
     }
 
+    /// The tables `sql` reads once planned, planned on the query runtime (planning the longest
+    /// texts takes a while): what a wire that scopes tables checks, on the plan's real references.
+    pub async fn tables_read(&self, sql: &str) -> Result<Vec<String>, EngineError> {
+        let executor = self.inner.executor.clone();
+        let sql = sql.to_string();
+        self.inner
+            .runtime()?
+            .spawn(async move { executor.tables_read(&sql).await })
+            .await
+            .map_err(EngineError::internal)?
+    }
+
     /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves.
     pub fn save_area(&self, root: std::path::PathBuf) -> SaveArea {
         SaveArea::open(root)

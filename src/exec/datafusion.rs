@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::common::ParamValues;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
@@ -89,6 +91,23 @@ impl DataFusionExecutor {
         Ok(statement)
     }
 
+    async fn tables_read(&self, sql: &str) -> Result<Vec<String>, EngineError> {
+        let statement = self.statement(sql)?;
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
+        let mut tables = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                tables.push(scan.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(tables)
+    }
+
     async fn run(
         &self,
         sql: &str,
@@ -155,6 +174,10 @@ impl Executor for DataFusionExecutor {
         source: StoredResult,
     ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>> {
         Box::pin(self.run_over(sql, table, source))
+    }
+
+    fn tables_read<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
+        Box::pin(self.tables_read(sql))
     }
 
     fn catalog(&self) -> &Catalog {

@@ -44,6 +44,10 @@ pub trait Executor: Send + Sync + 'static {
         source: StoredResult,
     ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>>;
 
+    /// The tables `sql` reads once planned (names as registered; CTEs, aliases and subqueries
+    /// resolved away), without running it: what a wire that scopes tables checks.
+    fn tables_read<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>>;
+
     /// The tables this executor serves.
     fn catalog(&self) -> &Catalog;
 }

@@ -906,6 +906,12 @@ impl polyquery::exec::Executor for PanickingExecutor {
     > {
         self.0.execute_over(sql, table, source)
     }
+    fn tables_read<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<String>, polyquery::engine::EngineError>> {
+        self.0.tables_read(sql)
+    }
     fn catalog(&self) -> &polyquery::exec::Catalog {
         self.0.catalog()
     }
@@ -1022,4 +1028,27 @@ async fn one_principal_may_keep_only_so_many_jobs_and_none_for_ever() {
     );
     engine.remove(first).unwrap();
     assert!(engine.submit(spec("SELECT 5")).await.is_ok());
+}
+
+/// What a wire that scopes tables checks: the tables a statement reads once planned, with CTEs that
+/// shadow a table name, aliases and subqueries resolved to what they really read.
+#[tokio::test]
+async fn tables_read_are_the_planned_statements_real_tables() {
+    let (engine, _dir) = engine().await;
+    let cases = [
+        ("SELECT 1", vec![]),
+        (
+            r#"SELECT count(*) FROM (WITH "Testing1K" AS (SELECT 1 AS x) SELECT x FROM "Testing1K") q CROSS JOIN "Testing1K""#,
+            vec!["Testing1K"],
+        ),
+        (
+            r#"SELECT * FROM "Testing1K" t WHERE t."Int" IN (SELECT "Int" FROM "Testing1K") AND EXISTS (SELECT 1 FROM "Testing1K")"#,
+            vec!["Testing1K"; 3],
+        ),
+    ];
+    for (sql, expected) in cases {
+        let mut read = engine.tables_read(sql).await.unwrap();
+        read.sort();
+        assert_eq!(read, expected, "{sql}");
+    }
 }

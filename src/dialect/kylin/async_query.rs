@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{self, KeCode, KylinError, text};
 use super::files::{self, FileFormat, FileSpec};
-use super::sql::{Project, calcite_message, prepare};
+use super::sql::{Project, calcite_message, check_planned_scope, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
 use super::{Call, Reply, State, enveloped, json_response, tag};
 use crate::engine::{Engine, ExportState, JobRecord, JobRef, JobSpec, JobState, Limits};
@@ -172,6 +172,9 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         Ok(p) => p,
         Err(e) => return refused(flavour, "000".into(), e.message),
     };
+    if let Err(e) = check_planned_scope(&state.engine, &prepared, project).await {
+        return refused(flavour, "000".into(), e.message);
+    }
     let mut spec = JobSpec::new(sql, call.principal.principal.clone(), "kylin");
     spec.exec_sql = prepared.exec_sql;
     spec.limits = Limits {

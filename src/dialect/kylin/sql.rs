@@ -88,6 +88,30 @@ pub struct Prepared {
     pub parameters: usize,
 }
 
+/// Checks the tables a prepared statement reads once planned against the project: beyond the scope
+/// checked on the SQL as written, no CTE, alias or subquery can reach a table outside the project.
+/// A statement that does not plan reads nothing; its job fails with the planner's error.
+pub async fn check_planned_scope(
+    engine: &crate::engine::Engine,
+    prepared: &Prepared,
+    project: Project,
+) -> Result<(), EngineError> {
+    let Ok(tables) = engine.tables_read(&prepared.exec_sql).await else {
+        return Ok(());
+    };
+    let catalog = engine.executor().catalog();
+    match tables
+        .iter()
+        .find(|read| !project.tables(catalog).any(|t| t.name == **read))
+    {
+        Some(outside) => Err(EngineError::new(
+            ErrorKind::Plan,
+            format!("Object '{}' not found", outside.to_uppercase()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Rewrites `sql` for `project`, adding `limit`/`offset` (0 = none) unless the SQL has its own.
 pub fn prepare(
     sql: &str,

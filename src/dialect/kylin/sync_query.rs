@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray, StringArray};
 use serde_json::{Map, Value, json};
 
 use super::errors::{self, KeCode, KylinError, text};
-use super::sql::{Project, SCHEMA, calcite_message, prepare};
+use super::sql::{Project, SCHEMA, calcite_message, check_planned_scope, prepare};
 use super::wire::{CellStyle, ColumnMeta, Flavour, SqlResponse, sql_type};
 use super::{Call, Reply, State, enveloped, tag};
 use crate::engine::{JobSpec, JobState, ParamValue, Params};
@@ -52,6 +52,9 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         Ok(p) => p,
         Err(e) => return failed(e.message),
     };
+    if let Err(e) = check_planned_scope(&state.engine, &prepared, project).await {
+        return failed(e.message);
+    }
     let params = match parameters(body.get("params")) {
         Ok(p) => p,
         Err(message) => return failed(message),
