@@ -25,7 +25,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::query::{EngineError, ErrorKind, JobSpec, Limits, ParamValue, Params, Principal};
+pub use crate::query::{
+    EngineError, ErrorKind, JobSpec, Limits, ParamValue, Params, Principal, WireMeta,
+};
 pub use id::{JobId, JobRef};
 pub use job::{JobRecord, LogEntry};
 pub use results::ResultReader;

@@ -1,6 +1,5 @@
 //! The typed description of a job: what a dialect says when it submits one.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -47,9 +46,18 @@ pub struct JobSpec {
     /// A client-chosen name (Luminesce `queryName`), if any.
     pub name: Option<String>,
     pub limits: Limits,
-    /// Wire metadata the dialect needs again later (AsterixDB `client_context_id`, Kylin's file options).
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    /// What the wire that started the job keeps for its later reads (AsterixDB's output options,
+    /// Kylin's file options, a Looker task's query and format), typed by that wire: see
+    /// [`WireMeta`]. Stored with the job as JSON; other wires ignore it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
+}
+
+/// A wire's own metadata about its jobs. Each wire has one such type, read back only from the jobs
+/// that wire started.
+pub trait WireMeta: Serialize + serde::de::DeserializeOwned {
+    /// The wire (`JobSpec::dialect`) whose jobs carry it.
+    const DIALECT: &'static str;
 }
 
 impl JobSpec {
@@ -62,8 +70,21 @@ impl JobSpec {
             dialect: dialect.into(),
             name: None,
             limits: Limits::default(),
-            tags: BTreeMap::new(),
+            meta: serde_json::Value::Null,
         }
+    }
+
+    /// Keeps the wire's metadata with the job.
+    pub fn set_meta<M: WireMeta>(&mut self, meta: &M) {
+        self.meta = serde_json::to_value(meta).unwrap_or_default();
+    }
+
+    /// The wire's metadata, when this job is that wire's (and its metadata reads as `M`).
+    pub fn meta<M: WireMeta>(&self) -> Option<M> {
+        if self.dialect != M::DIALECT || self.meta.is_null() {
+            return None;
+        }
+        M::deserialize(&self.meta).ok()
     }
 
     /// The SQL to execute.
@@ -100,5 +121,35 @@ mod opt_millis {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Kept {
+        format: String,
+    }
+
+    impl WireMeta for Kept {
+        const DIALECT: &'static str = "one";
+    }
+
+    #[test]
+    fn a_wire_reads_back_only_its_own_metadata() {
+        let kept = Kept {
+            format: "csv".into(),
+        };
+        let mut own = JobSpec::new("select 1", Principal::user("u"), "one");
+        assert_eq!(own.meta::<Kept>(), None, "nothing kept yet");
+        own.set_meta(&kept);
+        let reloaded: JobSpec =
+            serde_json::from_str(&serde_json::to_string(&own).unwrap()).unwrap();
+        assert_eq!(reloaded.meta::<Kept>(), Some(kept));
+        let mut other = JobSpec::new("select 1", Principal::user("u"), "two");
+        other.meta = own.meta.clone();
+        assert_eq!(other.meta::<Kept>(), None, "another wire's job");
     }
 }

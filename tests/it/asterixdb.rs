@@ -427,6 +427,29 @@ async fn async_deferred_async_repeated_reads_twice_and_matches_immediate() {
     assert_eq!(get_handle(&s, &result).await.status, StatusCode::NOT_FOUND);
 }
 
+/// A restart does not give a job its `max-result-reads` again.
+#[tokio::test]
+async fn result_reads_are_counted_across_a_restart() {
+    let s = server(Profile::Master).await;
+    let a = post_form(
+        &s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("max-result-reads", "2"),
+        ],
+    )
+    .await;
+    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
+    let result = st.json()["handle"].as_str().unwrap().to_string();
+    assert_eq!(get_handle(&s, &result).await.status, StatusCode::OK);
+    let mut config = Config::default();
+    config.asterixdb.profile = Profile::Master;
+    let s = s.restarted(config).await;
+    assert_eq!(get_handle(&s, &result).await.status, StatusCode::OK);
+    assert_eq!(get_handle(&s, &result).await.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn async_deferred_async_exhausted_result_second_read_is_404() {
     let s = server(Profile::Master).await;

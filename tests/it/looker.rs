@@ -601,7 +601,7 @@ async fn unknown_tasks_are_404_and_missing_in_multi_results() {
                 polyquery::query::Principal::user("mallory"),
                 "looker",
             );
-            spec.tags.insert("looker.kind".into(), "task".into());
+            spec.meta = json!({"kind": "task"});
             spec
         })
         .await

@@ -67,11 +67,7 @@ impl AsterixFront {
                     "partitions",
                     &json!([{"handle": format!("{result}/0"), "resultCount": count}]),
                 );
-                let ordered = record
-                    .spec
-                    .tags
-                    .get(TAG_ORDERED)
-                    .is_some_and(|o| o == "true");
+                let ordered = AsterixJob::of(record).ordered;
                 envelope.field("resultSetOrdered", &json!(ordered));
                 rules.metrics(&mut envelope, &measures, MetricSet::StatusDone);
             }
@@ -119,7 +115,7 @@ impl AsterixFront {
             (JobState::TimedOut, _) => ResultStatus::Timeout,
         };
         envelope.string("status", status.as_str());
-        if record.spec.tags.contains_key(TAG_NEW_API) {
+        if AsterixJob::of(&record).new_api {
             return self.new_api_status(&record, status);
         }
         match record.state {
@@ -149,37 +145,20 @@ impl AsterixFront {
         let Ok(reader) = self.engine.read(record.id) else {
             return http::no_body(StatusCode::NOT_FOUND);
         };
-        let tags = &record.spec.tags;
         // `max-result-reads` limits the jobs AsterixDB started; another wire's job keeps its own lifetime.
-        let allowed: Option<i64> = if record.spec.dialect == DIALECT {
-            Some(
-                tags.get(TAG_READS)
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-            )
-        } else {
-            None
-        };
-        let exhausted = allowed.is_some_and(|allowed| {
-            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
-            // Counts of jobs that expired or were discarded meanwhile go with them.
-            reads.retain(|id, _| self.engine.get(*id).is_ok());
-            let count = reads.entry(record.id).or_insert(0);
-            *count += 1;
-            let done = *count >= allowed;
-            if done {
-                reads.remove(&record.id);
-            }
-            done
-        });
+        let own = record.spec.meta::<AsterixJob>();
+        let allowed: Option<i64> = own.as_ref().map(|m| m.max_result_reads);
+        let meta = own.unwrap_or_default();
+        let exhausted =
+            allowed.is_some_and(|allowed| self.reads.count(&self.engine, record.id, allowed));
         if exhausted {
             // The last permitted read: the result is gone once it is sent.
             self.engine.remove(record.id).ok();
         }
-        let format = OutputFormat::from_tag(tags.get(TAG_FORMAT).map_or("json", String::as_str));
-        let shape = RowShape::from_tag(tags.get(TAG_SHAPE).map_or("object", String::as_str));
-        let pretty = tags.get(TAG_PRETTY).is_some_and(|p| p == "true");
-        let timings = tags.get(TAG_TIMINGS).is_some_and(|p| p == "true");
+        let format = OutputFormat::from_tag(&meta.format);
+        let shape = RowShape::from_tag(&meta.shape);
+        let pretty = meta.pretty;
+        let timings = meta.profile_timings;
         let mut printer = RecordPrinter {
             shape,
             format,
@@ -215,7 +194,7 @@ impl AsterixFront {
                 (_, profile) => {
                     let measures = self.record_measures(&record, started);
                     let job = record.clone();
-                    let created = tags.contains_key(TAG_NEW_API).then(|| iso(record.created));
+                    let created = meta.new_api.then(|| iso(record.created));
                     (
                         Layout::ENVELOPE,
                         "{\n".into(),
@@ -243,12 +222,7 @@ impl AsterixFront {
 /// A job's handle: old API, an absolute URL from the request's Host header ending in `<n>-0`;
 /// new API, the relative `/query/service/<kind>/<request id>/<n>-0`.
 pub(super) fn handle(request: &Request, kind: &str, record: &JobRecord) -> String {
-    handle_url(
-        request,
-        kind,
-        record.id,
-        record.spec.tags.contains_key(TAG_NEW_API),
-    )
+    handle_url(request, kind, record.id, AsterixJob::of(record).new_api)
 }
 
 pub(super) fn handle_url(request: &Request, kind: &str, id: JobId, new_api: bool) -> String {

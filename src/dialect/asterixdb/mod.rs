@@ -19,7 +19,7 @@ mod results;
 mod running;
 pub(crate) mod sqlpp;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Front, FrontContext};
-use crate::engine::{Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params};
+use crate::engine::{
+    Engine, JobId, JobRecord, JobRef, JobSpec, JobState, Limits, Params, SideTable,
+};
 use crate::query::{Principal, Principals};
 use crate::sql::guard::cpu_bound;
 use crate::wire::{self as http, RemoteAddr, Request, Response, RouteLabel};
@@ -67,13 +69,63 @@ pub struct Settings {
 }
 
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
+    let reads = ReadCounts::load(&context.engine);
     Arc::new(AsterixFront {
         engine: context.engine,
         principals: context.principals,
         limits: context.limits,
         profile: context.settings.profile,
-        reads: Mutex::new(HashMap::new()),
+        reads,
     })
+}
+
+/// Per job, how many times its result was read, kept in the engine's side records too, so that a
+/// restart does not give a job its `max-result-reads` again.
+struct ReadCounts {
+    counts: Mutex<HashMap<JobId, i64>>,
+    saved: SideTable<i64>,
+}
+
+impl ReadCounts {
+    fn load(engine: &Engine) -> ReadCounts {
+        let saved = engine.side_table("asterixdb_reads");
+        let mut counts = HashMap::new();
+        for (key, count) in saved.load() {
+            match JobRef::parse(&key).and_then(|r| engine.resolve(r)) {
+                Some(id) => {
+                    counts.insert(id, count);
+                }
+                None => saved.remove(&key),
+            }
+        }
+        ReadCounts {
+            counts: Mutex::new(counts),
+            saved,
+        }
+    }
+
+    /// Counts one read of `id`; answers whether it was the last of the `allowed`.
+    fn count(&self, engine: &Engine, id: JobId, allowed: i64) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        // Counts of jobs that expired or were discarded meanwhile go with them.
+        counts.retain(|id, _| {
+            let live = engine.get(*id).is_ok();
+            if !live {
+                self.saved.remove(&id.to_uuid());
+            }
+            live
+        });
+        let count = counts.entry(id).or_insert(0);
+        *count += 1;
+        let done = *count >= allowed;
+        if done {
+            counts.remove(&id);
+            self.saved.remove(&id.to_uuid());
+        } else {
+            self.saved.save(&id.to_uuid(), count);
+        }
+        done
+    }
 }
 
 const SERVICE: &str = "/query/service";
@@ -82,18 +134,52 @@ const RESULT: &str = "/query/service/result";
 const RUNNING: &str = "/admin/requests/running";
 const DIALECT: &str = "asterixdb";
 
-// Job tags: what a deferred or async request said that its later reads need.
-const TAG_CONTEXT: &str = "client_context_id";
-const TAG_FORMAT: &str = "format";
-const TAG_SHAPE: &str = "shape";
-const TAG_PRETTY: &str = "pretty";
-const TAG_READS: &str = "max-result-reads";
-const TAG_TIMINGS: &str = "profile-timings";
-const TAG_COMPILE: &str = "compile-nanos";
-const TAG_NEW_API: &str = "new-api";
-const TAG_ORDERED: &str = "ordered";
-const TAG_USER_AGENT: &str = "user-agent";
-const TAG_REMOTE: &str = "remote-addr";
+/// What an AsterixDB job keeps for its later reads: what its request said about the output, and
+/// where it came from (for `/admin/requests/running`). Another wire's job reads as the defaults.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AsterixJob {
+    client_context_id: Option<String>,
+    /// [`OutputFormat::tag`].
+    format: String,
+    /// [`RowShape::tag`].
+    shape: String,
+    pretty: bool,
+    max_result_reads: i64,
+    profile_timings: bool,
+    compile_nanos: u64,
+    ordered: bool,
+    new_api: bool,
+    user_agent: Option<String>,
+    remote_addr: Option<String>,
+}
+
+impl Default for AsterixJob {
+    fn default() -> Self {
+        AsterixJob {
+            client_context_id: None,
+            format: "json".into(),
+            shape: "object".into(),
+            pretty: false,
+            max_result_reads: 1,
+            profile_timings: false,
+            compile_nanos: 0,
+            ordered: false,
+            new_api: false,
+            user_agent: None,
+            remote_addr: None,
+        }
+    }
+}
+
+impl crate::engine::WireMeta for AsterixJob {
+    const DIALECT: &'static str = DIALECT;
+}
+
+impl AsterixJob {
+    fn of(record: &JobRecord) -> AsterixJob {
+        record.spec.meta().unwrap_or_default()
+    }
+}
 
 /// The AsterixDB front.
 pub struct AsterixFront {
@@ -101,8 +187,7 @@ pub struct AsterixFront {
     principals: Arc<Principals>,
     limits: http::HttpLimits,
     profile: Profile,
-    /// Per job, how many times its result was read.
-    reads: Mutex<HashMap<JobId, i64>>,
+    reads: ReadCounts,
 }
 
 impl Front for AsterixFront {
@@ -246,17 +331,18 @@ impl AsterixFront {
         if params.compile_only {
             return self.compiled_answer(params, &translation, started, compile);
         }
-        let mut spec = self.job_spec(owner, params, &statement, &translation, compile);
-        if let Some(agent) = request
-            .headers()
-            .get(hyper::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            spec.tags.insert(TAG_USER_AGENT.into(), agent.into());
-        }
-        if let Some(remote) = request.extensions().get::<RemoteAddr>() {
-            spec.tags.insert(TAG_REMOTE.into(), remote.0.to_string());
-        }
+        let origin = (
+            request
+                .headers()
+                .get(hyper::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            request
+                .extensions()
+                .get::<RemoteAddr>()
+                .map(|remote| remote.0.to_string()),
+        );
+        let spec = self.job_spec(owner, params, &statement, &translation, compile, origin);
         let id = match self.engine.submit(spec).await {
             Ok(id) => id,
             Err(e) => {
@@ -294,34 +380,32 @@ impl AsterixFront {
         statement: &str,
         translation: &sqlpp::Translation,
         compile: Duration,
+        (user_agent, remote_addr): (Option<String>, Option<String>),
     ) -> JobSpec {
-        let mut tags = BTreeMap::new();
-        if let Some(c) = &params.client_context_id {
-            tags.insert(TAG_CONTEXT.to_string(), c.clone());
-        }
-        tags.insert(TAG_FORMAT.into(), params.format.tag().into());
-        tags.insert(TAG_SHAPE.into(), translation.shape.tag());
-        tags.insert(TAG_PRETTY.into(), params.pretty.to_string());
-        tags.insert(TAG_READS.into(), params.max_result_reads.max(1).to_string());
-        tags.insert(
-            TAG_TIMINGS.into(),
-            (params.profile == JobProfile::Timings).to_string(),
-        );
-        tags.insert(TAG_COMPILE.into(), compile.as_nanos().to_string());
-        tags.insert(TAG_ORDERED.into(), translation.ordered.to_string());
         let new_api = self.new_api(params);
-        if new_api {
-            tags.insert(TAG_NEW_API.into(), "true".into());
-            if params.mode == Mode::Async {
-                // New-API async results are read any number of times, until DELETE or expiry.
-                tags.insert(TAG_READS.into(), i64::MAX.to_string());
-            }
-        }
+        let meta = AsterixJob {
+            client_context_id: params.client_context_id.clone(),
+            format: params.format.tag().into(),
+            shape: translation.shape.tag(),
+            pretty: params.pretty,
+            // New-API async results are read any number of times, until DELETE or expiry.
+            max_result_reads: if new_api && params.mode == Mode::Async {
+                i64::MAX
+            } else {
+                params.max_result_reads.max(1)
+            },
+            profile_timings: params.profile == JobProfile::Timings,
+            compile_nanos: compile.as_nanos().min(u64::MAX as u128) as u64,
+            ordered: translation.ordered,
+            new_api,
+            user_agent,
+            remote_addr,
+        };
         let keep_for = params
             .result_ttl
             .filter(|_| new_api)
             .unwrap_or(Limits::default().keep_for);
-        JobSpec {
+        let mut spec = JobSpec {
             sql: statement.to_string(),
             exec_sql: translation.exec_sql.clone(),
             params: Params {
@@ -336,8 +420,10 @@ impl AsterixFront {
                 keep_for,
                 ..Limits::default()
             },
-            tags,
-        }
+            meta: Value::Null,
+        };
+        spec.set_meta(&meta);
+        spec
     }
 
     /// A statement refused before it ran. An async request in 0.9.9 (and the docs profile) answers
@@ -658,13 +744,7 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// The translation time recorded with the job.
 fn compile_time(record: &JobRecord) -> Duration {
-    record
-        .spec
-        .tags
-        .get(TAG_COMPILE)
-        .and_then(|n| n.parse::<u64>().ok())
-        .map(Duration::from_nanos)
-        .unwrap_or_default()
+    Duration::from_nanos(AsterixJob::of(record).compile_nanos)
 }
 
 /// The CORS headers AsterixDB adds to `/query/service` answers.

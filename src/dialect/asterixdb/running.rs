@@ -11,6 +11,7 @@ impl AsterixFront {
             .into_iter()
             .filter(|r| !r.state.is_terminal())
             .map(|r| {
+                let meta = AsterixJob::of(&r);
                 let elapsed = (now - r.created).num_microseconds().unwrap_or(0) as f64 / 1e6;
                 json!({
                     "uuid": r.id.to_uuid(),
@@ -18,8 +19,8 @@ impl AsterixFront {
                     "elapsedTime": elapsed,
                     "node": "polyquery",
                     "state": if r.state == JobState::Running { "running" } else { "received" },
-                    "userAgent": r.spec.tags.get(TAG_USER_AGENT),
-                    "remoteAddr": r.spec.tags.get(TAG_REMOTE),
+                    "userAgent": meta.user_agent,
+                    "remoteAddr": meta.remote_addr,
                     "cancellable": true,
                     "jobId": format!("JID:{}", r.id.seq),
                     "jobCreateTime": r.created.timestamp_millis(),
@@ -29,7 +30,7 @@ impl AsterixFront {
                     "jobRequiredCPUs": 1,
                     "jobRequiredMemory": 0,
                     "statement": r.spec.sql,
-                    "clientContextID": r.spec.tags.get(TAG_CONTEXT),
+                    "clientContextID": meta.client_context_id,
                 })
             })
             .collect();
@@ -62,7 +63,7 @@ impl AsterixFront {
                 .list(Some(owner))
                 .into_iter()
                 .filter(running)
-                .find(|r| r.spec.tags.get(TAG_CONTEXT) == Some(&context))
+                .find(|r| AsterixJob::of(r).client_context_id.as_ref() == Some(&context))
         } else {
             return http::no_body(StatusCode::BAD_REQUEST);
         };

@@ -17,7 +17,7 @@ use super::errors::{self, KeCode, KylinError, text};
 use super::files::{self, FileFormat, FileSpec};
 use super::sql::{Project, calcite_message, check_planned_scope, prepare};
 use super::wire::{AsyncQueryData, Envelope, Flavour, Status, sql_type};
-use super::{Call, Reply, State, enveloped, json_response, tag};
+use super::{Call, KylinJob, Reply, State, enveloped, json_response};
 use crate::engine::{Engine, ExportState, JobRecord, JobRef, JobSpec, JobState, Limits};
 use crate::sql::guard::cpu_bound;
 use crate::wire::{FormatLabel, Response};
@@ -181,17 +181,10 @@ async fn submit(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
         keep_for: Duration::from_secs(state.settings().result_retain_hours.saturating_mul(3600)),
         ..Limits::default()
     };
-    for (key, value) in [
-        (tag::KIND, tag::ASYNC.to_string()),
-        (tag::PROJECT, project.name.to_string()),
-        (tag::FORMAT, file.format.name().to_string()),
-        (tag::ENCODE, file.encode.clone()),
-        (tag::FILE_NAME, file.file_name.clone()),
-        (tag::SEPARATOR, file.separator.clone()),
-        (tag::HEADER, file.include_header.to_string()),
-    ] {
-        spec.tags.insert(key.into(), value);
-    }
+    spec.set_meta(&KylinJob {
+        project: project.name.into(),
+        file: Some(file.clone()),
+    });
     let id = match state.engine.submit(spec).await {
         Ok(id) => id,
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),
@@ -292,23 +285,11 @@ enum Lookup {
 /// a Kylin sync query) belongs to whichever project the caller names (`None`), and reads as a CSV
 /// file with Kylin's defaults.
 fn file_spec(record: &JobRecord) -> (Option<Project>, FileSpec) {
-    let tags = &record.spec.tags;
-    let own = record.spec.dialect == "kylin"
-        && tags.get(tag::KIND).map(String::as_str) == Some(tag::ASYNC);
-    let project = tags.get(tag::PROJECT).and_then(|p| Project::find(p));
-    let spec = own.then(|| {
-        Some(FileSpec {
-            format: FileFormat::parse(tags.get(tag::FORMAT)?)?,
-            encode: tags.get(tag::ENCODE)?.clone(),
-            file_name: tags.get(tag::FILE_NAME)?.clone(),
-            separator: tags.get(tag::SEPARATOR)?.clone(),
-            include_header: tags.get(tag::HEADER).is_some_and(|h| h == "true"),
-        })
+    let own = record.spec.meta::<KylinJob>().and_then(|job| {
+        let project = Project::find(&job.project)?;
+        Some((Some(project), job.file?))
     });
-    match (spec.flatten(), project) {
-        (Some(spec), Some(project)) => (Some(project), spec),
-        _ => (None, FileSpec::default()),
-    }
+    own.unwrap_or((None, FileSpec::default()))
 }
 
 /// Resolves the project (v4: required, v2: optional) and the job. With v2 and no project an unknown

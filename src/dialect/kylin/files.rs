@@ -19,7 +19,8 @@ use crate::encode::{self, EncodeError, EncodeOptions, Format};
 use crate::engine::{EngineError, ExportWriter, JobId, ResultReader};
 
 /// The download formats Kylin offers, in the order its messages list them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FileFormat {
     Csv,
     Json,
@@ -59,7 +60,7 @@ impl FileFormat {
 }
 
 /// How one async query's result file is written, decided at submit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileSpec {
     pub format: FileFormat,
     /// `utf-8` or `gbk`: only the Content-Type label; the bytes are UTF-8 (as in Kylin).

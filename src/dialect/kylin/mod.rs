@@ -89,18 +89,17 @@ impl State {
     }
 }
 
-/// The tags a Kylin job carries in the engine (Kylin keeps the same facts in `_FILEINFO`, `_USER` and
-/// the project directory).
-mod tag {
-    pub const KIND: &str = "kylin.kind";
-    pub const ASYNC: &str = "async";
-    pub const SYNC: &str = "sync";
-    pub const PROJECT: &str = "kylin.project";
-    pub const FORMAT: &str = "kylin.format";
-    pub const ENCODE: &str = "kylin.encode";
-    pub const FILE_NAME: &str = "kylin.file_name";
-    pub const SEPARATOR: &str = "kylin.separator";
-    pub const HEADER: &str = "kylin.include_header";
+/// What a Kylin job keeps in the engine (Kylin keeps the same facts in `_FILEINFO`, `_USER` and the
+/// project directory): its project and, for an async query, how its result file is written.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct KylinJob {
+    project: String,
+    /// Set for async queries only.
+    file: Option<files::FileSpec>,
+}
+
+impl crate::engine::WireMeta for KylinJob {
+    const DIALECT: &'static str = "kylin";
 }
 
 /// One authenticated request, taken apart.

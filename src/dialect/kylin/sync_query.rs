@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::errors::{self, KeCode, KylinError, text};
 use super::sql::{Project, SCHEMA, calcite_message, check_planned_scope, prepare};
 use super::wire::{CellStyle, ColumnMeta, Flavour, SqlResponse, sql_type};
-use super::{Call, Reply, State, enveloped, tag};
+use super::{Call, KylinJob, Reply, State, enveloped};
 use crate::engine::{JobSpec, JobState, ParamValue, Params};
 use crate::sql::guard::cpu_bound;
 
@@ -69,8 +69,10 @@ pub async fn query(state: &Arc<State>, call: &Call, flavour: Flavour) -> Reply {
     let mut spec = JobSpec::new(sql.clone(), call.principal.principal.clone(), "kylin");
     spec.exec_sql = prepared.exec_sql;
     spec.params = params;
-    spec.tags.insert(tag::KIND.into(), tag::SYNC.into());
-    spec.tags.insert(tag::PROJECT.into(), project.name.into());
+    spec.set_meta(&KylinJob {
+        project: project.name.into(),
+        file: None,
+    });
     let id = match state.engine.submit(spec).await {
         Ok(id) => id,
         Err(e) if e.kind == crate::engine::ErrorKind::Busy => return Err(errors::from_engine(e)),

@@ -1,7 +1,6 @@
 //! The Looker endpoints: each handler reads its request, asks the engine, and answers in Looker's
 //! shapes. Errors travel as [`LookerError`] and are written in one place.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -201,16 +200,37 @@ fn task_status(state: JobState) -> &'static str {
     }
 }
 
-/// Tag keys a task keeps on its job.
-mod tag {
-    pub const KIND: &str = "looker.kind";
-    pub const QUERY_ID: &str = "looker.query_id";
-    pub const QUERY: &str = "looker.query";
-    pub const FORMAT: &str = "looker.result_format";
-    pub const SOURCE: &str = "looker.source";
-    pub const FORMATTING: &str = "looker.apply_formatting";
-    pub const CACHE: &str = "looker.cache";
-    pub const TASK: &str = "task";
+/// What a Looker job keeps for its reads: what made it (a run, a task, a totals statement, a SQL
+/// Runner query), the query it answers and how its result is written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct LookerJob {
+    kind: JobKind,
+    query_id: Option<String>,
+    query: Option<WriteQuery>,
+    result_format: Option<String>,
+    source: Option<String>,
+    apply_formatting: bool,
+    cache: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum JobKind {
+    #[default]
+    Run,
+    Task,
+    Totals,
+    SqlRunner,
+}
+
+impl crate::engine::WireMeta for LookerJob {
+    const DIALECT: &'static str = "looker";
+}
+
+impl LookerJob {
+    fn of(record: &JobRecord) -> LookerJob {
+        record.spec.meta().unwrap_or_default()
+    }
 }
 
 /// `POST /query_tasks` body (`WriteCreateQueryTask`).
@@ -754,8 +774,9 @@ impl LookerFront {
             query_id,
             format,
             options,
-            "run",
-        )?;
+            JobKind::Run,
+            None,
+        );
         // A run writes its own format, so any job of the same SQL answers it.
         let reuse = Reuse {
             within: CACHE_WINDOW,
@@ -811,29 +832,20 @@ impl LookerFront {
         query_id: Option<&str>,
         format: ResultFormat,
         options: RunOptions,
-        kind: &str,
-    ) -> Result<JobSpec, LookerError> {
+        kind: JobKind,
+        source: Option<String>,
+    ) -> JobSpec {
         let mut spec = JobSpec::new(sql, owner.clone(), "looker");
-        let mut tags = BTreeMap::new();
-        tags.insert(tag::KIND.to_string(), kind.to_string());
-        tags.insert(tag::FORMAT.to_string(), format.name().to_string());
-        tags.insert(
-            tag::QUERY.to_string(),
-            serde_json::to_string(write).map_err(|e| LookerError::bad_request(e.to_string()))?,
-        );
-        if let Some(q) = query_id {
-            tags.insert(tag::QUERY_ID.to_string(), q.to_string());
-        }
-        tags.insert(
-            tag::FORMATTING.to_string(),
-            options.apply_formatting.to_string(),
-        );
-        tags.insert(
-            tag::CACHE.to_string(),
-            options.cache.unwrap_or(false).to_string(),
-        );
-        spec.tags = tags;
-        Ok(spec)
+        spec.set_meta(&LookerJob {
+            kind,
+            query_id: query_id.map(str::to_string),
+            query: Some(write.clone()),
+            result_format: Some(format.name().to_string()),
+            source,
+            apply_formatting: options.apply_formatting,
+            cache: options.cache.unwrap_or(false),
+        });
+        spec
     }
 
     /// What a result's formats need, from the query the job was made from (recompiled: field
@@ -845,26 +857,16 @@ impl LookerFront {
         apply_formatting: bool,
         from_cache: bool,
     ) -> ResultMeta {
+        let query = LookerJob::of(record).query;
         let recompiled;
         let compiled = match compiled {
             Some(c) => Some(c),
             None => {
-                recompiled = record
-                    .spec
-                    .tags
-                    .get(tag::QUERY)
-                    .and_then(|q| serde_json::from_str::<WriteQuery>(q).ok())
-                    .and_then(|w| self.validate(&w).ok());
+                recompiled = query.as_ref().and_then(|w| self.validate(w).ok());
                 recompiled.as_ref()
             }
         };
-        let filters = record
-            .spec
-            .tags
-            .get(tag::QUERY)
-            .and_then(|q| serde_json::from_str::<WriteQuery>(q).ok())
-            .and_then(|w| w.filters)
-            .unwrap_or_default();
+        let filters = query.and_then(|w| w.filters).unwrap_or_default();
         ResultMeta {
             fields: match compiled {
                 Some(c) => c
@@ -957,8 +959,10 @@ impl LookerFront {
         sql: &str,
     ) -> Option<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let mut spec = JobSpec::new(sql, record.spec.owner.clone(), "looker");
-        spec.tags
-            .insert(tag::KIND.to_string(), "totals".to_string());
+        spec.set_meta(&LookerJob {
+            kind: JobKind::Totals,
+            ..LookerJob::default()
+        });
         let id = self.engine.submit(spec).await.ok()?;
         let done = http::wait_within(&self.engine, id, &self.limits).await.ok();
         let batches = match done {
@@ -1010,18 +1014,15 @@ impl LookerFront {
         let compiled = cpu_bound(|| {
             query::compile(&self.models, &stored.write, options.limit, filter::now())
         })?;
-        let mut spec = self.spec(
+        let spec = self.spec(
             owner,
             &compiled.sql,
             &stored.write,
             Some(&query_id),
             format,
             options,
-            tag::TASK,
-        )?;
-        spec.tags.insert(
-            tag::SOURCE.to_string(),
-            body.source.clone().unwrap_or_else(|| "api".to_string()),
+            JobKind::Task,
+            Some(body.source.clone().unwrap_or_else(|| "api".to_string())),
         );
         let reused = if options.cache == Some(true) {
             self.reusable_task(&spec)
@@ -1043,11 +1044,14 @@ impl LookerFront {
             within: CACHE_WINDOW,
             unfinished: false,
         };
-        let tag = |s: &JobSpec, key: &str| s.tags.get(key).cloned();
+        let wanted = spec.meta::<LookerJob>().unwrap_or_default();
         self.engine.find_reusable(spec, reuse, |earlier| {
-            [tag::KIND, tag::FORMAT, tag::FORMATTING]
-                .iter()
-                .all(|key| tag(earlier, key) == tag(spec, key))
+            let earlier = earlier.meta::<LookerJob>().unwrap_or_default();
+            (
+                earlier.kind,
+                &earlier.result_format,
+                earlier.apply_formatting,
+            ) == (wanted.kind, &wanted.result_format, wanted.apply_formatting)
         })
     }
 
@@ -1073,8 +1077,8 @@ impl LookerFront {
 
     /// Looker's QueryTask for a job, keys in the order real Looker sends them.
     fn task_json(&self, record: &JobRecord, stored: Option<&StoredQuery>) -> Value {
-        let tags = &record.spec.tags;
-        let query_id = tags.get(tag::QUERY_ID).cloned();
+        let meta = LookerJob::of(record);
+        let query_id = meta.query_id.clone();
         let query = stored.map(|s| s.query.clone()).or_else(|| {
             query_id
                 .as_deref()
@@ -1088,18 +1092,18 @@ impl LookerFront {
             "generate_links": true,
             "force_production": false,
             "path_prefix": null,
-            "cache": tags.get(tag::CACHE).map(|c| c == "true").unwrap_or(false),
+            "cache": meta.cache,
             "server_table_calcs": true,
             "cache_only": false,
             "cache_key": null,
             "status": task_status(record.state),
-            "source": tags.get(tag::SOURCE).cloned().unwrap_or_else(|| "api".into()),
+            "source": meta.source.as_deref().unwrap_or("api"),
             "runtime": runtime(record),
             "rebuild_pdts": false,
             "result_source": result_source,
             "look_id": null,
             "dashboard_id": null,
-            "result_format": tags.get(tag::FORMAT).map_or("json", String::as_str),
+            "result_format": meta.result_format.as_deref().unwrap_or("json"),
             "id": record.id.to_hex(),
             "can": {"index": true, "show": true, "kill": true, "see_results": true},
         })
@@ -1130,12 +1134,13 @@ impl LookerFront {
     }
 
     async fn task_answer(&self, record: &JobRecord) -> Answer {
-        let tags = &record.spec.tags;
-        let format = tags
-            .get(tag::FORMAT)
-            .and_then(|f| ResultFormat::parse(f))
+        let job = LookerJob::of(record);
+        let format = job
+            .result_format
+            .as_deref()
+            .and_then(ResultFormat::parse)
             .unwrap_or(ResultFormat::Json);
-        let formatting = tags.get(tag::FORMATTING).is_some_and(|f| f == "true");
+        let formatting = job.apply_formatting;
         let meta = self.meta(record, None, formatting, false);
         self.answer_result(record, format, meta).await
     }
@@ -1220,7 +1225,8 @@ impl LookerFront {
             .into_iter()
             .filter(|r| r.spec.dialect == "looker" && !r.state.is_terminal())
             .map(|r| {
-                let query_id = r.spec.tags.get(tag::QUERY_ID).cloned();
+                let job = LookerJob::of(&r);
+                let query_id = job.query_id.clone();
                 let query = query_id
                     .as_deref()
                     .and_then(|q| self.queries.get(q))
@@ -1235,7 +1241,7 @@ impl LookerFront {
                     "created_at": rfc3339(r.created),
                     "completed_at": null,
                     "query_id": query_id,
-                    "source": r.spec.tags.get(tag::SOURCE).cloned().unwrap_or_else(|| "api".into()),
+                    "source": job.source.as_deref().unwrap_or("api"),
                     "node_id": null,
                     "slug": null,
                     "query_task_id": r.id.to_hex(),
@@ -1313,8 +1319,10 @@ impl LookerFront {
         let stored = self.sql_query(slug, owner)?;
         let format = results::check_format(format).map_err(LookerError::bad_request)?;
         let mut spec = JobSpec::new(&stored.sql, owner.clone(), "looker");
-        spec.tags
-            .insert(tag::KIND.to_string(), "sql_runner".to_string());
+        spec.set_meta(&LookerJob {
+            kind: JobKind::SqlRunner,
+            ..LookerJob::default()
+        });
         let id = self.engine.submit(spec).await?;
         let record = http::wait_within(&self.engine, id, &self.limits).await?;
         self.sql_queries.update(slug, |q| {

@@ -101,7 +101,7 @@ pub struct LuminesceFront {
 /// The path every request must start with.
 const PREFIX: &str = "/honeycomb/";
 /// The dialect name jobs are tagged with.
-const DIALECT: &str = "luminesce";
+pub(crate) const DIALECT: &str = "luminesce";
 /// The named parameters of `PUT /api/SqlBackground`; every other query key is a scalar parameter.
 const START_PARAMETERS: [&str; 7] = [
     "executionId",
@@ -386,9 +386,9 @@ impl LuminesceFront {
         };
         let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS)?;
         spec.limits = limits;
-        if lineage {
-            spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
-        }
+        spec.set_meta(&models::LuminesceJob {
+            provide_lineage: lineage,
+        });
         if let Some(id) = self.reusable(&spec) {
             return Ok(started(id));
         }
@@ -427,7 +427,7 @@ impl LuminesceFront {
             unfinished: true,
         };
         self.engine
-            .find_reusable(spec, reuse, |earlier| earlier.tags == spec.tags)
+            .find_reusable(spec, reuse, |earlier| earlier.meta == spec.meta)
     }
 
     /// `GET /api/SqlBackground/{id}`

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::arrow::datatypes::{DataType, Schema};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{JobId, JobRecord, JobState, LogEntry};
 
@@ -194,11 +194,23 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
-/// The job tag that records `executionFlags=ProvideLineage`.
-pub const LINEAGE_TAG: &str = "provideLineage";
+/// What a Luminesce job keeps for its reads: whether it was started with
+/// `executionFlags=ProvideLineage`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LuminesceJob {
+    #[serde(default)]
+    pub provide_lineage: bool,
+}
+
+impl crate::engine::WireMeta for LuminesceJob {
+    const DIALECT: &'static str = super::DIALECT;
+}
 
 fn provides_lineage(record: &JobRecord) -> bool {
-    record.spec.tags.get(LINEAGE_TAG).map(String::as_str) == Some("true")
+    record
+        .spec
+        .meta::<LuminesceJob>()
+        .is_some_and(|m| m.provide_lineage)
 }
 
 /// The `Lineage` node of `/jsonProperWithLineage` (`TableLineage`): one plain column entry per

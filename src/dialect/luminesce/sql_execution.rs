@@ -90,9 +90,9 @@ impl LuminesceFront {
             keep_for: KEEP_FOR_NEGATIVE,
             row_limit: None,
         };
-        if lineage {
-            spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
-        }
+        spec.set_meta(&models::LuminesceJob {
+            provide_lineage: lineage,
+        });
         let id = self.engine.submit(spec).await?;
         // A synchronous query: its job ends with the request (given up on, or the client gone).
         crate::wire::wait_within(&self.engine, id, &self.limits).await?;
