@@ -72,6 +72,26 @@ impl Front for LookerFront {
     fn reject(&self, status: StatusCode, message: &str) -> Response {
         LookerError::new(status, message).into_response()
     }
+
+    fn refuse(&self, error: crate::engine::EngineError) -> Response {
+        LookerError::from(error).into_response()
+    }
+
+    fn session_principal(&self, headers: &hyper::HeaderMap) -> Option<Principal> {
+        let authorization = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok();
+        self.sessions.authenticate(authorization)
+    }
+
+    fn reset(&self, owner: Option<&Principal>) {
+        self.sessions.forget(owner);
+    }
+}
+
+/// A Looker job's model and explore (for the control plane's fault rules); `None` for SQL Runner
+/// jobs and other wires' jobs.
+pub fn model_and_explore(spec: &JobSpec) -> Option<(String, String)> {
+    let query: WriteQuery = serde_json::from_str(spec.tags.get(tag::QUERY)?).ok()?;
+    Some((query.model?, query.view?))
 }
 
 /// `?name=value` parameters, with the literal `null` (the TypeScript SDK's unset) treated as absent.
@@ -1063,6 +1083,8 @@ impl LookerFront {
 
     fn query_task(&self, params: &Params, owner: &Principal, id: &str) -> Answer {
         let record = self.task(owner, id)?;
+        // A status poll: counted against a fault's not-ready polls.
+        let record = self.engine.poll(record.id).unwrap_or(record);
         ok_json(self.task_json(&record, None), params)
     }
 

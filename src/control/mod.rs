@@ -1,0 +1,141 @@
+//! The control plane for contract tests, under `/_polyquery/`: reset, fault rules, the traffic
+//! journal and `verify`, and the jobs dashboard. It is off on non-loopback listeners unless enabled,
+//! and behind the admin credentials when they are configured.
+
+mod api;
+pub mod journal;
+pub mod rules;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::wire::Request;
+pub use api::handle;
+use journal::Journal;
+use rules::{BadRule, RuleSet, RuleSpec};
+
+/// Where the admin API and the dashboard live.
+pub const PREFIX: &str = "/_polyquery";
+
+/// Whether a path is the control plane's.
+pub fn owns(path: &str) -> bool {
+    path == PREFIX || path.starts_with("/_polyquery/")
+}
+
+/// The `[admin]` settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `auto`: served on loopback listeners only; `on`: on every listener; `off`: nowhere.
+    pub enabled: Enabled,
+    /// Admin credentials: HTTP Basic with this user and password, or `Authorization: Bearer <token>`.
+    /// None configured: the admin API asks for none (allowed on loopback listeners only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Requests the journal keeps, and bytes kept of each request and response body.
+    pub journal_size: usize,
+    pub journal_body_bytes: usize,
+    /// Fault rules that may be in force at once.
+    pub max_rules: usize,
+    /// Seeds every rule's latencies that gives no seed of its own (plus the rule's id).
+    pub seed: u64,
+    /// Fault rules in force from the start (and again after each reset).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<RuleSpec>,
+}
+
+/// Whether the control plane is served.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Enabled {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: Enabled::Auto,
+            user: None,
+            password: None,
+            token: None,
+            journal_size: 1000,
+            journal_body_bytes: 4096,
+            max_rules: 100,
+            seed: 0,
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Whether a listener bound to `local` serves the control plane.
+    pub fn served_on(&self, local: SocketAddr) -> bool {
+        match self.enabled {
+            Enabled::On => true,
+            Enabled::Off => false,
+            Enabled::Auto => local.ip().is_loopback(),
+        }
+    }
+
+    /// Refuses configured fault rules that would not compile.
+    pub fn check(&self) -> Result<(), BadRule> {
+        RuleSet::new(self.faults.clone(), self.seed, self.max_rules).map(|_| ())
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.token.is_some() || (self.user.is_some() && self.password.is_some())
+    }
+}
+
+/// The control plane's state: its settings, the rules in force and the journal.
+pub struct ControlPlane {
+    pub settings: Settings,
+    pub rules: Arc<RuleSet>,
+    pub journal: Journal,
+}
+
+impl ControlPlane {
+    /// The control plane with the configured rules in force, installed as the engine's fault source.
+    /// Configured rules that do not compile are left out (`Settings::check` refuses them when the
+    /// configuration is loaded).
+    pub fn new(settings: Settings, engine: &Engine) -> ControlPlane {
+        let rules = RuleSet::new(settings.faults.clone(), settings.seed, settings.max_rules)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the configured fault rules are not in force");
+                RuleSet::empty(settings.seed, settings.max_rules)
+            });
+        let rules = Arc::new(rules);
+        engine.set_faults(rules.clone());
+        ControlPlane {
+            journal: Journal::new(settings.journal_size, settings.journal_body_bytes),
+            rules,
+            settings,
+        }
+    }
+
+    /// Whether the request carries the admin credentials (any request does when none are configured).
+    pub fn authorized(&self, request: &Request) -> bool {
+        let s = &self.settings;
+        if !s.has_credentials() {
+            return true;
+        }
+        let bearer = crate::wire::token_credentials(request, &["bearer"]);
+        let basic = crate::wire::basic_credentials(request);
+        let token_ok = s.token.as_deref().is_some_and(|t| bearer == Some(t));
+        let basic_ok = match (&s.user, &s.password, basic) {
+            (Some(u), Some(p), Some((name, password))) => *u == name && *p == password,
+            _ => false,
+        };
+        token_ok || basic_ok
+    }
+}
