@@ -89,11 +89,12 @@ pub async fn handle(
 
 /// A JSON body, or the empty object when there is none.
 fn body<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T, (StatusCode, String)> {
-    let bytes: &[u8] = if request.body().iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        request.body()
-    };
+    let bytes: &[u8] =
+        if request.body().trim_ascii().is_empty() || request.body().trim_ascii() == b"null" {
+            b"{}"
+        } else {
+            request.body()
+        };
     serde_json::from_slice(bytes)
         .map_err(|e| bad(format!("the body is not what was expected: {e}")))
 }

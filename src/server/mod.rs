@@ -57,6 +57,16 @@ impl App {
             looker::front(context.with(config.looker.clone())),
             kylin::front(context.with(config.kylin.clone())),
         ];
+        App::with_fronts(engine, config, fronts)
+    }
+
+    /// An app serving these fronts (tests serve fronts of their own).
+    pub fn with_fronts(
+        engine: Engine,
+        config: Arc<Config>,
+        fronts: Vec<Arc<dyn Front>>,
+    ) -> Arc<App> {
+        let principals = Arc::new(Principals::new(config.users.clone()));
         let control = ControlPlane::new(config.admin.clone(), &engine);
         Arc::new(App {
             engine,
