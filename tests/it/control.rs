@@ -490,3 +490,94 @@ async fn the_dashboard_is_one_page_served_without_a_build_step() {
         "no CDN"
     );
 }
+
+/// Runs `tests/sdk/faults_check.py` in `mode` with the pinned SDKs; it must print `<mode>: ok`.
+async fn sdk_sees(server: &TestServer, mode: &str, args: &[&str]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/faults_check.py");
+    let output = tokio::process::Command::new(crate::support::sdk_python())
+        .arg(&script)
+        .arg(mode)
+        .arg(server.url(""))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(&format!("{mode}: ok")),
+        "{mode}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_sdks_see_the_faults_with_their_code_unchanged() {
+    let server = TestServer::start(crate::cross_wire::users_config()).await;
+    for (rule, mode, args, verify) in [
+        (
+            json!({"dialect": "luminesce", "method": "GET", "times": 2, "act": {"type": "throttle", "status": 429, "retry_after_secs": 0}}),
+            "luminesce-throttled",
+            vec!["alice", "alice-token"],
+            Some(json!({"request": {"dialect": "luminesce", "status": 429}, "count": 2})),
+        ),
+        (
+            json!({"dialect": "looker", "model": "polyquery", "explore": "Testing1K", "act": {"type": "not_ready", "polls": 4}}),
+            "looker-not-ready",
+            vec!["alice", "pw", "4"],
+            None,
+        ),
+        (
+            json!({"dialect": "kylin", "sql": "(?i)kylin_sales", "act": {"type": "fail", "message": "injected by the rule"}}),
+            "kylin-failure",
+            vec!["alice", "pw"],
+            None,
+        ),
+    ] {
+        reset_with(&server, rule).await;
+        sdk_sees(&server, mode, &args).await;
+        if let Some(expectation) = verify {
+            let (status, body) = admin(
+                &server,
+                reqwest::Method::POST,
+                "/journal/verify",
+                expectation,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{mode}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_asterixdb_async_job_times_out_when_a_rule_slows_it() {
+    let server = TestServer::start(crate::cross_wire::users_config()).await;
+    reset_with(
+        &server,
+        json!({"dialect": "asterixdb", "act": {"type": "latency", "ms": 5000}}),
+    )
+    .await;
+    let caller = Caller::new(&server, ALICE).await;
+    let started: Value = Client::new()
+        .post(server.url("/query/service"))
+        .basic_auth("alice", Some("pw"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("statement=select+1+as+n%3B&mode=async&timeout=500ms")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uuid = started["requestID"].as_str().unwrap().to_string();
+    assert_eq!(caller.settled(Wire::AsterixDb, &uuid).await, Seen::Ended);
+    let (_, status) = {
+        let response = caller
+            .get(Wire::AsterixDb, &status_path(Wire::AsterixDb, &uuid))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status["status"], "timeout", "{status}");
+    assert_eq!(record(&server, &uuid).state, JobState::TimedOut);
+}
