@@ -581,3 +581,44 @@ async fn an_asterixdb_async_job_times_out_when_a_rule_slows_it() {
     assert_eq!(status["status"], "timeout", "{status}");
     assert_eq!(record(&server, &uuid).state, JobState::TimedOut);
 }
+
+/// The dashboard in headless Chromium: it lists jobs from the four wires, opens one and cancels it.
+/// The screenshot is kept in the test's target directory (and where `POLYQUERY_SCREENSHOT` says:
+/// `scripts/dashboard-screenshot` makes the README's that way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_a_browser_lists_opens_and_cancels_jobs() {
+    crate::support::sdk_python(); // installs Chromium and puppeteer-core
+    let server = TestServer::start(crate::cross_wire::users_config()).await;
+    reset_with(
+        &server,
+        json!({"name": "flaky-kylin", "dialect": "kylin", "sql": "(?i)missing", "act": {"type": "fail", "message": "injected"}}),
+    )
+    .await;
+    let caller = Caller::new(&server, ALICE).await;
+    for wire in WIRES {
+        let uuid = caller.start(wire, false).await;
+        caller.settled(wire, &uuid).await;
+    }
+    let running = caller.start(Wire::Luminesce, true).await;
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/dashboard");
+    let output = tokio::process::Command::new("node")
+        .arg(script.join("dashboard_check.js"))
+        .arg(server.url(""))
+        .arg(&running)
+        .arg(&shot)
+        .current_dir(&script)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("dashboard: ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(record(&server, &running).state, JobState::Cancelled);
+    if let Ok(to) = std::env::var("POLYQUERY_SCREENSHOT") {
+        std::fs::copy(&shot, to).unwrap();
+    }
+}
