@@ -172,6 +172,13 @@ impl JobCell {
         }
     }
 
+    /// Owes no more polls; answers the parked finish, if any.
+    fn unhold(&self) -> Option<(u64, String)> {
+        let mut hold = self.hold();
+        hold.needed = 0;
+        hold.parked.take()
+    }
+
     /// Counts a status poll; answers the parked finish once the owed polls have been seen.
     fn count_poll(&self) -> Option<(u64, String)> {
         let mut hold = self.hold();
@@ -329,15 +336,20 @@ impl Engine {
     /// `not_ready_polls`, whose held finish the first poll past them announces. Then its snapshot.
     pub fn poll(&self, id: JobId) -> Result<JobRecord, EngineError> {
         let cell = self.inner.cell(id)?;
-        if let Some((rows, note)) = cell.count_poll() {
-            let ended = self.inner.transition(&cell, JobEvent::Finish, |r| {
-                r.rows = rows;
-                r.row_count = Some(rows);
-                r.note(note);
-            });
-            self.inner.ended(&cell, ended);
+        if let Some(parked) = cell.count_poll() {
+            self.inner.finish_parked(&cell, parked);
         }
         self.get(id)
+    }
+
+    /// The job is waited for by the request that started it, which never polls: a fault's
+    /// not-ready polls do not hold it back.
+    pub fn unhold(&self, id: JobId) {
+        if let Ok(cell) = self.inner.cell(id)
+            && let Some(parked) = cell.unhold()
+        {
+            self.inner.finish_parked(&cell, parked);
+        }
     }
 
     /// Like [`Engine::poll`], but someone else's job is as unknown as one that never existed (and
@@ -908,6 +920,16 @@ impl Inner {
             }
         };
         self.ended(&cell, ended);
+    }
+
+    /// Announces the finish a fault's not-ready polls held back.
+    fn finish_parked(self: &Arc<Self>, cell: &JobCell, (rows, note): (u64, String)) {
+        let ended = self.transition(cell, JobEvent::Finish, |r| {
+            r.rows = rows;
+            r.row_count = Some(rows);
+            r.note(note);
+        });
+        self.ended(cell, ended);
     }
 
     /// After a job's last transition: no orphan result, and the end-of-job hooks told.

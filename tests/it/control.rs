@@ -614,3 +614,27 @@ async fn the_dashboard_in_a_browser_lists_opens_and_cancels_jobs() {
         std::fs::copy(&shot, to).unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_synchronous_request_is_not_held_by_not_ready_polls() {
+    let server = TestServer::start(crate::cross_wire::users_config()).await;
+    reset_with(
+        &server,
+        json!({"dialect": "asterixdb", "act": {"type": "not_ready", "polls": 5}}),
+    )
+    .await;
+    let answer: Value = Client::new()
+        .post(server.url("/query/service"))
+        .basic_auth("alice", Some("pw"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("statement=select+1+as+n%3B")
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "success", "{answer}");
+    assert_eq!(answer["results"], json!([{"n": 1}]), "{answer}");
+}
