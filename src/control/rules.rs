@@ -43,7 +43,7 @@ pub struct RuleSpec {
     /// A regular expression searched in the job's SQL (the client's own, before any rewrite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
-    /// A Looker query's model and explore, exactly.
+    /// Regular expressions searched in a Looker query's model and explore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +145,8 @@ struct Rule {
     spec: RuleSpec,
     route: Option<Regex>,
     sql: Option<Regex>,
+    model: Option<Regex>,
+    explore: Option<Regex>,
     latency: Option<Sampler>,
     remaining: Option<u32>,
     hits: u64,
@@ -269,6 +271,8 @@ impl Rule {
             id,
             route: pattern("route", &spec.route)?,
             sql: pattern("sql", &spec.sql)?,
+            model: pattern("model", &spec.model)?,
+            explore: pattern("explore", &spec.explore)?,
             latency: sampler(&spec.act)?,
             remaining: spec.times,
             hits: 0,
@@ -306,12 +310,14 @@ impl Rule {
         s.dialect.as_ref().is_none_or(|d| *d == spec.dialect)
             && s.principal.as_ref().is_none_or(|p| *p == spec.owner.name())
             && self.sql.as_ref().is_none_or(|r| r.is_match(&spec.sql))
-            && s.model
+            && self
+                .model
                 .as_ref()
-                .is_none_or(|m| looker().is_some_and(|(model, _)| model == *m))
-            && s.explore
+                .is_none_or(|m| looker().is_some_and(|(model, _)| m.is_match(&model)))
+            && self
+                .explore
                 .as_ref()
-                .is_none_or(|e| looker().is_some_and(|(_, explore)| explore == *e))
+                .is_none_or(|e| looker().is_some_and(|(_, explore)| e.is_match(&explore)))
             && self.matches_request(facts)
     }
 

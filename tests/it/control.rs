@@ -97,6 +97,31 @@ fn acts() -> Vec<(Value, Expect)> {
     ]
 }
 
+/// The status `wire` shows for a job, in its own words, and the whole body it came in.
+async fn status_word(caller: &Caller<'_>, wire: Wire, uuid: &str) -> (String, Value) {
+    let response = caller
+        .get(wire, &status_path(wire, uuid))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let word = match wire {
+        Wire::Kylin => &body["data"]["status"],
+        _ => &body["status"],
+    };
+    (word.as_str().unwrap_or_default().to_string(), body)
+}
+
+/// How each wire spells a job not finished yet (queued or running), and a failed one.
+fn words(wire: Wire) -> (&'static [&'static str], &'static str) {
+    match wire {
+        Wire::Luminesce => (&["WaitingForActivation"], "Faulted"),
+        Wire::Kylin => (&["RUNNING"], "FAILED"),
+        Wire::Looker => (&["added", "running"], "error"),
+        Wire::AsterixDb => (&["queued", "running"], "failed"),
+    }
+}
+
 /// The key a wire's "busy" error body carries, and whether it carries the rule's words too (Kylin
 /// answers its own fixed text for "too many async queries").
 fn busy_shape(wire: Wire) -> (&'static str, bool) {
@@ -139,9 +164,24 @@ async fn every_fault_act_is_seen_through_every_wire_in_its_own_shape() {
                     let r = record(&server, &uuid);
                     assert_eq!(r.state, JobState::Failed, "{cell}");
                     assert_eq!(r.error.unwrap().message, "injected by the test", "{cell}");
+                    let (word, status) = status_word(&caller, wire, &uuid).await;
+                    assert_eq!(word, words(wire).1, "{cell}: {status}");
+                    let result = caller
+                        .get(wire, &result_path(wire, &uuid))
+                        .send()
+                        .await
+                        .unwrap();
+                    let (code, text) = (result.status(), result.text().await.unwrap());
+                    let told = format!("{status} {text}");
+                    assert!(
+                        told.contains("injected by the test"),
+                        "{cell}: {code} {told}"
+                    );
                 }
                 Expect::RunningPolls(n) => {
-                    let mut running = 0;
+                    let (word, status) = status_word(&caller, wire, &uuid).await;
+                    assert!(words(wire).0.contains(&word.as_str()), "{cell}: {status}");
+                    let mut running = 1;
                     let seen = loop {
                         match caller.status(wire, &uuid).await {
                             Seen::Going => running += 1,
