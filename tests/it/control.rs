@@ -122,6 +122,21 @@ fn words(wire: Wire) -> (&'static [&'static str], &'static str) {
     }
 }
 
+/// AsterixDB's `POST /query/service` with a form, as alice (the parameters the caller needs are
+/// not all in `Caller::start`).
+async fn query_service(server: &TestServer, form: &'static str) -> Value {
+    let response = Client::new()
+        .post(server.url("/query/service"))
+        .basic_auth("alice", Some("pw"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
+}
+
 /// The key a wire's "busy" error body carries, and whether it carries the rule's words too (Kylin
 /// answers its own fixed text for "too many async queries").
 fn busy_shape(wire: Wire) -> (&'static str, bool) {
@@ -589,28 +604,15 @@ async fn an_asterixdb_async_job_times_out_when_a_rule_slows_it() {
     )
     .await;
     let caller = Caller::new(&server, ALICE).await;
-    let started: Value = Client::new()
-        .post(server.url("/query/service"))
-        .basic_auth("alice", Some("pw"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("statement=select+1+as+n%3B&mode=async&timeout=500ms")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = query_service(
+        &server,
+        "statement=select+1+as+n%3B&mode=async&timeout=500ms",
+    )
+    .await;
     let uuid = started["requestID"].as_str().unwrap().to_string();
     assert_eq!(caller.settled(Wire::AsterixDb, &uuid).await, Seen::Ended);
-    let (_, status) = {
-        let response = caller
-            .get(Wire::AsterixDb, &status_path(Wire::AsterixDb, &uuid))
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.json::<Value>().await.unwrap())
-    };
-    assert_eq!(status["status"], "timeout", "{status}");
+    let (word, status) = status_word(&caller, Wire::AsterixDb, &uuid).await;
+    assert_eq!(word, "timeout", "{status}");
     assert_eq!(record(&server, &uuid).state, JobState::TimedOut);
 }
 
@@ -663,18 +665,7 @@ async fn a_synchronous_request_is_not_held_by_not_ready_polls() {
         json!({"dialect": "asterixdb", "act": {"type": "not_ready", "polls": 5}}),
     )
     .await;
-    let answer: Value = Client::new()
-        .post(server.url("/query/service"))
-        .basic_auth("alice", Some("pw"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("statement=select+1+as+n%3B")
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = query_service(&server, "statement=select+1+as+n%3B").await;
     assert_eq!(answer["status"], "success", "{answer}");
     assert_eq!(answer["results"], json!([{"n": 1}]), "{answer}");
 }
