@@ -131,11 +131,24 @@ impl ControlPlane {
         }
         let bearer = crate::wire::token_credentials(request, &["bearer"]);
         let basic = crate::wire::basic_credentials(request);
-        let token_ok = s.token.as_deref().is_some_and(|t| bearer == Some(t));
+        let token_ok = match (s.token.as_deref(), bearer) {
+            (Some(t), Some(given)) => same_secret(t, given),
+            _ => false,
+        };
         let basic_ok = match (&s.user, &s.password, basic) {
-            (Some(u), Some(p), Some((name, password))) => *u == name && *p == password,
+            (Some(u), Some(p), Some((name, password))) => *u == name && same_secret(p, &password),
             _ => false,
         };
         token_ok || basic_ok
     }
+}
+
+/// Compares secrets in a time that does not depend on where they differ, so that response times
+/// do not give the admin token away a byte at a time.
+fn same_secret(expected: &str, given: &str) -> bool {
+    let differ = expected
+        .bytes()
+        .zip(given.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    expected.len() == given.len() && differ == 0
 }

@@ -391,8 +391,16 @@ async fn through_front(
 }
 
 /// Who a request's credentials name, as far as the server can tell without the front: a Bearer
-/// token or Basic credentials through `Principals`, or the front's own session.
+/// token or Basic credentials through `Principals`, or the front's own session; with no
+/// credentials at all, the anonymous principal of its address.
 fn caller_name(app: &App, front: &Arc<dyn Front>, request: &http::Request) -> Option<String> {
+    if http::authorization(request).is_none() {
+        return Some(
+            Principals::anonymous(http::remote_ip(request))
+                .principal
+                .name(),
+        );
+    }
     front
         .session_principal(request.headers())
         .or_else(|| {

@@ -303,9 +303,19 @@ async fn reset_drops_one_principals_jobs_or_everything() {
     )
     .await;
     assert_eq!(body["jobs_removed"], 0, "{body}");
+    let looker = |who: &Caller<'_>| who.get(Wire::Looker, "/api/4.0/queries/1").send();
+    let status = |sent: reqwest::Result<reqwest::Response>| sent.unwrap().status();
+    // Alice's Looker session went with her reset; Bob's is there (no query 1, but a session).
+    assert_eq!(status(looker(&alice).await), StatusCode::UNAUTHORIZED);
+    assert_eq!(status(looker(&bob).await), StatusCode::NOT_FOUND);
     let (_, body) = admin(&server, reqwest::Method::POST, "/reset", Value::Null).await;
     assert_eq!(body["jobs_removed"], 1, "{body}");
     assert_eq!(bob.status(Wire::Luminesce, &theirs).await, Seen::Invisible);
+    assert_eq!(
+        status(looker(&bob).await),
+        StatusCode::UNAUTHORIZED,
+        "every session went"
+    );
 }
 
 #[tokio::test]

@@ -82,8 +82,19 @@ impl Front for LookerFront {
         self.sessions.authenticate(authorization)
     }
 
+    /// Sessions are a principal's; stored queries, looks and SQL Runner queries are everyone's,
+    /// so only a full reset forgets them (and their ids start again from 1).
     fn reset(&self, owner: Option<&Principal>) {
         self.sessions.forget(owner);
+        if owner.is_none() {
+            self.queries.clear();
+            self.looks.clear();
+            self.sql_queries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
     }
 }
 
