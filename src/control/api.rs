@@ -172,6 +172,7 @@ fn add_faults(control: &ControlPlane, request: &Request) -> Answer {
 #[serde(deny_unknown_fields)]
 struct JournalQuery {
     dialect: Option<String>,
+    principal: Option<String>,
     method: Option<String>,
     path: Option<String>,
     status: Option<u16>,
@@ -183,6 +184,7 @@ fn journal(control: &ControlPlane, request: &Request) -> Answer {
     let q: JournalQuery = query(request)?;
     let matcher = Matcher::new(Pattern {
         dialect: q.dialect,
+        principal: q.principal,
         method: q.method,
         path: q.path,
         status: q.status,

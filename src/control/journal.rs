@@ -15,6 +15,9 @@ pub struct Entry {
     pub seq: u64,
     pub at: String,
     pub dialect: &'static str,
+    /// Who the credentials named, when the server can tell (see `Facts::principal`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -53,6 +56,7 @@ pub struct Journal {
 #[serde(deny_unknown_fields)]
 pub struct Pattern {
     pub dialect: Option<String>,
+    pub principal: Option<String>,
     pub method: Option<String>,
     /// A regular expression searched in the path.
     pub path: Option<String>,
@@ -80,6 +84,9 @@ impl Matcher {
     fn matches(&self, e: &Entry) -> bool {
         let p = &self.pattern;
         p.dialect.as_ref().is_none_or(|d| d == e.dialect)
+            && p.principal
+                .as_ref()
+                .is_none_or(|w| e.principal.as_ref() == Some(w))
             && p.method
                 .as_ref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
@@ -105,6 +112,7 @@ pub fn truncated(bytes: &[u8], limit: usize) -> (String, bool) {
 /// What the server knows of a request once it is answered.
 pub struct Exchange<'a> {
     pub dialect: &'static str,
+    pub principal: Option<String>,
     pub method: &'a str,
     pub uri: &'a hyper::Uri,
     pub headers: &'a hyper::HeaderMap,
@@ -153,6 +161,7 @@ impl Journal {
             seq: entries.1,
             at: x.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             dialect: x.dialect,
+            principal: x.principal,
             method: x.method.to_string(),
             path: x.uri.path().to_string(),
             query: x.uri.query().unwrap_or_default().to_string(),
@@ -233,6 +242,7 @@ mod tests {
     ) -> Exchange<'a> {
         Exchange {
             dialect: "kylin",
+            principal: None,
             method: "POST",
             uri,
             headers,

@@ -25,6 +25,22 @@ pub fn owns(path: &str) -> bool {
     path == PREFIX || path.starts_with("/_polyquery/")
 }
 
+/// Whether a request comes from no page at all (curl, a test suite) or from a page served by this
+/// server: a browser names the page's origin on every cross-origin request, and a page elsewhere
+/// must not reset polyquery or cancel its jobs.
+pub fn same_origin(request: &Request) -> bool {
+    let Some(origin) = request.headers().get(hyper::header::ORIGIN) else {
+        return true;
+    };
+    let host = request.headers().get(hyper::header::HOST);
+    let origin = origin.to_str().unwrap_or_default();
+    let own = |scheme: &str| {
+        host.and_then(|h| h.to_str().ok())
+            .is_some_and(|h| origin.strip_prefix(scheme) == Some(h))
+    };
+    own("http://") || own("https://")
+}
+
 /// The `[admin]` settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

@@ -338,6 +338,7 @@ async fn through_front(
         request.body().clone(),
     );
     let act = app.control.rules.request_act(&facts);
+    let principal = facts.principal.clone();
     let mut response = match &act {
         Some((
             rule,
@@ -371,6 +372,7 @@ async fn through_front(
     let journal = &app.control.journal;
     if let Some(captured) = journal.record(control::journal::Exchange {
         dialect: front.name(),
+        principal,
         method: method.as_str(),
         uri: &uri,
         headers: &headers,
@@ -429,6 +431,13 @@ async fn administer(
         Ok(request) => request,
         Err(response) => return response,
     };
+    // A page in a browser may post to a loopback address: only the dashboard's own may.
+    if !control::same_origin(&request) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the admin API answers pages of its own origin only",
+        );
+    }
     if !app.control.authorized(&request) {
         let mut response = error(
             StatusCode::UNAUTHORIZED,

@@ -347,6 +347,15 @@ async fn verify_counts_what_the_journal_saw() {
     let (_, body) = admin_get(&server, "/journal?dialect=asterixdb&limit=1").await;
     let entry = &body[0];
     assert_eq!(entry["method"], "GET", "{entry}");
+    assert_eq!(entry["principal"], "alice", "{entry}");
+    let (_, body) = admin(
+        &server,
+        reqwest::Method::POST,
+        "/journal/verify",
+        json!({"request": {"principal": "bob"}, "count": 0}),
+    )
+    .await;
+    assert_eq!(body["ok"], true, "{body}");
     assert!(
         entry["headers"]
             .as_array()
@@ -426,6 +435,18 @@ async fn bad_admin_input_gets_a_clear_json_4xx() {
         let answer: Value = response.json().await.unwrap();
         let error = answer["error"].as_str().unwrap_or_default();
         assert!(error.contains(says), "{method} {path} {body}: {answer}");
+    }
+    // A page of another origin may not post to it; the dashboard's own may.
+    let url = server.url("/_polyquery/reset");
+    let own = format!("http://{}", server.addr);
+    for (origin, status) in [("http://evil.example", 403), (own.as_str(), 200)] {
+        let response = http
+            .post(&url)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{origin}");
     }
     let (status, _) = admin_get(&server, "/faults").await;
     assert_eq!(
