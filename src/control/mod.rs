@@ -168,3 +168,69 @@ fn same_secret(expected: &str, given: &str) -> bool {
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     expected.len() == given.len() && differ == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        let mut builder = hyper::Request::builder();
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(bytes::Bytes::new()).unwrap()
+    }
+
+    #[test]
+    fn where_the_control_plane_is_served() {
+        let settings = |enabled| Settings {
+            enabled,
+            ..Settings::default()
+        };
+        for (enabled, addr, served) in [
+            (Enabled::Auto, "127.0.0.1:1", true),
+            (Enabled::Auto, "[::1]:1", true),
+            (Enabled::Auto, "0.0.0.0:1", false),
+            (Enabled::Auto, "10.0.0.5:1", false),
+            (Enabled::On, "0.0.0.0:1", true),
+            (Enabled::Off, "127.0.0.1:1", false),
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(
+                settings(enabled).served_on(addr),
+                served,
+                "{enabled:?} {addr}"
+            );
+        }
+    }
+
+    #[test]
+    fn admin_credentials_and_origins() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cret", "s3creT"));
+        assert!(!same_secret("s3cret", "s3cret!"));
+        assert!(!same_secret("s3cret", ""));
+        for (headers, same) in [
+            (vec![], true),
+            (vec![("host", "127.0.0.1:8080")], true),
+            (
+                vec![
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "http://127.0.0.1:8080"),
+                ],
+                true,
+            ),
+            (
+                vec![
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "http://127.0.0.1:9090"),
+                ],
+                false,
+            ),
+            (vec![("host", "127.0.0.1:8080"), ("origin", "null")], false),
+            (vec![("origin", "http://127.0.0.1:8080")], false),
+        ] {
+            assert_eq!(same_origin(&request(&headers)), same, "{headers:?}");
+        }
+    }
+}
