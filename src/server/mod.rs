@@ -57,7 +57,7 @@ impl App {
             looker::front(context.with(config.looker.clone())),
             kylin::front(context.with(config.kylin.clone())),
         ];
-        App::with_fronts(engine, config, fronts)
+        App::assemble(engine, config, fronts, principals)
     }
 
     /// An app serving these fronts (tests serve fronts of their own).
@@ -67,6 +67,15 @@ impl App {
         fronts: Vec<Arc<dyn Front>>,
     ) -> Arc<App> {
         let principals = Arc::new(Principals::new(config.users.clone()));
+        App::assemble(engine, config, fronts, principals)
+    }
+
+    fn assemble(
+        engine: Engine,
+        config: Arc<Config>,
+        fronts: Vec<Arc<dyn Front>>,
+        principals: Arc<Principals>,
+    ) -> Arc<App> {
         let control = ControlPlane::new(config.admin.clone(), &engine);
         Arc::new(App {
             engine,
