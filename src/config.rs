@@ -41,6 +41,8 @@ pub struct Config {
     pub asterixdb: dialect::asterixdb::Settings,
     pub looker: dialect::looker::Settings,
     pub kylin: dialect::kylin::Settings,
+    /// The control plane for contract tests (`/_polyquery/`): admin API, fault rules, dashboard.
+    pub admin: crate::control::Settings,
 }
 
 /// How log lines are written.
@@ -112,6 +114,7 @@ impl Default for Config {
             asterixdb: Default::default(),
             looker: Default::default(),
             kylin: Default::default(),
+            admin: Default::default(),
         }
     }
 }
@@ -177,13 +180,21 @@ impl Config {
             .unwrap_or_else(|| "configuration".into());
         // Deserialized from text, so that an error carries a position to name its key by.
         let text = toml::to_string(&table).map_err(|e| ConfigError(format!("{source}: {e}")))?;
-        toml::from_str::<Config>(&text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|span| key_at(&text, span.start))
-                .unwrap_or_default();
-            ConfigError(format!("{source}: {key}{}", one_line(e.message())))
-        })
+        toml::from_str::<Config>(&text)
+            .map_err(|e| {
+                let key = e
+                    .span()
+                    .map(|span| key_at(&text, span.start))
+                    .unwrap_or_default();
+                ConfigError(format!("{source}: {key}{}", one_line(e.message())))
+            })
+            .and_then(|config| {
+                config
+                    .admin
+                    .check()
+                    .map_err(|e| ConfigError(format!("{source}: admin.faults: {e}")))?;
+                Ok(config)
+            })
     }
 
     pub fn engine_config(&self) -> EngineConfig {
@@ -219,6 +230,17 @@ impl Config {
     /// Refuses to serve anonymously beyond this machine: every bound address must be a loopback
     /// one, unless users are configured or `allow_anonymous` says so.
     pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if !self.admin.has_credentials()
+            && let Some((key, addr)) = self
+                .bound_addresses()
+                .into_iter()
+                .find(|(_, addr)| self.admin.served_on(*addr) && !addr.ip().is_loopback())
+        {
+            return Err(ConfigError(format!(
+                "refusing to serve the admin API on {addr} (`{key}`) without admin credentials: \
+                 anyone could reset polyquery. Set admin.token (or admin.user and admin.password)"
+            )));
+        }
         if !self.users.is_empty() || self.allow_anonymous {
             return Ok(());
         }

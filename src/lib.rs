@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod config;
 pub mod contract;
+pub mod control;
 pub mod dialect;
 pub mod encode;
 pub mod engine;

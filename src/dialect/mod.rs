@@ -12,8 +12,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use hyper::StatusCode;
 
-use crate::engine::Engine;
-use crate::query::Principals;
+use crate::engine::{Engine, EngineError};
+use crate::query::{Principal, Principals};
 use crate::wire::{HttpLimits, Request, Response};
 
 /// One vendor's HTTP API.
@@ -30,6 +30,22 @@ pub trait Front: Send + Sync + 'static {
     /// This wire's own error answer for a failure the server finds before the front runs
     /// (body too large, request timed out).
     fn reject(&self, status: StatusCode, message: &str) -> Response;
+
+    /// This wire's own answer for an engine error found before the front runs (a fault rule's
+    /// throttle renders `Busy` through it).
+    fn refuse(&self, error: EngineError) -> Response {
+        self.reject(StatusCode::TOO_MANY_REQUESTS, &error.message)
+    }
+
+    /// Who a request's credentials name, when only this front can tell (a Looker session token);
+    /// the control plane matches fault rules by it.
+    fn session_principal(&self, _headers: &hyper::HeaderMap) -> Option<Principal> {
+        None
+    }
+
+    /// Forgets what the front keeps of its own (sessions), or only one principal's: the control
+    /// plane's reset.
+    fn reset(&self, _owner: Option<&Principal>) {}
 }
 
 /// What a front is given: the engine, the one model of who is calling, the server's limits, and its

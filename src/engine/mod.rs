@@ -3,6 +3,7 @@
 //! from the one serving HTTP, so a busy operator can never stall a status poll.
 
 mod exports;
+mod fault;
 mod id;
 mod job;
 mod pool;
@@ -35,11 +36,13 @@ pub use saves::{SaveArea, SaveError};
 pub use state::{IllegalTransition, JobEvent, JobState};
 
 pub use exports::{ExportState, ExportWriter};
+pub use fault::{FaultSource, JobFault};
 pub use store::{FileJobStore, JobStore};
 
 use crate::exec::{Executor, StoredResult};
 use crate::sql::reshape::{RESULT_TABLE, Reshape};
 use exports::Exports;
+use fault::Hold;
 use pool::Pool;
 use results::ResultStore;
 use store::StoreWriter;
@@ -112,6 +115,8 @@ struct Inner {
     max_keep_for: Duration,
     /// Told of every job that ends (fronts that keep something per job subscribe).
     on_end: RwLock<Vec<EndHook>>,
+    /// The control plane's fault rules, asked once per submitted job.
+    faults: RwLock<Option<Arc<dyn FaultSource>>>,
     store: StoreWriter,
     /// The store itself, for reading side records (every write goes through `store`).
     records: Arc<dyn JobStore>,
@@ -128,21 +133,67 @@ struct JobCell {
     record: Mutex<JobRecord>,
     state: watch::Sender<JobState>,
     cancel: CancellationToken,
+    /// The fault injected into it (none for most jobs).
+    fault: JobFault,
+    hold: Mutex<Hold>,
 }
 
 impl JobCell {
     fn new(record: JobRecord) -> Self {
+        JobCell::with_fault(record, JobFault::default())
+    }
+
+    fn with_fault(record: JobRecord, fault: JobFault) -> Self {
         let (state, _) = watch::channel(record.state);
+        let hold = Hold {
+            needed: fault.not_ready_polls,
+            ..Hold::default()
+        };
         JobCell {
             id: record.id,
             record: Mutex::new(record),
             state,
             cancel: CancellationToken::new(),
+            fault,
+            hold: Mutex::new(hold),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, JobRecord> {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hold(&self) -> MutexGuard<'_, Hold> {
+        self.hold.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a complete result from being announced while polls are still owed; true if parked.
+    fn park(&self, rows: u64, note: &str) -> bool {
+        let mut hold = self.hold();
+        if hold.seen < hold.needed {
+            hold.parked = Some((rows, note.to_string()));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Owes no more polls; answers the parked finish, if any.
+    fn unhold(&self) -> Option<(u64, String)> {
+        let mut hold = self.hold();
+        hold.needed = 0;
+        hold.parked.take()
+    }
+
+    /// Counts a status poll; answers the parked finish once the owed polls have been seen.
+    fn count_poll(&self) -> Option<(u64, String)> {
+        let mut hold = self.hold();
+        hold.seen = hold.seen.saturating_add(1);
+        if hold.seen > hold.needed {
+            hold.parked.take()
+        } else {
+            None
+        }
     }
 }
 
@@ -259,6 +310,7 @@ impl Engine {
             max_keep_for: config.max_keep_for,
             exports: Exports::new(config.data_dir.join("exports"))?,
             on_end: RwLock::new(Vec::new()),
+            faults: RwLock::new(None),
             store: StoreWriter::start(store.clone())?,
             records: store,
             pool: Pool::new(config.workers, config.queue_length),
@@ -296,14 +348,24 @@ impl Engine {
             ));
         }
         let ticket = self.inner.pool.admit()?;
+        let fault = read(&self.inner.faults)
+            .as_ref()
+            .and_then(|f| f.job_fault(&spec))
+            .unwrap_or_default();
+        if let Some(keep) = fault.expire_after {
+            spec.limits.keep_for = spec.limits.keep_for.min(keep);
+        }
         let id = JobId {
             uuid: uuid::Uuid::new_v4().as_u128(),
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
         };
-        let record = JobRecord::new(id, spec, Utc::now());
+        let mut record = JobRecord::new(id, spec, Utc::now());
+        if fault != JobFault::default() {
+            record.note(fault.describe());
+        }
         // Durable before anyone hears of the job (its later changes may queue behind this write).
         self.inner.store.save_and_wait(&record).await;
-        let cell = Arc::new(JobCell::new(record));
+        let cell = Arc::new(JobCell::with_fault(record, fault));
         self.inner.insert(cell.clone());
         let inner = self.inner.clone();
         self.inner.runtime()?.spawn(async move {
@@ -343,6 +405,33 @@ impl Engine {
         Ok(record)
     }
 
+    /// A client polls the job's state (a wire's status route): counted against a fault's
+    /// `not_ready_polls`, whose held finish the first poll past them announces. Then its snapshot.
+    pub fn poll(&self, id: JobId) -> Result<JobRecord, EngineError> {
+        let cell = self.inner.cell(id)?;
+        if let Some(parked) = cell.count_poll() {
+            self.inner.finish_parked(&cell, parked);
+        }
+        self.get(id)
+    }
+
+    /// The job is waited for by the request that started it, which never polls: a fault's
+    /// not-ready polls do not hold it back.
+    pub fn unhold(&self, id: JobId) {
+        if let Ok(cell) = self.inner.cell(id)
+            && let Some(parked) = cell.unhold()
+        {
+            self.inner.finish_parked(&cell, parked);
+        }
+    }
+
+    /// Like [`Engine::poll`], but someone else's job is as unknown as one that never existed (and
+    /// its poll is not counted).
+    pub fn poll_for(&self, id: JobId, owner: &Principal) -> Result<JobRecord, EngineError> {
+        self.get_for(id, owner)?;
+        self.poll(id)
+    }
+
     /// Like [`Engine::get`], but someone else's job is as unknown as one that never existed.
     pub fn get_for(&self, id: JobId, owner: &Principal) -> Result<JobRecord, EngineError> {
         self.get(id).and_then(|r| {
@@ -376,6 +465,9 @@ impl Engine {
         });
         if cancelled.is_ok() {
             cell.cancel.cancel();
+            if cell.hold().parked.take().is_some() {
+                self.inner.results.remove(id);
+            }
         }
         Ok(before)
     }
@@ -408,6 +500,29 @@ impl Engine {
         let total = record.log.len();
         record.feedback_seen.insert(reader, total);
         Ok(fresh)
+    }
+
+    /// Removes every job (or only one owner's, or one wire's), cancelling those still going; answers
+    /// how many went. The control plane's reset between tests.
+    pub fn reset(&self, owner: Option<&Principal>, dialect: Option<&str>) -> usize {
+        let doomed: Vec<JobId> = read(&self.inner.jobs)
+            .values()
+            .filter(|c| {
+                let r = c.lock();
+                owner.is_none_or(|o| r.spec.owner == *o)
+                    && dialect.is_none_or(|d| r.spec.dialect == d)
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in &doomed {
+            let _ = self.remove(*id);
+        }
+        doomed.len()
+    }
+
+    /// Installs the source of job faults (the control plane's rules), replacing any before.
+    pub fn set_faults(&self, source: Arc<dyn FaultSource>) {
+        *write(&self.inner.faults) = Some(source);
     }
 
     /// Every live job, most recent first, optionally only one owner's.
@@ -867,8 +982,17 @@ impl Inner {
                 None => std::future::pending().await,
             }
         };
+        let work = async {
+            if let Some(latency) = cell.fault.latency {
+                tokio::time::sleep(latency).await;
+            }
+            match &cell.fault.fail {
+                Some(e) => Err(e.clone()),
+                None => self.execute(&cell, &sql, &params, limits.row_limit).await,
+            }
+        };
         let outcome = tokio::select! {
-            r = self.execute(&cell, &sql, &params, limits.row_limit) => Outcome::Done(r),
+            r = work => Outcome::Done(r),
             _ = cell.cancel.cancelled() => Outcome::Cancelled,
             _ = timeout => Outcome::TimedOut,
         };
@@ -876,13 +1000,14 @@ impl Inner {
         let elapsed = started.elapsed();
         let ended = match outcome {
             Outcome::Done(Ok(rows)) => {
+                let note = format!("Query completed: {rows} rows in {} ms", elapsed.as_millis());
+                if cell.park(rows, &note) {
+                    return; // a fault holds it back: the last poll it owes finishes it
+                }
                 self.transition_durably(&cell, JobEvent::Finish, |r| {
                     r.rows = rows;
                     r.row_count = Some(rows);
-                    r.note(format!(
-                        "Query completed: {rows} rows in {} ms",
-                        elapsed.as_millis()
-                    ));
+                    r.note(note);
                 })
                 .await
             }
@@ -905,6 +1030,21 @@ impl Inner {
                 .await
             }
         };
+        self.ended(&cell, ended);
+    }
+
+    /// Announces the finish a fault's not-ready polls held back.
+    fn finish_parked(self: &Arc<Self>, cell: &JobCell, (rows, note): (u64, String)) {
+        let ended = self.transition(cell, JobEvent::Finish, |r| {
+            r.rows = rows;
+            r.row_count = Some(rows);
+            r.note(note);
+        });
+        self.ended(cell, ended);
+    }
+
+    /// After a job's last transition: no orphan result, and the end-of-job hooks told.
+    fn ended(self: &Arc<Self>, cell: &JobCell, ended: Result<JobState, IllegalTransition>) {
         if ended != Ok(JobState::Succeeded) {
             // Cancelled or interrupted while the last batch was stored: keep no orphan result.
             self.results.remove(cell.id);

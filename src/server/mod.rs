@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::control::rules::{Facts, REQUEST, RequestAct};
+use crate::control::{self, ControlPlane};
 use crate::dialect::{Front, FrontContext, asterixdb, kylin, looker, luminesce};
 use crate::engine::Engine;
 use crate::query::Principals;
@@ -35,6 +37,9 @@ pub struct App {
     pub config: Arc<Config>,
     pub fronts: Vec<Arc<dyn Front>>,
     pub metrics: Metrics,
+    pub principals: Arc<Principals>,
+    /// Fault rules, the traffic journal, the admin API.
+    pub control: ControlPlane,
 }
 
 impl App {
@@ -42,7 +47,7 @@ impl App {
         let principals = Arc::new(Principals::new(config.users.clone()));
         let context = FrontContext {
             engine: engine.clone(),
-            principals,
+            principals: principals.clone(),
             limits: config.limits.clone(),
             settings: (),
         };
@@ -52,11 +57,33 @@ impl App {
             looker::front(context.with(config.looker.clone())),
             kylin::front(context.with(config.kylin.clone())),
         ];
+        App::assemble(engine, config, fronts, principals)
+    }
+
+    /// An app serving these fronts (tests serve fronts of their own).
+    pub fn with_fronts(
+        engine: Engine,
+        config: Arc<Config>,
+        fronts: Vec<Arc<dyn Front>>,
+    ) -> Arc<App> {
+        let principals = Arc::new(Principals::new(config.users.clone()));
+        App::assemble(engine, config, fronts, principals)
+    }
+
+    fn assemble(
+        engine: Engine,
+        config: Arc<Config>,
+        fronts: Vec<Arc<dyn Front>>,
+        principals: Arc<Principals>,
+    ) -> Arc<App> {
+        let control = ControlPlane::new(config.admin.clone(), &engine);
         Arc::new(App {
             engine,
             config,
             fronts,
             metrics: Metrics::default(),
+            principals,
+            control,
         })
     }
 }
@@ -166,9 +193,13 @@ async fn accept_loop(
         };
         let app = app.clone();
         let only = listener.only;
+        let admin = only.is_none()
+            && listener
+                .local_addr()
+                .is_ok_and(|local| app.config.admin.served_on(local));
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(app, req, remote, only).await) }
+            async move { Ok::<_, Infallible>(handle(app, req, remote, only, admin).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -192,6 +223,7 @@ async fn handle(
     req: hyper::Request<Incoming>,
     remote: SocketAddr,
     only: Option<&'static str>,
+    admin: bool,
 ) -> http::Response {
     let started = Instant::now();
     let request_id = req
@@ -227,6 +259,7 @@ async fn handle(
                 ),
             }
         }
+        (None, p) if admin && control::owns(p) => ("admin", administer(&app, req, remote).await),
         (None, "/healthz") => ("server", http::text(StatusCode::OK, "ok\n")),
         (None, "/readyz") => ("server", http::text(StatusCode::OK, "ready\n")),
         (None, "/metrics") if method == Method::GET => (
@@ -244,7 +277,7 @@ async fn handle(
                 format!("polyquery: no such path: {path}\n"),
             ),
         ),
-        (Some(front), _) => (front.name(), answer(&app, front, req, remote).await),
+        (Some(front), _) => (front.name(), through_front(&app, front, req, remote).await),
     };
     let route = response
         .extensions()
@@ -284,16 +317,160 @@ fn head_size<B>(req: &hyper::Request<B>) -> usize {
         + line
 }
 
-/// Reads the body within the size limit and lets the front answer within the request timeout.
-async fn answer(
+/// A front's request: read within the limits, acted on by the fault rules, answered within the
+/// request timeout, and kept in the traffic journal.
+async fn through_front(
     app: &App,
     front: Arc<dyn Front>,
     req: hyper::Request<Incoming>,
     remote: SocketAddr,
 ) -> http::Response {
+    let started = Instant::now();
+    let request = match read_body(app, req, remote, |status, message| {
+        front.reject(status, message)
+    })
+    .await
+    {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let facts = Facts {
+        dialect: front.name().to_string(),
+        method: request.method().to_string(),
+        path: request.uri().path().to_string(),
+        principal: caller_name(app, &front, &request),
+    };
+    let (method, uri, headers, body) = (
+        request.method().clone(),
+        request.uri().clone(),
+        request.headers().clone(),
+        request.body().clone(),
+    );
+    let act = app.control.rules.request_act(&facts);
+    let principal = facts.principal.clone();
+    let mut response = match &act {
+        Some((
+            rule,
+            RequestAct::Throttle {
+                status,
+                retry_after_secs,
+            },
+        )) => {
+            // The wire's own "busy" error, with the status and Retry-After the rule asks for.
+            let mut response = front.refuse(crate::engine::EngineError::new(
+                crate::engine::ErrorKind::Busy,
+                format!("too many requests (polyquery fault rule {rule}); retry after {retry_after_secs} s"),
+            ));
+            *response.status_mut() = *status;
+            response.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs),
+            );
+            response
+        }
+        _ => {
+            REQUEST
+                .scope(facts, answer(app, front.clone(), request))
+                .await
+        }
+    };
+    if let Some((_, RequestAct::Cut { after_bytes })) = &act {
+        let after = *after_bytes;
+        response = response.map(|b| body::cut_after(b, after));
+    }
+    let journal = &app.control.journal;
+    if let Some(captured) = journal.record(control::journal::Exchange {
+        dialect: front.name(),
+        principal,
+        method: method.as_str(),
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+        status: response.status().as_u16(),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        fault: act.map(|(rule, _)| rule),
+        at: chrono::Utc::now(),
+    }) {
+        let limit = journal.body_bytes();
+        response = response.map(|b| {
+            body::tapped(b, move |chunk| {
+                control::journal::capture(&captured, chunk, limit)
+            })
+        });
+    }
+    response
+}
+
+/// Who a request's credentials name, as far as the server can tell without the front: a Bearer
+/// token or Basic credentials through `Principals`, or the front's own session; with no
+/// credentials at all, the anonymous principal of its address.
+fn caller_name(app: &App, front: &Arc<dyn Front>, request: &http::Request) -> Option<String> {
+    if http::authorization(request).is_none() {
+        return Some(
+            Principals::anonymous(http::remote_ip(request))
+                .principal
+                .name(),
+        );
+    }
+    front
+        .session_principal(request.headers())
+        .or_else(|| {
+            let bearer = http::token_credentials(request, &["bearer", "token"]);
+            bearer
+                .and_then(|t| app.principals.by_token(t))
+                .or_else(|| {
+                    http::basic_credentials(request)
+                        .and_then(|(name, password)| app.principals.by_password(&name, &password))
+                })
+                .map(|c| c.principal)
+        })
+        .map(|p| p.name())
+}
+
+/// The admin API: served on this listener, its credentials checked, its body read within the limit.
+async fn administer(
+    app: &App,
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+) -> http::Response {
+    let error = |status: StatusCode, message: &str| {
+        http::json(status, &serde_json::json!({ "error": message }))
+    };
+    let request = match read_body(app, req, remote, error).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    // A page in a browser may post to a loopback address: only the dashboard's own may.
+    if !control::same_origin(&request) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the admin API answers pages of its own origin only",
+        );
+    }
+    if !app.control.authorized(&request) {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "the admin API needs the admin credentials (admin.user and admin.password, or admin.token)",
+        );
+        response.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"polyquery admin\""),
+        );
+        return response;
+    }
+    control::handle(&app.control, &app.engine, &app.fronts, request).await
+}
+
+/// Reads the body within the size limit; a body too large or unreadable is refused by `reject`.
+async fn read_body(
+    app: &App,
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+    reject: impl Fn(StatusCode, &str) -> http::Response,
+) -> Result<http::Request, http::Response> {
     let limit = app.config.limits.max_body_bytes;
     let too_large = || {
-        front.reject(
+        reject(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("the request body is larger than the limit of {limit} bytes"),
         )
@@ -304,7 +481,7 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large();
+        return Err(too_large());
     }
     let (parts, incoming) = req.into_parts();
     let bytes = match Limited::new(incoming, limit).collect().await {
@@ -313,17 +490,22 @@ async fn answer(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return too_large();
+            return Err(too_large());
         }
         Err(e) => {
-            return front.reject(
+            return Err(reject(
                 StatusCode::BAD_REQUEST,
                 &format!("could not read the request body: {e}"),
-            );
+            ));
         }
     };
     let mut request = hyper::Request::from_parts(parts, bytes);
     request.extensions_mut().insert(RemoteAddr(remote));
+    Ok(request)
+}
+
+/// Lets the front answer within the request timeout.
+async fn answer(app: &App, front: Arc<dyn Front>, request: http::Request) -> http::Response {
     let timeout = Duration::from_secs(app.config.limits.request_timeout_secs.max(1));
     match tokio::time::timeout(timeout, contained(&front, request)).await {
         Ok(response) => response,

@@ -100,13 +100,59 @@ pub async fn first_batch(
 
 /// Counts the data bytes of a body as they are sent.
 pub fn metered(body: Body, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Body {
+    tapped(body, move |data| on_bytes(data.len() as u64))
+}
+
+/// Hands each data chunk of a body to `on_chunk` as it is sent (the control plane's journal).
+pub fn tapped(body: Body, on_chunk: impl Fn(&[u8]) + Send + Sync + 'static) -> Body {
     body.map_frame(move |frame| {
         if let Some(data) = frame.data_ref() {
-            on_bytes(data.len() as u64);
+            on_chunk(data);
         }
         frame
     })
     .boxed_unsync()
+}
+
+/// Sends at most `limit` bytes of a body, then ends it with an error, so the connection is closed
+/// mid-body whatever its length (a fault rule's `cut`).
+pub fn cut_after(body: Body, limit: usize) -> Body {
+    enum Step {
+        Sending(usize),
+        Cutting,
+        Done,
+    }
+    let frames = http_body_util::BodyStream::new(body);
+    let stream = futures::stream::unfold(
+        (frames, Step::Sending(0)),
+        move |(mut frames, step)| async move {
+            let sent = match step {
+                Step::Done => return None,
+                Step::Cutting => {
+                    let cut: BoxError = "the connection was cut by a polyquery fault rule".into();
+                    return Some((Err(cut), (frames, Step::Done)));
+                }
+                Step::Sending(sent) => sent,
+            };
+            match frames.next().await {
+                None => Some((Ok(Frame::data(Bytes::new())), (frames, Step::Cutting))),
+                Some(Err(e)) => Some((Err(e), (frames, Step::Done))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if sent + data.len() < limit => {
+                        let sent = sent + data.len();
+                        Some((Ok(Frame::data(data)), (frames, Step::Sending(sent))))
+                    }
+                    Ok(data) => {
+                        let part = data.slice(..limit.saturating_sub(sent).min(data.len()));
+                        Some((Ok(Frame::data(part)), (frames, Step::Cutting)))
+                    }
+                    // Trailers: none are sent once the body is to be cut.
+                    Err(_) => Some((Ok(Frame::data(Bytes::new())), (frames, Step::Cutting))),
+                },
+            }
+        },
+    );
+    StreamBody::new(stream).boxed_unsync()
 }
 
 /// The sink of a [`written`] body: sends what it is given down a channel in chunks, blocking while

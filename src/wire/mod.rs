@@ -246,6 +246,7 @@ pub async fn wait_within(
         id,
         done: false,
     };
+    engine.unhold(id);
     let record = engine.wait(id, limits.wait_budget()).await;
     guard.finish(record)
 }

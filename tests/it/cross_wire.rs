@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 use crate::support::TestServer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wire {
+pub(crate) enum Wire {
     Luminesce,
     Kylin,
     Looker,
     AsterixDb,
 }
 
-const WIRES: [Wire; 4] = [Wire::Luminesce, Wire::Kylin, Wire::Looker, Wire::AsterixDb];
+pub(crate) const WIRES: [Wire; 4] = [Wire::Luminesce, Wire::Kylin, Wire::Looker, Wire::AsterixDb];
 
 /// Every fast job answers one row holding this number.
 const ANSWER: &str = "1000";
@@ -29,30 +29,30 @@ const KYLIN_V2: &str = "application/vnd.apache.kylin-v2+json";
 /// The credentials one principal presents: a Bearer token (Luminesce), a name and password (Kylin,
 /// AsterixDB, the Looker login).
 #[derive(Clone)]
-struct Credentials {
+pub(crate) struct Credentials {
     token: &'static str,
     name: &'static str,
     password: &'static str,
 }
 
-const ALICE: Credentials = Credentials {
+pub(crate) const ALICE: Credentials = Credentials {
     token: "alice-token",
     name: "alice",
     password: "pw",
 };
-const BOB: Credentials = Credentials {
+pub(crate) const BOB: Credentials = Credentials {
     token: "bob-token",
     name: "bob",
     password: "pw2",
 };
 /// With no users configured: the default account every wire accepts (Kylin's `ADMIN` / `KYLIN`).
-const ADMIN: Credentials = Credentials {
+pub(crate) const ADMIN: Credentials = Credentials {
     token: "ADMIN",
     name: "ADMIN",
     password: "KYLIN",
 };
 
-fn users_config() -> Config {
+pub(crate) fn users_config() -> Config {
     let user = |c: &Credentials| User {
         name: c.name.into(),
         password: Some(c.password.into()),
@@ -74,7 +74,7 @@ fn looker_models(mut config: Config) -> Config {
 
 /// What a status read through one wire says, in the engine's words.
 #[derive(Debug, PartialEq, Eq)]
-enum Seen {
+pub(crate) enum Seen {
     Going,
     Succeeded,
     Ended,
@@ -82,7 +82,7 @@ enum Seen {
 }
 
 /// One principal talking to one server on all four wires.
-struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     server: &'a TestServer,
     http: Client,
     who: Credentials,
@@ -90,7 +90,7 @@ struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
-    async fn new(server: &'a TestServer, who: Credentials) -> Caller<'a> {
+    pub(crate) async fn new(server: &'a TestServer, who: Credentials) -> Caller<'a> {
         let http = Client::new();
         let login: Value = http
             .post(server.url("/api/4.0/login"))
@@ -117,7 +117,7 @@ impl<'a> Caller<'a> {
         }
     }
 
-    fn get(&self, wire: Wire, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, wire: Wire, path: &str) -> reqwest::RequestBuilder {
         self.authorized(wire, self.http.get(self.server.url(path)))
     }
 
@@ -142,7 +142,7 @@ impl<'a> Caller<'a> {
     }
 
     /// Starts a job through `wire`; answers its UUID. A slow job sleeps long enough to be cancelled.
-    async fn start(&self, wire: Wire, slow: bool) -> String {
+    pub(crate) async fn start(&self, wire: Wire, slow: bool) -> String {
         let sql = if slow {
             "select pq_sleep(30000) as n"
         } else {
@@ -225,15 +225,8 @@ impl<'a> Caller<'a> {
     }
 
     /// The job's state as `wire` reports it.
-    async fn status(&self, wire: Wire, uuid: &str) -> Seen {
-        let hex = uuid.replace('-', "");
-        let path = match wire {
-            Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}"),
-            Wire::Kylin => format!("/kylin/api/async_query/{uuid}/status"),
-            Wire::Looker => format!("/api/4.0/query_tasks/{hex}"),
-            Wire::AsterixDb => format!("/query/service/status/{uuid}"),
-        };
-        let (status, body) = read_json(self.get(wire, &path)).await;
+    pub(crate) async fn status(&self, wire: Wire, uuid: &str) -> Seen {
+        let (status, body) = read_json(self.get(wire, &status_path(wire, uuid))).await;
         match wire {
             Wire::Luminesce => match (status, body["status"].as_str()) {
                 (StatusCode::NOT_FOUND, _) => Seen::Invisible,
@@ -269,7 +262,7 @@ impl<'a> Caller<'a> {
     }
 
     /// Polls until the job is no longer going (bounded: a job that never ends fails the test).
-    async fn settled(&self, wire: Wire, uuid: &str) -> Seen {
+    pub(crate) async fn settled(&self, wire: Wire, uuid: &str) -> Seen {
         for _ in 0..500 {
             match self.status(wire, uuid).await {
                 Seen::Going => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -281,14 +274,7 @@ impl<'a> Caller<'a> {
 
     /// The finished result read through `wire`, in its own format.
     async fn result(&self, wire: Wire, uuid: &str) -> (StatusCode, String) {
-        let hex = uuid.replace('-', "");
-        let path = match wire {
-            Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}/csv"),
-            Wire::Kylin => format!("/kylin/api/async_query/{uuid}/result_download"),
-            Wire::Looker => format!("/api/4.0/query_tasks/{hex}/results"),
-            Wire::AsterixDb => format!("/query/service/result/{uuid}"),
-        };
-        let request = self.get(wire, &path);
+        let request = self.get(wire, &result_path(wire, uuid));
         let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.text().await.unwrap())
@@ -310,6 +296,28 @@ impl<'a> Caller<'a> {
             Wire::Kylin => status.is_success() && body["code"] == "000",
             _ => status.is_success(),
         }
+    }
+}
+
+/// Where `wire` answers a job's status.
+pub(crate) fn status_path(wire: Wire, uuid: &str) -> String {
+    let hex = uuid.replace('-', "");
+    match wire {
+        Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}"),
+        Wire::Kylin => format!("/kylin/api/async_query/{uuid}/status"),
+        Wire::Looker => format!("/api/4.0/query_tasks/{hex}"),
+        Wire::AsterixDb => format!("/query/service/status/{uuid}"),
+    }
+}
+
+/// Where `wire` answers a finished job's result.
+pub(crate) fn result_path(wire: Wire, uuid: &str) -> String {
+    let hex = uuid.replace('-', "");
+    match wire {
+        Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}/csv"),
+        Wire::Kylin => format!("/kylin/api/async_query/{uuid}/result_download"),
+        Wire::Looker => format!("/api/4.0/query_tasks/{hex}/results"),
+        Wire::AsterixDb => format!("/query/service/result/{uuid}"),
     }
 }
 

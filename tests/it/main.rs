@@ -2,6 +2,7 @@
 
 mod asterixdb;
 mod cli;
+mod control;
 mod cross_wire;
 mod encode;
 mod engine;

@@ -178,12 +178,11 @@ async fn a_panic_in_a_front_is_its_own_500_and_the_server_stays_up() {
             .unwrap();
     let listeners = polyquery::server::bind_all(&config).await.unwrap();
     let addr = listeners[0].local_addr().unwrap();
-    let app = std::sync::Arc::new(polyquery::server::App {
+    let app = polyquery::server::App::with_fronts(
         engine,
-        config: std::sync::Arc::new(config),
-        fronts: vec![std::sync::Arc::new(Panicking)],
-        metrics: Default::default(),
-    });
+        std::sync::Arc::new(config),
+        vec![std::sync::Arc::new(Panicking)],
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(polyquery::server::serve(app, listeners, async move {
         let _ = stopped.await;

@@ -102,7 +102,8 @@ impl AsterixFront {
 
     pub(super) fn status(&self, request: &Request, suffix: &str, owner: &Principal) -> Response {
         let record = match self.job_for_handle(suffix, owner) {
-            Ok(r) => r,
+            // A status poll: counted against a fault's not-ready polls.
+            Ok(r) => self.engine.poll(r.id).unwrap_or(r),
             Err(code) => return http::no_body(code),
         };
         let mut envelope = Envelope::default();

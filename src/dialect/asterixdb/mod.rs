@@ -217,6 +217,15 @@ impl Front for AsterixFront {
         *response.status_mut() = status;
         response
     }
+
+    fn refuse(&self, error: crate::engine::EngineError) -> Response {
+        self.error_response(
+            &AsxError::from_engine(&error, ""),
+            None,
+            None,
+            Instant::now(),
+        )
+    }
 }
 
 impl AsterixFront {

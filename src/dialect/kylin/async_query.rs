@@ -349,9 +349,11 @@ fn status(state: &Arc<State>, call: &Call, flavour: Flavour, id: &str) -> Reply 
             info: "query status is lost".into(),
         },
         Lookup::Found(job) => {
-            let (status, info) = progress(state, &job.record, job.project, &job.file);
+            // A status poll: counted against a fault's not-ready polls.
+            let record = state.engine.poll(job.record.id).unwrap_or(job.record);
+            let (status, info) = progress(state, &record, job.project, &job.file);
             AsyncQueryData {
-                query_id: Some(job.record.id.to_uuid()),
+                query_id: Some(record.id.to_uuid()),
                 status,
                 info,
             }

@@ -212,6 +212,14 @@ impl Front for KylinFront {
         let e = KylinError::new(KeCode::Unknown, message).with_status(status);
         error_response(&e, "", "application/json;charset=UTF-8")
     }
+
+    fn refuse(&self, error: crate::engine::EngineError) -> Response {
+        error_response(
+            &errors::from_engine(error),
+            "",
+            "application/json;charset=UTF-8",
+        )
+    }
 }
 
 impl KylinFront {

@@ -72,6 +72,34 @@ impl Front for LookerFront {
     fn reject(&self, status: StatusCode, message: &str) -> Response {
         LookerError::new(status, message).into_response()
     }
+
+    fn refuse(&self, error: crate::engine::EngineError) -> Response {
+        LookerError::from(error).into_response()
+    }
+
+    fn session_principal(&self, headers: &hyper::HeaderMap) -> Option<Principal> {
+        let authorization = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok();
+        self.sessions.authenticate(authorization)
+    }
+
+    /// Sessions are a principal's; stored queries, looks and SQL Runner queries are everyone's,
+    /// so only a full reset forgets them (and their ids start again from 1).
+    fn reset(&self, owner: Option<&Principal>) {
+        self.sessions.forget(owner);
+        if owner.is_none() {
+            self.queries.clear();
+            self.looks.clear();
+            self.sql_queries.clear();
+            self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+}
+
+/// A Looker job's model and explore (for the control plane's fault rules); `None` for SQL Runner
+/// jobs and other wires' jobs.
+pub fn model_and_explore(spec: &JobSpec) -> Option<(String, String)> {
+    let query = spec.meta::<LookerJob>()?.query?;
+    Some((query.model?, query.view?))
 }
 
 /// `?name=value` parameters, with the literal `null` (the TypeScript SDK's unset) treated as absent.
@@ -302,6 +330,13 @@ impl SqlQueries {
 
     fn get(&self, slug: &str) -> Option<SqlQuery> {
         self.lock().get(&slug.to_string()).cloned()
+    }
+
+    /// Forgets every SQL Runner query (the control plane's reset).
+    fn clear(&self) {
+        for slug in self.lock().clear() {
+            self.saved.remove(&slug);
+        }
     }
 
     /// Changes a stored query in place (its run counts).
@@ -1120,6 +1155,8 @@ impl LookerFront {
 
     fn query_task(&self, params: &Params, owner: &Principal, id: &str) -> Answer {
         let record = self.task(owner, id)?;
+        // A status poll: counted against a fault's not-ready polls.
+        let record = self.engine.poll(record.id).unwrap_or(record);
         ok_json(self.task_json(&record, None), params)
     }
 

@@ -23,6 +23,11 @@ impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
         }
     }
 
+    /// Forgets every entry (the control plane's reset); answers their keys.
+    pub fn clear(&mut self) -> Vec<K> {
+        self.entries.drain().map(|(k, _)| k).collect()
+    }
+
     /// Stores `value` under `key`; answers what a sweep removed meanwhile.
     pub fn insert(&mut self, key: K, value: V) -> Vec<(K, V)> {
         let removed = self.sweep();

@@ -149,6 +149,14 @@ impl LookStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets every look; ids start again from 1 (the control plane's reset).
+    pub fn clear(&self) {
+        let (_, looks) = std::mem::take(&mut *self.lock());
+        for look in looks {
+            self.saved.remove(&look.id.to_string());
+        }
+    }
+
     /// Stores a new look for `user_id` on the query `(id, model)`.
     pub fn create(&self, write: &WriteLook, query: (String, String), user_id: String) -> Look {
         let mut inner = self.lock();

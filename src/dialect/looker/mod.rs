@@ -63,6 +63,8 @@ impl Default for Settings {
     }
 }
 
+pub use api::model_and_explore;
+
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
     Arc::new(api::LookerFront::new(context))
 }

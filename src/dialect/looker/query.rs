@@ -254,6 +254,17 @@ impl QueryStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets every query; ids start again from 1 (the control plane's reset).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        for id in inner.by_id.clear() {
+            self.saved.remove(&id);
+        }
+        inner.by_definition.clear();
+        inner.by_slug.clear();
+        inner.next_id = 0;
+    }
+
     /// Stores `write` (already compiled once, so valid), or answers the identical query stored before.
     pub fn create(&self, write: WriteQuery, model: &str, view: &str) -> Arc<StoredQuery> {
         let definition = definition(&write);

@@ -98,6 +98,12 @@ impl Sessions {
         self.principals.by_token(token).map(|c| c.principal)
     }
 
+    /// Ends every session, or only one owner's.
+    pub fn forget(&self, owner: Option<&Principal>) {
+        self.lock()
+            .retain(|_, s| owner.is_some_and(|o| s.owner != *o));
+    }
+
     /// Ends the session of this header's token; false when there was none.
     pub fn logout(&self, authorization: Option<&str>) -> bool {
         let Some((_, token)) = authorization.and_then(|a| a.trim().split_once(' ')) else {

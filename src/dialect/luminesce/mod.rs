@@ -223,6 +223,10 @@ impl Front for LuminesceFront {
         };
         LuminesceError::new(status, name, "The request was refused", message).response()
     }
+
+    fn refuse(&self, error: crate::engine::EngineError) -> Response {
+        LuminesceError::from(error).response()
+    }
 }
 
 impl LuminesceFront {
@@ -435,7 +439,7 @@ impl LuminesceFront {
         q.bool("buildFromLogs")?;
         let all = q.bool("includeAllFeedback")?.unwrap_or(false);
         let job = self.job(caller, id)?;
-        let record = self.engine.get(job).map_err(|_| no_such_query(id))?;
+        let record = self.engine.poll(job).map_err(|_| no_such_query(id))?;
         let fresh = self.engine.feedback(job, caller, all)?;
         Ok(http::json(
             StatusCode::OK,
