@@ -773,6 +773,70 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
     }
 }
 
+/// Views: a script that sets one up saves it when it succeeds (never when it fails); later
+/// queries, and other views, read it as a table; names that are not a view's are a 400 at start.
+#[tokio::test]
+async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
+    let s = server().await;
+    let setup = |name: &str, body: &str| {
+        format!(
+            "@v = use Sys.Admin.SetupView\n--provider={name}\n----\n{body}\nenduse;\nselect * from @v"
+        )
+    };
+    for (sql, rows) in [
+        (
+            setup(
+                "V.Low",
+                "@a = select [Int], Str from Testing1K; select * from @a where [Int] <= 3",
+            ),
+            r#"[{"Int":1,"Str":"Str1"},{"Int":2,"Str":"Str2"},{"Int":3,"Str":"Str3"}]"#,
+        ),
+        (
+            setup(
+                "V.Lower",
+                "select [Int] * 10 as n from [v.low] where [Int] < 3",
+            ),
+            r#"[{"n":10},{"n":20}]"#,
+        ),
+        (
+            "select l.Str, r.n from V.Low l join V.Lower r on r.n = l.[Int] * 10 order by 1".into(),
+            r#"[{"Str":"Str1","n":10},{"Str":"Str2","n":20}]"#,
+        ),
+        (
+            "select FieldName from Sys.Field where TableName = 'V.Lower'".into(),
+            r#"[{"FieldName":"n"}]"#,
+        ),
+    ] {
+        let id = start(&s, "t", &sql).await;
+        assert_eq!(
+            wait_done(&s, "t", &id).await["status"],
+            "RanToCompletion",
+            "{sql}"
+        );
+        let body = get(&s, "t", &format!("/{id}/jsonProper"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, rows, "{sql}");
+    }
+    // A script that fails saves nothing: the view stays unknown.
+    let id = start(&s, "t", &setup("V.Failed", "select pq_fail('no') as x")).await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    let id = start(&s, "t", "select * from V.Failed").await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    for sql in [
+        setup("Testing1K", "select 1 as a"),
+        setup("Sys.Mine", "select 1 as a"),
+        setup("9lives", "select 1 as a"),
+        setup("V.Bad", "select from where"),
+        setup("V.Missing", "select * from NoSuchTable"),
+        "@v = use Drive.Csv\n--file=/x.csv\nenduse;\nselect * from @v".into(),
+    ] {
+        problem(put(&s, "t", "", sql.clone()).await, 400).await;
+    }
+}
+
 /// The API classes beyond SqlBackground through the official SDK (tests/sdk/luminesce/api_classes_test.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_api_classes_work_unchanged() {

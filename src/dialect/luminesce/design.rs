@@ -228,7 +228,7 @@ impl LuminesceFront {
 
     /// `PUT /api/Sql/extractscalarparameters`: each `@name` the query uses, as Text with no value.
     pub(super) fn extract_scalar_parameters(&self, body: &str) -> Answer {
-        let names = sql::parameters(body, self.engine.executor().catalog())?;
+        let names = sql::parameters(body, self.engine.executor().catalog(), &self.views.all())?;
         let parameters: Vec<ScalarParameter> = names
             .into_iter()
             .map(|name| ScalarParameter {

@@ -26,6 +26,8 @@ mod params;
 mod script;
 pub(crate) mod sql;
 mod sql_execution;
+mod view_api;
+mod views;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,11 +71,17 @@ pub struct Settings {
 }
 
 pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
+    let views = views::Views::new(context.engine.data_dir());
+    let settle = views.clone();
+    context
+        .engine
+        .on_end(move |_, record| settle.settle(record));
     let front = LuminesceFront {
         engine: context.engine,
         principals: context.principals,
         limits: context.limits,
         settings: context.settings,
+        views,
     };
     drive::remove_leftovers(&front.drive_dir());
     Arc::new(front)
@@ -85,6 +93,8 @@ pub struct LuminesceFront {
     principals: Arc<Principals>,
     limits: HttpLimits,
     settings: Settings,
+    /// The saved views (`Sys.Admin.SetupView`).
+    views: views::Views,
 }
 
 /// The path every request must start with.
@@ -125,6 +135,8 @@ enum Route {
     Catalog(Option<String>),
     /// `/api/metadata/{endpoints | access/resources}`
     Metadata(String),
+    /// `/api/View/{list | update | sql}`
+    View(String),
     /// `/fakeNodeReclaim` (HealthCheckingEndpointApi)
     FakeNodeReclaim,
     /// `/api/History`, `/api/History/{id}`, `/api/History/{id}/json`
@@ -159,6 +171,11 @@ fn route(path: &str) -> Option<Route> {
         return Some(Route::History(
             tail.iter().map(|s| http::path_segment(s)).collect(),
         ));
+    }
+    if family.eq_ignore_ascii_case("View")
+        && let [part] = tail
+    {
+        return Some(Route::View(part.to_string()));
     }
     if family.eq_ignore_ascii_case("metadata") && !tail.is_empty() {
         return Some(Route::Metadata(tail.join("/")));
@@ -271,6 +288,10 @@ impl LuminesceFront {
                     ))),
                 ),
             },
+            (Route::View(part), method) => (
+                "view",
+                self.view_api(&caller, part, method, request, &q).await,
+            ),
             (Route::FakeNodeReclaim, &Method::GET) => ("health", self.fake_node_reclaim(&q)),
             (Route::Catalog(part), &Method::GET) => ("catalog", self.catalog(part.as_deref(), &q)),
             (Route::SqlInPath(format, sql), &Method::GET) => {
@@ -373,7 +394,7 @@ impl LuminesceFront {
             keep_for: keep_for(q.int("keepForSeconds")?),
             row_limit: None,
         };
-        let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS)?;
+        let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS).await?;
         spec.limits = limits;
         if lineage {
             spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
@@ -386,8 +407,9 @@ impl LuminesceFront {
     }
 
     /// A job for Luminesce SQL: rewritten for the engine, with the scalar parameters of the query
-    /// string (every key but the request's own `options`) bound.
-    fn job_spec(
+    /// string (every key but the request's own `options`) bound. The views a script sets up ride
+    /// on the job (with their columns, planned now) and are saved when it succeeds.
+    async fn job_spec(
         &self,
         caller: &Principal,
         sql: &str,
@@ -395,8 +417,34 @@ impl LuminesceFront {
         options: &[&str],
     ) -> Result<JobSpec, LuminesceError> {
         let params = scalar_parameters(q, options)?;
-        let rewritten = sql::rewrite(sql, &params, self.engine.executor().catalog())?;
+        let catalog = self.engine.executor().catalog();
+        let saved = self.views.all();
+        let rewritten = sql::rewrite(sql, &params, catalog, &saved)?;
         let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
+        if !rewritten.views.is_empty() {
+            let mut setups = Vec::with_capacity(rewritten.views.len());
+            for setup in rewritten.views {
+                views::check_setup(&setup, catalog)?;
+                let view = sql::rewrite(&setup.sql, &params, catalog, &saved)?;
+                // Planned, not run: no rows are read past LIMIT 0.
+                let probe = format!("SELECT * FROM ({}) AS v LIMIT 0", view.exec_sql);
+                let schema = self
+                    .engine
+                    .executor()
+                    .execute(&probe, &params)
+                    .await?
+                    .schema();
+                let columns: Vec<(String, String)> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), models::data_type(f.data_type()).into()))
+                    .collect();
+                setups.push((setup, columns));
+            }
+            let tag =
+                serde_json::to_string(&setups).map_err(crate::engine::EngineError::internal)?;
+            spec.tags.insert(views::VIEWS_TAG.into(), tag);
+        }
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
         spec.name = q.nonblank("queryName");
@@ -422,6 +470,7 @@ impl LuminesceFront {
         let all = q.bool("includeAllFeedback")?.unwrap_or(false);
         let job = self.job(caller, id)?;
         let record = self.engine.get(job).map_err(|_| no_such_query(id))?;
+        self.views.settle(&record);
         let fresh = self.engine.feedback(job, caller, all)?;
         Ok(http::json(
             StatusCode::OK,
@@ -516,6 +565,7 @@ impl LuminesceFront {
         let job = self.job(caller, id)?;
         let wait = Duration::from_millis(load_wait_ms).min(self.max_wait());
         let record = self.engine.wait(job, wait).await?;
+        self.views.settle(&record);
         let schema = self.engine.read(job)?.schema();
         Ok((job, record, schema))
     }

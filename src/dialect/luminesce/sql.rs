@@ -23,6 +23,8 @@ use sqlparser::tokenizer::{Token, Tokenizer, Word};
 
 use super::errors::LuminesceError;
 use super::models::data_type;
+use super::script::{SETUP_VIEW, ViewSetup};
+use super::views::View;
 use crate::engine::{EngineError, ErrorKind, Params};
 use crate::exec::Catalog;
 use crate::exec::sqlite_functions;
@@ -34,11 +36,21 @@ pub struct Rewritten {
     pub exec_sql: String,
     /// The `@name` parameters the query uses, in name order.
     pub parameters: BTreeSet<String>,
+    /// The views the script sets up (`Sys.Admin.SetupView`).
+    pub views: Vec<ViewSetup>,
 }
 
+/// The most saved views one query may expand (views read views; a cycle would never end).
+const MAX_VIEW_EXPANSIONS: usize = 64;
+
 /// Rewrites a Luminesce query for the engine. Every `@name` it uses must have a value in `params`.
-pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritten, LuminesceError> {
-    let (mut statement, rewrite) = prepare(sql, catalog)?;
+pub fn rewrite(
+    sql: &str,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<Rewritten, LuminesceError> {
+    let (mut statement, rewrite, setups) = prepare(sql, catalog, views)?;
     if let Some(missing) = rewrite
         .parameters
         .iter()
@@ -54,22 +66,32 @@ pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritte
     Ok(Rewritten {
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
+        views: setups,
     })
 }
 
 /// The `@name` scalar parameters a Luminesce query uses, in name order.
-pub fn parameters(sql: &str, catalog: &Catalog) -> Result<BTreeSet<String>, LuminesceError> {
-    prepare(sql, catalog).map(|(_, rewrite)| rewrite.parameters)
+pub fn parameters(
+    sql: &str,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<BTreeSet<String>, LuminesceError> {
+    prepare(sql, catalog, views).map(|(_, rewrite, _)| rewrite.parameters)
 }
 
 /// The script compiled and rewritten on the AST, before names are resolved.
+#[allow(clippy::type_complexity)]
 fn prepare<'a>(
     sql: &str,
     catalog: &'a Catalog,
-) -> Result<(Statement, Rewrite<'a>), LuminesceError> {
-    let mut statement = super::script::compile(sql)?;
+    views: &'a [View],
+) -> Result<(Statement, Rewrite<'a>, Vec<ViewSetup>), LuminesceError> {
+    let compiled = super::script::compile(sql)?;
+    let mut statement = compiled.statement;
     let mut rewrite = Rewrite {
         catalog,
+        views,
+        expanded: 0,
         parameters: BTreeSet::new(),
         sys_tables: Vec::new(),
         failure: None,
@@ -77,7 +99,7 @@ fn prepare<'a>(
     let _ = statement.visit(&mut rewrite);
     match rewrite.failure.take() {
         Some(e) => Err(e),
-        None => Ok((statement, rewrite)),
+        None => Ok((statement, rewrite, compiled.views)),
     }
 }
 
@@ -181,7 +203,7 @@ impl SysTable {
     /// The rows, as SQL literals. Every table is a data provider with columns and no parameters:
     /// no parameter defaults, table parameters, allowed or sample values; condition usage 0; its
     /// namespace level is the number of dots in its name.
-    pub fn rows(self, catalog: &Catalog) -> Vec<Vec<Value>> {
+    pub fn rows(self, catalog: &Catalog, views: &[View]) -> Vec<Vec<Value>> {
         let text = |s: &str| Value::SingleQuotedString(s.to_string());
         let number = |n: usize| Value::Number(n.to_string(), false);
         match self {
@@ -190,53 +212,83 @@ impl SysTable {
                 .iter()
                 .flat_map(|t| {
                     t.schema.fields().iter().map(move |f| {
-                        vec![
-                            text(&t.name),
-                            text(f.name()),
-                            text(data_type(f.data_type())),
-                            text("Column"),
-                            Value::Boolean(false),
-                            Value::Boolean(false),
-                            text(""),
-                            Value::Null,
-                            Value::Null,
-                            Value::Null,
-                            number(0),
-                            Value::Null,
-                        ]
+                        (t.name.as_str(), f.name().as_str(), data_type(f.data_type()))
                     })
                 })
-                .collect(),
-            SysTable::Registration => catalog
-                .tables
-                .iter()
-                .map(|t| {
+                .chain(views.iter().flat_map(|v| {
+                    v.columns
+                        .iter()
+                        .map(move |(c, t)| (v.name.as_str(), c.as_str(), t.as_str()))
+                }))
+                .map(|(table, field, data_type)| {
                     vec![
-                        text(&t.name),
-                        text("DataProvider"),
-                        text(if t.sample.is_some() {
-                            "Testing"
-                        } else {
-                            "User"
-                        }),
-                        text(&t.description),
+                        text(table),
+                        text(field),
+                        text(data_type),
+                        text("Column"),
+                        Value::Boolean(false),
+                        Value::Boolean(false),
+                        text(""),
                         Value::Null,
                         Value::Null,
-                        number(t.name.matches('.').count()),
+                        Value::Null,
+                        number(0),
                         Value::Null,
                     ]
                 })
                 .collect(),
+            SysTable::Registration => {
+                let provider = |name: &str, kind: &str, category: &str, description: &str| {
+                    vec![
+                        text(name),
+                        text(kind),
+                        text(category),
+                        text(description),
+                        Value::Null,
+                        Value::Null,
+                        number(name.matches('.').count()),
+                        if kind == "DirectProvider" {
+                            text(SETUP_VIEW_SYNTAX)
+                        } else {
+                            Value::Null
+                        },
+                    ]
+                };
+                let tables = catalog.tables.iter().map(|t| {
+                    let category = if t.sample.is_some() {
+                        "Testing"
+                    } else {
+                        "User"
+                    };
+                    provider(&t.name, "DataProvider", category, &t.description)
+                });
+                let views = views.iter().map(|v| {
+                    let description = v.description.as_deref().unwrap_or("A view");
+                    provider(&v.name, "DataProvider", "View", description)
+                });
+                let setup = provider(
+                    SETUP_VIEW,
+                    "DirectProvider",
+                    "System",
+                    "Saves a query as a view: a provider of its own name",
+                );
+                tables.chain(views).chain([setup]).collect()
+            }
         }
     }
 
     /// A derived table `(VALUES ...) AS alias(columns...)` holding the rows. The text is made only
     /// of rendered literals and quoted names, and parsed back into a table factor.
-    fn derived(self, catalog: &Catalog, alias: Option<TableAlias>) -> Result<TableFactor, String> {
+    fn derived(
+        self,
+        catalog: &Catalog,
+        views: &[View],
+        alias: Option<TableAlias>,
+    ) -> Result<TableFactor, String> {
         let alias = alias
             .map(|a| a.name)
             .unwrap_or_else(|| Ident::with_quote('"', self.name()));
-        values_table(self.columns(), &self.rows(catalog), &alias)
+        values_table(self.columns(), &self.rows(catalog, views), &alias)
     }
 }
 
@@ -275,10 +327,77 @@ pub fn values_table(
 /// The AST rewrite: `@name` → `$name`, `Sys.*` → derived tables.
 struct Rewrite<'a> {
     catalog: &'a Catalog,
+    /// The saved views, read as derived tables of their queries.
+    views: &'a [View],
+    /// How many views this query has expanded so far.
+    expanded: usize,
     parameters: BTreeSet<String>,
     /// The `Sys` tables the query reads.
     sys_tables: Vec<SysTable>,
     failure: Option<LuminesceError>,
+}
+
+/// How `Sys.Admin.SetupView` is called: its `CustomSyntax` in `Sys.Registration`.
+const SETUP_VIEW_SYNTAX: &str = "@v = use Sys.Admin.SetupView
+--provider=<the view's name>
+--description=<what it holds, optional>
+----
+<the view's query>
+enduse;
+select * from @v
+
+Saves the query as a view once the script succeeds; later queries read it as a table of that name.";
+
+impl Rewrite<'_> {
+    /// A saved view named by a table reference, as the derived table of its query.
+    fn view(
+        &mut self,
+        name: &[ObjectNamePart],
+        alias: &Option<TableAlias>,
+    ) -> Result<Option<TableFactor>, LuminesceError> {
+        let parts: Option<Vec<&str>> = name
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i.value.as_str()),
+                _ => None,
+            })
+            .collect();
+        let Some(parts) = parts else {
+            return Ok(None);
+        };
+        let name = parts.join(".");
+        let Some(view) = self
+            .views
+            .iter()
+            .find(|v| v.name.eq_ignore_ascii_case(&name))
+        else {
+            return Ok(None);
+        };
+        self.expanded += 1;
+        if self.expanded > MAX_VIEW_EXPANSIONS {
+            return Err(LuminesceError::bad_request(format!(
+                "the query reads more than {MAX_VIEW_EXPANSIONS} views (does a view read itself?)"
+            )));
+        }
+        let subquery = super::script::compile_view(&view.sql).map_err(|e| {
+            LuminesceError::bad_request(format!(
+                "the view {} no longer runs: {}",
+                view.name, e.message
+            ))
+        })?;
+        let alias = alias.clone().unwrap_or_else(|| TableAlias {
+            explicit: false,
+            name: Ident::with_quote('"', &view.name),
+            columns: Vec::new(),
+            at: None,
+        });
+        Ok(Some(TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias),
+            sample: None,
+        }))
+    }
 }
 
 impl VisitorMut for Rewrite<'_> {
@@ -319,9 +438,19 @@ impl VisitorMut for Rewrite<'_> {
             return ControlFlow::Continue(());
         };
         let Some(sys) = SysTable::lookup(&name.0) else {
-            return ControlFlow::Continue(());
+            return match self.view(&name.0, alias) {
+                Ok(Some(derived)) => {
+                    *factor = derived;
+                    ControlFlow::Continue(())
+                }
+                Ok(None) => ControlFlow::Continue(()),
+                Err(e) => {
+                    self.failure = Some(e);
+                    ControlFlow::Break(())
+                }
+            };
         };
-        match sys.derived(self.catalog, alias.clone()) {
+        match sys.derived(self.catalog, self.views, alias.clone()) {
             Ok(derived) => {
                 *factor = derived;
                 self.sys_tables.push(sys);
@@ -595,6 +724,7 @@ mod tests {
             "select str, [Int] from testing1k where [Int] <= @limit and Str <> @name",
             &params(&["limit", "name"]),
             &catalog(),
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -618,12 +748,13 @@ mod tests {
             description: String::new(),
         });
         let catalog = Catalog::new(tables);
-        let r = rewrite("select int from testing1k", &params(&[]), &catalog).unwrap();
+        let r = rewrite("select int from testing1k", &params(&[]), &catalog, &[]).unwrap();
         assert_eq!(r.exec_sql, r#"SELECT "Int" FROM "Testing1K""#);
         let r = rewrite(
             "with t as (select 1 as Id) select id from t",
             &params(&[]),
             &catalog,
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -634,7 +765,7 @@ mod tests {
 
     #[test]
     fn a_parameter_without_a_value_is_refused() {
-        let e = rewrite("select @x", &params(&[]), &catalog()).unwrap_err();
+        let e = rewrite("select @x", &params(&[]), &catalog(), &[]).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert!(e.detail.contains("@x"), "{}", e.detail);
     }
@@ -645,6 +776,7 @@ mod tests {
             "select FieldName, DataType from Sys.Field f where f.TableName = 'Testing1K'",
             &params(&[]),
             &catalog(),
+            &[],
         )
         .unwrap();
         assert!(
@@ -657,6 +789,7 @@ mod tests {
             "select Name from sys.registration",
             &params(&[]),
             &catalog(),
+            &[],
         )
         .unwrap();
         assert!(
@@ -668,7 +801,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400() {
-        let e = rewrite("select from where", &params(&[]), &catalog()).unwrap_err();
+        let e = rewrite("select from where", &params(&[]), &catalog(), &[]).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.name, "SqlSyntaxError");
     }

@@ -4,7 +4,7 @@ Usage: python api_classes_test.py http://127.0.0.1:PORT
 
 SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
 (the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
-ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
+ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi and ViewManagementApi (views set up by Sys.Admin.SetupView). Exits non-zero with a message naming the first mismatch.
 """
 
 import ast
@@ -136,11 +136,44 @@ rows = ast.literal_eval(history.fetch_history_result_json(hid, json_proper=True)
 check("history names the sync query", [(r["QueryName"], r["Status"]) for r in rows], [("sync csv", "RanToCompletion")])
 check("history cleared", history.cancel_history(hid).previous_status, "RanToCompletion")
 
-# A path polyquery does not serve is a 404 that says so.
+# Views: set up by a Sys.Admin.SetupView script (through SqlExecution or the View API), then a table.
+views = factory.build(ViewManagementApi)
+SETUP = """@v = use Sys.Admin.SetupView
+    --provider=Views.ApiSmall
+    --description=The first rows
+    ----
+    select [Int], Str from Testing1K where [Int] <= 3
+enduse;
+select * from @v"""
+text = sql_api.put_by_query_csv(body=SETUP)
+check("setup view answers its rows", list(csv.reader(io.StringIO(text))), [["Int", "Str"]] + [r[:2] for r in ROWS])
+text = sql_api.put_by_query_csv(body="select Str from [views.apismall] where [Int] > 1")
+check("view is a table", text.splitlines(), ["Str", "Str2", "Str3"])
+listed = views.list_views(name_like_filter="views.api%")
+check("view listed", [(v.name, v.notes, v.created_by_user_id) for v in listed], [("Views.ApiSmall", "The first rows", "api-classes")])
+check("view creation sql", views.get_view_creation_sql(view_item=listed[0]).startswith("use Sys.Admin.SetupView"), True)
+fields = ast.literal_eval(catalog_api.get_fields(table_like="Views.ApiSmall"))
+check("view in the catalog", [f["FieldName"] for f in fields], ["Int", "Str"])
+# Upserting over an existing view needs mayUpdateExisting; then the new definition answers.
+item = listed[0]
+item.file_content = SETUP.replace("<= 3", "<= 1")
 try:
-    factory.build(ViewManagementApi).list_views()
-    sys.exit("/api/View/list answered")
+    views.upsert_view(view_item=item)
+    sys.exit("upsert over an existing view answered")
+except ApiException as e:
+    check("upsert existing status", e.status, 409)
+check("upsert saves", "saved" in views.upsert_view(view_item=item, may_update_existing=True), True)
+check("upserted view", sql_api.put_by_query_csv(body="select Str from Views.ApiSmall").splitlines(), ["Str", "Str1"])
+check("delete view", "deleted" in views.delete_view(view_name="Views.ApiSmall"), True)
+try:
+    sql_api.put_by_query_csv(body="select Str from Views.ApiSmall")
+    sys.exit("a deleted view still answered")
+except ApiException as e:
+    check("deleted view status", e.status, 400)
+try:
+    views.delete_view(view_name="Views.ApiSmall")
+    sys.exit("deleting a missing view answered")
 except NotFoundException as e:
-    check("unknown path", json.loads(e.body)["name"], "PathNotFound")
+    check("missing view", json.loads(e.body)["status"], 404)
 
 print("api classes: ok")
