@@ -20,6 +20,7 @@ mod grouping;
 mod histogram;
 mod history;
 mod models;
+mod multi_query;
 #[cfg(test)]
 mod oracle;
 mod params;
@@ -135,6 +136,8 @@ enum Route {
     Catalog(Option<String>),
     /// `/api/metadata/{endpoints | access/resources}`
     Metadata(String),
+    /// `/api/MultiQueryBackground[/…]`
+    MultiQuery(Vec<String>),
     /// `/api/View/{list | update | sql}`
     View(String),
     /// `/fakeNodeReclaim` (HealthCheckingEndpointApi)
@@ -169,6 +172,11 @@ fn route(path: &str) -> Option<Route> {
     }
     if family.eq_ignore_ascii_case("History") && tail.len() <= 2 {
         return Some(Route::History(
+            tail.iter().map(|s| http::path_segment(s)).collect(),
+        ));
+    }
+    if family.eq_ignore_ascii_case("MultiQueryBackground") && tail.len() <= 2 {
+        return Some(Route::MultiQuery(
             tail.iter().map(|s| http::path_segment(s)).collect(),
         ));
     }
@@ -288,6 +296,10 @@ impl LuminesceFront {
                     ))),
                 ),
             },
+            (Route::MultiQuery(tail), method) => (
+                "multi",
+                self.multi_query(&caller, tail, method, request, &q).await,
+            ),
             (Route::View(part), method) => (
                 "view",
                 self.view_api(&caller, part, method, request, &q).await,
@@ -345,9 +357,11 @@ impl LuminesceFront {
     }
 
     /// A job of the caller's, by the id a client sent; anything else is 404.
+    /// A query of a multi-query set is `{set}_{name}`.
     fn job(&self, caller: &Principal, id: &str) -> Result<JobId, LuminesceError> {
         let job = JobRef::parse(id)
             .and_then(|r| self.engine.resolve(r))
+            .or_else(|| self.set_member(caller, id).map(|r| r.id))
             .ok_or_else(|| no_such_query(id))?;
         self.engine
             .get_for(job, caller)
@@ -395,6 +409,7 @@ impl LuminesceFront {
             row_limit: None,
         };
         let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS).await?;
+        spec.name = q.nonblank("queryName");
         spec.limits = limits;
         if lineage {
             spec.tags.insert(models::LINEAGE_TAG.into(), "true".into());
@@ -417,9 +432,20 @@ impl LuminesceFront {
         options: &[&str],
     ) -> Result<JobSpec, LuminesceError> {
         let params = scalar_parameters(q, options)?;
+        self.script_job(caller, sql, params, &[]).await
+    }
+
+    /// A job for a Luminesce script with its parameters, reading `earlier` table variables.
+    async fn script_job(
+        &self,
+        caller: &Principal,
+        sql: &str,
+        params: Params,
+        earlier: &[(String, Box<sqlparser::ast::Query>)],
+    ) -> Result<JobSpec, LuminesceError> {
         let catalog = self.engine.executor().catalog();
         let saved = self.views.all();
-        let rewritten = sql::rewrite(sql, &params, catalog, &saved)?;
+        let rewritten = sql::rewrite_with(sql, &params, catalog, &saved, earlier)?;
         let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
         if !rewritten.views.is_empty() {
             let mut setups = Vec::with_capacity(rewritten.views.len());
@@ -447,7 +473,6 @@ impl LuminesceFront {
         }
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
-        spec.name = q.nonblank("queryName");
         Ok(spec)
     }
 

@@ -47,13 +47,19 @@ pub struct ViewSetup {
 /// The direct provider that saves views.
 pub const SETUP_VIEW: &str = "Sys.Admin.SetupView";
 
-/// Compiles a Luminesce script into the one query that answers it.
-pub fn compile(sql: &str) -> Result<Compiled, EngineError> {
-    compile_at(sql, true)
+/// Compiles a Luminesce script into the one query that answers it. It may read `earlier` table
+/// variables (name, query) as its own (a multi-query's queries read the ones before them); they
+/// come first among its CTEs.
+pub fn compile_with(sql: &str, earlier: &[(String, Box<Query>)]) -> Result<Compiled, EngineError> {
+    compile_at(sql, true, earlier)
 }
 
 /// `direct`: whether `use … enduse` blocks may appear (not inside a view's own query).
-fn compile_at(sql: &str, direct: bool) -> Result<Compiled, EngineError> {
+fn compile_at(
+    sql: &str,
+    direct: bool,
+    earlier: &[(String, Box<Query>)],
+) -> Result<Compiled, EngineError> {
     // Bounded before any work: the script layer tokenizes and names columns before parsing.
     crate::sql::guard::check_length(sql).map_err(refused)?;
     let source = Source::new(sql);
@@ -61,7 +67,10 @@ fn compile_at(sql: &str, direct: bool) -> Result<Compiled, EngineError> {
         .tokenize_with_location()
         .map_err(|e| syntax(e.to_string()))?;
     let tokens = date_literals(&source, tokens)?;
-    let mut tables: Vec<(String, Box<Query>)> = Vec::new();
+    let mut tables: Vec<(String, Box<Query>)> = earlier
+        .iter()
+        .map(|(name, query)| (name.to_lowercase(), query.clone()))
+        .collect();
     let mut scalars: HashMap<String, Box<Query>> = HashMap::new();
     let mut answer: Option<Box<Query>> = None;
     let mut views: Vec<ViewSetup> = Vec::new();
@@ -326,7 +335,7 @@ impl DirectCall<'_> {
                 "{SETUP_VIEW} needs the view's query after a ---- line"
             )));
         }
-        let Statement::Query(query) = compile_at(sql, false)?.statement else {
+        let Statement::Query(query) = compile_at(sql, false, &[])?.statement else {
             return Err(unsupported("a view's body must be a query"));
         };
         let view = ViewSetup {
@@ -341,7 +350,7 @@ impl DirectCall<'_> {
 
 /// Compiles a saved view's query (a script without direct provider calls).
 pub fn compile_view(sql: &str) -> Result<Box<Query>, EngineError> {
-    match compile_at(sql, false)?.statement {
+    match compile_at(sql, false, &[])?.statement {
         Statement::Query(query) => Ok(query),
         _ => Err(unsupported("a view's body must be a query")),
     }
@@ -847,7 +856,7 @@ mod tests {
     use super::*;
 
     fn compiled(sql: &str) -> String {
-        compile(sql)
+        compile_with(sql, &[])
             .map(|s| s.statement.to_string())
             .unwrap_or_else(|e| format!("error: {e}"))
     }
@@ -910,7 +919,7 @@ mod tests {
     #[test]
     fn setup_view_is_the_variable_of_its_query_and_names_the_view() {
         let script = "@v = use Sys.Admin.SetupView\n  --provider=Views.Small\n  --description=few rows\n  ----\n  @a = select [Int] from T; select [Int], length(Str) from @a where [Int] < 3;\nenduse;\nselect * from @v";
-        let compiled = compile(script).unwrap();
+        let compiled = compile_with(script, &[]).unwrap();
         assert_eq!(
             compiled.statement.to_string(),
             r#"WITH "@v" AS (WITH "@a" AS (SELECT [Int] FROM T) SELECT [Int], length(Str) AS "length(Str)" FROM "@a" WHERE [Int] < 3) SELECT * FROM "@v""#

@@ -50,7 +50,18 @@ pub fn rewrite(
     catalog: &Catalog,
     views: &[View],
 ) -> Result<Rewritten, LuminesceError> {
-    let (mut statement, rewrite, setups) = prepare(sql, catalog, views)?;
+    rewrite_with(sql, params, catalog, views, &[])
+}
+
+/// [`rewrite`] of a script that reads `earlier` table variables (a multi-query's earlier queries).
+pub fn rewrite_with(
+    sql: &str,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+    earlier: &[(String, Box<Query>)],
+) -> Result<Rewritten, LuminesceError> {
+    let (mut statement, rewrite, setups) = prepare(sql, catalog, views, earlier)?;
     if let Some(missing) = rewrite
         .parameters
         .iter()
@@ -76,7 +87,7 @@ pub fn parameters(
     catalog: &Catalog,
     views: &[View],
 ) -> Result<BTreeSet<String>, LuminesceError> {
-    prepare(sql, catalog, views).map(|(_, rewrite, _)| rewrite.parameters)
+    prepare(sql, catalog, views, &[]).map(|(_, rewrite, _)| rewrite.parameters)
 }
 
 /// The script compiled and rewritten on the AST, before names are resolved.
@@ -85,8 +96,9 @@ fn prepare<'a>(
     sql: &str,
     catalog: &'a Catalog,
     views: &'a [View],
+    earlier: &[(String, Box<Query>)],
 ) -> Result<(Statement, Rewrite<'a>, Vec<ViewSetup>), LuminesceError> {
-    let compiled = super::script::compile(sql)?;
+    let compiled = super::script::compile_with(sql, earlier)?;
     let mut statement = compiled.statement;
     let mut rewrite = Rewrite {
         catalog,

@@ -85,6 +85,7 @@ impl LuminesceFront {
         let mut request = FetchRequest::parse(output, &q.only(&OUTPUT_OPTIONS))?;
         request.load_wait_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut spec = self.job_spec(caller, sql, q, &SYNC_OPTIONS).await?;
+        spec.name = q.nonblank("queryName");
         spec.limits = Limits {
             timeout: Some(timeout),
             keep_for: KEEP_FOR_NEGATIVE,

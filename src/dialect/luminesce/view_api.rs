@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::params::QueryParams;
 use super::views::View;
-use super::{Answer, LuminesceError, LuminesceFront, START_PARAMETERS, sql_like_matcher};
+use super::{Answer, LuminesceError, LuminesceFront, sql_like_matcher};
 use crate::engine::{JobState, Limits};
 use crate::query::Principal;
 use crate::wire::{self as http, Request};
@@ -152,7 +152,7 @@ impl LuminesceFront {
             ));
         }
         let mut spec = self
-            .job_spec(caller, sql, &QueryParams::decode(None)?, &START_PARAMETERS)
+            .script_job(caller, sql, crate::engine::Params::default(), &[])
             .await?;
         let setups: Vec<(super::script::ViewSetup, Vec<(String, String)>)> = spec
             .tags

@@ -4,7 +4,7 @@ Usage: python api_classes_test.py http://127.0.0.1:PORT
 
 SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
 (the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
-ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi and ViewManagementApi (views set up by Sys.Admin.SetupView). Exits non-zero with a message naming the first mismatch.
+ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi, MultiQueryExecutionApi (custom sets) and ViewManagementApi (views set up by Sys.Admin.SetupView). Exits non-zero with a message naming the first mismatch.
 """
 
 import ast
@@ -23,12 +23,14 @@ from luminesce import (
     CurrentTableFieldCatalogApi,
     HealthCheckingEndpointApi,
     HistoricallyExecutedQueriesApi,
+    MultiQueryExecutionApi,
     SqlDesignApi,
     SqlBackgroundExecutionApi,
     SqlExecutionApi,
     ViewManagementApi,
 )
 from luminesce.exceptions import ApiException, NotFoundException
+from luminesce.models import CustomMultiQueryItem, CustomMultiQueryRequest
 from luminesce.extensions import ArgsConfigurationLoader, SyncApiClientFactory
 
 BASE = sys.argv[1].rstrip("/")
@@ -175,5 +177,57 @@ try:
     sys.exit("deleting a missing view answered")
 except NotFoundException as e:
     check("missing view", json.loads(e.body)["status"], 404)
+
+# MultiQuery: a set whose later queries read the earlier ones as @Name; each external result is a
+# query of its own, `{set}_{name}` on the SqlBackground API.
+multi = factory.build(MultiQueryExecutionApi)
+background = factory.build(SqlBackgroundExecutionApi)
+started = multi.start_custom_queries(custom_multi_query_request=CustomMultiQueryRequest(
+    query_name="a set",
+    scalar_parameters={"n": "3"},
+    queries=[
+        CustomMultiQueryItem(name="Low", sql="select [Int], Str from Testing1K where [Int] <= @n", is_external_result=False),
+        CustomMultiQueryItem(name="Strs", sql="select Str from @Low order by [Int]"),
+        CustomMultiQueryItem(name="Total", sql="@x = select [Int] from @low; select total([Int]) as t, (select count(*) from @Strs) as n from @x"),
+    ],
+))
+check("multi links", [link.href.rsplit("/", 2)[-2:] for link in started.fetch_csv],
+      [[started.execution_id + "_Strs", "csv"], [started.execution_id + "_Total", "csv"]])
+for _ in range(200):
+    progress = multi.get_progress_of_multi_query(started.execution_id)
+    if progress.status != "WaitingForActivation":
+        break
+    time.sleep(0.05)
+check("multi finished", (progress.status, [q.row_count for q in progress.queries]), ("RanToCompletion", [3, 1]))
+csv_of = lambda name: background.fetch_query_result_csv(f"{started.execution_id}_{name}").splitlines()
+check("multi query result", csv_of("Strs"), ["Str", "Str1", "Str2", "Str3"])
+check("multi query reads earlier ones", csv_of("Total"), ["t,n", "6.0,3"])
+listed = [s for s in multi.list_custom_queries() if s.execution_id == started.execution_id]
+check("multi listed", [(s.query_name, s.state, [(q.name, q.has_result) for q in s.queries]) for s in listed],
+      [("a set", "Executed", [("Strs", True), ("Total", True)])])
+check("multi cleared", multi.cancel_multi_query(started.execution_id).previous_status, "RanToCompletion")
+try:
+    multi.get_progress_of_multi_query(started.execution_id)
+    sys.exit("a cleared set answered")
+except NotFoundException:
+    pass
+# A running set is cancelled; a bad set is a 400; the LUSID query kinds are a 501 that says so.
+slow = multi.start_custom_queries(custom_multi_query_request=CustomMultiQueryRequest(
+    queries=[CustomMultiQueryItem(name="Slow", sql="select Takes500Ms from Testing1K where [Int] <= 100")]))
+check("multi cancel", multi.cancel_multi_query(slow.execution_id).previous_status, "WaitingForActivation")
+check("multi cancelled", multi.get_progress_of_multi_query(slow.execution_id).status, "Canceled")
+for queries in [[], [CustomMultiQueryItem(name="a", sql="select 1 as x"), CustomMultiQueryItem(name="A", sql="select 2 as x")],
+                [CustomMultiQueryItem(name="a" * 32, sql="select 1 as x")],
+                [CustomMultiQueryItem(name="a", sql="select from where")]]:
+    try:
+        multi.start_custom_queries(custom_multi_query_request=CustomMultiQueryRequest(queries=queries))
+        sys.exit(f"{queries}: no error")
+    except ApiException as e:
+        check(f"bad set {queries}", e.status, 400)
+try:
+    multi.start_queries(type="InstrumentSimple", body="Apple")
+    sys.exit("a LUSID query kind answered")
+except ApiException as e:
+    check("LUSID kinds", (e.status, json.loads(e.body)["name"]), (501, "NotImplemented"))
 
 print("api classes: ok")
