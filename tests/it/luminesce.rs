@@ -821,6 +821,12 @@ async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
             .unwrap();
         assert_eq!(body, rows, "{sql}");
     }
+    // `--deleteProvider` removes a view once its script succeeds.
+    let delete = "@v = use Sys.Admin.SetupView\n--provider=V.Lower\n--deleteProvider\n----\nselect 1;\nenduse;\nselect * from @v";
+    let id = start(&s, "t", delete).await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "RanToCompletion");
+    let id = start(&s, "t", "select * from V.Lower").await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
     // A script that fails saves nothing: the view stays unknown.
     let id = start(&s, "t", &setup("V.Failed", "select pq_fail('no') as x")).await;
     assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");

@@ -451,6 +451,10 @@ impl LuminesceFront {
             let mut setups = Vec::with_capacity(rewritten.views.len());
             for setup in rewritten.views {
                 views::check_setup(&setup, catalog)?;
+                if setup.delete {
+                    setups.push((setup, Vec::new()));
+                    continue;
+                }
                 let view = sql::rewrite(&setup.sql, &params, catalog, &saved)?;
                 // Planned, not run: no rows are read past LIMIT 0.
                 let probe = format!("SELECT * FROM ({}) AS v LIMIT 0", view.exec_sql);

@@ -42,6 +42,9 @@ pub struct ViewSetup {
     pub sql: String,
     /// The whole `use … enduse` text.
     pub setup: String,
+    /// `--deleteProvider`: the view is removed instead.
+    #[serde(default)]
+    pub delete: bool,
 }
 
 /// The direct provider that saves views.
@@ -310,10 +313,12 @@ impl DirectCall<'_> {
         }
         let mut name = None;
         let mut description = None;
+        let mut delete = false;
         for (option, value) in &self.options {
             match option.to_ascii_lowercase().as_str() {
                 "provider" | "p" => name = Some(value.trim_matches(['"', '\'']).to_string()),
                 "description" | "d" => description = Some(value.trim_matches('"').to_string()),
+                "deleteprovider" => delete = true,
                 "parameters" => {
                     return Err(unsupported(format!(
                         "{SETUP_VIEW}: views with --parameters are not built yet"
@@ -321,7 +326,7 @@ impl DirectCall<'_> {
                 }
                 other => {
                     return Err(syntax(format!(
-                        "{SETUP_VIEW} has no option --{other}; it takes --provider and --description"
+                        "{SETUP_VIEW} has no option --{other}; it takes --provider, --description and --deleteProvider"
                     )));
                 }
             }
@@ -343,6 +348,7 @@ impl DirectCall<'_> {
             description,
             sql: sql.to_string(),
             setup: self.text.to_string(),
+            delete,
         };
         Ok((view, query))
     }

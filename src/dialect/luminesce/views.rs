@@ -125,6 +125,13 @@ impl Views {
         let execution_id = record.id.to_uuid();
         for (setup, columns) in setups {
             let earlier = self.get(&setup.name);
+            if setup.delete {
+                // Only a view older than the script that deletes it: a later setup stays.
+                if earlier.is_some_and(|e| e.updated_at < at) {
+                    self.remove(&setup.name);
+                }
+                continue;
+            }
             if earlier
                 .as_ref()
                 .is_some_and(|e| e.execution_id == execution_id || e.updated_at > at)
