@@ -807,6 +807,12 @@ async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
             "select FieldName from Sys.Field where TableName = 'V.Lower'".into(),
             r#"[{"FieldName":"n"}]"#,
         ),
+        // A CTE of the same name is the CTE, not the view.
+        (setup("Shadow", "select 1 as a"), r#"[{"a":1}]"#),
+        (
+            "with shadow as (select 2 as b) select * from Shadow".into(),
+            r#"[{"b":2}]"#,
+        ),
     ] {
         let id = start(&s, "t", &sql).await;
         assert_eq!(

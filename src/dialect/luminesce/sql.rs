@@ -104,6 +104,7 @@ fn prepare<'a>(
         catalog,
         views,
         expanded: 0,
+        ctes: BTreeSet::new(),
         parameters: BTreeSet::new(),
         sys_tables: Vec::new(),
         failure: None,
@@ -343,6 +344,8 @@ struct Rewrite<'a> {
     views: &'a [View],
     /// How many views this query has expanded so far.
     expanded: usize,
+    /// The CTE names seen so far (lower case): a CTE's name is never read as a view's.
+    ctes: BTreeSet<String>,
     parameters: BTreeSet<String>,
     /// The `Sys` tables the query reads.
     sys_tables: Vec<SysTable>,
@@ -377,6 +380,11 @@ impl Rewrite<'_> {
         let Some(parts) = parts else {
             return Ok(None);
         };
+        if let [one] = parts.as_slice()
+            && self.ctes.contains(&one.to_lowercase())
+        {
+            return Ok(None);
+        }
         let name = parts.join(".");
         let Some(view) = self
             .views
@@ -416,6 +424,13 @@ impl VisitorMut for Rewrite<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            self.ctes.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|c| c.alias.name.value.to_lowercase()),
+            );
+        }
         super::grouping::wrap_bare_columns(query);
         ControlFlow::Continue(())
     }
