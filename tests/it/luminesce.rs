@@ -69,6 +69,18 @@ async fn wait_done(s: &TestServer, token: &str, id: &str) -> Value {
     panic!("query {id} never finished");
 }
 
+/// Runs `sql` as "t" in the background; it must succeed. Answers its `jsonProper` body.
+async fn run_to_json(s: &TestServer, sql: &str) -> String {
+    let id = start(s, "t", sql).await;
+    let status = wait_done(s, "t", &id).await["status"].clone();
+    assert_eq!(status, "RanToCompletion", "{sql}");
+    get(s, "t", &format!("/{id}/jsonProper"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Asserts a LUSID Problem Details answer with `status`, and answers its body.
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status().as_u16(), status);
@@ -749,18 +761,7 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
             r#"[{"TableName":"Testing100K","NamespaceLevel":0,"n":7},{"TableName":"Testing10K","NamespaceLevel":0,"n":7},{"TableName":"Testing1K","NamespaceLevel":0,"n":7}]"#,
         ),
     ] {
-        let id = start(&s, "t", sql).await;
-        assert_eq!(
-            wait_done(&s, "t", &id).await["status"],
-            "RanToCompletion",
-            "{sql}"
-        );
-        let body = get(&s, "t", &format!("/{id}/jsonProper"))
-            .await
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, rows, "{sql}");
+        assert_eq!(run_to_json(&s, sql).await, rows, "{sql}");
     }
     for (sql, name) in [
         ("select 1; select 2", "SqlNotSupported"),
@@ -814,18 +815,7 @@ async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
             r#"[{"b":2}]"#,
         ),
     ] {
-        let id = start(&s, "t", &sql).await;
-        assert_eq!(
-            wait_done(&s, "t", &id).await["status"],
-            "RanToCompletion",
-            "{sql}"
-        );
-        let body = get(&s, "t", &format!("/{id}/jsonProper"))
-            .await
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, rows, "{sql}");
+        assert_eq!(run_to_json(&s, &sql).await, rows, "{sql}");
     }
     // `--deleteProvider` removes a view once its script succeeds.
     let delete = "@v = use Sys.Admin.SetupView\n--provider=V.Lower\n--deleteProvider\n----\nselect 1;\nenduse;\nselect * from @v";

@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias,
-    TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableFactor, UnaryOperator, Value,
+    VisitMut, VisitorMut,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -28,6 +28,7 @@ use super::views::View;
 use crate::engine::{EngineError, ErrorKind, Params};
 use crate::exec::Catalog;
 use crate::exec::sqlite_functions;
+use crate::sql::call;
 use crate::sql::resolve::{Fold, NameSet, resolve};
 
 /// A Luminesce query made runnable: the SQL the engine executes and the parameters it binds.
@@ -593,26 +594,6 @@ fn text_of(expr: &Expr) -> Expr {
         return expr.clone();
     }
     call("sqlite_text", vec![expr.clone()])
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
 }
 
 /// A SQLite function call in the engine's terms.
