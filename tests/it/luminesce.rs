@@ -840,6 +840,58 @@ async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
     }
 }
 
+/// A path of no API class is a 404 that says so; an operation of the SDK's classes that is not
+/// built is a 501 that names it; neither is "the query does not exist".
+#[tokio::test]
+async fn paths_not_served_say_why() {
+    let s = server().await;
+    for (method, path, status, name) in [
+        ("GET", "/honeycomb/api/Nope", 404, "PathNotFound"),
+        ("GET", "/honeycomb/api/View/nope", 404, "PathNotFound"),
+        ("PUT", "/honeycomb/api/Sql/todesign", 501, "NotImplemented"),
+        (
+            "PUT",
+            "/honeycomb/api/sql/FromWriterDesign",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "GET",
+            "/honeycomb/api/History/x/histogram",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "GET",
+            "/honeycomb/api/Certificate/certificates",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "PUT",
+            "/honeycomb/api/MultiQueryBackground",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "GET",
+            "/honeycomb/api/MultiQueryBackground/x/download",
+            501,
+            "NotImplemented",
+        ),
+    ] {
+        let r = client()
+            .request(method.parse().unwrap(), s.url(path))
+            .bearer_auth("t")
+            .body("select 1")
+            .send()
+            .await
+            .unwrap();
+        let body = problem(r, status).await;
+        assert_eq!(body["name"], name, "{method} {path}: {body}");
+    }
+}
+
 /// The API classes beyond SqlBackground through the official SDK (tests/sdk/luminesce/api_classes_test.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_api_classes_work_unchanged() {

@@ -146,6 +146,54 @@ enum Route {
     History(Vec<String>),
 }
 
+/// Operations of the SDK's API classes that polyquery does not build, below `/honeycomb/api/`
+/// (`{id}` is any one segment): each a 501 that names it, where a path of no class is a 404.
+const NOT_BUILT: [(&str, &str); 21] = [
+    ("PUT", "Sql/todesign"),
+    ("PUT", "Sql/fromdesign"),
+    ("PUT", "Sql/tocasestatementdesign"),
+    ("PUT", "Sql/fromcasestatementdesign"),
+    ("PUT", "Sql/tofilereaddesign"),
+    ("PUT", "Sql/fromfilereaddesign"),
+    ("PUT", "Sql/toinlinedpropertiesdesign"),
+    ("PUT", "Sql/frominlinedpropertiesdesign"),
+    ("PUT", "Sql/towriterdesign"),
+    ("PUT", "Sql/fromwriterdesign"),
+    ("PUT", "Sql/fromlusidgrid"),
+    ("PUT", "Sql/intellisense"),
+    ("PUT", "Sql/intellisenseError"),
+    ("GET", "Sql/providertemplateforexport"),
+    ("PUT", "Sql/extractscalarparameters/custom"),
+    ("GET", "Certificate/certificate"),
+    ("GET", "Certificate/certificates"),
+    ("PUT", "Certificate/manage"),
+    ("GET", "Download/download"),
+    ("GET", "Download/versions"),
+    ("GET", "History/{id}/histogram"),
+];
+
+/// The operation a path names if it is one of [`NOT_BUILT`].
+fn not_built(method: &Method, path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/honeycomb")?;
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let [api, tail @ ..] = segments.as_slice() else {
+        return None;
+    };
+    if !api.eq_ignore_ascii_case("api") {
+        return None;
+    }
+    NOT_BUILT.iter().find_map(|(m, template)| {
+        let parts: Vec<&str> = template.split('/').collect();
+        let fits = *m == method.as_str()
+            && parts.len() == tail.len()
+            && parts
+                .iter()
+                .zip(tail)
+                .all(|(p, s)| *p == "{id}" || p.eq_ignore_ascii_case(s));
+        fits.then_some(*template)
+    })
+}
+
 /// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
 /// ends in `/`). `None`: not an API path.
 fn route(path: &str) -> Option<Route> {
@@ -242,6 +290,15 @@ impl Front for LuminesceFront {
 impl LuminesceFront {
     /// Routes one request; answers the route label for metrics with the answer.
     async fn answer(&self, request: &Request) -> (&'static str, Answer) {
+        if let Some(operation) = not_built(request.method(), request.uri().path()) {
+            return (
+                "other",
+                Err(LuminesceError::not_built(format!(
+                    "{} /api/{operation} is part of the Luminesce API but not built in polyquery",
+                    request.method()
+                ))),
+            );
+        }
         let Some(route) = route(request.uri().path()) else {
             return (
                 "other",
@@ -266,10 +323,16 @@ impl LuminesceFront {
             (Route::Collection, &Method::GET) => ("list", self.list(&caller, &q)),
             (Route::Job(id), &Method::GET) => ("status", self.progress(&caller, id, &q)),
             (Route::Job(id), &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
+            (Route::Sql(op), &Method::PUT) if op.eq_ignore_ascii_case("fromviewdesign") => {
+                ("design", self.view_design_to_sql(request.body()))
+            }
             (Route::Sql(op), &Method::PUT) => match request_sql(request) {
                 Ok(sql) if op.eq_ignore_ascii_case("pretty") => ("design", self.pretty(sql, &q)),
                 Ok(sql) if op.eq_ignore_ascii_case("extractscalarparameters") => {
                     ("design", self.extract_scalar_parameters(sql))
+                }
+                Ok(sql) if op.eq_ignore_ascii_case("toviewdesign") => {
+                    ("design", self.sql_to_view_design(sql))
                 }
                 Ok(sql) => ("sql", self.run_sync(&caller, op, sql, &q).await),
                 Err(e) => ("sql", Err(e)),

@@ -199,15 +199,6 @@ fn set_state(jobs: &[JobRecord]) -> JobState {
     }
 }
 
-fn not_built(what: &str) -> LuminesceError {
-    LuminesceError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "NotImplemented",
-        "This part of the API is not built",
-        what.to_string(),
-    )
-}
-
 /// A query's name: an identifier of at most 31 characters.
 fn valid_name(name: &str) -> bool {
     name.chars().count() <= MAX_NAME_CHARS
@@ -230,7 +221,7 @@ impl LuminesceFront {
     ) -> Answer {
         match (tail, method) {
             ([], &Method::GET) => self.list_sets(caller, q),
-            ([], &Method::PUT) => Err(not_built(
+            ([], &Method::PUT) => Err(LuminesceError::not_built(
                 "the LUSID query kinds (instrument searches, holdings, …) read LUSID providers polyquery does not have; start your own queries with PUT /api/MultiQueryBackground/custom",
             )),
             ([custom], &Method::PUT) if custom.eq_ignore_ascii_case("custom") => {
@@ -241,7 +232,7 @@ impl LuminesceFront {
             ([_, part], &Method::GET)
                 if part.eq_ignore_ascii_case("download") || part.eq_ignore_ascii_case("drive") =>
             {
-                Err(not_built(&format!(
+                Err(LuminesceError::not_built(format!(
                     "/api/MultiQueryBackground/{{id}}/{part} is not built: fetch each query's result through /api/SqlBackground/{{executionId}}_{{name}}"
                 )))
             }

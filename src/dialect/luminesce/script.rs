@@ -45,6 +45,9 @@ pub struct ViewSetup {
     /// `--deleteProvider`: the view is removed instead.
     #[serde(default)]
     pub delete: bool,
+    /// The table variable the call is assigned to, if any.
+    #[serde(default)]
+    pub variable: Option<String>,
 }
 
 /// The direct provider that saves views.
@@ -99,7 +102,8 @@ fn compile_at(
                     "a direct provider's result is a table: assign it to an @table variable",
                 ));
             }
-            let (view, query) = call.setup_view()?;
+            let (mut view, query) = call.setup_view()?;
+            view.variable = target.as_ref().map(|t| t.name.clone());
             views.push(view);
             query
         } else {
@@ -349,6 +353,7 @@ impl DirectCall<'_> {
             sql: sql.to_string(),
             setup: self.text.to_string(),
             delete,
+            variable: None,
         };
         Ok((view, query))
     }

@@ -3,7 +3,7 @@
 Usage: python api_classes_test.py http://127.0.0.1:PORT
 
 SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
-(the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
+(the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters, the view design pair; the rest a 501),
 ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi, MultiQueryExecutionApi (custom sets) and ViewManagementApi (views set up by Sys.Admin.SetupView). Exits non-zero with a message naming the first mismatch.
 """
 
@@ -118,6 +118,20 @@ text = sql_api.put_by_query_csv(body=laid_out, scalar_parameters={"n": "3"})
 check("pretty SQL runs", list(csv.reader(io.StringIO(text)))[1:], ROWS)
 names = design.put_sql_to_extract_scalar_parameters(body=SQL + " where Str <> @skip")
 check("scalar parameters", [(p.name, p.type) for p in names], [("n", "Text"), ("skip", "Text")])
+# The view design pair: a setup script in parts, and back to a script that runs.
+parts = design.put_sql_to_view_design(body="@v = use Sys.Admin.SetupView\n--provider=Views.Designed\n--description=Two rows\n----\nselect Str from Testing1K where [Int] <= 2\nenduse;\nselect * from @v")
+check("to view design", (parts.name, parts.description, parts.query, parts.starting_variable_name),
+      ("Views.Designed", "Two rows", "select Str from Testing1K where [Int] <= 2", "v"))
+parts.query = "select Str from Testing1K where [Int] = 3"
+script = design.put_view_design_to_sql(convert_to_view_data=parts)
+check("from view design runs", sql_api.put_by_query_csv(body=script).splitlines(), ["Str", "Str3"])
+check("designed view", sql_api.put_by_query_csv(body="select * from Views.Designed").splitlines(), ["Str", "Str3"])
+# An operation of the SDK not built is a 501 that says so.
+try:
+    design.put_sql_to_query_design(body="select 1")
+    sys.exit("todesign answered")
+except ApiException as e:
+    check("todesign", (e.status, json.loads(e.body)["name"]), (501, "NotImplemented"))
 
 # ApplicationMetadata and the health check.
 endpoints = factory.build(ApplicationMetadataApi).list_api_endpoints()
