@@ -823,6 +823,39 @@ async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
     assert_eq!(wait_done(&s, "t", &id).await["status"], "RanToCompletion");
     let id = start(&s, "t", "select * from V.Lower").await;
     assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    // Parameters: `where Name = <literal>` binds one (and leaves the WHERE), else its default.
+    let parameterised = "@v = use Sys.Admin.SetupView\n--provider=V.Upto\n--parameters\nUpto,Int,2,true,The last Int\n----\nselect [Int], Str from Testing1K where [Int] <= #PARAMETERVALUE(Upto)\nenduse;\nselect * from @v";
+    for (sql, rows) in [
+        (
+            parameterised,
+            r#"[{"Int":1,"Str":"Str1"},{"Int":2,"Str":"Str2"}]"#,
+        ),
+        ("select count(*) as n from V.Upto", r#"[{"n":2}]"#),
+        (
+            "select count(*) as n from V.Upto where Upto = 5",
+            r#"[{"n":5}]"#,
+        ),
+        (
+            "select count(*) as n from V.Upto u where 4 = u.upto and u.[Int] > 1",
+            r#"[{"n":3}]"#,
+        ),
+        (
+            "select count(*) as n from V.Upto a join V.Upto b on a.[Int] = b.[Int] where a.Upto = 3",
+            r#"[{"n":2}]"#,
+        ),
+        (
+            "select FieldName, FieldType, ParamDefaultValue from Sys.Field where TableName = 'V.Upto' order by 1",
+            r#"[{"FieldName":"Int","FieldType":"Column","ParamDefaultValue":null},{"FieldName":"Str","FieldType":"Column","ParamDefaultValue":null},{"FieldName":"Upto","FieldType":"Parameter","ParamDefaultValue":"2"}]"#,
+        ),
+    ] {
+        assert_eq!(run_to_json(&s, sql).await, rows, "{sql}");
+    }
+    for sql in [
+        "select * from V.Upto where Upto = 'many'",
+        "select #PARAMETERVALUE(Upto) as x",
+    ] {
+        problem(put(&s, "t", "", sql).await, 400).await;
+    }
     // A script that fails saves nothing: the view stays unknown.
     let id = start(&s, "t", &setup("V.Failed", "select pq_fail('no') as x")).await;
     assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");

@@ -281,11 +281,24 @@ struct ConvertToViewData {
     #[serde(default)]
     documentation_link: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
-    view_parameters: Vec<serde_json::Value>,
+    view_parameters: Vec<DesignParameter>,
     #[serde(default, deserialize_with = "null_as_default")]
     other_parameters: std::collections::BTreeMap<String, Option<String>>,
     #[serde(default)]
     starting_variable_name: Option<String>,
+}
+
+/// The SDK's `ViewParameter`: one `--parameters` line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DesignParameter {
+    name: String,
+    data_type: String,
+    value: String,
+    #[serde(default)]
+    is_table_data_mandatory: Option<bool>,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 /// A JSON `null` read as the type's default (the SDK sends nulls for unset lists and maps).
@@ -333,7 +346,17 @@ impl LuminesceFront {
                 name: setup.name,
                 description: setup.description,
                 documentation_link: None,
-                view_parameters: Vec::new(),
+                view_parameters: setup
+                    .parameters
+                    .into_iter()
+                    .map(|p| DesignParameter {
+                        name: p.name,
+                        data_type: p.data_type,
+                        value: p.default,
+                        is_table_data_mandatory: Some(true),
+                        description: p.description,
+                    })
+                    .collect(),
                 other_parameters: std::collections::BTreeMap::new(),
                 starting_variable_name: setup.variable,
             },
@@ -348,11 +371,6 @@ impl LuminesceFront {
                 "the body must be a ConvertToViewData as JSON: {e}"
             ))
         })?;
-        if !design.view_parameters.is_empty() {
-            return Err(LuminesceError::not_built(
-                "views with parameters are not built yet: send viewParameters empty",
-            ));
-        }
         if let Some(key) = design.other_parameters.keys().next() {
             return Err(LuminesceError::bad_parameter(
                 "otherParameters",
@@ -378,6 +396,32 @@ impl LuminesceFront {
         if let Some(description) = design.description.as_deref().filter(|d| !d.is_empty()) {
             one_line("description", description)?;
             script.push_str(&format!("--description={description}\n"));
+        }
+        if !design.view_parameters.is_empty() {
+            script.push_str("--parameters\n");
+        }
+        for p in &design.view_parameters {
+            // One line of comma-separated fields: only the last (the description) may hold commas.
+            for (what, text) in [
+                ("name", &p.name),
+                ("dataType", &p.data_type),
+                ("value", &p.value),
+            ] {
+                one_line(what, text)?;
+                if text.contains(',') {
+                    return Err(LuminesceError::bad_parameter(
+                        "viewParameters",
+                        format!("a parameter's {what} cannot hold a comma: '{text}'"),
+                    ));
+                }
+            }
+            let description = p.description.as_deref().unwrap_or("");
+            one_line("description", description)?;
+            let mandatory = p.is_table_data_mandatory.unwrap_or(true);
+            script.push_str(&format!(
+                "{},{},{},{mandatory},{description}\n",
+                p.name, p.data_type, p.value
+            ));
         }
         script.push_str(&format!(
             "----\n{}\nenduse;\nselect * from @{variable}",

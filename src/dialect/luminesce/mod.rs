@@ -28,6 +28,7 @@ mod script;
 pub(crate) mod sql;
 mod sql_execution;
 mod view_api;
+mod view_parameters;
 mod views;
 
 use std::collections::BTreeMap;
@@ -518,7 +519,7 @@ impl LuminesceFront {
                     setups.push((setup, Vec::new()));
                     continue;
                 }
-                let view = sql::rewrite(&setup.sql, &params, catalog, &saved)?;
+                let view = sql::rewrite_view(&setup, &params, catalog, &saved)?;
                 // Planned, not run: no rows are read past LIMIT 0.
                 let probe = format!("SELECT * FROM ({}) AS v LIMIT 0", view.exec_sql);
                 let schema = self

@@ -23,6 +23,7 @@ use sqlparser::keywords::Keyword;
 
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace, Word};
 
+use super::view_parameters::{self, PLACEHOLDER_PREFIX, ViewParameter};
 use crate::query::{EngineError, ErrorKind, syntax_message};
 
 /// A compiled script: the one query that answers it, and the views it sets up.
@@ -48,6 +49,9 @@ pub struct ViewSetup {
     /// The table variable the call is assigned to, if any.
     #[serde(default)]
     pub variable: Option<String>,
+    /// `--parameters`: what its query reads as `#PARAMETERVALUE(Name)`.
+    #[serde(default)]
+    pub parameters: Vec<ViewParameter>,
 }
 
 /// The direct provider that saves views.
@@ -318,19 +322,16 @@ impl DirectCall<'_> {
         let mut name = None;
         let mut description = None;
         let mut delete = false;
+        let mut parameters = Vec::new();
         for (option, value) in &self.options {
             match option.to_ascii_lowercase().as_str() {
                 "provider" | "p" => name = Some(value.trim_matches(['"', '\'']).to_string()),
                 "description" | "d" => description = Some(value.trim_matches('"').to_string()),
                 "deleteprovider" => delete = true,
-                "parameters" => {
-                    return Err(unsupported(format!(
-                        "{SETUP_VIEW}: views with --parameters are not built yet"
-                    )));
-                }
+                "parameters" => parameters = view_parameters::parse(value)?,
                 other => {
                     return Err(syntax(format!(
-                        "{SETUP_VIEW} has no option --{other}; it takes --provider, --description and --deleteProvider"
+                        "{SETUP_VIEW} has no option --{other}; it takes --provider, --description, --parameters and --deleteProvider"
                     )));
                 }
             }
@@ -344,9 +345,9 @@ impl DirectCall<'_> {
                 "{SETUP_VIEW} needs the view's query after a ---- line"
             )));
         }
-        let Statement::Query(query) = compile_at(sql, false, &[])?.statement else {
-            return Err(unsupported("a view's body must be a query"));
-        };
+        let mut query = compile_view(sql)?;
+        // The setup's own run reads the defaults.
+        view_parameters::bind(&mut query, &parameters, &Default::default())?;
         let view = ViewSetup {
             name,
             description,
@@ -354,6 +355,7 @@ impl DirectCall<'_> {
             setup: self.text.to_string(),
             delete,
             variable: None,
+            parameters,
         };
         Ok((view, query))
     }
@@ -475,6 +477,14 @@ fn date_literals(
             i += 1;
             continue;
         }
+        if let Some((name, next)) = parameter_value(&tokens, i + 1) {
+            out.push(TokenWithSpan::new(
+                Token::Placeholder(format!("{PLACEHOLDER_PREFIX}{name}")),
+                tokens[i].span,
+            ));
+            i = next;
+            continue;
+        }
         let Some(close) = tokens[i + 1..]
             .iter()
             .position(|t| t.token == Token::Sharp)
@@ -510,8 +520,25 @@ fn date_literals(
     Ok(out)
 }
 
+/// `PARAMETERVALUE(Name)` after a `#` (blanks allowed inside the parentheses): the name, and
+/// where the tokens after it start.
+fn parameter_value(tokens: &[TokenWithSpan], at: usize) -> Option<(String, usize)> {
+    let significant: Vec<usize> = (at..tokens.len())
+        .filter(|&i| !is_blank(&tokens[i]))
+        .take(4)
+        .collect();
+    let [keyword, open, name, close] = significant[..] else {
+        return None;
+    };
+    let keyword_fits = keyword == at
+        && word(&tokens[keyword]).is_some_and(|w| w.value.eq_ignore_ascii_case("PARAMETERVALUE"));
+    let name = word(&tokens[name])?;
+    (keyword_fits && tokens[open].token == Token::LParen && tokens[close].token == Token::RParen)
+        .then(|| (name.value.clone(), close + 1))
+}
+
 /// The date-time a literal's text names, as `yyyy-MM-dd HH:mm:ss[.fff]`.
-fn date_literal(text: &str) -> Option<String> {
+pub(super) fn date_literal(text: &str) -> Option<String> {
     const DATE_TIMES: [&str; 4] = [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -945,6 +972,17 @@ mod tests {
     }
 
     #[test]
+    fn view_parameters_take_their_defaults_in_the_setup() {
+        let script = "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nLimit,Int,3,true\nFrom,DateTime,2000-01-02\n----\nselect [Int] from T where [Int] <= #PARAMETERVALUE( limit ) and D >= #parametervalue(From)\nenduse;\nselect * from @v";
+        let compiled = compile_with(script, &[]).unwrap();
+        assert_eq!(
+            compiled.statement.to_string(),
+            r#"WITH "@v" AS (SELECT [Int] FROM T WHERE [Int] <= (3) AND D >= (CAST('2000-01-02 00:00:00' AS TIMESTAMP))) SELECT * FROM "@v""#
+        );
+        assert_eq!(compiled.views[0].parameters.len(), 2);
+    }
+
+    #[test]
     fn direct_calls_that_cannot_run_are_refused() {
         for (sql, says) in [
             (
@@ -968,8 +1006,12 @@ mod tests {
                 "no option --nope",
             ),
             (
-                "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nP,Int,1,true\n----\nselect 1 as a\nenduse; select 1",
-                "not built yet",
+                "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nP,Int,x,true\n----\nselect 1 as a\nenduse; select 1",
+                "not a Int value",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nP,Int,1,true\n----\nselect #PARAMETERVALUE(Q) as a\nenduse; select 1",
+                "names no parameter",
             ),
             (
                 "@@v = use Sys.Admin.SetupView\n--provider=V\n----\nselect 1 as a\nenduse; select 1",

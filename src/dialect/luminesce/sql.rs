@@ -9,13 +9,13 @@
 //! functions are mapped to the engine's `sqlite_<name>` functions and to equivalent expressions,
 //! and SQLite's case-insensitive `LIKE` and text concatenation are kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableFactor, UnaryOperator, Value,
-    VisitMut, VisitorMut,
+    ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableAlias, TableFactor,
+    UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -24,6 +24,7 @@ use sqlparser::tokenizer::{Token, Tokenizer, Word};
 use super::errors::LuminesceError;
 use super::models::data_type;
 use super::script::{SETUP_VIEW, ViewSetup};
+use super::view_parameters;
 use super::views::View;
 use crate::engine::{EngineError, ErrorKind, Params};
 use crate::exec::Catalog;
@@ -62,7 +63,33 @@ pub fn rewrite_with(
     views: &[View],
     earlier: &[(String, Box<Query>)],
 ) -> Result<Rewritten, LuminesceError> {
-    let (mut statement, rewrite, setups) = prepare(sql, catalog, views, earlier)?;
+    let compiled = super::script::compile_with(sql, earlier)?;
+    let mut rewritten = finish(compiled.statement, params, catalog, views)?;
+    rewritten.views = compiled.views;
+    Ok(rewritten)
+}
+
+/// The query a view setup saves, its parameters at their defaults, rewritten for the engine.
+pub fn rewrite_view(
+    setup: &ViewSetup,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<Rewritten, LuminesceError> {
+    let mut query = super::script::compile_view(&setup.sql)?;
+    view_parameters::bind(&mut query, &setup.parameters, &HashMap::new())?;
+    finish(Statement::Query(query), params, catalog, views)
+}
+
+/// A compiled statement rewritten on the AST and its names resolved; every `@name` it uses must
+/// have a value in `params`.
+fn finish(
+    mut statement: Statement,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<Rewritten, LuminesceError> {
+    let rewrite = visit(&mut statement, catalog, views)?;
     if let Some(missing) = rewrite
         .parameters
         .iter()
@@ -78,7 +105,7 @@ pub fn rewrite_with(
     Ok(Rewritten {
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
-        views: setups,
+        views: Vec::new(),
     })
 }
 
@@ -88,19 +115,16 @@ pub fn parameters(
     catalog: &Catalog,
     views: &[View],
 ) -> Result<BTreeSet<String>, LuminesceError> {
-    prepare(sql, catalog, views, &[]).map(|(_, rewrite, _)| rewrite.parameters)
+    let mut statement = super::script::compile_with(sql, &[])?.statement;
+    visit(&mut statement, catalog, views).map(|rewrite| rewrite.parameters)
 }
 
-/// The script compiled and rewritten on the AST, before names are resolved.
-#[allow(clippy::type_complexity)]
-fn prepare<'a>(
-    sql: &str,
+/// The AST rewrite of a compiled statement, before names are resolved.
+fn visit<'a>(
+    statement: &mut Statement,
     catalog: &'a Catalog,
     views: &'a [View],
-    earlier: &[(String, Box<Query>)],
-) -> Result<(Statement, Rewrite<'a>, Vec<ViewSetup>), LuminesceError> {
-    let compiled = super::script::compile_with(sql, earlier)?;
-    let mut statement = compiled.statement;
+) -> Result<Rewrite<'a>, LuminesceError> {
     let mut rewrite = Rewrite {
         catalog,
         views,
@@ -113,7 +137,7 @@ fn prepare<'a>(
     let _ = statement.visit(&mut rewrite);
     match rewrite.failure.take() {
         Some(e) => Err(e),
-        None => Ok((statement, rewrite, compiled.views)),
+        None => Ok(rewrite),
     }
 }
 
@@ -221,36 +245,55 @@ impl SysTable {
         let text = |s: &str| Value::SingleQuotedString(s.to_string());
         let number = |n: usize| Value::Number(n.to_string(), false);
         match self {
-            SysTable::Field => catalog
-                .tables
-                .iter()
-                .flat_map(|t| {
-                    t.schema.fields().iter().map(move |f| {
-                        (t.name.as_str(), f.name().as_str(), data_type(f.data_type()))
+            SysTable::Field => {
+                // (table, field, data type, field type, parameter default, description)
+                type Row<'r> = (&'r str, &'r str, &'r str, &'r str, Option<&'r str>, &'r str);
+                let tables = catalog.tables.iter().flat_map(|t| {
+                    t.schema.fields().iter().map(move |f| -> Row<'_> {
+                        let name = t.name.as_str();
+                        (name, f.name(), data_type(f.data_type()), "Column", None, "")
                     })
-                })
-                .chain(views.iter().flat_map(|v| {
+                });
+                let view_columns = views.iter().flat_map(|v| {
                     v.columns
                         .iter()
-                        .map(move |(c, t)| (v.name.as_str(), c.as_str(), t.as_str()))
-                }))
-                .map(|(table, field, data_type)| {
-                    vec![
-                        text(table),
-                        text(field),
-                        text(data_type),
-                        text("Column"),
-                        Value::Boolean(false),
-                        Value::Boolean(false),
-                        text(""),
-                        Value::Null,
-                        Value::Null,
-                        Value::Null,
-                        number(0),
-                        Value::Null,
-                    ]
-                })
-                .collect(),
+                        .map(move |(c, t)| -> Row<'_> { (&v.name, c, t, "Column", None, "") })
+                });
+                let view_parameters = views.iter().flat_map(|v| {
+                    v.parameters.iter().map(move |p| -> Row<'_> {
+                        let description = p.description.as_deref().unwrap_or("");
+                        let default = Some(p.default.as_str());
+                        (
+                            &v.name,
+                            &p.name,
+                            &p.data_type,
+                            "Parameter",
+                            default,
+                            description,
+                        )
+                    })
+                });
+                tables
+                    .chain(view_columns)
+                    .chain(view_parameters)
+                    .map(|(table, field, data_type, kind, default, description)| {
+                        vec![
+                            text(table),
+                            text(field),
+                            text(data_type),
+                            text(kind),
+                            Value::Boolean(false),
+                            Value::Boolean(false),
+                            text(description),
+                            default.map_or(Value::Null, text),
+                            Value::Null,
+                            Value::Null,
+                            number(0),
+                            Value::Null,
+                        ]
+                    })
+                    .collect()
+            }
             SysTable::Registration => {
                 let provider = |name: &str, kind: &str, category: &str, description: &str| {
                     vec![
@@ -364,13 +407,10 @@ select * from @v
 
 Saves the query as a view once the script succeeds; later queries read it as a table of that name.";
 
-impl Rewrite<'_> {
+impl<'a> Rewrite<'a> {
     /// A saved view named by a table reference, as the derived table of its query.
-    fn view(
-        &mut self,
-        name: &[ObjectNamePart],
-        alias: &Option<TableAlias>,
-    ) -> Result<Option<TableFactor>, LuminesceError> {
+    /// The saved view a table reference names (a CTE of that name is the CTE).
+    fn find_view(&self, name: &[ObjectNamePart]) -> Option<&'a View> {
         let parts: Option<Vec<&str>> = name
             .iter()
             .map(|p| match p {
@@ -378,46 +418,100 @@ impl Rewrite<'_> {
                 _ => None,
             })
             .collect();
-        let Some(parts) = parts else {
-            return Ok(None);
-        };
+        let parts = parts?;
         if let [one] = parts.as_slice()
             && self.ctes.contains(&one.to_lowercase())
         {
-            return Ok(None);
+            return None;
         }
         let name = parts.join(".");
-        let Some(view) = self
-            .views
-            .iter()
-            .find(|v| v.name.eq_ignore_ascii_case(&name))
-        else {
-            return Ok(None);
-        };
+        let views: &'a [View] = self.views;
+        views.iter().find(|v| v.name.eq_ignore_ascii_case(&name))
+    }
+
+    /// A view as the derived table of its query, its parameters bound (else their defaults).
+    fn expand(
+        &mut self,
+        view: &View,
+        alias: &Option<TableAlias>,
+        bound: &HashMap<String, Expr>,
+    ) -> Result<TableFactor, LuminesceError> {
         self.expanded += 1;
         if self.expanded > MAX_VIEW_EXPANSIONS {
             return Err(LuminesceError::bad_request(format!(
                 "the query reads more than {MAX_VIEW_EXPANSIONS} views (does a view read itself?)"
             )));
         }
-        let subquery = super::script::compile_view(&view.sql).map_err(|e| {
+        let stale = |e: EngineError| {
             LuminesceError::bad_request(format!(
                 "the view {} no longer runs: {}",
                 view.name, e.message
             ))
-        })?;
+        };
+        let mut subquery = super::script::compile_view(&view.sql).map_err(stale)?;
+        view_parameters::bind(&mut subquery, &view.parameters, bound).map_err(stale)?;
         let alias = alias.clone().unwrap_or_else(|| TableAlias {
             explicit: false,
             name: Ident::with_quote('"', &view.name),
             columns: Vec::new(),
             at: None,
         });
-        Ok(Some(TableFactor::Derived {
+        Ok(TableFactor::Derived {
             lateral: false,
             subquery,
             alias: Some(alias),
             sample: None,
-        }))
+        })
+    }
+
+    /// The views the selects of a query body read (through `UNION` and its kin; subqueries are
+    /// queries of their own, met by the visitor).
+    fn expand_views_in(&mut self, body: &mut SetExpr) -> Result<(), LuminesceError> {
+        match body {
+            SetExpr::Select(select) => self.expand_views_of(select),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.expand_views_in(left)?;
+                self.expand_views_in(right)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The views a select reads directly (in its `FROM` and joins), each given the parameter
+    /// values its `WHERE` binds.
+    fn expand_views_of(&mut self, select: &mut Select) -> Result<(), LuminesceError> {
+        let positions: Vec<(usize, Option<usize>)> = select
+            .from
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                std::iter::once((i, None)).chain((0..t.joins.len()).map(move |j| (i, Some(j))))
+            })
+            .collect();
+        for (i, j) in positions {
+            let factor = match j {
+                None => &select.from[i].relation,
+                Some(j) => &select.from[i].joins[j].relation,
+            };
+            let TableFactor::Table { name, alias, .. } = factor else {
+                continue;
+            };
+            let Some(view) = self.find_view(&name.0) else {
+                continue;
+            };
+            let alias = alias.clone();
+            let qualifier = alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_else(|| view.name.clone());
+            let bound = view_parameters::take_bindings(select, &qualifier, &view.parameters)?;
+            let derived = self.expand(view, &alias, &bound)?;
+            match j {
+                None => select.from[i].relation = derived,
+                Some(j) => select.from[i].joins[j].relation = derived,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -432,6 +526,10 @@ impl VisitorMut for Rewrite<'_> {
                     .map(|c| c.alias.name.value.to_lowercase()),
             );
         }
+        if let Err(e) = self.expand_views_in(&mut query.body) {
+            self.failure = Some(e);
+            return ControlFlow::Break(());
+        }
         super::grouping::wrap_bare_columns(query);
         ControlFlow::Continue(())
     }
@@ -444,6 +542,15 @@ impl VisitorMut for Rewrite<'_> {
                 self.failure = Some(e);
                 return ControlFlow::Break(());
             }
+        }
+        if let Expr::Value(v) = expr
+            && let Value::Placeholder(p) = &v.value
+            && let Some(name) = p.strip_prefix(view_parameters::PLACEHOLDER_PREFIX)
+        {
+            self.failure = Some(LuminesceError::bad_request(format!(
+                "#PARAMETERVALUE({name}) is for a view's query (Sys.Admin.SetupView --parameters)"
+            )));
+            return ControlFlow::Break(());
         }
         if let Expr::Value(v) = expr
             && let Value::Placeholder(p) = &mut v.value
@@ -466,12 +573,16 @@ impl VisitorMut for Rewrite<'_> {
             return ControlFlow::Continue(());
         };
         let Some(sys) = SysTable::lookup(&name.0) else {
-            return match self.view(&name.0, alias) {
-                Ok(Some(derived)) => {
+            // A view anywhere else (a nested join): its parameters take their defaults.
+            let Some(view) = self.find_view(&name.0) else {
+                return ControlFlow::Continue(());
+            };
+            let alias = alias.clone();
+            return match self.expand(view, &alias, &HashMap::new()) {
+                Ok(derived) => {
                     *factor = derived;
                     ControlFlow::Continue(())
                 }
-                Ok(None) => ControlFlow::Continue(()),
                 Err(e) => {
                     self.failure = Some(e);
                     ControlFlow::Break(())

@@ -34,6 +34,9 @@ pub struct View {
     pub setup: String,
     /// Its columns and their Luminesce data types, as the setup's run found them.
     pub columns: Vec<(String, String)>,
+    /// What its query reads as `#PARAMETERVALUE(Name)`.
+    #[serde(default)]
+    pub parameters: Vec<super::view_parameters::ViewParameter>,
     pub created_by: String,
     /// RFC 3339 in UTC with milliseconds (so the text orders as the time does).
     pub created_at: String,
@@ -145,6 +148,7 @@ impl Views {
                 sql: setup.sql,
                 setup: setup.setup,
                 columns,
+                parameters: setup.parameters,
                 created_by: earlier
                     .as_ref()
                     .map_or(by.clone(), |e| e.created_by.clone()),

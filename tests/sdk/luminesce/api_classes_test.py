@@ -30,7 +30,7 @@ from luminesce import (
     ViewManagementApi,
 )
 from luminesce.exceptions import ApiException, NotFoundException
-from luminesce.models import CustomMultiQueryItem, CustomMultiQueryRequest
+from luminesce.models import CustomMultiQueryItem, CustomMultiQueryRequest, ViewParameter
 from luminesce.extensions import ArgsConfigurationLoader, SyncApiClientFactory
 
 BASE = sys.argv[1].rstrip("/")
@@ -122,10 +122,14 @@ check("scalar parameters", [(p.name, p.type) for p in names], [("n", "Text"), ("
 parts = design.put_sql_to_view_design(body="@v = use Sys.Admin.SetupView\n--provider=Views.Designed\n--description=Two rows\n----\nselect Str from Testing1K where [Int] <= 2\nenduse;\nselect * from @v")
 check("to view design", (parts.name, parts.description, parts.query, parts.starting_variable_name),
       ("Views.Designed", "Two rows", "select Str from Testing1K where [Int] <= 2", "v"))
-parts.query = "select Str from Testing1K where [Int] = 3"
+parts.query = "select Str from Testing1K where [Int] = #PARAMETERVALUE(Which)"
+parts.view_parameters = [ViewParameter(name="Which", data_type="Int", value="3", description="Which row, by Int")]
 script = design.put_view_design_to_sql(convert_to_view_data=parts)
 check("from view design runs", sql_api.put_by_query_csv(body=script).splitlines(), ["Str", "Str3"])
-check("designed view", sql_api.put_by_query_csv(body="select * from Views.Designed").splitlines(), ["Str", "Str3"])
+check("designed view, parameter by default", sql_api.put_by_query_csv(body="select * from Views.Designed").splitlines(), ["Str", "Str3"])
+check("designed view, parameter given", sql_api.put_by_query_csv(body="select * from Views.Designed where Which = 4").splitlines(), ["Str", "Str4"])
+back = design.put_sql_to_view_design(body=script).view_parameters
+check("view design parameters", [(p.name, p.data_type, p.value, p.description) for p in back], [("Which", "Int", "3", "Which row, by Int")])
 # An operation of the SDK not built is a 501 that says so.
 try:
     design.put_sql_to_query_design(body="select 1")
