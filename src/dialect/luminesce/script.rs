@@ -954,32 +954,37 @@ mod tests {
         );
     }
 
-    #[test]
-    fn setup_view_is_the_variable_of_its_query_and_names_the_view() {
-        let script = "@v = use Sys.Admin.SetupView\n  --provider=Views.Small\n  --description=few rows\n  ----\n  @a = select [Int] from T; select [Int], length(Str) from @a where [Int] < 3;\nenduse;\nselect * from @v";
+    /// A script's compiled query and the one view it sets up.
+    fn setup(script: &str) -> (String, ViewSetup) {
         let compiled = compile_with(script, &[]).unwrap();
-        assert_eq!(
-            compiled.statement.to_string(),
-            r#"WITH "@v" AS (WITH "@a" AS (SELECT [Int] FROM T) SELECT [Int], length(Str) AS "length(Str)" FROM "@a" WHERE [Int] < 3) SELECT * FROM "@v""#
-        );
         let [view] = compiled.views.as_slice() else {
             panic!("{:?}", compiled.views)
         };
+        (compiled.statement.to_string(), view.clone())
+    }
+
+    #[test]
+    fn setup_view_is_the_variable_of_its_query_and_names_the_view() {
+        let (query, view) = setup(
+            "@v = use Sys.Admin.SetupView\n  --provider=Views.Small\n  --description=few rows\n  ----\n  @a = select [Int] from T; select [Int], length(Str) from @a where [Int] < 3;\nenduse;\nselect * from @v",
+        );
+        assert_eq!(
+            query,
+            r#"WITH "@v" AS (WITH "@a" AS (SELECT [Int] FROM T) SELECT [Int], length(Str) AS "length(Str)" FROM "@a" WHERE [Int] < 3) SELECT * FROM "@v""#
+        );
         assert_eq!(view.name, "Views.Small");
         assert_eq!(view.description.as_deref(), Some("few rows"));
         assert!(view.sql.starts_with("@a = select"), "{}", view.sql);
         assert!(view.setup.starts_with("use Sys") && view.setup.ends_with("enduse"));
-    }
-
-    #[test]
-    fn view_parameters_take_their_defaults_in_the_setup() {
-        let script = "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nLimit,Int,3,true\nFrom,DateTime,2000-01-02\n----\nselect [Int] from T where [Int] <= #PARAMETERVALUE( limit ) and D >= #parametervalue(From)\nenduse;\nselect * from @v";
-        let compiled = compile_with(script, &[]).unwrap();
+        // Parameters take their defaults in the setup's own run.
+        let (query, view) = setup(
+            "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nLimit,Int,3,true\nFrom,DateTime,2000-01-02\n----\nselect [Int] from T where [Int] <= #PARAMETERVALUE( limit ) and D >= #parametervalue(From)\nenduse;\nselect * from @v",
+        );
         assert_eq!(
-            compiled.statement.to_string(),
+            query,
             r#"WITH "@v" AS (SELECT [Int] FROM T WHERE [Int] <= (3) AND D >= (CAST('2000-01-02 00:00:00' AS TIMESTAMP))) SELECT * FROM "@v""#
         );
-        assert_eq!(compiled.views[0].parameters.len(), 2);
+        assert_eq!(view.parameters.len(), 2);
     }
 
     #[test]
