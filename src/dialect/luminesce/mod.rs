@@ -514,7 +514,7 @@ impl LuminesceFront {
         if !rewritten.views.is_empty() {
             let mut setups = Vec::with_capacity(rewritten.views.len());
             for setup in rewritten.views {
-                views::check_setup(&setup, catalog)?;
+                views::check_setup(&setup, catalog, &saved)?;
                 if setup.delete {
                     setups.push((setup, Vec::new()));
                     continue;

@@ -183,9 +183,19 @@ pub fn valid_name(name: &str) -> Result<(), String> {
 }
 
 /// A view a script sets up may be saved under its name: a valid name that is not a table's or a
-/// `Sys` table's.
-pub fn check_setup(setup: &ViewSetup, catalog: &Catalog) -> Result<(), LuminesceError> {
+/// `Sys` table's, and room for it among the `saved` ones.
+pub fn check_setup(
+    setup: &ViewSetup,
+    catalog: &Catalog,
+    saved: &[View],
+) -> Result<(), LuminesceError> {
     valid_name(&setup.name).map_err(LuminesceError::bad_request)?;
+    let replaces = saved.iter().any(|v| v.name.eq_ignore_ascii_case(&setup.name));
+    if !setup.delete && !replaces && saved.len() >= MAX_VIEWS {
+        return Err(LuminesceError::bad_request(format!(
+            "there are {MAX_VIEWS} views already, the most polyquery keeps: delete one first"
+        )));
+    }
     let lower = setup.name.to_ascii_lowercase();
     if catalog.table(&setup.name).is_some() || lower.starts_with("sys.") {
         return Err(LuminesceError::bad_request(format!(
