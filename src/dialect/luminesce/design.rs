@@ -428,7 +428,8 @@ impl LuminesceFront {
             design.query.trim()
         ));
         let compiled = super::script::compile_with(&script, &[])?;
-        if compiled.views.first().map(|v| v.name.as_str()) != Some(design.name.as_str()) {
+        let names: Vec<&str> = compiled.views.iter().map(|v| v.name.as_str()).collect();
+        if names != [design.name.as_str()] {
             return Err(LuminesceError::bad_request(
                 "the parts do not make one view's setup script (is the query whole?)",
             ));

@@ -46,6 +46,15 @@ impl ViewItem {
     }
 }
 
+fn no_such_view(detail: impl Into<String>) -> LuminesceError {
+    LuminesceError::new(
+        StatusCode::NOT_FOUND,
+        "ViewNotFound",
+        "The view does not exist",
+        detail,
+    )
+}
+
 fn item(request: &Request) -> Result<ViewItem, LuminesceError> {
     serde_json::from_slice(request.body()).map_err(|e| {
         LuminesceError::bad_request(format!("the body must be a ViewItem as JSON: {e}"))
@@ -71,9 +80,7 @@ impl LuminesceFront {
                     LuminesceError::bad_parameter("viewName", "viewName is required")
                 })?;
                 if !self.views.remove(&name) {
-                    return Err(LuminesceError::not_found(format!(
-                        "there is no view '{name}'"
-                    )));
+                    return Err(no_such_view(format!("there is no view '{name}'")));
                 }
                 Ok(http::json(
                     StatusCode::OK,
@@ -97,9 +104,7 @@ impl LuminesceFront {
                                 .is_some_and(|n| n.eq_ignore_ascii_case(&v.name))
                     })
                     .ok_or_else(|| {
-                        LuminesceError::not_found(
-                            "no view was set up by that execution id (or has that name)",
-                        )
+                        no_such_view("no view was set up by that execution id (or has that name)")
                     })?;
                 Ok(http::json(StatusCode::OK, &view.setup))
             }

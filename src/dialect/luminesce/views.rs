@@ -190,7 +190,9 @@ pub fn check_setup(
     saved: &[View],
 ) -> Result<(), LuminesceError> {
     valid_name(&setup.name).map_err(LuminesceError::bad_request)?;
-    let replaces = saved.iter().any(|v| v.name.eq_ignore_ascii_case(&setup.name));
+    let replaces = saved
+        .iter()
+        .any(|v| v.name.eq_ignore_ascii_case(&setup.name));
     if !setup.delete && !replaces && saved.len() >= MAX_VIEWS {
         return Err(LuminesceError::bad_request(format!(
             "there are {MAX_VIEWS} views already, the most polyquery keeps: delete one first"

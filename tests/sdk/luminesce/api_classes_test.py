@@ -194,7 +194,7 @@ try:
     views.delete_view(view_name="Views.ApiSmall")
     sys.exit("deleting a missing view answered")
 except NotFoundException as e:
-    check("missing view", json.loads(e.body)["status"], 404)
+    check("missing view", json.loads(e.body)["name"], "ViewNotFound")
 
 # MultiQuery: a set whose later queries read the earlier ones as @Name; each external result is a
 # query of its own, `{set}_{name}` on the SqlBackground API.
