@@ -437,7 +437,9 @@ impl LuminesceFront {
                 progress.push(format!("{name}: Query cancelled"));
             }
         }
-        let mut before = jobs[0].clone();
+        let Some(mut before) = jobs.first().cloned() else {
+            return Err(super::no_such_query(id));
+        };
         before.state = set_state(&jobs);
         Ok(http::json(
             StatusCode::OK,
@@ -474,7 +476,7 @@ impl LuminesceFront {
                     .max()?;
                 let item = CustomMultiQueryListItem {
                     execution_id: set,
-                    query_name: jobs[0].spec.tags.get(SET_NAME_TAG).cloned(),
+                    query_name: jobs.first()?.spec.tags.get(SET_NAME_TAG).cloned(),
                     state: query_state(set_state(&jobs)),
                     started_at: timestamp(started),
                     when: timestamp(when),

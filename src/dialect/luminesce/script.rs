@@ -239,7 +239,11 @@ fn direct_call<'a>(
         ));
     }
     let text = source.between(first, last);
-    let inner = &text[3..text.len() - "enduse".len()];
+    let inner = text
+        .len()
+        .checked_sub("enduse".len())
+        .and_then(|end| text.get("use".len()..end))
+        .ok_or_else(|| syntax("a 'use … enduse' call could not be read"))?;
     let (first_line, rest) = inner.split_once('\n').unwrap_or((inner, ""));
     let first_line = first_line.trim();
     let name_end = provider_name_end(first_line);
@@ -985,6 +989,28 @@ mod tests {
             r#"WITH "@v" AS (SELECT [Int] FROM T WHERE [Int] <= (3) AND D >= (CAST('2000-01-02 00:00:00' AS TIMESTAMP))) SELECT * FROM "@v""#
         );
         assert_eq!(view.parameters.len(), 2);
+    }
+
+    #[test]
+    fn malformed_calls_and_parameter_references_are_errors_not_panics() {
+        for sql in [
+            "use",
+            "enduse",
+            "use enduse",
+            "@x = use",
+            "@x = use enduse; select 1",
+            "@x = USE Sys.Admin.SetupView enduse; select 1",
+            "@x = use [Sys.Admin.SetupView\n----\nselect 1 as a\nenduse; select 1",
+            "@x = use é\n--é=é\nééé\n----\nselect 'é' as é\nenduse; select 1",
+            "@x = use Sys.Admin.SetupView\n--provider=V\n--parameters\n\n----\nselect 1 as a\nenduse; select * from @x",
+            "select #PARAMETERVALUE(",
+            "select #PARAMETERVALUE(x",
+            "select #PARAMETERVALUE()",
+            "select #PARAMETERVALUE(x) as a",
+            "select # PARAMETERVALUE (x) as a",
+        ] {
+            let _ = compile_with(sql, &[]);
+        }
     }
 
     #[test]
