@@ -748,6 +748,15 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
             "select count(*) as n from [Sys.Field] where TableName = 'Testing1K'",
             r#"[{"n":7}]"#,
         ),
+        // Column exclusions, names ignoring case as everywhere.
+        (
+            "select * (except str, DBL, [Date], Bool, UseLinq, Takes500Ms) from Testing1K where [Int] = 1",
+            r#"[{"Int":1}]"#,
+        ),
+        (
+            "@x = select [Int], Str, [Int] * 2 as Twice from Testing1K where [Int] < 3; select * (- [Int], twice) from @x",
+            r#"[{"Str":"Str1"},{"Str":"Str2"}]"#,
+        ),
         // A catalog walk of the kind lumipy's atlas makes: chained table variables, bare columns
         // beside GROUP BY, REGEXP, a left join of two variables.
         (

@@ -14,6 +14,7 @@ mod catalog;
 mod design;
 mod drive;
 mod errors;
+mod exclusions;
 mod fetch;
 pub(crate) mod filter;
 mod grouping;

@@ -5,6 +5,7 @@
 //!   the statements after it (names ignore case, and are defined once). Table variables become CTEs
 //!   named `"@name"` in front of the answer's own; scalar variables become scalar subqueries.
 //! - `#2020-01-01#` (and `#2020-01-01 10:30:00#`) is a date-time literal.
+//! - `* (except a, b)` (or `* (- a, b)`) leaves columns out (`exclusions.rs`).
 //! - `use <provider> … enduse` calls a direct provider; `Sys.Admin.SetupView` is the one served:
 //!   its body is the variable's query, and the view it names is saved once the script succeeds.
 //! - An unaliased result column that is not a plain column is named by its text as written, the
@@ -77,6 +78,7 @@ fn compile_at(
         .tokenize_with_location()
         .map_err(|e| syntax(e.to_string()))?;
     let tokens = date_literals(&source, tokens)?;
+    let (tokens, exclusions) = super::exclusions::take(tokens)?;
     let mut tables: Vec<(String, Box<Query>)> = earlier
         .iter()
         .map(|(name, query)| (name.to_lowercase(), query.clone()))
@@ -113,7 +115,7 @@ fn compile_at(
         } else {
             let body = variables(body, &tables, &scalars)?;
             let body = name_columns(&source, body)?;
-            parse(body, &scalars)?
+            parse(body, &scalars, &exclusions)?
         };
         match target {
             None => answer = Some(query),
@@ -640,6 +642,7 @@ fn variables(
 fn parse(
     tokens: Vec<TokenWithSpan>,
     scalars: &HashMap<String, Box<Query>>,
+    exclusions: &super::exclusions::Exclusions,
 ) -> Result<Box<Query>, EngineError> {
     // Client text: parsed within the SQL limits (length, a work budget, depth), like every entry.
     let mut statements =
@@ -656,6 +659,7 @@ fn parse(
         )));
     };
     let _ = query.visit(&mut ScalarVariables { scalars });
+    exclusions.attach(&mut query);
     Ok(query)
 }
 

@@ -13,9 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableAlias, TableFactor,
-    UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement,
+    TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -102,6 +102,8 @@ fn finish(
     }
     let names = names(catalog, &statement, &rewrite.sys_tables).quoted_ignoring_case();
     resolve(&mut statement, &names, Fold::Preserve);
+    let mut excluded = ExcludedColumns::new(catalog, views, &statement);
+    let _ = statement.visit(&mut excluded);
     Ok(Rewritten {
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
@@ -138,6 +140,89 @@ fn visit<'a>(
     match rewrite.failure.take() {
         Some(e) => Err(e),
         None => Ok(rewrite),
+    }
+}
+
+/// The names a wildcard's `EXCLUDE (…)` leaves out, in the catalog's spelling where a table or
+/// view has the column (names ignore case, as everywhere in Luminesce SQL), else as written;
+/// always quoted, since the engine matches them exactly.
+struct ExcludedColumns {
+    spellings: HashMap<String, String>,
+}
+
+impl ExcludedColumns {
+    fn new(catalog: &Catalog, views: &[View], statement: &Statement) -> Self {
+        let tables = catalog
+            .tables
+            .iter()
+            .flat_map(|t| t.schema.fields().iter().map(|f| f.name().clone()));
+        let views = views
+            .iter()
+            .flat_map(|v| v.columns.iter().map(|(c, _)| c.clone()));
+        let sys = SysTable::ALL
+            .iter()
+            .flat_map(|t| t.columns().iter().map(|c| c.to_string()));
+        // And the aliases the query gives its own columns (of table variables and CTEs).
+        let mut aliases = Vec::new();
+        let _ = sqlparser::ast::Visit::visit(statement, &mut SelectAliases(&mut aliases));
+        let spellings = tables
+            .chain(views)
+            .chain(sys)
+            .chain(aliases)
+            .map(|c| (c.to_lowercase(), c))
+            .collect();
+        ExcludedColumns { spellings }
+    }
+}
+
+/// Collects every `expr AS alias` of a statement.
+struct SelectAliases<'a>(&'a mut Vec<String>);
+
+impl sqlparser::ast::Visitor for SelectAliases<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        fn aliases(body: &SetExpr, out: &mut Vec<String>) {
+            match body {
+                SetExpr::Select(select) => {
+                    out.extend(select.projection.iter().filter_map(|i| match i {
+                        sqlparser::ast::SelectItem::ExprWithAlias { alias, .. } => {
+                            Some(alias.value.clone())
+                        }
+                        _ => None,
+                    }))
+                }
+                SetExpr::SetOperation { left, right, .. } => {
+                    aliases(left, out);
+                    aliases(right, out);
+                }
+                _ => {}
+            }
+        }
+        aliases(&query.body, self.0);
+        ControlFlow::Continue(())
+    }
+}
+
+impl VisitorMut for ExcludedColumns {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        super::exclusions::for_each_wildcard(&mut query.body, &mut |options| {
+            if let Some(ExcludeSelectItem::Multiple(names)) = &mut options.opt_exclude {
+                for part in names.iter_mut().flat_map(|n| n.0.iter_mut()) {
+                    if let ObjectNamePart::Identifier(ident) = part {
+                        let spelling = self
+                            .spellings
+                            .get(&ident.value.to_lowercase())
+                            .cloned()
+                            .unwrap_or_else(|| ident.value.clone());
+                        *ident = Ident::with_quote('"', spelling);
+                    }
+                }
+            }
+        });
+        ControlFlow::Continue(())
     }
 }
 
