@@ -748,7 +748,11 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
             "select count(*) as n from [Sys.Field] where TableName = 'Testing1K'",
             r#"[{"n":7}]"#,
         ),
-        // Column exclusions, names ignoring case as everywhere.
+        // Column exclusions, names ignoring case as everywhere; `^` is every (main) column.
+        (
+            "select ^ (- str, DBL, [Date], Bool, UseLinq) from Testing1K where [Int] = 2",
+            r#"[{"Int":2,"Takes500Ms":2}]"#,
+        ),
         (
             "select * (except str, DBL, [Date], Bool, UseLinq, Takes500Ms) from Testing1K where [Int] = 1",
             r#"[{"Int":1}]"#,

@@ -1,7 +1,8 @@
 //! Luminesce's column exclusions: `select * (except x, y) from …`, also written `* (- x, y)` (and
 //! `t.* (except x)`). SQLite's grammar has no such thing, so the `(except …)` after a wildcard is
 //! taken out of the token stream, keyed by where its `*` stands, and put back on the parsed
-//! wildcard as the engine's `EXCLUDE (x, y)`.
+//! wildcard as the engine's `EXCLUDE (x, y)`. `^` (the main columns) is `*` here: every column of
+//! polyquery's tables is a main one (`Sys.Field`'s `IsMain`).
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -47,11 +48,14 @@ pub fn take(tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan>, Exclusion
     let mut i = 0;
     while i < tokens.len() {
         let token = &tokens[i];
-        out.push(token.clone());
         i += 1;
-        if token.token != Token::Mul || !is_wildcard(&tokens, i - 1) {
+        let wildcard =
+            matches!(token.token, Token::Mul | Token::Caret) && is_wildcard(&tokens, i - 1);
+        if !wildcard {
+            out.push(token.clone());
             continue;
         }
+        out.push(TokenWithSpan::new(Token::Mul, token.span));
         let significant: Vec<usize> = (i..tokens.len())
             .filter(|&j| !blank(&tokens[j]))
             .take(2)
@@ -175,6 +179,8 @@ mod tests {
                 "select distinct t.* (- a), u.* from t, u",
                 "SELECT DISTINCT t.* EXCLUDE (a), u.* FROM t, u",
             ),
+            ("select ^ (except a) from t", "SELECT * EXCLUDE (a) FROM t"),
+            ("select ^, t.^ from t", "SELECT *, t.* FROM t"),
             (
                 "select 2 * (-x), a*(-b) from t",
                 r#"SELECT 2 * (-x) AS "2 * (-x)", a * (-b) AS "a*(-b)" FROM t"#,

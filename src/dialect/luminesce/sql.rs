@@ -368,7 +368,8 @@ impl SysTable {
                             text(data_type),
                             text(kind),
                             Value::Boolean(false),
-                            Value::Boolean(false),
+                            // GUESS: every column is a main one (`select ^` is `select *`).
+                            Value::Boolean(kind == "Column"),
                             text(description),
                             default.map_or(Value::Null, text),
                             Value::Null,
