@@ -153,7 +153,7 @@ pub fn run(
         ][rng.below(5)];
         let one = Instant::now();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match target {
-            Target::LuminesceSql => luminesce_sql::rewrite(&input, &params, catalog).is_ok(),
+            Target::LuminesceSql => luminesce_sql::rewrite(&input, &params, catalog, &[]).is_ok(),
             Target::Sqlpp => sqlpp::translate(
                 &input,
                 sqlpp::Rules {

@@ -69,6 +69,18 @@ async fn wait_done(s: &TestServer, token: &str, id: &str) -> Value {
     panic!("query {id} never finished");
 }
 
+/// Runs `sql` as "t" in the background; it must succeed. Answers its `jsonProper` body.
+async fn run_to_json(s: &TestServer, sql: &str) -> String {
+    let id = start(s, "t", sql).await;
+    let status = wait_done(s, "t", &id).await["status"].clone();
+    assert_eq!(status, "RanToCompletion", "{sql}");
+    get(s, "t", &format!("/{id}/jsonProper"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Asserts a LUSID Problem Details answer with `status`, and answers its body.
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status().as_u16(), status);
@@ -391,8 +403,9 @@ async fn sys_tables_describe_the_catalog() {
         .iter()
         .map(|t| t.schema.fields().len())
         .sum();
+    // Every table is a data provider; Sys.Admin.SetupView is the one direct provider.
     let id = start(&s, "t", "select Name, Type from Sys.Registration").await;
-    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables);
+    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables + 1);
     let id = start(&s, "t", "select count(*) as n from sys.field").await;
     wait_done(&s, "t", &id).await;
     let rows: Value = get(&s, "t", &format!("/{id}/jsonProper"))
@@ -735,6 +748,19 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
             "select count(*) as n from [Sys.Field] where TableName = 'Testing1K'",
             r#"[{"n":7}]"#,
         ),
+        // Column exclusions, names ignoring case as everywhere; `^` is every (main) column.
+        (
+            "select ^ (- str, DBL, [Date], Bool, UseLinq) from Testing1K where [Int] = 2",
+            r#"[{"Int":2,"Takes500Ms":2}]"#,
+        ),
+        (
+            "select * (except str, DBL, [Date], Bool, UseLinq, Takes500Ms) from Testing1K where [Int] = 1",
+            r#"[{"Int":1}]"#,
+        ),
+        (
+            "@x = select [Int], Str, [Int] * 2 as Twice from Testing1K where [Int] < 3; select * (- [Int], twice) from @x",
+            r#"[{"Str":"Str1"},{"Str":"Str2"}]"#,
+        ),
         // A catalog walk of the kind lumipy's atlas makes: chained table variables, bare columns
         // beside GROUP BY, REGEXP, a left join of two variables.
         (
@@ -748,18 +774,7 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
             r#"[{"TableName":"Testing100K","NamespaceLevel":0,"n":7},{"TableName":"Testing10K","NamespaceLevel":0,"n":7},{"TableName":"Testing1K","NamespaceLevel":0,"n":7}]"#,
         ),
     ] {
-        let id = start(&s, "t", sql).await;
-        assert_eq!(
-            wait_done(&s, "t", &id).await["status"],
-            "RanToCompletion",
-            "{sql}"
-        );
-        let body = get(&s, "t", &format!("/{id}/jsonProper"))
-            .await
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, rows, "{sql}");
+        assert_eq!(run_to_json(&s, sql).await, rows, "{sql}");
     }
     for (sql, name) in [
         ("select 1; select 2", "SqlNotSupported"),
@@ -770,6 +785,156 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
     ] {
         let body = problem(put(&s, "t", "", sql.to_string()).await, 400).await;
         assert_eq!(body["name"], name, "{sql}: {body}");
+    }
+}
+
+/// Views: a script that sets one up saves it when it succeeds (never when it fails); later
+/// queries, and other views, read it as a table; names that are not a view's are a 400 at start.
+#[tokio::test]
+async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
+    let s = server().await;
+    let setup = |name: &str, body: &str| {
+        format!(
+            "@v = use Sys.Admin.SetupView\n--provider={name}\n----\n{body}\nenduse;\nselect * from @v"
+        )
+    };
+    for (sql, rows) in [
+        (
+            setup(
+                "V.Low",
+                "@a = select [Int], Str from Testing1K; select * from @a where [Int] <= 3",
+            ),
+            r#"[{"Int":1,"Str":"Str1"},{"Int":2,"Str":"Str2"},{"Int":3,"Str":"Str3"}]"#,
+        ),
+        (
+            setup(
+                "V.Lower",
+                "select [Int] * 10 as n from [v.low] where [Int] < 3",
+            ),
+            r#"[{"n":10},{"n":20}]"#,
+        ),
+        (
+            "select l.Str, r.n from V.Low l join V.Lower r on r.n = l.[Int] * 10 order by 1".into(),
+            r#"[{"Str":"Str1","n":10},{"Str":"Str2","n":20}]"#,
+        ),
+        (
+            "select FieldName from Sys.Field where TableName = 'V.Lower'".into(),
+            r#"[{"FieldName":"n"}]"#,
+        ),
+        // A CTE of the same name is the CTE, not the view.
+        (setup("Shadow", "select 1 as a"), r#"[{"a":1}]"#),
+        (
+            "with shadow as (select 2 as b) select * from Shadow".into(),
+            r#"[{"b":2}]"#,
+        ),
+    ] {
+        assert_eq!(run_to_json(&s, &sql).await, rows, "{sql}");
+    }
+    // `--deleteProvider` removes a view once its script succeeds.
+    let delete = "@v = use Sys.Admin.SetupView\n--provider=V.Lower\n--deleteProvider\n----\nselect 1;\nenduse;\nselect * from @v";
+    let id = start(&s, "t", delete).await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "RanToCompletion");
+    let id = start(&s, "t", "select * from V.Lower").await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    // Parameters: `where Name = <literal>` binds one (and leaves the WHERE), else its default.
+    let parameterised = "@v = use Sys.Admin.SetupView\n--provider=V.Upto\n--parameters\nUpto,Int,2,true,The last Int\n----\nselect [Int], Str from Testing1K where [Int] <= #PARAMETERVALUE(Upto)\nenduse;\nselect * from @v";
+    for (sql, rows) in [
+        (
+            parameterised,
+            r#"[{"Int":1,"Str":"Str1"},{"Int":2,"Str":"Str2"}]"#,
+        ),
+        ("select count(*) as n from V.Upto", r#"[{"n":2}]"#),
+        (
+            "select count(*) as n from V.Upto where Upto = 5",
+            r#"[{"n":5}]"#,
+        ),
+        (
+            "select count(*) as n from V.Upto u where 4 = u.upto and u.[Int] > 1",
+            r#"[{"n":3}]"#,
+        ),
+        (
+            "select count(*) as n from V.Upto a join V.Upto b on a.[Int] = b.[Int] where a.Upto = 3",
+            r#"[{"n":2}]"#,
+        ),
+        (
+            "select FieldName, FieldType, ParamDefaultValue from Sys.Field where TableName = 'V.Upto' order by 1",
+            r#"[{"FieldName":"Int","FieldType":"Column","ParamDefaultValue":null},{"FieldName":"Str","FieldType":"Column","ParamDefaultValue":null},{"FieldName":"Upto","FieldType":"Parameter","ParamDefaultValue":"2"}]"#,
+        ),
+    ] {
+        assert_eq!(run_to_json(&s, sql).await, rows, "{sql}");
+    }
+    for sql in [
+        "select * from V.Upto where Upto = 'many'",
+        "select #PARAMETERVALUE(Upto) as x",
+    ] {
+        problem(put(&s, "t", "", sql).await, 400).await;
+    }
+    // A script that fails saves nothing: the view stays unknown.
+    let id = start(&s, "t", &setup("V.Failed", "select pq_fail('no') as x")).await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    let id = start(&s, "t", "select * from V.Failed").await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    for sql in [
+        setup("Testing1K", "select 1 as a"),
+        setup("Sys.Mine", "select 1 as a"),
+        setup("9lives", "select 1 as a"),
+        setup("V.Bad", "select from where"),
+        setup("V.Missing", "select * from NoSuchTable"),
+        "@v = use Drive.Csv\n--file=/x.csv\nenduse;\nselect * from @v".into(),
+    ] {
+        problem(put(&s, "t", "", sql.clone()).await, 400).await;
+    }
+}
+
+/// A path of no API class is a 404 that says so; an operation of the SDK's classes that is not
+/// built is a 501 that names it; neither is "the query does not exist".
+#[tokio::test]
+async fn paths_not_served_say_why() {
+    let s = server().await;
+    for (method, path, status, name) in [
+        ("GET", "/honeycomb/api/Nope", 404, "PathNotFound"),
+        ("GET", "/honeycomb/api/View/nope", 404, "PathNotFound"),
+        ("PUT", "/honeycomb/api/Sql/todesign", 501, "NotImplemented"),
+        (
+            "PUT",
+            "/honeycomb/api/sql/FromWriterDesign",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "GET",
+            "/honeycomb/api/History/x/histogram",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "GET",
+            "/honeycomb/api/Certificate/certificates",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "PUT",
+            "/honeycomb/api/MultiQueryBackground",
+            501,
+            "NotImplemented",
+        ),
+        (
+            "GET",
+            "/honeycomb/api/MultiQueryBackground/x/download",
+            501,
+            "NotImplemented",
+        ),
+    ] {
+        let r = client()
+            .request(method.parse().unwrap(), s.url(path))
+            .bearer_auth("t")
+            .body("select 1")
+            .send()
+            .await
+            .unwrap();
+        let body = problem(r, status).await;
+        assert_eq!(body["name"], name, "{method} {path}: {body}");
     }
 }
 

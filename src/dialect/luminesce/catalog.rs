@@ -53,7 +53,7 @@ impl LuminesceFront {
             })?;
         let columns = table.columns();
         let rows: Vec<Map<String, Json>> = table
-            .rows(self.engine.executor().catalog())
+            .rows(self.engine.executor().catalog(), &self.views.all())
             .iter()
             .map(|row| {
                 columns

@@ -1,10 +1,11 @@
-//! `SqlDesignApi`: `PUT /api/Sql/pretty` (the SQL laid out one clause a line) and
-//! `PUT /api/Sql/extractscalarparameters` (the `@name` scalar parameters a query uses).
+//! `SqlDesignApi`: `PUT /api/Sql/pretty` (the SQL laid out one clause a line),
+//! `PUT /api/Sql/extractscalarparameters` (the `@name` scalar parameters a query uses) and the
+//! view design pair `toviewdesign` / `fromviewdesign` (a `Sys.Admin.SetupView` script ↔ its parts).
 //! ApplicationMetadataApi and the health check's `/fakeNodeReclaim` live here too: they describe
 //! the service rather than run queries.
 
 use hyper::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
@@ -107,7 +108,7 @@ struct ApiEndpoint {
 }
 
 /// The operations served, for `/api/metadata/endpoints`.
-const ENDPOINTS: [(&str, &str, &str, &str); 19] = [
+const ENDPOINTS: [(&str, &str, &str, &str); 29] = [
     (
         "StartQuery",
         "PUT",
@@ -176,6 +177,56 @@ const ENDPOINTS: [(&str, &str, &str, &str); 19] = [
     ),
     ("PutQueryToFormat", "PUT", "/api/Sql/pretty", "Lays SQL out"),
     (
+        "PutSqlToViewDesign",
+        "PUT",
+        "/api/Sql/toviewdesign",
+        "The parts of a view's setup script",
+    ),
+    (
+        "PutViewDesignToSql",
+        "PUT",
+        "/api/Sql/fromviewdesign",
+        "A view's setup script from its parts",
+    ),
+    (
+        "StartCustomQueries",
+        "PUT",
+        "/api/MultiQueryBackground/custom",
+        "Starts a set of queries",
+    ),
+    (
+        "GetProgressOfMultiQuery",
+        "GET",
+        "/api/MultiQueryBackground/{executionId}",
+        "A set's progress",
+    ),
+    (
+        "CancelMultiQuery",
+        "DELETE",
+        "/api/MultiQueryBackground/{executionId}",
+        "Cancels or clears a set",
+    ),
+    (
+        "ListCustomQueries",
+        "GET",
+        "/api/MultiQueryBackground",
+        "Lists the caller's sets",
+    ),
+    ("ListViews", "GET", "/api/View/list", "Lists the views"),
+    (
+        "UpsertView",
+        "PUT",
+        "/api/View/update",
+        "Sets a view up from its script",
+    ),
+    ("DeleteView", "DELETE", "/api/View/update", "Deletes a view"),
+    (
+        "GetViewCreationSql",
+        "PUT",
+        "/api/View/sql",
+        "The script that set a view up",
+    ),
+    (
         "PutSqlToExtractScalarParameters",
         "PUT",
         "/api/Sql/extractscalarparameters",
@@ -219,6 +270,46 @@ const ENDPOINTS: [(&str, &str, &str, &str); 19] = [
     ),
 ];
 
+/// The SDK's `ConvertToViewData`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConvertToViewData {
+    query: String,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    documentation_link: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    view_parameters: Vec<DesignParameter>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    other_parameters: std::collections::BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    starting_variable_name: Option<String>,
+}
+
+/// The SDK's `ViewParameter`: one `--parameters` line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DesignParameter {
+    name: String,
+    data_type: String,
+    value: String,
+    #[serde(default)]
+    is_table_data_mandatory: Option<bool>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// A JSON `null` read as the type's default (the SDK sends nulls for unset lists and maps).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 impl LuminesceFront {
     /// `PUT /api/Sql/pretty`
     pub(super) fn pretty(&self, body: &str, q: &QueryParams) -> Answer {
@@ -228,7 +319,7 @@ impl LuminesceFront {
 
     /// `PUT /api/Sql/extractscalarparameters`: each `@name` the query uses, as Text with no value.
     pub(super) fn extract_scalar_parameters(&self, body: &str) -> Answer {
-        let names = sql::parameters(body, self.engine.executor().catalog())?;
+        let names = sql::parameters(body, self.engine.executor().catalog(), &self.views.all())?;
         let parameters: Vec<ScalarParameter> = names
             .into_iter()
             .map(|name| ScalarParameter {
@@ -238,6 +329,112 @@ impl LuminesceFront {
             })
             .collect();
         Ok(http::json(StatusCode::OK, &parameters))
+    }
+
+    /// `PUT /api/Sql/toviewdesign`: the view a `Sys.Admin.SetupView` script sets up, in parts.
+    pub(super) fn sql_to_view_design(&self, body: &str) -> Answer {
+        let compiled = super::script::compile_with(body, &[])?;
+        let Some(setup) = compiled.views.into_iter().next() else {
+            return Err(LuminesceError::bad_request(
+                "the SQL sets up no view: it has no use Sys.Admin.SetupView … enduse",
+            ));
+        };
+        Ok(http::json(
+            StatusCode::OK,
+            &ConvertToViewData {
+                query: setup.sql,
+                name: setup.name,
+                description: setup.description,
+                documentation_link: None,
+                view_parameters: setup
+                    .parameters
+                    .into_iter()
+                    .map(|p| DesignParameter {
+                        name: p.name,
+                        data_type: p.data_type,
+                        value: p.default,
+                        is_table_data_mandatory: Some(true),
+                        description: p.description,
+                    })
+                    .collect(),
+                other_parameters: std::collections::BTreeMap::new(),
+                starting_variable_name: setup.variable,
+            },
+        ))
+    }
+
+    /// `PUT /api/Sql/fromviewdesign`: the script that sets a view up, from its parts. The script is
+    /// compiled before it is answered, so what comes back runs.
+    pub(super) fn view_design_to_sql(&self, body: &[u8]) -> Answer {
+        let design: ConvertToViewData = serde_json::from_slice(body).map_err(|e| {
+            LuminesceError::bad_request(format!(
+                "the body must be a ConvertToViewData as JSON: {e}"
+            ))
+        })?;
+        if let Some(key) = design.other_parameters.keys().next() {
+            return Err(LuminesceError::bad_parameter(
+                "otherParameters",
+                format!("the option '{key}' is not one polyquery's views take"),
+            ));
+        }
+        super::views::valid_name(&design.name).map_err(LuminesceError::bad_request)?;
+        let variable = design.starting_variable_name.as_deref().unwrap_or("x");
+        let one_line = |what: &str, text: &str| {
+            if text.contains(['\n', '\r']) {
+                Err(LuminesceError::bad_request(format!(
+                    "the {what} must be one line"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        one_line("startingVariableName", variable)?;
+        let mut script = format!(
+            "@{variable} = use Sys.Admin.SetupView\n--provider={}\n",
+            design.name
+        );
+        if let Some(description) = design.description.as_deref().filter(|d| !d.is_empty()) {
+            one_line("description", description)?;
+            script.push_str(&format!("--description={description}\n"));
+        }
+        if !design.view_parameters.is_empty() {
+            script.push_str("--parameters\n");
+        }
+        for p in &design.view_parameters {
+            // One line of comma-separated fields: only the last (the description) may hold commas.
+            for (what, text) in [
+                ("name", &p.name),
+                ("dataType", &p.data_type),
+                ("value", &p.value),
+            ] {
+                one_line(what, text)?;
+                if text.contains(',') {
+                    return Err(LuminesceError::bad_parameter(
+                        "viewParameters",
+                        format!("a parameter's {what} cannot hold a comma: '{text}'"),
+                    ));
+                }
+            }
+            let description = p.description.as_deref().unwrap_or("");
+            one_line("description", description)?;
+            let mandatory = p.is_table_data_mandatory.unwrap_or(true);
+            script.push_str(&format!(
+                "{},{},{},{mandatory},{description}\n",
+                p.name, p.data_type, p.value
+            ));
+        }
+        script.push_str(&format!(
+            "----\n{}\nenduse;\nselect * from @{variable}",
+            design.query.trim()
+        ));
+        let compiled = super::script::compile_with(&script, &[])?;
+        let names: Vec<&str> = compiled.views.iter().map(|v| v.name.as_str()).collect();
+        if names != [design.name.as_str()] {
+            return Err(LuminesceError::bad_request(
+                "the parts do not make one view's setup script (is the query whole?)",
+            ));
+        }
+        Ok(http::json(StatusCode::OK, &script))
     }
 
     /// `GET /api/metadata/endpoints` and `/api/metadata/access/resources`.

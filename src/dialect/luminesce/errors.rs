@@ -93,6 +93,16 @@ impl LuminesceError {
         )
     }
 
+    /// A part of the API (or of an operation) that polyquery does not build: 501, saying so.
+    pub fn not_built(detail: impl Into<String>) -> Self {
+        LuminesceError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "This part of the API is not built",
+            detail,
+        )
+    }
+
     /// No usable Bearer token.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         LuminesceError::new(

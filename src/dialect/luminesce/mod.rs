@@ -14,18 +14,23 @@ mod catalog;
 mod design;
 mod drive;
 mod errors;
+mod exclusions;
 mod fetch;
 pub(crate) mod filter;
 mod grouping;
 mod histogram;
 mod history;
 mod models;
+mod multi_query;
 #[cfg(test)]
 mod oracle;
 mod params;
 mod script;
 pub(crate) mod sql;
 mod sql_execution;
+mod view_api;
+mod view_parameters;
+mod views;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -79,12 +84,18 @@ pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
             .clone()
             .unwrap_or_else(|| context.engine.data_dir().join("luminesce-drive")),
     );
+    let views = views::Views::new(context.engine.data_dir());
+    let settle = views.clone();
+    context
+        .engine
+        .on_end(move |_, record| settle.settle(record));
     Arc::new(LuminesceFront {
         engine: context.engine,
         principals: context.principals,
         limits: context.limits,
         settings: context.settings,
         drive,
+        views,
     })
 }
 
@@ -96,6 +107,8 @@ pub struct LuminesceFront {
     settings: Settings,
     /// The area that stands in for Drive.
     drive: SaveArea,
+    /// The saved views (`Sys.Admin.SetupView`).
+    views: views::Views,
 }
 
 /// The path every request must start with.
@@ -136,10 +149,62 @@ enum Route {
     Catalog(Option<String>),
     /// `/api/metadata/{endpoints | access/resources}`
     Metadata(String),
+    /// `/api/MultiQueryBackground[/…]`
+    MultiQuery(Vec<String>),
+    /// `/api/View/{list | update | sql}`
+    View(String),
     /// `/fakeNodeReclaim` (HealthCheckingEndpointApi)
     FakeNodeReclaim,
     /// `/api/History`, `/api/History/{id}`, `/api/History/{id}/json`
     History(Vec<String>),
+}
+
+/// Operations of the SDK's API classes that polyquery does not build, below `/honeycomb/api/`
+/// (`{id}` is any one segment): each a 501 that names it, where a path of no class is a 404.
+const NOT_BUILT: [(&str, &str); 21] = [
+    ("PUT", "Sql/todesign"),
+    ("PUT", "Sql/fromdesign"),
+    ("PUT", "Sql/tocasestatementdesign"),
+    ("PUT", "Sql/fromcasestatementdesign"),
+    ("PUT", "Sql/tofilereaddesign"),
+    ("PUT", "Sql/fromfilereaddesign"),
+    ("PUT", "Sql/toinlinedpropertiesdesign"),
+    ("PUT", "Sql/frominlinedpropertiesdesign"),
+    ("PUT", "Sql/towriterdesign"),
+    ("PUT", "Sql/fromwriterdesign"),
+    ("PUT", "Sql/fromlusidgrid"),
+    ("PUT", "Sql/intellisense"),
+    ("PUT", "Sql/intellisenseError"),
+    ("GET", "Sql/providertemplateforexport"),
+    ("PUT", "Sql/extractscalarparameters/custom"),
+    ("GET", "Certificate/certificate"),
+    ("GET", "Certificate/certificates"),
+    ("PUT", "Certificate/manage"),
+    ("GET", "Download/download"),
+    ("GET", "Download/versions"),
+    ("GET", "History/{id}/histogram"),
+];
+
+/// The operation a path names if it is one of [`NOT_BUILT`].
+fn not_built(method: &Method, path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/honeycomb")?;
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let [api, tail @ ..] = segments.as_slice() else {
+        return None;
+    };
+    if !api.eq_ignore_ascii_case("api") {
+        return None;
+    }
+    NOT_BUILT.iter().find_map(|(m, template)| {
+        let parts: Vec<&str> = template.split('/').collect();
+        let fits = *m == method.as_str()
+            && parts.len() == tail.len()
+            && parts
+                .iter()
+                .zip(tail)
+                .all(|(p, s)| *p == "{id}" || p.eq_ignore_ascii_case(s));
+        fits.then_some(*template)
+    })
 }
 
 /// Reads the route off a path, tolerating doubled slashes (the SDK sends `//` when its base URL
@@ -170,6 +235,16 @@ fn route(path: &str) -> Option<Route> {
         return Some(Route::History(
             tail.iter().map(|s| http::path_segment(s)).collect(),
         ));
+    }
+    if family.eq_ignore_ascii_case("MultiQueryBackground") && tail.len() <= 2 {
+        return Some(Route::MultiQuery(
+            tail.iter().map(|s| http::path_segment(s)).collect(),
+        ));
+    }
+    if family.eq_ignore_ascii_case("View")
+        && let [part] = tail
+    {
+        return Some(Route::View(part.to_string()));
     }
     if family.eq_ignore_ascii_case("metadata") && !tail.is_empty() {
         return Some(Route::Metadata(tail.join("/")));
@@ -232,6 +307,15 @@ impl Front for LuminesceFront {
 impl LuminesceFront {
     /// Routes one request; answers the route label for metrics with the answer.
     async fn answer(&self, request: &Request) -> (&'static str, Answer) {
+        if let Some(operation) = not_built(request.method(), request.uri().path()) {
+            return (
+                "other",
+                Err(LuminesceError::not_built(format!(
+                    "{} /api/{operation} is part of the Luminesce API but not built in polyquery",
+                    request.method()
+                ))),
+            );
+        }
         let Some(route) = route(request.uri().path()) else {
             return (
                 "other",
@@ -256,10 +340,16 @@ impl LuminesceFront {
             (Route::Collection, &Method::GET) => ("list", self.list(&caller, &q)),
             (Route::Job(id), &Method::GET) => ("status", self.progress(&caller, id, &q)),
             (Route::Job(id), &Method::DELETE) => ("cancel", self.cancel(&caller, id)),
+            (Route::Sql(op), &Method::PUT) if op.eq_ignore_ascii_case("fromviewdesign") => {
+                ("design", self.view_design_to_sql(request.body()))
+            }
             (Route::Sql(op), &Method::PUT) => match request_sql(request) {
                 Ok(sql) if op.eq_ignore_ascii_case("pretty") => ("design", self.pretty(sql, &q)),
                 Ok(sql) if op.eq_ignore_ascii_case("extractscalarparameters") => {
                     ("design", self.extract_scalar_parameters(sql))
+                }
+                Ok(sql) if op.eq_ignore_ascii_case("toviewdesign") => {
+                    ("design", self.sql_to_view_design(sql))
                 }
                 Ok(sql) => ("sql", self.run_sync(&caller, op, sql, &q).await),
                 Err(e) => ("sql", Err(e)),
@@ -286,6 +376,14 @@ impl LuminesceFront {
                     ))),
                 ),
             },
+            (Route::MultiQuery(tail), method) => (
+                "multi",
+                self.multi_query(&caller, tail, method, request, &q).await,
+            ),
+            (Route::View(part), method) => (
+                "view",
+                self.view_api(&caller, part, method, request, &q).await,
+            ),
             (Route::FakeNodeReclaim, &Method::GET) => ("health", self.fake_node_reclaim(&q)),
             (Route::Catalog(part), &Method::GET) => ("catalog", self.catalog(part.as_deref(), &q)),
             (Route::SqlInPath(format, sql), &Method::GET) => {
@@ -339,9 +437,11 @@ impl LuminesceFront {
     }
 
     /// A job of the caller's, by the id a client sent; anything else is 404.
+    /// A query of a multi-query set is `{set}_{name}`.
     fn job(&self, caller: &Principal, id: &str) -> Result<JobId, LuminesceError> {
         let job = JobRef::parse(id)
             .and_then(|r| self.engine.resolve(r))
+            .or_else(|| self.set_member(caller, id).map(|r| r.id))
             .ok_or_else(|| no_such_query(id))?;
         self.engine
             .get_for(job, caller)
@@ -388,10 +488,12 @@ impl LuminesceFront {
             keep_for: keep_for(q.int("keepForSeconds")?),
             row_limit: None,
         };
-        let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS)?;
+        let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS).await?;
+        spec.name = q.nonblank("queryName");
         spec.limits = limits;
         spec.set_meta(&models::LuminesceJob {
             provide_lineage: lineage,
+            ..models::LuminesceJob::of(&spec)
         });
         if let Some(id) = self.reusable(&spec) {
             return Ok(started(id));
@@ -401,8 +503,9 @@ impl LuminesceFront {
     }
 
     /// A job for Luminesce SQL: rewritten for the engine, with the scalar parameters of the query
-    /// string (every key but the request's own `options`) bound.
-    fn job_spec(
+    /// string (every key but the request's own `options`) bound. The views a script sets up ride
+    /// on the job (with their columns, planned now) and are saved when it succeeds.
+    async fn job_spec(
         &self,
         caller: &Principal,
         sql: &str,
@@ -410,12 +513,52 @@ impl LuminesceFront {
         options: &[&str],
     ) -> Result<JobSpec, LuminesceError> {
         let params = scalar_parameters(q, options)?;
+        self.script_job(caller, sql, params, &[]).await
+    }
+
+    /// A job for a Luminesce script with its parameters, reading `earlier` table variables.
+    async fn script_job(
+        &self,
+        caller: &Principal,
+        sql: &str,
+        params: Params,
+        earlier: &[(String, Box<sqlparser::ast::Query>)],
+    ) -> Result<JobSpec, LuminesceError> {
         let catalog = self.engine.executor().catalog();
-        let rewritten = cpu_bound(|| sql::rewrite(sql, &params, catalog))?;
+        let saved = self.views.all();
+        let rewritten = cpu_bound(|| sql::rewrite_with(sql, &params, catalog, &saved, earlier))?;
         let mut spec = JobSpec::new(sql, caller.clone(), DIALECT);
+        if !rewritten.views.is_empty() {
+            let mut setups = Vec::with_capacity(rewritten.views.len());
+            for setup in rewritten.views {
+                views::check_setup(&setup, catalog, &saved)?;
+                if setup.delete {
+                    setups.push((setup, Vec::new()));
+                    continue;
+                }
+                let view = sql::rewrite_view(&setup, &params, catalog, &saved)?;
+                // Planned, not run: no rows are read past LIMIT 0.
+                let probe = format!("SELECT * FROM ({}) AS v LIMIT 0", view.exec_sql);
+                let schema = self
+                    .engine
+                    .executor()
+                    .execute(&probe, &params)
+                    .await?
+                    .schema();
+                let columns: Vec<(String, String)> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), models::data_type(f.data_type()).into()))
+                    .collect();
+                setups.push((setup, columns));
+            }
+            spec.set_meta(&models::LuminesceJob {
+                views: setups,
+                ..models::LuminesceJob::default()
+            });
+        }
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
-        spec.name = q.nonblank("queryName");
         Ok(spec)
     }
 
@@ -440,6 +583,7 @@ impl LuminesceFront {
         let all = q.bool("includeAllFeedback")?.unwrap_or(false);
         let job = self.job(caller, id)?;
         let record = self.engine.poll(job).map_err(|_| no_such_query(id))?;
+        self.views.settle(&record);
         let fresh = self.engine.feedback(job, caller, all)?;
         Ok(http::json(
             StatusCode::OK,
@@ -526,6 +670,7 @@ impl LuminesceFront {
         let job = self.job(caller, id)?;
         let wait = Duration::from_millis(load_wait_ms).min(self.max_wait());
         let record = self.engine.wait(job, wait).await?;
+        self.views.settle(&record);
         let schema = self.engine.read(job)?.schema();
         Ok((job, record, schema))
     }

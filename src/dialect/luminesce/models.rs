@@ -194,23 +194,44 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
-/// What a Luminesce job keeps for its reads: whether it was started with
-/// `executionFlags=ProvideLineage`.
+/// What a Luminesce job keeps for its reads.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LuminesceJob {
+    /// Started with `executionFlags=ProvideLineage`.
     #[serde(default)]
     pub provide_lineage: bool,
+    /// The views the script sets up (`Sys.Admin.SetupView`), with their columns: saved once it
+    /// succeeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<(super::script::ViewSetup, Vec<(String, String)>)>,
+    /// Set for a query of a MultiQueryBackground set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi: Option<MultiMember>,
+}
+
+/// Which set a MultiQueryBackground query belongs to, and where in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MultiMember {
+    pub set: String,
+    pub name: String,
+    pub index: usize,
+    /// The set's `queryName`, if it has one.
+    pub set_name: Option<String>,
 }
 
 impl crate::engine::WireMeta for LuminesceJob {
     const DIALECT: &'static str = super::DIALECT;
 }
 
+impl LuminesceJob {
+    /// A job's Luminesce metadata (the defaults for another wire's job).
+    pub fn of(spec: &crate::engine::JobSpec) -> LuminesceJob {
+        spec.meta().unwrap_or_default()
+    }
+}
+
 fn provides_lineage(record: &JobRecord) -> bool {
-    record
-        .spec
-        .meta::<LuminesceJob>()
-        .is_some_and(|m| m.provide_lineage)
+    LuminesceJob::of(&record.spec).provide_lineage
 }
 
 /// The `Lineage` node of `/jsonProperWithLineage` (`TableLineage`): one plain column entry per

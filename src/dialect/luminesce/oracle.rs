@@ -84,7 +84,7 @@ fn batch_rows(batches: &[RecordBatch]) -> Result<Answer, String> {
 
 async fn run_engine(executor: &dyn Executor, sql: &str) -> Result<Answer, String> {
     let params = Params::default();
-    let rewritten = rewrite(sql, &params, executor.catalog()).map_err(|e| e.detail)?;
+    let rewritten = rewrite(sql, &params, executor.catalog(), &[]).map_err(|e| e.detail)?;
     let stream = executor
         .execute(&rewritten.exec_sql, &params)
         .await

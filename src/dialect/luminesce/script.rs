@@ -5,6 +5,9 @@
 //!   the statements after it (names ignore case, and are defined once). Table variables become CTEs
 //!   named `"@name"` in front of the answer's own; scalar variables become scalar subqueries.
 //! - `#2020-01-01#` (and `#2020-01-01 10:30:00#`) is a date-time literal.
+//! - `* (except a, b)` (or `* (- a, b)`) leaves columns out (`exclusions.rs`).
+//! - `use <provider> … enduse` calls a direct provider; `Sys.Admin.SetupView` is the one served:
+//!   its body is the variable's query, and the view it names is saved once the script succeeds.
 //! - An unaliased result column that is not a plain column is named by its text as written, the
 //!   way SQLite names it (`length(Str)`, `substr(Str,1,2)`): an `AS "<text>"` is added after it.
 
@@ -21,10 +24,53 @@ use sqlparser::keywords::Keyword;
 
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace, Word};
 
+use super::view_parameters::{self, PLACEHOLDER_PREFIX, ViewParameter};
 use crate::query::{EngineError, ErrorKind, syntax_message};
 
-/// Compiles a Luminesce script into the one query that answers it.
-pub fn compile(sql: &str) -> Result<Statement, EngineError> {
+/// A compiled script: the one query that answers it, and the views it sets up.
+#[derive(Debug)]
+pub struct Compiled {
+    pub statement: Statement,
+    pub views: Vec<ViewSetup>,
+}
+
+/// `use Sys.Admin.SetupView --provider=<name> ---- <query> enduse`: a view to save once the
+/// script that sets it up succeeds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ViewSetup {
+    pub name: String,
+    pub description: Option<String>,
+    /// The view's query, as written.
+    pub sql: String,
+    /// The whole `use … enduse` text.
+    pub setup: String,
+    /// `--deleteProvider`: the view is removed instead.
+    #[serde(default)]
+    pub delete: bool,
+    /// The table variable the call is assigned to, if any.
+    #[serde(default)]
+    pub variable: Option<String>,
+    /// `--parameters`: what its query reads as `#PARAMETERVALUE(Name)`.
+    #[serde(default)]
+    pub parameters: Vec<ViewParameter>,
+}
+
+/// The direct provider that saves views.
+pub const SETUP_VIEW: &str = "Sys.Admin.SetupView";
+
+/// Compiles a Luminesce script into the one query that answers it. It may read `earlier` table
+/// variables (name, query) as its own (a multi-query's queries read the ones before them); they
+/// come first among its CTEs.
+pub fn compile_with(sql: &str, earlier: &[(String, Box<Query>)]) -> Result<Compiled, EngineError> {
+    compile_at(sql, true, earlier)
+}
+
+/// `direct`: whether `use … enduse` blocks may appear (not inside a view's own query).
+fn compile_at(
+    sql: &str,
+    direct: bool,
+    earlier: &[(String, Box<Query>)],
+) -> Result<Compiled, EngineError> {
     // Bounded before any work: the script layer tokenizes and names columns before parsing.
     crate::sql::guard::check_length(sql).map_err(refused)?;
     let source = Source::new(sql);
@@ -32,10 +78,15 @@ pub fn compile(sql: &str) -> Result<Statement, EngineError> {
         .tokenize_with_location()
         .map_err(|e| syntax(e.to_string()))?;
     let tokens = date_literals(&source, tokens)?;
-    let mut tables: Vec<(String, Box<Query>)> = Vec::new();
+    let (tokens, exclusions) = super::exclusions::take(tokens)?;
+    let mut tables: Vec<(String, Box<Query>)> = earlier
+        .iter()
+        .map(|(name, query)| (name.to_lowercase(), query.clone()))
+        .collect();
     let mut scalars: HashMap<String, Box<Query>> = HashMap::new();
     let mut answer: Option<Box<Query>> = None;
-    for statement in tokens.split(|t| t.token == Token::SemiColon) {
+    let mut views: Vec<ViewSetup> = Vec::new();
+    for statement in statements(&tokens)? {
         let statement = trim(statement);
         if statement.is_empty() {
             continue;
@@ -46,9 +97,26 @@ pub fn compile(sql: &str) -> Result<Statement, EngineError> {
             ));
         }
         let (target, body) = assignment(statement);
-        let body = variables(body, &tables, &scalars)?;
-        let body = name_columns(&source, body)?;
-        let query = parse(body, &scalars)?;
+        let query = if let Some(call) = direct_call(&source, body)? {
+            if !direct {
+                return Err(unsupported(
+                    "a view's query cannot call a direct provider (use … enduse)",
+                ));
+            }
+            if target.as_ref().is_some_and(|t| t.scalar) {
+                return Err(syntax(
+                    "a direct provider's result is a table: assign it to an @table variable",
+                ));
+            }
+            let (mut view, query) = call.setup_view()?;
+            view.variable = target.as_ref().map(|t| t.name.clone());
+            views.push(view);
+            query
+        } else {
+            let body = variables(body, &tables, &scalars)?;
+            let body = name_columns(&source, body)?;
+            parse(body, &scalars, &exclusions)?
+        };
         match target {
             None => answer = Some(query),
             Some(Target { name, scalar }) => {
@@ -100,7 +168,211 @@ pub fn compile(sql: &str) -> Result<Statement, EngineError> {
             }
         }
     }
-    Ok(Statement::Query(answer))
+    Ok(Compiled {
+        statement: Statement::Query(answer),
+        views,
+    })
+}
+
+/// The statements of a script: split at `;`, except inside `use … enduse`.
+fn statements(tokens: &[TokenWithSpan]) -> Result<Vec<&[TokenWithSpan]>, EngineError> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_use: Option<&TokenWithSpan> = None;
+    for (i, t) in tokens.iter().enumerate() {
+        match (in_use, bare_word(t)) {
+            (None, Some(Keyword::USE)) => in_use = Some(t),
+            (Some(_), Some(Keyword::NoKeyword)) if is_enduse(t) => in_use = None,
+            (None, _) if t.token == Token::SemiColon => {
+                out.push(&tokens[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if let Some(open) = in_use {
+        return Err(syntax(format!(
+            "the 'use' at line {}, column {} has no closing 'enduse'",
+            open.span.start.line, open.span.start.column
+        )));
+    }
+    out.push(&tokens[start..]);
+    Ok(out)
+}
+
+/// An unquoted word's keyword.
+fn bare_word(t: &TokenWithSpan) -> Option<Keyword> {
+    word(t)
+        .filter(|w| w.quote_style.is_none())
+        .map(|w| w.keyword)
+}
+
+fn is_enduse(t: &TokenWithSpan) -> bool {
+    word(t).is_some_and(|w| w.quote_style.is_none() && w.value.eq_ignore_ascii_case("enduse"))
+}
+
+/// A `use <provider> [with @a, …] [limit n] <options> ---- <body> enduse` call, read off its text.
+struct DirectCall<'a> {
+    provider: String,
+    /// The text after the provider's name on its first line (`with …`, `limit …`).
+    header: &'a str,
+    /// `--name=value` (or `--name:value`, or a bare `--name`) lines before the `----` line; lines
+    /// that do not start with `--` continue the option before them.
+    options: Vec<(String, String)>,
+    body: &'a str,
+    text: &'a str,
+}
+
+/// The direct provider call a statement's body is, if it is one.
+fn direct_call<'a>(
+    source: &Source<'a>,
+    body: &[TokenWithSpan],
+) -> Result<Option<DirectCall<'a>>, EngineError> {
+    let body = trim(body);
+    let (Some(first), Some(last)) = (body.first(), body.last()) else {
+        return Ok(None);
+    };
+    if bare_word(first) != Some(Keyword::USE) {
+        return Ok(None);
+    }
+    if !is_enduse(last) {
+        return Err(syntax(
+            "nothing may follow 'enduse' but the ';' that ends the statement",
+        ));
+    }
+    let text = source.between(first, last);
+    let inner = text
+        .len()
+        .checked_sub("enduse".len())
+        .and_then(|end| text.get("use".len()..end))
+        .ok_or_else(|| syntax("a 'use … enduse' call could not be read"))?;
+    let (first_line, rest) = inner.split_once('\n').unwrap_or((inner, ""));
+    let first_line = first_line.trim();
+    let name_end = provider_name_end(first_line);
+    let provider = first_line[..name_end].replace(['[', ']'], "");
+    if provider.is_empty() {
+        return Err(syntax(
+            "'use' must name a provider: use <provider> … enduse",
+        ));
+    }
+    let mut options: Vec<(String, String)> = Vec::new();
+    let mut body_text = "";
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        offset += line.len();
+        let trimmed = line.trim();
+        if trimmed.len() >= 4 && trimmed.bytes().all(|b| b == b'-') {
+            body_text = &rest[offset..];
+            break;
+        }
+        if let Some(option) = trimmed.strip_prefix("--") {
+            let (name, value) = match option.find(['=', ':']) {
+                Some(at) => (&option[..at], option[at + 1..].trim()),
+                None => (option, ""),
+            };
+            options.push((name.trim().to_string(), value.to_string()));
+        } else if !trimmed.is_empty() {
+            match options.last_mut() {
+                Some((_, value)) => {
+                    if !value.is_empty() {
+                        value.push('\n');
+                    }
+                    value.push_str(trimmed);
+                }
+                None => {
+                    return Err(syntax(format!(
+                        "'{trimmed}' in the call of {provider} is neither an --option nor after the ---- line"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(Some(DirectCall {
+        provider,
+        header: first_line[name_end..].trim(),
+        options,
+        body: body_text,
+        text,
+    }))
+}
+
+/// Where a provider's name ends on the first line of a `use`: at the first blank outside brackets.
+fn provider_name_end(line: &str) -> usize {
+    let mut bracketed = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '[' => bracketed = true,
+            ']' => bracketed = false,
+            c if c.is_whitespace() && !bracketed => return i,
+            _ => {}
+        }
+    }
+    line.len()
+}
+
+impl DirectCall<'_> {
+    /// `Sys.Admin.SetupView`: the view it saves and the query the variable holds (the view's own).
+    fn setup_view(&self) -> Result<(ViewSetup, Box<Query>), EngineError> {
+        if !self.provider.eq_ignore_ascii_case(SETUP_VIEW) {
+            return Err(unsupported(format!(
+                "the direct provider {} is not available here; polyquery serves {SETUP_VIEW} only",
+                self.provider
+            )));
+        }
+        if !self.header.is_empty() {
+            return Err(unsupported(format!(
+                "{SETUP_VIEW} takes no 'with' or 'limit': '{}'",
+                self.header
+            )));
+        }
+        let mut name = None;
+        let mut description = None;
+        let mut delete = false;
+        let mut parameters = Vec::new();
+        for (option, value) in &self.options {
+            match option.to_ascii_lowercase().as_str() {
+                "provider" | "p" => name = Some(value.trim_matches(['"', '\'']).to_string()),
+                "description" | "d" => description = Some(value.trim_matches('"').to_string()),
+                "deleteprovider" => delete = true,
+                "parameters" => parameters = view_parameters::parse(value)?,
+                other => {
+                    return Err(syntax(format!(
+                        "{SETUP_VIEW} has no option --{other}; it takes --provider, --description, --parameters and --deleteProvider"
+                    )));
+                }
+            }
+        }
+        let name = name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| syntax(format!("{SETUP_VIEW} needs --provider=<the view's name>")))?;
+        let sql = self.body.trim();
+        if sql.is_empty() {
+            return Err(syntax(format!(
+                "{SETUP_VIEW} needs the view's query after a ---- line"
+            )));
+        }
+        let mut query = compile_view(sql)?;
+        // The setup's own run reads the defaults.
+        view_parameters::bind(&mut query, &parameters, &Default::default())?;
+        let view = ViewSetup {
+            name,
+            description,
+            sql: sql.to_string(),
+            setup: self.text.to_string(),
+            delete,
+            variable: None,
+            parameters,
+        };
+        Ok((view, query))
+    }
+}
+
+/// Compiles a saved view's query (a script without direct provider calls).
+pub fn compile_view(sql: &str) -> Result<Box<Query>, EngineError> {
+    match compile_at(sql, false, &[])?.statement {
+        Statement::Query(query) => Ok(query),
+        _ => Err(unsupported("a view's body must be a query")),
+    }
 }
 
 /// The CTE name a table variable becomes; quoted, so it can never meet a table's name.
@@ -211,6 +483,14 @@ fn date_literals(
             i += 1;
             continue;
         }
+        if let Some((name, next)) = parameter_value(&tokens, i + 1) {
+            out.push(TokenWithSpan::new(
+                Token::Placeholder(format!("{PLACEHOLDER_PREFIX}{name}")),
+                tokens[i].span,
+            ));
+            i = next;
+            continue;
+        }
         let Some(close) = tokens[i + 1..]
             .iter()
             .position(|t| t.token == Token::Sharp)
@@ -246,8 +526,25 @@ fn date_literals(
     Ok(out)
 }
 
+/// `PARAMETERVALUE(Name)` after a `#` (blanks allowed inside the parentheses): the name, and
+/// where the tokens after it start.
+fn parameter_value(tokens: &[TokenWithSpan], at: usize) -> Option<(String, usize)> {
+    let significant: Vec<usize> = (at..tokens.len())
+        .filter(|&i| !is_blank(&tokens[i]))
+        .take(4)
+        .collect();
+    let [keyword, open, name, close] = significant[..] else {
+        return None;
+    };
+    let keyword_fits = keyword == at
+        && word(&tokens[keyword]).is_some_and(|w| w.value.eq_ignore_ascii_case("PARAMETERVALUE"));
+    let name = word(&tokens[name])?;
+    (keyword_fits && tokens[open].token == Token::LParen && tokens[close].token == Token::RParen)
+        .then(|| (name.value.clone(), close + 1))
+}
+
 /// The date-time a literal's text names, as `yyyy-MM-dd HH:mm:ss[.fff]`.
-fn date_literal(text: &str) -> Option<String> {
+pub(super) fn date_literal(text: &str) -> Option<String> {
     const DATE_TIMES: [&str; 4] = [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -345,6 +642,7 @@ fn variables(
 fn parse(
     tokens: Vec<TokenWithSpan>,
     scalars: &HashMap<String, Box<Query>>,
+    exclusions: &super::exclusions::Exclusions,
 ) -> Result<Box<Query>, EngineError> {
     // Client text: parsed within the SQL limits (length, a work budget, depth), like every entry.
     let mut statements =
@@ -361,6 +659,7 @@ fn parse(
         )));
     };
     let _ = query.visit(&mut ScalarVariables { scalars });
+    exclusions.attach(&mut query);
     Ok(query)
 }
 
@@ -603,8 +902,8 @@ mod tests {
     use super::*;
 
     fn compiled(sql: &str) -> String {
-        compile(sql)
-            .map(|s| s.to_string())
+        compile_with(sql, &[])
+            .map(|s| s.statement.to_string())
             .unwrap_or_else(|e| format!("error: {e}"))
     }
 
@@ -661,5 +960,105 @@ mod tests {
             compiled("select distinct x is null, (select max(a) from u) from t"),
             r#"SELECT DISTINCT x IS NULL AS "x is null", (SELECT max(a) AS "max(a)" FROM u) AS "(select max(a) from u)" FROM t"#
         );
+    }
+
+    /// A script's compiled query and the one view it sets up.
+    fn setup(script: &str) -> (String, ViewSetup) {
+        let compiled = compile_with(script, &[]).unwrap();
+        let [view] = compiled.views.as_slice() else {
+            panic!("{:?}", compiled.views)
+        };
+        (compiled.statement.to_string(), view.clone())
+    }
+
+    #[test]
+    fn setup_view_is_the_variable_of_its_query_and_names_the_view() {
+        let (query, view) = setup(
+            "@v = use Sys.Admin.SetupView\n  --provider=Views.Small\n  --description=few rows\n  ----\n  @a = select [Int] from T; select [Int], length(Str) from @a where [Int] < 3;\nenduse;\nselect * from @v",
+        );
+        assert_eq!(
+            query,
+            r#"WITH "@v" AS (WITH "@a" AS (SELECT [Int] FROM T) SELECT [Int], length(Str) AS "length(Str)" FROM "@a" WHERE [Int] < 3) SELECT * FROM "@v""#
+        );
+        assert_eq!(view.name, "Views.Small");
+        assert_eq!(view.description.as_deref(), Some("few rows"));
+        assert!(view.sql.starts_with("@a = select"), "{}", view.sql);
+        assert!(view.setup.starts_with("use Sys") && view.setup.ends_with("enduse"));
+        // Parameters take their defaults in the setup's own run.
+        let (query, view) = setup(
+            "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nLimit,Int,3,true\nFrom,DateTime,2000-01-02\n----\nselect [Int] from T where [Int] <= #PARAMETERVALUE( limit ) and D >= #parametervalue(From)\nenduse;\nselect * from @v",
+        );
+        assert_eq!(
+            query,
+            r#"WITH "@v" AS (SELECT [Int] FROM T WHERE [Int] <= (3) AND D >= (CAST('2000-01-02 00:00:00' AS TIMESTAMP))) SELECT * FROM "@v""#
+        );
+        assert_eq!(view.parameters.len(), 2);
+    }
+
+    #[test]
+    fn malformed_calls_and_parameter_references_are_errors_not_panics() {
+        for sql in [
+            "use",
+            "enduse",
+            "use enduse",
+            "@x = use",
+            "@x = use enduse; select 1",
+            "@x = USE Sys.Admin.SetupView enduse; select 1",
+            "@x = use [Sys.Admin.SetupView\n----\nselect 1 as a\nenduse; select 1",
+            "@x = use é\n--é=é\nééé\n----\nselect 'é' as é\nenduse; select 1",
+            "@x = use Sys.Admin.SetupView\n--provider=V\n--parameters\n\n----\nselect 1 as a\nenduse; select * from @x",
+            "select #PARAMETERVALUE(",
+            "select #PARAMETERVALUE(x",
+            "select #PARAMETERVALUE()",
+            "select #PARAMETERVALUE(x) as a",
+            "select # PARAMETERVALUE (x) as a",
+        ] {
+            let _ = compile_with(sql, &[]);
+        }
+    }
+
+    #[test]
+    fn direct_calls_that_cannot_run_are_refused() {
+        for (sql, says) in [
+            (
+                "@v = use Sys.Admin.SetupView --provider=x ---- select 1 as a; select 1",
+                "no closing 'enduse'",
+            ),
+            (
+                "@v = use Drive.SaveAs with @x\n--path=/a\nenduse; select 1",
+                "not available here",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n--provider=V\nenduse; select 1",
+                "after a ---- line",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n----\nselect 1 as a\nenduse; select 1",
+                "--provider",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n--provider=V\n--nope=1\n----\nselect 1 as a\nenduse; select 1",
+                "no option --nope",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nP,Int,x,true\n----\nselect 1 as a\nenduse; select 1",
+                "not a Int value",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n--provider=V\n--parameters\nP,Int,1,true\n----\nselect #PARAMETERVALUE(Q) as a\nenduse; select 1",
+                "names no parameter",
+            ),
+            (
+                "@@v = use Sys.Admin.SetupView\n--provider=V\n----\nselect 1 as a\nenduse; select 1",
+                "@table variable",
+            ),
+            (
+                "@v = use Sys.Admin.SetupView\n--provider=V\n----\nselect 1 as a\nenduse x; select 1",
+                "nothing may follow",
+            ),
+        ] {
+            let got = compiled(sql);
+            assert!(got.contains(says), "{sql}: {got}");
+        }
     }
 }

@@ -9,13 +9,13 @@
 //! functions are mapped to the engine's `sqlite_<name>` functions and to equivalent expressions,
 //! and SQLite's case-insensitive `LIKE` and text concatenation are kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableFactor, UnaryOperator, Value,
-    VisitMut, VisitorMut,
+    BinaryOperator, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement,
+    TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::{GenericDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -23,6 +23,9 @@ use sqlparser::tokenizer::{Token, Tokenizer, Word};
 
 use super::errors::LuminesceError;
 use super::models::data_type;
+use super::script::{SETUP_VIEW, ViewSetup};
+use super::view_parameters;
+use super::views::View;
 use crate::engine::{EngineError, ErrorKind, Params};
 use crate::exec::Catalog;
 use crate::exec::sqlite_functions;
@@ -35,11 +38,58 @@ pub struct Rewritten {
     pub exec_sql: String,
     /// The `@name` parameters the query uses, in name order.
     pub parameters: BTreeSet<String>,
+    /// The views the script sets up (`Sys.Admin.SetupView`).
+    pub views: Vec<ViewSetup>,
 }
 
+/// The most saved views one query may expand (views read views; a cycle would never end).
+const MAX_VIEW_EXPANSIONS: usize = 64;
+
 /// Rewrites a Luminesce query for the engine. Every `@name` it uses must have a value in `params`.
-pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritten, LuminesceError> {
-    let (mut statement, rewrite) = prepare(sql, catalog)?;
+pub fn rewrite(
+    sql: &str,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<Rewritten, LuminesceError> {
+    rewrite_with(sql, params, catalog, views, &[])
+}
+
+/// [`rewrite`] of a script that reads `earlier` table variables (a multi-query's earlier queries).
+pub fn rewrite_with(
+    sql: &str,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+    earlier: &[(String, Box<Query>)],
+) -> Result<Rewritten, LuminesceError> {
+    let compiled = super::script::compile_with(sql, earlier)?;
+    let mut rewritten = finish(compiled.statement, params, catalog, views)?;
+    rewritten.views = compiled.views;
+    Ok(rewritten)
+}
+
+/// The query a view setup saves, its parameters at their defaults, rewritten for the engine.
+pub fn rewrite_view(
+    setup: &ViewSetup,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<Rewritten, LuminesceError> {
+    let mut query = super::script::compile_view(&setup.sql)?;
+    view_parameters::bind(&mut query, &setup.parameters, &HashMap::new())?;
+    finish(Statement::Query(query), params, catalog, views)
+}
+
+/// A compiled statement rewritten on the AST and its names resolved; every `@name` it uses must
+/// have a value in `params`.
+fn finish(
+    mut statement: Statement,
+    params: &Params,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<Rewritten, LuminesceError> {
+    let rewrite = visit(&mut statement, catalog, views)?;
     if let Some(missing) = rewrite
         .parameters
         .iter()
@@ -52,25 +102,36 @@ pub fn rewrite(sql: &str, params: &Params, catalog: &Catalog) -> Result<Rewritte
     }
     let names = names(catalog, &statement, &rewrite.sys_tables).quoted_ignoring_case();
     resolve(&mut statement, &names, Fold::Preserve);
+    let mut excluded = ExcludedColumns::new(catalog, views, &statement);
+    let _ = statement.visit(&mut excluded);
     Ok(Rewritten {
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
+        views: Vec::new(),
     })
 }
 
 /// The `@name` scalar parameters a Luminesce query uses, in name order.
-pub fn parameters(sql: &str, catalog: &Catalog) -> Result<BTreeSet<String>, LuminesceError> {
-    prepare(sql, catalog).map(|(_, rewrite)| rewrite.parameters)
+pub fn parameters(
+    sql: &str,
+    catalog: &Catalog,
+    views: &[View],
+) -> Result<BTreeSet<String>, LuminesceError> {
+    let mut statement = super::script::compile_with(sql, &[])?.statement;
+    visit(&mut statement, catalog, views).map(|rewrite| rewrite.parameters)
 }
 
-/// The script compiled and rewritten on the AST, before names are resolved.
-fn prepare<'a>(
-    sql: &str,
+/// The AST rewrite of a compiled statement, before names are resolved.
+fn visit<'a>(
+    statement: &mut Statement,
     catalog: &'a Catalog,
-) -> Result<(Statement, Rewrite<'a>), LuminesceError> {
-    let mut statement = super::script::compile(sql)?;
+    views: &'a [View],
+) -> Result<Rewrite<'a>, LuminesceError> {
     let mut rewrite = Rewrite {
         catalog,
+        views,
+        expanded: 0,
+        ctes: BTreeSet::new(),
         parameters: BTreeSet::new(),
         sys_tables: Vec::new(),
         failure: None,
@@ -78,7 +139,90 @@ fn prepare<'a>(
     let _ = statement.visit(&mut rewrite);
     match rewrite.failure.take() {
         Some(e) => Err(e),
-        None => Ok((statement, rewrite)),
+        None => Ok(rewrite),
+    }
+}
+
+/// The names a wildcard's `EXCLUDE (…)` leaves out, in the catalog's spelling where a table or
+/// view has the column (names ignore case, as everywhere in Luminesce SQL), else as written;
+/// always quoted, since the engine matches them exactly.
+struct ExcludedColumns {
+    spellings: HashMap<String, String>,
+}
+
+impl ExcludedColumns {
+    fn new(catalog: &Catalog, views: &[View], statement: &Statement) -> Self {
+        let tables = catalog
+            .tables
+            .iter()
+            .flat_map(|t| t.schema.fields().iter().map(|f| f.name().clone()));
+        let views = views
+            .iter()
+            .flat_map(|v| v.columns.iter().map(|(c, _)| c.clone()));
+        let sys = SysTable::ALL
+            .iter()
+            .flat_map(|t| t.columns().iter().map(|c| c.to_string()));
+        // And the aliases the query gives its own columns (of table variables and CTEs).
+        let mut aliases = Vec::new();
+        let _ = sqlparser::ast::Visit::visit(statement, &mut SelectAliases(&mut aliases));
+        let spellings = tables
+            .chain(views)
+            .chain(sys)
+            .chain(aliases)
+            .map(|c| (c.to_lowercase(), c))
+            .collect();
+        ExcludedColumns { spellings }
+    }
+}
+
+/// Collects every `expr AS alias` of a statement.
+struct SelectAliases<'a>(&'a mut Vec<String>);
+
+impl sqlparser::ast::Visitor for SelectAliases<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        fn aliases(body: &SetExpr, out: &mut Vec<String>) {
+            match body {
+                SetExpr::Select(select) => {
+                    out.extend(select.projection.iter().filter_map(|i| match i {
+                        sqlparser::ast::SelectItem::ExprWithAlias { alias, .. } => {
+                            Some(alias.value.clone())
+                        }
+                        _ => None,
+                    }))
+                }
+                SetExpr::SetOperation { left, right, .. } => {
+                    aliases(left, out);
+                    aliases(right, out);
+                }
+                _ => {}
+            }
+        }
+        aliases(&query.body, self.0);
+        ControlFlow::Continue(())
+    }
+}
+
+impl VisitorMut for ExcludedColumns {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        super::exclusions::for_each_wildcard(&mut query.body, &mut |options| {
+            if let Some(ExcludeSelectItem::Multiple(names)) = &mut options.opt_exclude {
+                for part in names.iter_mut().flat_map(|n| n.0.iter_mut()) {
+                    if let ObjectNamePart::Identifier(ident) = part {
+                        let spelling = self
+                            .spellings
+                            .get(&ident.value.to_lowercase())
+                            .cloned()
+                            .unwrap_or_else(|| ident.value.clone());
+                        *ident = Ident::with_quote('"', spelling);
+                    }
+                }
+            }
+        });
+        ControlFlow::Continue(())
     }
 }
 
@@ -182,62 +326,112 @@ impl SysTable {
     /// The rows, as SQL literals. Every table is a data provider with columns and no parameters:
     /// no parameter defaults, table parameters, allowed or sample values; condition usage 0; its
     /// namespace level is the number of dots in its name.
-    pub fn rows(self, catalog: &Catalog) -> Vec<Vec<Value>> {
+    pub fn rows(self, catalog: &Catalog, views: &[View]) -> Vec<Vec<Value>> {
         let text = |s: &str| Value::SingleQuotedString(s.to_string());
         let number = |n: usize| Value::Number(n.to_string(), false);
         match self {
-            SysTable::Field => catalog
-                .tables
-                .iter()
-                .flat_map(|t| {
-                    t.schema.fields().iter().map(move |f| {
+            SysTable::Field => {
+                // (table, field, data type, field type, parameter default, description)
+                type Row<'r> = (&'r str, &'r str, &'r str, &'r str, Option<&'r str>, &'r str);
+                let tables = catalog.tables.iter().flat_map(|t| {
+                    t.schema.fields().iter().map(move |f| -> Row<'_> {
+                        let name = t.name.as_str();
+                        (name, f.name(), data_type(f.data_type()), "Column", None, "")
+                    })
+                });
+                let view_columns = views.iter().flat_map(|v| {
+                    v.columns
+                        .iter()
+                        .map(move |(c, t)| -> Row<'_> { (&v.name, c, t, "Column", None, "") })
+                });
+                let view_parameters = views.iter().flat_map(|v| {
+                    v.parameters.iter().map(move |p| -> Row<'_> {
+                        let description = p.description.as_deref().unwrap_or("");
+                        let default = Some(p.default.as_str());
+                        (
+                            &v.name,
+                            &p.name,
+                            &p.data_type,
+                            "Parameter",
+                            default,
+                            description,
+                        )
+                    })
+                });
+                tables
+                    .chain(view_columns)
+                    .chain(view_parameters)
+                    .map(|(table, field, data_type, kind, default, description)| {
                         vec![
-                            text(&t.name),
-                            text(f.name()),
-                            text(data_type(f.data_type())),
-                            text("Column"),
+                            text(table),
+                            text(field),
+                            text(data_type),
+                            text(kind),
                             Value::Boolean(false),
-                            Value::Boolean(false),
-                            text(""),
-                            Value::Null,
+                            // GUESS: every column is a main one (`select ^` is `select *`).
+                            Value::Boolean(kind == "Column"),
+                            text(description),
+                            default.map_or(Value::Null, text),
                             Value::Null,
                             Value::Null,
                             number(0),
                             Value::Null,
                         ]
                     })
-                })
-                .collect(),
-            SysTable::Registration => catalog
-                .tables
-                .iter()
-                .map(|t| {
+                    .collect()
+            }
+            SysTable::Registration => {
+                let provider = |name: &str, kind: &str, category: &str, description: &str| {
                     vec![
-                        text(&t.name),
-                        text("DataProvider"),
-                        text(if t.sample.is_some() {
-                            "Testing"
+                        text(name),
+                        text(kind),
+                        text(category),
+                        text(description),
+                        Value::Null,
+                        Value::Null,
+                        number(name.matches('.').count()),
+                        if kind == "DirectProvider" {
+                            text(SETUP_VIEW_SYNTAX)
                         } else {
-                            "User"
-                        }),
-                        text(&t.description),
-                        Value::Null,
-                        Value::Null,
-                        number(t.name.matches('.').count()),
-                        Value::Null,
+                            Value::Null
+                        },
                     ]
-                })
-                .collect(),
+                };
+                let tables = catalog.tables.iter().map(|t| {
+                    let category = if t.sample.is_some() {
+                        "Testing"
+                    } else {
+                        "User"
+                    };
+                    provider(&t.name, "DataProvider", category, &t.description)
+                });
+                let views = views.iter().map(|v| {
+                    let description = v.description.as_deref().unwrap_or("A view");
+                    provider(&v.name, "DataProvider", "View", description)
+                });
+                let setup = provider(
+                    SETUP_VIEW,
+                    "DirectProvider",
+                    "System",
+                    "Saves a query as a view: a provider of its own name",
+                );
+                tables.chain(views).chain([setup]).collect()
+            }
         }
     }
 
     /// A derived table `(VALUES ...) AS alias(columns...)` holding the rows. The text is made only
     /// of rendered literals and quoted names, and parsed back into a table factor.
-    fn derived(self, catalog: &Catalog, alias: Option<TableAlias>) -> Result<TableFactor, String> {
+    fn derived(
+        self,
+        catalog: &Catalog,
+        views: &[View],
+        alias: Option<TableAlias>,
+    ) -> Result<TableFactor, String> {
         let alias = alias
             .map(|a| a.name)
             .unwrap_or_else(|| Ident::with_quote('"', self.name()));
-        values_table(self.columns(), &self.rows(catalog), &alias)
+        values_table(self.columns(), &self.rows(catalog, views), &alias)
     }
 }
 
@@ -276,16 +470,152 @@ pub fn values_table(
 /// The AST rewrite: `@name` → `$name`, `Sys.*` → derived tables.
 struct Rewrite<'a> {
     catalog: &'a Catalog,
+    /// The saved views, read as derived tables of their queries.
+    views: &'a [View],
+    /// How many views this query has expanded so far.
+    expanded: usize,
+    /// The CTE names seen so far (lower case): a CTE's name is never read as a view's.
+    ctes: BTreeSet<String>,
     parameters: BTreeSet<String>,
     /// The `Sys` tables the query reads.
     sys_tables: Vec<SysTable>,
     failure: Option<LuminesceError>,
 }
 
+/// How `Sys.Admin.SetupView` is called: its `CustomSyntax` in `Sys.Registration`.
+const SETUP_VIEW_SYNTAX: &str = "@v = use Sys.Admin.SetupView
+--provider=<the view's name>
+--description=<what it holds, optional>
+----
+<the view's query>
+enduse;
+select * from @v
+
+Saves the query as a view once the script succeeds; later queries read it as a table of that name.";
+
+impl<'a> Rewrite<'a> {
+    /// A saved view named by a table reference, as the derived table of its query.
+    /// The saved view a table reference names (a CTE of that name is the CTE).
+    fn find_view(&self, name: &[ObjectNamePart]) -> Option<&'a View> {
+        let parts: Option<Vec<&str>> = name
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i.value.as_str()),
+                _ => None,
+            })
+            .collect();
+        let parts = parts?;
+        if let [one] = parts.as_slice()
+            && self.ctes.contains(&one.to_lowercase())
+        {
+            return None;
+        }
+        let name = parts.join(".");
+        let views: &'a [View] = self.views;
+        views.iter().find(|v| v.name.eq_ignore_ascii_case(&name))
+    }
+
+    /// A view as the derived table of its query, its parameters bound (else their defaults).
+    fn expand(
+        &mut self,
+        view: &View,
+        alias: &Option<TableAlias>,
+        bound: &HashMap<String, Expr>,
+    ) -> Result<TableFactor, LuminesceError> {
+        self.expanded += 1;
+        if self.expanded > MAX_VIEW_EXPANSIONS {
+            return Err(LuminesceError::bad_request(format!(
+                "the query reads more than {MAX_VIEW_EXPANSIONS} views (does a view read itself?)"
+            )));
+        }
+        let stale = |e: EngineError| {
+            LuminesceError::bad_request(format!(
+                "the view {} no longer runs: {}",
+                view.name, e.message
+            ))
+        };
+        let mut subquery = super::script::compile_view(&view.sql).map_err(stale)?;
+        view_parameters::bind(&mut subquery, &view.parameters, bound).map_err(stale)?;
+        let alias = alias.clone().unwrap_or_else(|| TableAlias {
+            explicit: false,
+            name: Ident::with_quote('"', &view.name),
+            columns: Vec::new(),
+            at: None,
+        });
+        Ok(TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias),
+            sample: None,
+        })
+    }
+
+    /// The views the selects of a query body read (through `UNION` and its kin; subqueries are
+    /// queries of their own, met by the visitor).
+    fn expand_views_in(&mut self, body: &mut SetExpr) -> Result<(), LuminesceError> {
+        match body {
+            SetExpr::Select(select) => self.expand_views_of(select),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.expand_views_in(left)?;
+                self.expand_views_in(right)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The views a select reads directly (in its `FROM` and joins), each given the parameter
+    /// values its `WHERE` binds.
+    fn expand_views_of(&mut self, select: &mut Select) -> Result<(), LuminesceError> {
+        let positions: Vec<(usize, Option<usize>)> = select
+            .from
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                std::iter::once((i, None)).chain((0..t.joins.len()).map(move |j| (i, Some(j))))
+            })
+            .collect();
+        for (i, j) in positions {
+            let factor = match j {
+                None => &select.from[i].relation,
+                Some(j) => &select.from[i].joins[j].relation,
+            };
+            let TableFactor::Table { name, alias, .. } = factor else {
+                continue;
+            };
+            let Some(view) = self.find_view(&name.0) else {
+                continue;
+            };
+            let alias = alias.clone();
+            let qualifier = alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_else(|| view.name.clone());
+            let bound = view_parameters::take_bindings(select, &qualifier, &view.parameters)?;
+            let derived = self.expand(view, &alias, &bound)?;
+            match j {
+                None => select.from[i].relation = derived,
+                Some(j) => select.from[i].joins[j].relation = derived,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl VisitorMut for Rewrite<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            self.ctes.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|c| c.alias.name.value.to_lowercase()),
+            );
+        }
+        if let Err(e) = self.expand_views_in(&mut query.body) {
+            self.failure = Some(e);
+            return ControlFlow::Break(());
+        }
         super::grouping::wrap_bare_columns(query);
         ControlFlow::Continue(())
     }
@@ -298,6 +628,15 @@ impl VisitorMut for Rewrite<'_> {
                 self.failure = Some(e);
                 return ControlFlow::Break(());
             }
+        }
+        if let Expr::Value(v) = expr
+            && let Value::Placeholder(p) = &v.value
+            && let Some(name) = p.strip_prefix(view_parameters::PLACEHOLDER_PREFIX)
+        {
+            self.failure = Some(LuminesceError::bad_request(format!(
+                "#PARAMETERVALUE({name}) is for a view's query (Sys.Admin.SetupView --parameters)"
+            )));
+            return ControlFlow::Break(());
         }
         if let Expr::Value(v) = expr
             && let Value::Placeholder(p) = &mut v.value
@@ -320,9 +659,23 @@ impl VisitorMut for Rewrite<'_> {
             return ControlFlow::Continue(());
         };
         let Some(sys) = SysTable::lookup(&name.0) else {
-            return ControlFlow::Continue(());
+            // A view anywhere else (a nested join): its parameters take their defaults.
+            let Some(view) = self.find_view(&name.0) else {
+                return ControlFlow::Continue(());
+            };
+            let alias = alias.clone();
+            return match self.expand(view, &alias, &HashMap::new()) {
+                Ok(derived) => {
+                    *factor = derived;
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    self.failure = Some(e);
+                    ControlFlow::Break(())
+                }
+            };
         };
-        match sys.derived(self.catalog, alias.clone()) {
+        match sys.derived(self.catalog, self.views, alias.clone()) {
             Ok(derived) => {
                 *factor = derived;
                 self.sys_tables.push(sys);
@@ -576,6 +929,7 @@ mod tests {
             "select str, [Int] from testing1k where [Int] <= @limit and Str <> @name",
             &params(&["limit", "name"]),
             &catalog(),
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -599,12 +953,13 @@ mod tests {
             description: String::new(),
         });
         let catalog = Catalog::new(tables);
-        let r = rewrite("select int from testing1k", &params(&[]), &catalog).unwrap();
+        let r = rewrite("select int from testing1k", &params(&[]), &catalog, &[]).unwrap();
         assert_eq!(r.exec_sql, r#"SELECT "Int" FROM "Testing1K""#);
         let r = rewrite(
             "with t as (select 1 as Id) select id from t",
             &params(&[]),
             &catalog,
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -615,7 +970,7 @@ mod tests {
 
     #[test]
     fn a_parameter_without_a_value_is_refused() {
-        let e = rewrite("select @x", &params(&[]), &catalog()).unwrap_err();
+        let e = rewrite("select @x", &params(&[]), &catalog(), &[]).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert!(e.detail.contains("@x"), "{}", e.detail);
     }
@@ -626,6 +981,7 @@ mod tests {
             "select FieldName, DataType from Sys.Field f where f.TableName = 'Testing1K'",
             &params(&[]),
             &catalog(),
+            &[],
         )
         .unwrap();
         assert!(
@@ -638,6 +994,7 @@ mod tests {
             "select Name from sys.registration",
             &params(&[]),
             &catalog(),
+            &[],
         )
         .unwrap();
         assert!(
@@ -649,7 +1006,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400() {
-        let e = rewrite("select from where", &params(&[]), &catalog()).unwrap_err();
+        let e = rewrite("select from where", &params(&[]), &catalog(), &[]).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.name, "SqlSyntaxError");
     }

@@ -84,7 +84,8 @@ impl LuminesceFront {
         });
         let mut request = FetchRequest::parse(output, &q.only(&OUTPUT_OPTIONS))?;
         request.load_wait_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut spec = self.job_spec(caller, sql, q, &SYNC_OPTIONS)?;
+        let mut spec = self.job_spec(caller, sql, q, &SYNC_OPTIONS).await?;
+        spec.name = q.nonblank("queryName");
         spec.limits = Limits {
             timeout: Some(timeout),
             keep_for: KEEP_FOR_NEGATIVE,
@@ -92,6 +93,7 @@ impl LuminesceFront {
         };
         spec.set_meta(&models::LuminesceJob {
             provide_lineage: lineage,
+            ..models::LuminesceJob::of(&spec)
         });
         let id = self.engine.submit(spec).await?;
         // A synchronous query: its job ends with the request (given up on, or the client gone).

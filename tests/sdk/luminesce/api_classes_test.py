@@ -3,8 +3,8 @@
 Usage: python api_classes_test.py http://127.0.0.1:PORT
 
 SqlExecutionApi (synchronous queries, body and path forms, every format), CurrentTableFieldCatalogApi
-(the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters),
-ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi and the 404 a path that does not exist answers. Exits non-zero with a message naming the first mismatch.
+(the catalog with the columns lumipy reads), SqlDesignApi (pretty, extractscalarparameters, the view design pair; the rest a 501),
+ApplicationMetadataApi, HealthCheckingEndpointApi, HistoricallyExecutedQueriesApi, MultiQueryExecutionApi (custom sets) and ViewManagementApi (views set up by Sys.Admin.SetupView). Exits non-zero with a message naming the first mismatch.
 """
 
 import ast
@@ -23,12 +23,14 @@ from luminesce import (
     CurrentTableFieldCatalogApi,
     HealthCheckingEndpointApi,
     HistoricallyExecutedQueriesApi,
+    MultiQueryExecutionApi,
     SqlDesignApi,
     SqlBackgroundExecutionApi,
     SqlExecutionApi,
     ViewManagementApi,
 )
 from luminesce.exceptions import ApiException, NotFoundException
+from luminesce.models import CustomMultiQueryItem, CustomMultiQueryRequest, ViewParameter
 from luminesce.extensions import ArgsConfigurationLoader, SyncApiClientFactory
 
 BASE = sys.argv[1].rstrip("/")
@@ -116,6 +118,24 @@ text = sql_api.put_by_query_csv(body=laid_out, scalar_parameters={"n": "3"})
 check("pretty SQL runs", list(csv.reader(io.StringIO(text)))[1:], ROWS)
 names = design.put_sql_to_extract_scalar_parameters(body=SQL + " where Str <> @skip")
 check("scalar parameters", [(p.name, p.type) for p in names], [("n", "Text"), ("skip", "Text")])
+# The view design pair: a setup script in parts, and back to a script that runs.
+parts = design.put_sql_to_view_design(body="@v = use Sys.Admin.SetupView\n--provider=Views.Designed\n--description=Two rows\n----\nselect Str from Testing1K where [Int] <= 2\nenduse;\nselect * from @v")
+check("to view design", (parts.name, parts.description, parts.query, parts.starting_variable_name),
+      ("Views.Designed", "Two rows", "select Str from Testing1K where [Int] <= 2", "v"))
+parts.query = "select Str from Testing1K where [Int] = #PARAMETERVALUE(Which)"
+parts.view_parameters = [ViewParameter(name="Which", data_type="Int", value="3", description="Which row, by Int")]
+script = design.put_view_design_to_sql(convert_to_view_data=parts)
+check("from view design runs", sql_api.put_by_query_csv(body=script).splitlines(), ["Str", "Str3"])
+check("designed view, parameter by default", sql_api.put_by_query_csv(body="select * from Views.Designed").splitlines(), ["Str", "Str3"])
+check("designed view, parameter given", sql_api.put_by_query_csv(body="select * from Views.Designed where Which = 4").splitlines(), ["Str", "Str4"])
+back = design.put_sql_to_view_design(body=script).view_parameters
+check("view design parameters", [(p.name, p.data_type, p.value, p.description) for p in back], [("Which", "Int", "3", "Which row, by Int")])
+# An operation of the SDK not built is a 501 that says so.
+try:
+    design.put_sql_to_query_design(body="select 1")
+    sys.exit("todesign answered")
+except ApiException as e:
+    check("todesign", (e.status, json.loads(e.body)["name"]), (501, "NotImplemented"))
 
 # ApplicationMetadata and the health check.
 endpoints = factory.build(ApplicationMetadataApi).list_api_endpoints()
@@ -136,11 +156,96 @@ rows = ast.literal_eval(history.fetch_history_result_json(hid, json_proper=True)
 check("history names the sync query", [(r["QueryName"], r["Status"]) for r in rows], [("sync csv", "RanToCompletion")])
 check("history cleared", history.cancel_history(hid).previous_status, "RanToCompletion")
 
-# A path polyquery does not serve is a 404 that says so.
+# Views: set up by a Sys.Admin.SetupView script (through SqlExecution or the View API), then a table.
+views = factory.build(ViewManagementApi)
+SETUP = """@v = use Sys.Admin.SetupView
+    --provider=Views.ApiSmall
+    --description=The first rows
+    ----
+    select [Int], Str from Testing1K where [Int] <= 3
+enduse;
+select * from @v"""
+text = sql_api.put_by_query_csv(body=SETUP)
+check("setup view answers its rows", list(csv.reader(io.StringIO(text))), [["Int", "Str"]] + [r[:2] for r in ROWS])
+text = sql_api.put_by_query_csv(body="select Str from [views.apismall] where [Int] > 1")
+check("view is a table", text.splitlines(), ["Str", "Str2", "Str3"])
+listed = views.list_views(name_like_filter="views.api%")
+check("view listed", [(v.name, v.notes, v.created_by_user_id) for v in listed], [("Views.ApiSmall", "The first rows", "api-classes")])
+check("view creation sql", views.get_view_creation_sql(view_item=listed[0]).startswith("use Sys.Admin.SetupView"), True)
+fields = ast.literal_eval(catalog_api.get_fields(table_like="Views.ApiSmall"))
+check("view in the catalog", [f["FieldName"] for f in fields], ["Int", "Str"])
+# Upserting over an existing view needs mayUpdateExisting; then the new definition answers.
+item = listed[0]
+item.file_content = SETUP.replace("<= 3", "<= 1")
 try:
-    factory.build(ViewManagementApi).list_views()
-    sys.exit("/api/View/list answered")
+    views.upsert_view(view_item=item)
+    sys.exit("upsert over an existing view answered")
+except ApiException as e:
+    check("upsert existing status", e.status, 409)
+check("upsert saves", "saved" in views.upsert_view(view_item=item, may_update_existing=True), True)
+check("upserted view", sql_api.put_by_query_csv(body="select Str from Views.ApiSmall").splitlines(), ["Str", "Str1"])
+check("delete view", "deleted" in views.delete_view(view_name="Views.ApiSmall"), True)
+try:
+    sql_api.put_by_query_csv(body="select Str from Views.ApiSmall")
+    sys.exit("a deleted view still answered")
+except ApiException as e:
+    check("deleted view status", e.status, 400)
+try:
+    views.delete_view(view_name="Views.ApiSmall")
+    sys.exit("deleting a missing view answered")
 except NotFoundException as e:
-    check("unknown path", json.loads(e.body)["name"], "PathNotFound")
+    check("missing view", json.loads(e.body)["name"], "ViewNotFound")
+
+# MultiQuery: a set whose later queries read the earlier ones as @Name; each external result is a
+# query of its own, `{set}_{name}` on the SqlBackground API.
+multi = factory.build(MultiQueryExecutionApi)
+background = factory.build(SqlBackgroundExecutionApi)
+started = multi.start_custom_queries(custom_multi_query_request=CustomMultiQueryRequest(
+    query_name="a set",
+    scalar_parameters={"n": "3"},
+    queries=[
+        CustomMultiQueryItem(name="Low", sql="select [Int], Str from Testing1K where [Int] <= @n", is_external_result=False),
+        CustomMultiQueryItem(name="Strs", sql="select Str from @Low order by [Int]"),
+        CustomMultiQueryItem(name="Total", sql="@x = select [Int] from @low; select total([Int]) as t, (select count(*) from @Strs) as n from @x"),
+    ],
+))
+check("multi links", [link.href.rsplit("/", 2)[-2:] for link in started.fetch_csv],
+      [[started.execution_id + "_Strs", "csv"], [started.execution_id + "_Total", "csv"]])
+for _ in range(200):
+    progress = multi.get_progress_of_multi_query(started.execution_id)
+    if progress.status != "WaitingForActivation":
+        break
+    time.sleep(0.05)
+check("multi finished", (progress.status, [q.row_count for q in progress.queries]), ("RanToCompletion", [3, 1]))
+csv_of = lambda name: background.fetch_query_result_csv(f"{started.execution_id}_{name}").splitlines()
+check("multi query result", csv_of("Strs"), ["Str", "Str1", "Str2", "Str3"])
+check("multi query reads earlier ones", csv_of("Total"), ["t,n", "6.0,3"])
+listed = [s for s in multi.list_custom_queries() if s.execution_id == started.execution_id]
+check("multi listed", [(s.query_name, s.state, [(q.name, q.has_result) for q in s.queries]) for s in listed],
+      [("a set", "Executed", [("Strs", True), ("Total", True)])])
+check("multi cleared", multi.cancel_multi_query(started.execution_id).previous_status, "RanToCompletion")
+try:
+    multi.get_progress_of_multi_query(started.execution_id)
+    sys.exit("a cleared set answered")
+except NotFoundException:
+    pass
+# A running set is cancelled; a bad set is a 400; the LUSID query kinds are a 501 that says so.
+slow = multi.start_custom_queries(custom_multi_query_request=CustomMultiQueryRequest(
+    queries=[CustomMultiQueryItem(name="Slow", sql="select Takes500Ms from Testing1K where [Int] <= 100")]))
+check("multi cancel", multi.cancel_multi_query(slow.execution_id).previous_status, "WaitingForActivation")
+check("multi cancelled", multi.get_progress_of_multi_query(slow.execution_id).status, "Canceled")
+for queries in [[], [CustomMultiQueryItem(name="a", sql="select 1 as x"), CustomMultiQueryItem(name="A", sql="select 2 as x")],
+                [CustomMultiQueryItem(name="a" * 32, sql="select 1 as x")],
+                [CustomMultiQueryItem(name="a", sql="select from where")]]:
+    try:
+        multi.start_custom_queries(custom_multi_query_request=CustomMultiQueryRequest(queries=queries))
+        sys.exit(f"{queries}: no error")
+    except ApiException as e:
+        check(f"bad set {queries}", e.status, 400)
+try:
+    multi.start_queries(type="InstrumentSimple", body="Apple")
+    sys.exit("a LUSID query kind answered")
+except ApiException as e:
+    check("LUSID kinds", (e.status, json.loads(e.body)["name"]), (501, "NotImplemented"))
 
 print("api classes: ok")

@@ -3,7 +3,8 @@
 Usage: python lumipy_test.py http://127.0.0.1:PORT
 
 get_client, query_and_fetch (the synchronous /api/Sql/csv), client.run and its QueryJob (wait,
-result, cancel), pretty, the table field catalog, and the `lumipy query` command line. Exits non-zero
+result, cancel), pretty, the table field catalog, views (set up, read, delete_view), and the
+`lumipy query` command line. Exits non-zero
 with a message naming the first mismatch.
 """
 
@@ -53,6 +54,19 @@ check("pretty", client.pretty("select [Int] from Testing1K where [Int] < 2").spl
 
 catalog = client.table_field_catalog()
 check("table field catalog", list(catalog[catalog.TableName == "Testing1K"].FieldName)[:2], ["Int", "Str"])
+
+# Views: set up in the shape lumipy's setup_view writes, read as a table, removed by delete_view.
+df = client.run("""@v = use Sys.Admin.SetupView
+    --provider=Lumipy.Small
+    -----------
+    select [Int], Str from Testing1K where [Int] <= 2
+enduse;
+select * from @v""", quiet=True)
+check("setup view", df.values.tolist(), [[1, "Str1"], [2, "Str2"]])
+check("view read", client.query_and_fetch("select Str from [Lumipy.Small] order by Str desc").Str.tolist(), ["Str2", "Str1"])
+check("view in the catalog", list(client.table_field_catalog().query("TableName == 'Lumipy.Small'").FieldName), ["Int", "Str"])
+client.delete_view("Lumipy.Small")
+check("view deleted", list(client.table_field_catalog().query("TableName == 'Lumipy.Small'").FieldName), [])
 
 # The command line, configured by the environment variables the SDK reads.
 with tempfile.TemporaryDirectory() as out:
