@@ -5,6 +5,7 @@
 mod exports;
 mod id;
 mod job;
+mod pg_store;
 mod pool;
 mod results;
 mod saves;
@@ -35,6 +36,7 @@ pub use saves::{SaveArea, SaveError};
 pub use state::{IllegalTransition, JobEvent, JobState};
 
 pub use exports::{ExportState, ExportWriter};
+pub use pg_store::PgJobStore;
 pub use store::{FileJobStore, JobStore};
 
 use crate::exec::{Executor, StoredResult};

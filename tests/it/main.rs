@@ -9,5 +9,6 @@ mod fixtures;
 mod kylin;
 mod looker;
 mod luminesce;
+mod postgres;
 mod server;
 mod support;
