@@ -30,6 +30,7 @@ pub struct Config {
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
     pub engine: EngineSettings,
+    pub store: StoreSettings,
     pub limits: Limits,
     /// The user's own tables, served beside the fixtures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -43,6 +44,15 @@ pub struct Config {
     pub kylin: dialect::kylin::Settings,
     /// The control plane for contract tests (`/_polyquery/`): admin API, fault rules, dashboard.
     pub admin: crate::control::Settings,
+}
+
+/// Where job records and the fronts' side records are kept.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// A PostgreSQL URL (`postgres://user@host:port/db`); absent = the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// How log lines are written.
@@ -107,6 +117,7 @@ impl Default for Config {
             allow_anonymous: false,
             log_format: LogFormat::Text,
             engine: EngineSettings::default(),
+            store: StoreSettings::default(),
             limits: Limits::default(),
             tables: Vec::new(),
             users: Vec::new(),

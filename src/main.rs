@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures::StreamExt;
 use polyquery::config::{Config, LogFormat};
-use polyquery::engine::Engine;
+use polyquery::engine::{Engine, PgJobStore};
 use polyquery::exec::Executor;
 use polyquery::exec::datafusion::DataFusionExecutor;
 use polyquery::server;
@@ -278,8 +278,13 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tables = executor.catalog().tables.len();
-    let engine = Engine::start(config.engine_config(), Arc::new(executor))
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    let engine = match &config.store.url {
+        Some(url) => PgJobStore::connect(url).and_then(|store| {
+            Engine::start_with_store(config.engine_config(), Arc::new(executor), Arc::new(store))
+        }),
+        None => Engine::start(config.engine_config(), Arc::new(executor)),
+    }
+    .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     let listeners = server::bind_all(&config)
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;

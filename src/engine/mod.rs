@@ -6,6 +6,7 @@ mod exports;
 mod fault;
 mod id;
 mod job;
+mod pg_store;
 mod pool;
 mod results;
 mod saves;
@@ -37,6 +38,7 @@ pub use state::{IllegalTransition, JobEvent, JobState};
 
 pub use exports::{ExportState, ExportWriter};
 pub use fault::{FaultSource, JobFault};
+pub use pg_store::PgJobStore;
 pub use store::{FileJobStore, JobStore};
 
 use crate::exec::{Executor, StoredResult};

@@ -27,7 +27,7 @@ pub trait JobStore: Send + Sync + 'static {
     /// the newest job has been removed.
     fn sequence_high_water(&self) -> Result<u64, EngineError>;
 
-    /// Records that sequence numbers up to `seq` have been handed out.
+    /// Records that sequence numbers up to `seq` have been handed out; a lower `seq` changes nothing.
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), EngineError>;
 
     /// Writes a side record (insert or replace): a small record a front keeps beside the jobs (a
@@ -47,7 +47,7 @@ pub trait JobStore: Send + Sync + 'static {
 }
 
 /// A side table's name: plain, so that it is a directory name (or a table name) as it is.
-fn side_table_name(table: &str) -> Result<&str, EngineError> {
+pub(super) fn side_table_name(table: &str) -> Result<&str, EngineError> {
     let plain = !table.is_empty()
         && table.len() <= 64
         && table
@@ -155,7 +155,11 @@ impl JobStore for FileJobStore {
         }
     }
 
+    /// Never lowers the mark (several writers may raise it).
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), EngineError> {
+        if seq <= self.sequence_high_water()? {
+            return Ok(());
+        }
         self.replace(self.sequence_path(), seq.to_string().as_bytes())
     }
 

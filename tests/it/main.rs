@@ -10,5 +10,6 @@ mod fixtures;
 mod kylin;
 mod looker;
 mod luminesce;
+mod postgres;
 mod server;
 mod support;

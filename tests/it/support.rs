@@ -77,13 +77,25 @@ impl TestServer {
 
     /// Stops this server (its engine writes what it holds) and starts another over the same data
     /// directory, as a restart of the process does.
-    pub async fn restarted(mut self, config: Config) -> TestServer {
+    pub async fn restarted(self, config: Config) -> TestServer {
+        self.restarted_with_store(config, || None).await
+    }
+
+    /// A restart whose job records go to the store `store` opens once the old server has stopped
+    /// (`None`: the data directory).
+    pub async fn restarted_with_store(
+        mut self,
+        config: Config,
+        store: impl FnOnce() -> Option<Arc<dyn JobStore>> + Send + 'static,
+    ) -> TestServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         self.engine.shutdown().await;
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
-        TestServer::launch(config, "pq-query", None, dir).await
+        drop(self);
+        let store = tokio::task::spawn_blocking(store).await.unwrap();
+        TestServer::launch(config, "pq-query", store, dir).await
     }
 
     async fn launch(

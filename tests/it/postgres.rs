@@ -1,0 +1,305 @@
+//! The job store on PostgreSQL: the same contract as the data directory's store, and a server on
+//! it that keeps its jobs and side records across a restart. Every test starts its own PostgreSQL
+//! (Debian's binaries, a cluster in a temporary directory, a port chosen at run time).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use polyquery::config::Config;
+use polyquery::engine::{FileJobStore, JobState, JobStore, PgJobStore};
+use serde_json::json;
+
+use crate::support::{self, TestServer};
+
+/// A PostgreSQL server of the test's own, stopped (immediately) when dropped.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// Where Debian keeps PostgreSQL's server programs (`initdb`, `pg_ctl`), newest version first.
+fn pg_bin(program: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .map(|bin| bin.join(program))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
+/// Runs a PostgreSQL program as a user it accepts: `initdb` refuses root, so as root it runs as
+/// the `postgres` system user.
+fn as_pg_user(program: &str) -> Command {
+    let path = pg_bin(program);
+    // SAFETY-free check of the effective user: root's home is /root on every Debian.
+    let root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        // The cluster's owner must own its directory.
+        let _ = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(dir.path())
+            .status();
+        let data = dir.path().join("data");
+        let init = as_pg_user("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "polyquery", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = free_port();
+        let options = format!(
+            "-p {port} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off",
+            dir.path().display()
+        );
+        let start = as_pg_user("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.path().join("log"))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            start.status.success(),
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&start.stderr),
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+        Postgres { dir, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://polyquery@127.0.0.1:{}/postgres?connect_timeout=10",
+            self.port
+        )
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = as_pg_user("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// What every job store must do, run against one (`open` opens it again, as a restart does).
+fn store_contract(what: &str, open: &dyn Fn() -> Box<dyn JobStore>) {
+    let store = open();
+    let record = |seq: u64, sql: &str| {
+        polyquery::engine::JobRecord::new(
+            polyquery::engine::JobId {
+                uuid: u128::from(seq) << 64 | 0xabc,
+                seq,
+            },
+            support::spec(sql),
+            chrono::Utc::now(),
+        )
+    };
+    let first = record(1, "SELECT 1");
+    let second = record(2, "SELECT 2");
+    store.save(&first).unwrap();
+    store.save(&second).unwrap();
+    let mut changed = first.clone();
+    changed.state = JobState::Running;
+    store.save(&changed).unwrap();
+    store.remove(second.id).unwrap();
+    store.remove(second.id).unwrap();
+    store.raise_sequence_high_water(7).unwrap();
+    store.raise_sequence_high_water(3).unwrap();
+    store.save_side("t", "1", &json!({"a": 1})).unwrap();
+    store.save_side("t", "1", &json!({"a": 2})).unwrap();
+    store.save_side("t", "two", &json!("x")).unwrap();
+    store.remove_side("t", "two").unwrap();
+    store.remove_side("t", "never").unwrap();
+    assert!(
+        store.save_side("Bad Name", "k", &json!(1)).is_err(),
+        "{what}"
+    );
+    drop(store);
+
+    let reopened = open();
+    let jobs = reopened.load_all().unwrap();
+    assert_eq!(jobs.len(), 1, "{what}: {jobs:?}");
+    assert_eq!(jobs[0].id, first.id, "{what}");
+    assert_eq!(jobs[0].state, JobState::Running, "{what}");
+    assert_eq!(reopened.sequence_high_water().unwrap(), 7, "{what}");
+    assert_eq!(
+        reopened.load_side("t").unwrap(),
+        vec![("1".to_string(), json!({"a": 2}))],
+        "{what}"
+    );
+    assert!(reopened.load_side("none").unwrap().is_empty(), "{what}");
+}
+
+#[test]
+fn the_file_store_and_the_postgres_store_keep_the_same_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: &Path = dir.path();
+    store_contract("files", &|| {
+        Box::new(FileJobStore::new(path.to_path_buf()).unwrap())
+    });
+    let pg = Postgres::start();
+    let url = pg.url();
+    store_contract("postgres", &|| Box::new(PgJobStore::connect(&url).unwrap()));
+}
+
+#[test]
+fn a_store_serves_one_instance_until_it_lets_go() {
+    let pg = Postgres::start();
+    let wait = std::time::Duration::from_millis(300);
+    let first = PgJobStore::connect_waiting(&pg.url(), wait).unwrap();
+    let refused = PgJobStore::connect_waiting(&pg.url(), wait)
+        .err()
+        .expect("the store is taken");
+    assert!(
+        refused.message.contains("another polyquery instance"),
+        "{refused}"
+    );
+    drop(first);
+    PgJobStore::connect(&pg.url()).unwrap();
+}
+
+#[test]
+fn an_unreachable_database_is_an_error_not_a_hang() {
+    let port = free_port();
+    let e = PgJobStore::connect(&format!(
+        "postgres://polyquery@127.0.0.1:{port}/postgres?connect_timeout=2"
+    ))
+    .err()
+    .expect("nothing listens there");
+    assert!(e.message.contains("PostgreSQL"), "{e}");
+}
+
+/// A server on PostgreSQL restarted: its jobs (results read back) and the fronts' side records
+/// (a Looker stored query) are still there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_on_postgres_keeps_jobs_and_side_records_across_a_restart() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    fn store(url: &str) -> Arc<dyn JobStore> {
+        Arc::new(PgJobStore::connect(url).unwrap())
+    }
+    let server = TestServer::start_with(Config::default(), "pq-query", Some(store(&url))).await;
+    let client = reqwest::Client::new();
+    let started: serde_json::Value = client
+        .put(server.url("/honeycomb/api/SqlBackground"))
+        .bearer_auth("someone")
+        .body("select 41 + 1 as answer")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let job = polyquery::engine::JobRef::parse(&id)
+        .and_then(|r| server.engine.resolve(r))
+        .unwrap();
+    server
+        .engine
+        .wait(job, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let login: serde_json::Value = client
+        .post(server.url("/api/4.0/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("client_id=someone&client_secret=x")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let query: serde_json::Value = client
+        .post(server.url("/api/4.0/queries"))
+        .bearer_auth(&token)
+        .json(&json!({"model": "polyquery", "view": "testing1k", "fields": ["testing1k.count"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let query_id = query["id"].as_str().unwrap().to_string();
+
+    let server = server
+        .restarted_with_store(Config::default(), {
+            let url = url.clone();
+            move || Some(store(&url))
+        })
+        .await;
+    let csv = client
+        .get(server.url(&format!("/honeycomb/api/SqlBackground/{id}/csv")))
+        .bearer_auth("someone")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.trim(), "answer\n42");
+    let login: serde_json::Value = client
+        .post(server.url("/api/4.0/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("client_id=someone&client_secret=x")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let read: serde_json::Value = client
+        .get(server.url(&format!("/api/4.0/queries/{query_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["id"], json!(query_id), "{read}");
+}
