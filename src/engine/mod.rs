@@ -41,7 +41,7 @@ pub use fault::{FaultSource, JobFault};
 pub use pg_store::PgJobStore;
 pub use store::{FileJobStore, JobStore};
 
-use crate::exec::{Executor, StoredResult};
+use crate::exec::{Described, Executor, StoredResult};
 use crate::sql::reshape::{RESULT_TABLE, Reshape};
 use exports::Exports;
 use fault::Hold;
@@ -683,14 +683,14 @@ impl Engine {
         }
     }
 
-    /// The tables `sql` reads once planned, planned on the query runtime (planning the longest
-    /// texts takes a while): what a wire that scopes tables checks, on the plan's real references.
-    pub async fn tables_read(&self, sql: &str) -> Result<Vec<String>, EngineError> {
+    /// What `sql` is once planned (the tables it really reads, its result's columns), planned on
+    /// the query runtime (planning the longest texts takes a while), never run.
+    pub async fn describe(&self, sql: &str, params: &Params) -> Result<Described, EngineError> {
         let executor = self.inner.executor.clone();
-        let sql = sql.to_string();
+        let (sql, params) = (sql.to_string(), params.clone());
         self.inner
             .runtime()?
-            .spawn(async move { executor.tables_read(&sql).await })
+            .spawn(async move { executor.describe(&sql, &params).await })
             .await
             .map_err(EngineError::internal)?
     }

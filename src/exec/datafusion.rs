@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::fixtures::{RegisteredTable, register_fixtures};
-use super::{Catalog, Executor, StoredResult, classify_error};
+use super::{Catalog, Described, Executor, StoredResult, classify_error};
 use crate::query::{EngineError, ErrorKind, ParamValue, Params};
 use crate::sql::resolve::Fold;
 
@@ -91,13 +91,18 @@ impl DataFusionExecutor {
         Ok(statement)
     }
 
-    async fn tables_read(&self, sql: &str) -> Result<Vec<String>, EngineError> {
+    async fn describe(&self, sql: &str, params: &Params) -> Result<Described, EngineError> {
         let statement = self.statement(sql)?;
         let plan = self
             .ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(param_values(params)?)?
+        };
         let mut tables = Vec::new();
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
@@ -105,7 +110,10 @@ impl DataFusionExecutor {
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
-        Ok(tables)
+        Ok(Described {
+            tables,
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+        })
     }
 
     async fn run(
@@ -176,8 +184,12 @@ impl Executor for DataFusionExecutor {
         Box::pin(self.run_over(sql, table, source))
     }
 
-    fn tables_read<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
-        Box::pin(self.tables_read(sql))
+    fn describe<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a Params,
+    ) -> BoxFuture<'a, Result<Described, EngineError>> {
+        Box::pin(self.describe(sql, params))
     }
 
     fn catalog(&self) -> &Catalog {

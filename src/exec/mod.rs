@@ -44,12 +44,25 @@ pub trait Executor: Send + Sync + 'static {
         source: StoredResult,
     ) -> BoxFuture<'a, Result<SendableRecordBatchStream, EngineError>>;
 
-    /// The tables `sql` reads once planned (names as registered; CTEs, aliases and subqueries
-    /// resolved away), without running it: what a wire that scopes tables checks.
-    fn tables_read<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>>;
+    /// What `sql` (with `params` bound) is once planned, without running it.
+    fn describe<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a Params,
+    ) -> BoxFuture<'a, Result<Described, EngineError>>;
 
     /// The tables this executor serves.
     fn catalog(&self) -> &Catalog;
+}
+
+/// A statement as planned.
+#[derive(Clone, Debug)]
+pub struct Described {
+    /// The tables it reads (names as registered; CTEs, aliases and subqueries resolved away):
+    /// what a wire that scopes tables checks.
+    pub tables: Vec<String>,
+    /// The columns of its result.
+    pub schema: SchemaRef,
 }
 
 /// A stored result as a query can read it: batches held in memory, or its Arrow IPC file.

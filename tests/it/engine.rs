@@ -906,11 +906,15 @@ impl polyquery::exec::Executor for PanickingExecutor {
     > {
         self.0.execute_over(sql, table, source)
     }
-    fn tables_read<'a>(
+    fn describe<'a>(
         &'a self,
         sql: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<Vec<String>, polyquery::engine::EngineError>> {
-        self.0.tables_read(sql)
+        params: &'a Params,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<polyquery::exec::Described, polyquery::engine::EngineError>,
+    > {
+        self.0.describe(sql, params)
     }
     fn catalog(&self) -> &polyquery::exec::Catalog {
         self.0.catalog()
@@ -1047,7 +1051,11 @@ async fn tables_read_are_the_planned_statements_real_tables() {
         ),
     ];
     for (sql, expected) in cases {
-        let mut read = engine.tables_read(sql).await.unwrap();
+        let mut read = engine
+            .describe(sql, &Params::default())
+            .await
+            .unwrap()
+            .tables;
         read.sort();
         assert_eq!(read, expected, "{sql}");
     }

@@ -96,9 +96,13 @@ pub async fn check_planned_scope(
     prepared: &Prepared,
     project: Project,
 ) -> Result<(), EngineError> {
-    let Ok(tables) = engine.tables_read(&prepared.exec_sql).await else {
+    let Ok(described) = engine
+        .describe(&prepared.exec_sql, &crate::engine::Params::default())
+        .await
+    else {
         return Ok(());
     };
+    let tables = described.tables;
     let catalog = engine.executor().catalog();
     match tables
         .iter()

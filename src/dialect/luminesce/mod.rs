@@ -539,12 +539,7 @@ impl LuminesceFront {
                 let view = sql::rewrite_view(&setup, &params, catalog, &saved)?;
                 // Planned, not run: no rows are read past LIMIT 0.
                 let probe = format!("SELECT * FROM ({}) AS v LIMIT 0", view.exec_sql);
-                let schema = self
-                    .engine
-                    .executor()
-                    .execute(&probe, &params)
-                    .await?
-                    .schema();
+                let schema = self.engine.describe(&probe, &params).await?.schema;
                 let columns: Vec<(String, String)> = schema
                     .fields()
                     .iter()
