@@ -78,6 +78,18 @@ pub struct Translation {
     pub parameters: Vec<serde_json::Value>,
 }
 
+impl Translation {
+    /// A request of statements that answer nothing: no rows.
+    fn nothing() -> Translation {
+        Translation {
+            exec_sql: r#"SELECT NULL AS "$1" WHERE false"#.to_string(),
+            shape: RowShape::Value,
+            ordered: false,
+            parameters: Vec::new(),
+        }
+    }
+}
+
 /// What the translator is told about the request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Rules<'a> {
@@ -94,9 +106,12 @@ pub struct Rules<'a> {
 pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> {
     crate::sql::guard::check_length(text).map_err(|e| AsxError::syntax(&e.message()))?;
     let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, text)
+    let lexed = blank_line_comments(text);
+    let tokens = Tokenizer::new(&dialect, &lexed)
         .tokenize_with_location()
         .map_err(|e| AsxError::syntax(&syntax_text(text, &e.to_string())))?;
+    let tokens = decode_escapes(tokens).map_err(|e| AsxError::syntax(&e))?;
+    let tokens = statement_forms(tokens);
     let statements = split_statements(&tokens);
     if statements.len() > 1 && !rules.multi_statement {
         return Err(AsxError::multiple_statements());
@@ -115,6 +130,11 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
         }
     }
     let (tokens, facts) = rewrite_tokens(tokens);
+    if facts.nested_value {
+        return Err(AsxError::compilation(
+            "SELECT VALUE inside another query is not supported by polyquery",
+        ));
+    }
     let parsed = crate::sql::guard::parse_with(&GenericDialect {}, text, |parser| {
         parser.with_tokens_with_locations(tokens).parse_statements()
     })
@@ -142,11 +162,8 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
     }
     let mut query = match (queries.pop(), queries.is_empty()) {
         (Some(q), true) => q,
-        (None, _) => {
-            return Err(AsxError::compilation(
-                "the request has no query to run (polyquery runs queries only)",
-            ));
-        }
+        // Statements that answer nothing (`USE`, `SET`, dataverse DDL, comments only).
+        (None, _) => return Ok(Translation::nothing()),
         (Some(_), false) => {
             return Err(AsxError::compilation(
                 "polyquery runs one query per request",
@@ -203,6 +220,238 @@ fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&Token>> {
     statements
 }
 
+/// `//` line comments (SQL++ has them beside `--` and `/* */`) blanked out, outside strings and
+/// quoted names; every other byte keeps its place, so positions in errors stay right.
+fn blank_line_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    let mut block = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, block, c) {
+            (Some(q), _, '\\') if q != '`' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (Some(q), _, c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), _, c) => out.push(c),
+            (None, true, '*') if chars.peek() == Some(&'/') => {
+                block = false;
+                out.push('*');
+                out.extend(chars.next());
+            }
+            (None, true, c) => out.push(c),
+            (None, false, '/') if chars.peek() == Some(&'*') => {
+                block = true;
+                out.push('/');
+                out.extend(chars.next());
+            }
+            (None, false, '/') if chars.peek() == Some(&'/') => {
+                // Through the end of the line, each character a space of the same width.
+                out.push(' ');
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    out.extend(std::iter::repeat_n(' ', n.len_utf8()));
+                    chars.next();
+                }
+            }
+            (None, false, '-') if chars.peek() == Some(&'-') => {
+                // A `--` comment is the tokenizer's; copy it so that quotes in it open nothing.
+                out.push(c);
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    out.push(n);
+                    chars.next();
+                }
+            }
+            (None, false, '\'' | '"' | '`') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// SQL++ string literals take JSON's backslash escapes (`"\t"`, `"\u00e9"`, surrogate pairs).
+fn decode_escapes(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, String> {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            match &mut t.token {
+                Token::SingleQuotedString(s) => *s = unescape(s)?,
+                Token::Word(w) if w.quote_style == Some('"') => w.value = unescape(&w.value)?,
+                _ => {}
+            }
+            Ok(t)
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    if !s.contains('\\') {
+        return Ok(s.to_string());
+    }
+    let bad = || format!("invalid escape in string literal \"{s}\"");
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    let hex4 = |chars: &mut std::str::Chars<'_>| -> Option<u32> {
+        let h: String = chars.by_ref().take(4).collect();
+        (h.len() == 4).then_some(())?;
+        u32::from_str_radix(&h, 16).ok()
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let decoded = match chars.next().ok_or_else(bad)? {
+            '"' => '"',
+            '\'' => '\'',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let high = hex4(&mut chars).ok_or_else(bad)?;
+                let code = if (0xD800..0xDC00).contains(&high) {
+                    let rest = chars.as_str();
+                    let low = rest
+                        .strip_prefix("\\u")
+                        .and_then(|r| u32::from_str_radix(r.get(..4)?, 16).ok())
+                        .filter(|l| (0xDC00..0xE000).contains(l))
+                        .ok_or_else(bad)?;
+                    chars = rest[6..].chars();
+                    0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    high
+                };
+                char::from_u32(code).ok_or_else(bad)?
+            }
+            _ => return Err(bad()),
+        };
+        out.push(decoded);
+    }
+    Ok(out)
+}
+
+/// What a statement is, by its first words.
+#[derive(Debug, PartialEq, Eq)]
+enum Form {
+    /// `SET option value` and dataverse DDL: accepted, answering nothing (polyquery has one
+    /// namespace and no options these change).
+    NoOp,
+    /// A query that is an expression (`range(0, 5);`, `[1, 2];`): `SELECT VALUE <expression>`.
+    Expression,
+    /// Anything else, left to the parser.
+    Statement,
+}
+
+fn form(statement: &[TokenWithSpan]) -> Form {
+    let mut tokens = statement
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)));
+    let word = |t: Option<&Token>| match t {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    match tokens.next() {
+        None => Form::Statement,
+        Some(Token::LParen) => {
+            let inner = tokens.find(|t| !matches!(t, Token::LParen));
+            match word(inner).as_deref() {
+                Some("SELECT" | "FROM" | "WITH" | "LET") => Form::Statement,
+                _ => Form::Expression,
+            }
+        }
+        Some(t @ Token::Word(w)) if w.quote_style.is_none() => {
+            let first = word(Some(t)).unwrap_or_default();
+            match first.as_str() {
+                "SET" => Form::NoOp,
+                "CREATE" | "DROP"
+                    if matches!(word(tokens.next()).as_deref(), Some("DATAVERSE")) =>
+                {
+                    Form::NoOp
+                }
+                "SELECT" | "FROM" | "WITH" | "LET" | "USE" | "EXPLAIN" | "CREATE" | "DROP"
+                | "ALTER" | "INSERT" | "UPSERT" | "DELETE" | "UPDATE" | "LOAD" | "COMPACT"
+                | "CONNECT" | "DISCONNECT" | "ANALYZE" | "COPY" | "TRUNCATE" | "START"
+                | "STOP" | "DECLARE" | "WRITE" | "REFRESH" | "GRANT" | "REVOKE" | "BEGIN"
+                | "COMMIT" | "ROLLBACK" | "SHOW" | "DESCRIBE" | "VALUES" | "TABLE" => {
+                    Form::Statement
+                }
+                _ => Form::Expression,
+            }
+        }
+        Some(_) => Form::Expression,
+    }
+}
+
+/// Statement-level SQL++ on the tokens: no-op statements dropped, expression statements made
+/// `SELECT VALUE` queries.
+fn statement_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len() + 4);
+    let mut statement: Vec<TokenWithSpan> = Vec::new();
+    let mut flush = |statement: &mut Vec<TokenWithSpan>, end: Option<TokenWithSpan>| {
+        match form(statement) {
+            Form::NoOp => {
+                statement.clear();
+                return;
+            }
+            Form::Expression => {
+                if let Some(at) = statement
+                    .iter()
+                    .position(|t| !matches!(t.token, Token::Whitespace(_)))
+                {
+                    let span = statement[at].span;
+                    let select = Word {
+                        value: "SELECT".into(),
+                        quote_style: None,
+                        keyword: Keyword::SELECT,
+                    };
+                    let value = Word {
+                        value: "VALUE".into(),
+                        quote_style: None,
+                        keyword: Keyword::VALUE,
+                    };
+                    let space = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+                    let prefix = [Token::Word(select), space.clone(), Token::Word(value), space];
+                    statement.splice(
+                        at..at,
+                        prefix.into_iter().map(|t| TokenWithSpan::new(t, span)),
+                    );
+                }
+            }
+            Form::Statement => {}
+        }
+        out.append(statement);
+        out.extend(end);
+    };
+    for t in tokens {
+        if t.token == Token::SemiColon {
+            flush(&mut statement, Some(t));
+        } else {
+            statement.push(t);
+        }
+    }
+    flush(&mut statement, None);
+    out
+}
+
 /// The kind of a DDL or DML statement (`CREATE COLLECTION`, `INSERT`), or `None` for a query.
 fn modifying_kind(statement: &[&Token]) -> Option<String> {
     let word = |i: usize| match statement.get(i) {
@@ -230,6 +479,8 @@ fn modifying_kind(statement: &[&Token]) -> Option<String> {
 #[derive(Debug, Default)]
 struct TokenFacts {
     value_mode: bool,
+    /// A `SELECT VALUE` inside another query (its collection semantics are not translated).
+    nested_value: bool,
     /// `GROUP BY e AS v`: the position of `e` among the group keys, and `v`.
     group_aliases: Vec<(usize, String)>,
 }
@@ -255,6 +506,7 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
     // Parenthesis depth, and the depth of the FROM list being read (commas there separate sources).
     let mut parens = 0usize;
     let mut from_list: Option<usize> = None;
+    let mut statement_start = 0usize;
     for t in tokens {
         match &t.token {
             Token::LParen => parens += 1,
@@ -280,7 +532,10 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
                 }
                 _ => {}
             },
-            Token::SemiColon => from_list = None,
+            Token::SemiColon => {
+                from_list = None;
+                statement_start = out.len() + 1;
+            }
             _ => {}
         }
         let previous = out
@@ -335,12 +590,23 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
             {
                 group = Some(GroupList::default());
             }
+            // `SELECT VALUE` and its synonym `SELECT ELEMENT`, of the statement's own query only.
             Token::Word(w)
                 if w.quote_style.is_none()
-                    && w.keyword == Keyword::VALUE
+                    && (w.keyword == Keyword::VALUE || w.value.eq_ignore_ascii_case("element"))
                     && matches!(&previous, Some(Token::Word(p)) if p.keyword == Keyword::SELECT) =>
             {
-                facts.value_mode = true;
+                let mut before = out
+                    .get(statement_start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| !matches!(p.token, Token::Whitespace(_)));
+                before.next_back();
+                if parens == 0 || before.all(|p| p.token == Token::LParen) {
+                    facts.value_mode = true;
+                } else {
+                    facts.nested_value = true;
+                }
                 continue;
             }
             Token::Word(w) if w.quote_style == Some('"') => {
@@ -420,8 +686,9 @@ fn rewrite_query(
 ) -> Result<RowShape, AsxError> {
     number_question_marks(query);
     let _ = visit_expressions_mut(query, keyword_paths);
+    super::builtins::sqlpp_expressions(query)?;
     let SetExpr::Select(select) = query.body.as_mut() else {
-        return Ok(RowShape::Object);
+        return set_operation(query.body.as_mut(), facts);
     };
     // `GROUP BY e AS v`: `v` anywhere else means `e`.
     if let GroupByExpr::Expressions(keys, _) = &select.group_by {
@@ -512,6 +779,44 @@ fn rewrite_query(
             Ok(RowShape::Sources)
         }
     }
+}
+
+/// `UNION ALL` of selects: each branch's unnamed columns named as a select's are. Other set
+/// operations, and `SELECT VALUE` branches, are not translated.
+fn set_operation(body: &mut SetExpr, facts: &TokenFacts) -> Result<RowShape, AsxError> {
+    if facts.value_mode {
+        return Err(AsxError::compilation(
+            "SELECT VALUE in a set operation is not supported by polyquery",
+        ));
+    }
+    fn branches(body: &mut SetExpr) -> Result<(), AsxError> {
+        match body {
+            SetExpr::Select(select) => {
+                if matches!(select.projection.as_slice(), [SelectItem::Wildcard(_)]) {
+                    return Err(AsxError::compilation(
+                        "SELECT * in a set operation is not supported by polyquery",
+                    ));
+                }
+                name_projections(&mut select.projection);
+                Ok(())
+            }
+            SetExpr::SetOperation {
+                op: sqlparser::ast::SetOperator::Union,
+                set_quantifier: sqlparser::ast::SetQuantifier::All,
+                left,
+                right,
+            } => {
+                branches(left)?;
+                branches(right)
+            }
+            SetExpr::Query(query) => branches(query.body.as_mut()),
+            _ => Err(AsxError::compilation(
+                "this set operation is not supported by polyquery (only UNION ALL is)",
+            )),
+        }
+    }
+    branches(body)?;
+    Ok(RowShape::Object)
 }
 
 /// What one FROM item binds its variable to.
@@ -651,7 +956,7 @@ fn record_of(args: Vec<Expr>) -> Result<Expr, AsxError> {
     Ok(Expr::Function(function))
 }
 
-fn arg_expr(arg: &FunctionArg) -> Option<Expr> {
+pub(super) fn arg_expr(arg: &FunctionArg) -> Option<Expr> {
     match arg {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
         _ => None,
@@ -686,6 +991,14 @@ fn template(sql: &str, args: &[Expr]) -> Result<Statement, AsxError> {
         ControlFlow::<()>::Continue(())
     });
     Ok(statement)
+}
+
+/// The one expression of a template `SELECT <expression>`.
+pub(super) fn template_expr(sql: &str, args: &[Expr]) -> Result<Expr, AsxError> {
+    match template_select(sql, args)?.projection.into_iter().next() {
+        Some(SelectItem::UnnamedExpr(e)) => Ok(e),
+        _ => Err(AsxError::compilation("internal template is not an expression")),
+    }
 }
 
 /// The first select of a template query.
@@ -798,7 +1111,9 @@ fn constructors(expr: &mut Expr) -> ControlFlow<()> {
 /// Unnamed projections that are not plain names get AsterixDB's positional names `$1`, `$2`, …;
 /// a path `a.b` is named `b`.
 fn name_projections(items: &mut [SelectItem]) {
-    for (i, item) in items.iter_mut().enumerate() {
+    // `$n` counts the unnamed projections only: `select 1, a, 2` names `$1`, `a`, `$2`.
+    let mut unnamed = 0;
+    for item in items.iter_mut() {
         if let SelectItem::UnnamedExpr(expr) = item {
             let name = match expr {
                 Expr::Identifier(_) => continue,
@@ -806,7 +1121,10 @@ fn name_projections(items: &mut [SelectItem]) {
                     Some(last) => last.value.clone(),
                     None => continue,
                 },
-                _ => format!("${}", i + 1),
+                _ => {
+                    unnamed += 1;
+                    format!("${unnamed}")
+                }
             };
             *item = SelectItem::ExprWithAlias {
                 expr: expr.clone(),

@@ -1,0 +1,248 @@
+//! SQL++ expressions on the engine: each operator, path and builtin function either becomes the
+//! engine expression that answers exactly as AsterixDB does, or the query is refused. What is
+//! not listed here is refused, so that polyquery never answers a SQL++ query wrongly.
+//!
+//! SQL++ facts kept: `^` is power; `/` divides as doubles and `x / 0` is null; `%` by zero is
+//! null; array indexes and `substring` offsets count from 0; `position` counts from 0 and is -1
+//! when absent; `range(a, b)` includes `b`; an object constructor keeps the first of duplicate
+//! field names; a subquery used as a value is a collection (not translated: refused).
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AccessExpr, BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    Query, Subscript, UnaryOperator, Value, visit_expressions_mut,
+};
+
+use super::errors::AsxError;
+use super::sqlpp::{arg_expr, template_expr};
+
+/// Functions the engine answers as AsterixDB does, under the same name and arguments.
+const SAME: &[&str] = &[
+    // SQL-92 aggregates in a grouped query.
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    // Numeric functions returning doubles for any numeric argument.
+    "sqrt",
+    "exp",
+    "ln",
+    "log",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "abs",
+    // Strings.
+    "lower",
+    "upper",
+    "length",
+    "ltrim",
+    "rtrim",
+    "reverse",
+    "repeat",
+    "replace",
+    "starts_with",
+    "ends_with",
+    "contains",
+    // polyquery's own, for tests of the wire.
+    "sleep",
+    "inject_failure",
+    // Temporal constructors, made casts later in translation.
+    "datetime",
+    "date",
+    "time",
+];
+
+/// Rewrites every expression of `query` to its engine form, or says why it cannot be answered.
+pub(super) fn sqlpp_expressions(query: &mut Query) -> Result<(), AsxError> {
+    let flow = visit_expressions_mut(query, |expr| match rewrite(expr) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => ControlFlow::Break(e),
+    });
+    match flow {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn refuse(what: &str) -> AsxError {
+    AsxError::compilation(&format!("{what} is not supported by polyquery"))
+}
+
+/// One expression, its children already rewritten.
+fn rewrite(expr: &mut Expr) -> Result<(), AsxError> {
+    match expr {
+        Expr::Identifier(_)
+        | Expr::CompoundIdentifier(_)
+        | Expr::Value(_)
+        | Expr::Nested(_)
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Exists { .. }
+        | Expr::Between { .. }
+        | Expr::Case { .. }
+        | Expr::Array(_)
+        | Expr::Wildcard(_)
+        | Expr::QualifiedWildcard(_, _) => Ok(()),
+        Expr::Like { any: false, .. } => Ok(()),
+        Expr::UnaryOp { op, .. } => match op {
+            UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus => Ok(()),
+            other => Err(refuse(&format!("the operator {other}"))),
+        },
+        Expr::BinaryOp { left, op, right } => {
+            let replacement = match op {
+                BinaryOperator::BitwiseXor => "SELECT power($A, $B)",
+                BinaryOperator::Divide => "SELECT CAST($A AS DOUBLE) / NULLIF(CAST($B AS DOUBLE), 0)",
+                BinaryOperator::Modulo => "SELECT $A % NULLIF($B, 0)",
+                BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::StringConcat
+                | BinaryOperator::Gt
+                | BinaryOperator::Lt
+                | BinaryOperator::GtEq
+                | BinaryOperator::LtEq
+                | BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::And
+                | BinaryOperator::Or => return Ok(()),
+                other => return Err(refuse(&format!("the operator {other}"))),
+            };
+            *expr = template_expr(replacement, &[(**left).clone(), (**right).clone()])?;
+            Ok(())
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            // An index past the end is MISSING in SQL++ and null in the engine: only an index
+            // into a literal array, within it, is translated.
+            let mut length = match root.as_ref() {
+                Expr::Array(array) => Some(array.elem.len() as u64),
+                _ => None,
+            };
+            for access in access_chain {
+                match access {
+                    AccessExpr::Subscript(subscript) => {
+                        zero_based_subscript(subscript, length)?;
+                        length = None;
+                    }
+                    AccessExpr::Dot(_) => length = None,
+                }
+            }
+            Ok(())
+        }
+        Expr::Dictionary(fields) => {
+            // `{x: 1}` names its field by the value of `x`; only literal names are translated.
+            let literal = |f: &&sqlparser::ast::DictionaryField| matches!(f.key.quote_style, Some('\'' | '"'));
+            if let Some(computed) = fields.iter().find(|f| !literal(f)) {
+                return Err(refuse(&format!(
+                    "a computed field name ({}) in an object constructor",
+                    computed.key.value
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            fields.retain(|f| seen.insert(f.key.value.clone()));
+            Ok(())
+        }
+        Expr::Substring {
+            substring_from: Some(from),
+            special: true,
+            ..
+        } => {
+            // `substring(s, offset[, length])`: the offset counts from 0.
+            let offset = non_negative(from)
+                .ok_or_else(|| refuse("substring with an offset that is not a literal >= 0"))?;
+            **from = number(offset + 1);
+            Ok(())
+        }
+        Expr::Function(function) => {
+            if matches!(function.args, FunctionArguments::None) {
+                // A keyword read as a function without parentheses is a name (`user`).
+                return Ok(());
+            }
+            if !matches!(function.args, FunctionArguments::List(_)) {
+                return Err(refuse("this function call form"));
+            }
+            let name = match function.name.0.as_slice() {
+                [ObjectNamePart::Identifier(i)] => i.value.to_ascii_lowercase(),
+                _ => return Err(refuse(&format!("the function {}", function.name))),
+            };
+            if function.over.is_some() || function.filter.is_some() {
+                return Err(refuse(&format!("{name} with OVER or FILTER")));
+            }
+            match name.as_str() {
+                // `range(a, b)` includes `b`, as the engine's generate_series does.
+                "range" => {
+                    function.name = ObjectName::from(vec![Ident::new("generate_series")]);
+                    Ok(())
+                }
+                "position" | "position0" => {
+                    let args = plain_args(function)?;
+                    *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
+                    Ok(())
+                }
+                "position1" => {
+                    function.name = ObjectName::from(vec![Ident::new("strpos")]);
+                    Ok(())
+                }
+                n if SAME.contains(&n) => Ok(()),
+                n => Err(refuse(&format!("the function {n}"))),
+            }
+        }
+        other => Err(refuse(&format!("the expression {other}"))),
+    }
+}
+
+/// `[i]` counts from 0 in SQL++ and from 1 in the engine; only a literal index below the literal
+/// array's `length` is translated.
+fn zero_based_subscript(subscript: &mut Subscript, length: Option<u64>) -> Result<(), AsxError> {
+    match subscript {
+        Subscript::Index { index } => {
+            let i = non_negative(index)
+                .filter(|i| length.is_some_and(|n| *i < n))
+                .ok_or_else(|| refuse("an index other than a literal one into a literal array"))?;
+            *index = number(i + 1);
+            Ok(())
+        }
+        Subscript::Slice { .. } => Err(refuse("an array slice")),
+    }
+}
+
+/// The value of a literal integer that is 0 or more.
+fn non_negative(expr: &Expr) -> Option<u64> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<u64>().ok().filter(|n| *n < i64::MAX as u64),
+            _ => None,
+        },
+        Expr::Nested(inner) => non_negative(inner),
+        _ => None,
+    }
+}
+
+fn number(n: u64) -> Expr {
+    Expr::value(Value::Number(n.to_string(), false))
+}
+
+/// The arguments of a call that has exactly two plain ones.
+fn plain_args(function: &sqlparser::ast::Function) -> Result<Vec<Expr>, AsxError> {
+    let FunctionArguments::List(list) = &function.args else {
+        return Err(refuse("this function call form"));
+    };
+    let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
+    if args.len() != 2 || list.args.len() != 2 || list.duplicate_treatment.is_some() {
+        return Err(AsxError::compilation(&format!(
+            "Invalid number of arguments for function {}",
+            function.name
+        )));
+    }
+    Ok(args)
+}
