@@ -171,10 +171,17 @@ fn rewrite(expr: &mut Expr) -> Result<(), AsxError> {
             if !matches!(function.args, FunctionArguments::List(_)) {
                 return Err(refuse("this function call form"));
             }
+            // A builtin may be named through a dataverse (`test.tinyint`: polyquery has no
+            // user-defined functions to find first) and with `-` for `_` (`starts-with`).
             let name = match function.name.0.as_slice() {
-                [ObjectNamePart::Identifier(i)] => i.value.to_ascii_lowercase(),
+                [ObjectNamePart::Identifier(i)] | [_, ObjectNamePart::Identifier(i)] => {
+                    i.value.to_ascii_lowercase().replace('-', "_")
+                }
                 _ => return Err(refuse(&format!("the function {}", function.name))),
             };
+            if function.name.0.len() > 1 || function.name.to_string().contains('-') {
+                function.name = ObjectName::from(vec![Ident::new(&name)]);
+            }
             if function.over.is_some() || function.filter.is_some() {
                 return Err(refuse(&format!("{name} with OVER or FILTER")));
             }
@@ -194,10 +201,99 @@ fn rewrite(expr: &mut Expr) -> Result<(), AsxError> {
                     Ok(())
                 }
                 n if SAME.contains(&n) => Ok(()),
-                n => Err(refuse(&format!("the function {n}"))),
+                n => match constructor(n) {
+                    Some(target) => {
+                        let args = function_args(function, 1)?;
+                        *expr = construct(target, &args[0])?;
+                        Ok(())
+                    }
+                    None => Err(refuse(&format!("the function {n}"))),
+                },
             }
         }
         other => Err(refuse(&format!("the expression {other}"))),
+    }
+}
+
+/// The type a constructor function makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Int { sql: &'static str, bits: u32 },
+    Double,
+    Boolean,
+    String,
+}
+
+fn constructor(name: &str) -> Option<Target> {
+    let int = |sql, bits| Some(Target::Int { sql, bits });
+    match name {
+        "tinyint" | "int8" => int("TINYINT", 8),
+        "smallint" | "int16" => int("SMALLINT", 16),
+        "integer" | "int" | "int32" => int("INTEGER", 32),
+        "bigint" | "int64" => int("BIGINT", 64),
+        "double" => Some(Target::Double),
+        "boolean" => Some(Target::Boolean),
+        "string" => Some(Target::String),
+        _ => None,
+    }
+}
+
+/// A type constructor of a literal, folded now (`tinyint('+80i8')`, `double('-6.5d')`); of
+/// anything else, refused (its conversion rules are not the engine's casts).
+fn construct(target: Target, arg: &Expr) -> Result<Expr, AsxError> {
+    let cannot = || refuse(&format!("this {target:?} constructor argument ({arg})"));
+    let (text, quoted) = match arg {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => (s.trim().to_string(), true),
+            Value::Number(n, _) => (n.clone(), false),
+            Value::Boolean(b) => (b.to_string(), false),
+            _ => return Err(cannot()),
+        },
+        _ => return Err(cannot()),
+    };
+    match target {
+        Target::Int { sql, bits } => {
+            let digits = ["i8", "i16", "i32", "i64"]
+                .iter()
+                .find_map(|suffix| text.strip_suffix(suffix).filter(|_| quoted))
+                .unwrap_or(&text);
+            let n: i64 = digits
+                .strip_prefix('+')
+                .unwrap_or(digits)
+                .parse()
+                .map_err(|_| cannot())?;
+            let limit = 1i128 << (bits - 1);
+            if i128::from(n) >= limit || i128::from(n) < -limit {
+                return Err(cannot());
+            }
+            let literal = if n < 0 {
+                Expr::UnaryOp {
+                    op: UnaryOperator::Minus,
+                    expr: Box::new(number(n.unsigned_abs())),
+                }
+            } else {
+                number(n.unsigned_abs())
+            };
+            template_expr(&format!("SELECT CAST($A AS {sql})"), &[literal])
+        }
+        Target::Double => {
+            let digits = text.strip_suffix('d').filter(|_| quoted).unwrap_or(&text);
+            let x: f64 = digits.parse().map_err(|_| cannot())?;
+            if !x.is_finite() || digits.chars().any(|c| c.is_alphabetic() && c != 'e' && c != 'E') {
+                return Err(cannot());
+            }
+            template_expr(
+                "SELECT CAST($A AS DOUBLE)",
+                &[Expr::value(Value::SingleQuotedString(format!("{x:?}")))],
+            )
+        }
+        Target::Boolean => match (text.as_str(), quoted) {
+            ("true", _) => Ok(Expr::value(Value::Boolean(true))),
+            ("false", _) => Ok(Expr::value(Value::Boolean(false))),
+            _ => Err(cannot()),
+        },
+        Target::String if quoted => Ok(arg.clone()),
+        Target::String => Err(cannot()),
     }
 }
 
@@ -234,11 +330,16 @@ fn number(n: u64) -> Expr {
 
 /// The arguments of a call that has exactly two plain ones.
 fn plain_args(function: &sqlparser::ast::Function) -> Result<Vec<Expr>, AsxError> {
+    function_args(function, 2)
+}
+
+/// The arguments of a call that has exactly `n` plain ones.
+fn function_args(function: &sqlparser::ast::Function, n: usize) -> Result<Vec<Expr>, AsxError> {
     let FunctionArguments::List(list) = &function.args else {
         return Err(refuse("this function call form"));
     };
     let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
-    if args.len() != 2 || list.args.len() != 2 || list.duplicate_treatment.is_some() {
+    if args.len() != n || list.args.len() != n || list.duplicate_treatment.is_some() {
         return Err(AsxError::compilation(&format!(
             "Invalid number of arguments for function {}",
             function.name
