@@ -502,7 +502,7 @@ async fn async_deferred_async_not_supported_for_ddl() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         a.json()["errors"][0]["msg"],
-        "ASX1253: Async mode not supported for the statement CREATE COLLECTION"
+        "ASX1253: Async mode not supported for the statement CREATE COLLECTION (in line 1, at column 1)"
     );
 }
 

@@ -19,7 +19,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Word};
 
 use super::errors::AsxError;
 use crate::exec::Catalog;
@@ -118,14 +118,17 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
     }
     for statement in &statements {
         if let Some(kind) = modifying_kind(statement) {
+            let at = statement.first().map_or(Location::new(0, 0), |t| t.span.start);
+            // The read-only refusal is worded as the vendor's page shows it, without a place.
             return Err(if rules.asynchronous {
-                AsxError::async_not_supported(&kind)
+                AsxError::async_not_supported(&kind).at(at)
             } else if rules.readonly {
                 AsxError::read_only(&kind)
             } else {
                 AsxError::compilation(&format!(
                     "polyquery runs queries only, not {kind} statements"
                 ))
+                .at(at)
             });
         }
     }
@@ -205,14 +208,14 @@ fn use_name(text: &str) -> String {
 }
 
 /// The tokens of each statement (without the `;`), empty statements dropped.
-fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&Token>> {
+fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&TokenWithSpan>> {
     let mut statements = Vec::new();
     let mut current = Vec::new();
     for t in tokens {
         match &t.token {
             Token::SemiColon => statements.push(std::mem::take(&mut current)),
             Token::Whitespace(_) => {}
-            other => current.push(other),
+            _ => current.push(t),
         }
     }
     statements.push(current);
@@ -453,8 +456,8 @@ fn statement_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 }
 
 /// The kind of a DDL or DML statement (`CREATE COLLECTION`, `INSERT`), or `None` for a query.
-fn modifying_kind(statement: &[&Token]) -> Option<String> {
-    let word = |i: usize| match statement.get(i) {
+fn modifying_kind(statement: &[&TokenWithSpan]) -> Option<String> {
+    let word = |i: usize| match statement.get(i).map(|t| &t.token) {
         Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
         _ => None,
     };
@@ -664,16 +667,13 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    fn check(&self, name: &str) -> Result<(), AsxError> {
+    fn check(&self, name: &str, at: Location) -> Result<(), AsxError> {
         let known = self.ctes.iter().any(|c| c.eq_ignore_ascii_case(name))
             || self.catalog.is_none_or(|c| c.table(name).is_some());
         if known {
             Ok(())
         } else {
-            Err(AsxError::unknown_dataset(
-                name,
-                self.dataverse.unwrap_or("Default"),
-            ))
+            Err(AsxError::unknown_dataset(name, self.dataverse.unwrap_or("Default")).at(at))
         }
     }
 }
@@ -864,12 +864,12 @@ fn rewrite_source(relation: &mut TableFactor, sources: &Sources<'_>) -> Result<S
                 parts.remove(0);
             }
             let single = parts.len() == 1;
-            let bare = match name.0.last() {
-                Some(ObjectNamePart::Identifier(i)) => i.value.clone(),
-                _ => name.to_string(),
+            let (bare, at) = match name.0.last() {
+                Some(ObjectNamePart::Identifier(i)) => (i.value.clone(), i.span.start),
+                _ => (name.to_string(), Location::new(0, 0)),
             };
             if single {
-                sources.check(&bare)?;
+                sources.check(&bare, at)?;
             }
             Ok(Source::Dataset {
                 variable: alias
@@ -1280,7 +1280,7 @@ mod tests {
         let e = translate("select value g from gargel g;", rules).unwrap_err();
         assert_eq!(
             e.message,
-            "ASX1077: Cannot find dataset gargel in dataverse Default nor an alias with name gargel"
+            "ASX1077: Cannot find dataset gargel in dataverse Default nor an alias with name gargel (in line 1, at column 21)"
         );
         let ok = translate("with t as (select 1 as a) select a from t;", rules);
         assert!(ok.is_ok(), "{ok:?}");
@@ -1355,7 +1355,7 @@ mod tests {
         let e = translate("CREATE COLLECTION c PRIMARY KEY (id: int);", async_rules).unwrap_err();
         assert_eq!(
             e.message,
-            "ASX1253: Async mode not supported for the statement CREATE COLLECTION"
+            "ASX1253: Async mode not supported for the statement CREATE COLLECTION (in line 1, at column 1)"
         );
         let ro = Rules {
             readonly: true,
