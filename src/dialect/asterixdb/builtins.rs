@@ -14,8 +14,11 @@ use sqlparser::ast::{
     Query, Subscript, UnaryOperator, Value, visit_expressions_mut,
 };
 
+use sqlparser::ast::{SelectItem, SetExpr, TableFactor};
+use sqlparser::tokenizer::Location;
+
 use super::errors::AsxError;
-use super::sqlpp::{arg_expr, template_expr};
+use super::sqlpp::{Sources, arg_expr, rewrite_source, template_expr};
 
 /// Functions the engine answers as AsterixDB does, under the same name and arguments.
 const SAME: &[&str] = &[
@@ -59,9 +62,20 @@ const SAME: &[&str] = &[
     "time",
 ];
 
+/// What the expression pass needs for collection functions over `SELECT VALUE` subqueries.
+pub(super) struct Collections<'s, 'a> {
+    /// Where each nested `SELECT VALUE` query starts; one is taken off when it is translated.
+    pub value_queries: Vec<Location>,
+    /// What a subquery's FROM names are checked against.
+    pub sources: &'s Sources<'a>,
+}
+
 /// Rewrites every expression of `query` to its engine form, or says why it cannot be answered.
-pub(super) fn sqlpp_expressions(query: &mut Query) -> Result<(), AsxError> {
-    let flow = visit_expressions_mut(query, |expr| match rewrite(expr) {
+pub(super) fn sqlpp_expressions(
+    query: &mut Query,
+    collections: &mut Collections<'_, '_>,
+) -> Result<(), AsxError> {
+    let flow = visit_expressions_mut(query, |expr| match rewrite(expr, collections) {
         Ok(()) => ControlFlow::Continue(()),
         Err(e) => ControlFlow::Break(e),
     });
@@ -76,7 +90,7 @@ fn refuse(what: &str) -> AsxError {
 }
 
 /// One expression, its children already rewritten.
-fn rewrite(expr: &mut Expr) -> Result<(), AsxError> {
+fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(), AsxError> {
     match expr {
         Expr::Identifier(_)
         | Expr::CompoundIdentifier(_)
@@ -95,6 +109,18 @@ fn rewrite(expr: &mut Expr) -> Result<(), AsxError> {
         | Expr::Wildcard(_)
         | Expr::QualifiedWildcard(_, _) => Ok(()),
         Expr::Like { any: false, .. } => Ok(()),
+        // A `SELECT VALUE` subquery is a collection, left for the function that takes it (one
+        // left over is refused at the end); a subquery of objects is not translated as a value.
+        Expr::Subquery(query) => match query.body.as_ref() {
+            SetExpr::Select(select)
+                if collections
+                    .value_queries
+                    .contains(&select.select_token.0.span.start) =>
+            {
+                Ok(())
+            }
+            _ => Err(refuse("a subquery used as a value")),
+        },
         Expr::UnaryOp { op, .. } => match op {
             UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus => Ok(()),
             other => Err(refuse(&format!("the operator {other}"))),
@@ -200,7 +226,25 @@ fn rewrite(expr: &mut Expr) -> Result<(), AsxError> {
                     function.name = ObjectName::from(vec![Ident::new("strpos")]);
                     Ok(())
                 }
+                // A SQL-92 aggregate of a subquery aggregates the subquery's collection, as
+                // its `array_*` version does.
+                n if is_subquery_call(function) && collection_aggregate(&format!("array_{n}")).is_some() => {
+                    let args = function_args(function, 1)?;
+                    let Some(aggregate) = collection_aggregate(&format!("array_{n}")) else {
+                        return Err(refuse(&format!("the function {n}")));
+                    };
+                    *expr = aggregate_collection(&aggregate, &args[0], collections)?;
+                    Ok(())
+                }
                 n if SAME.contains(&n) => Ok(()),
+                n if collection_aggregate(n).is_some() => {
+                    let args = function_args(function, 1)?;
+                    let Some(aggregate) = collection_aggregate(n) else {
+                        return Err(refuse(&format!("the function {n}")));
+                    };
+                    *expr = aggregate_collection(&aggregate, &args[0], collections)?;
+                    Ok(())
+                }
                 n => match constructor(n) {
                     Some(target) => {
                         let args = function_args(function, 1)?;
@@ -346,4 +390,99 @@ fn function_args(function: &sqlparser::ast::Function, n: usize) -> Result<Vec<Ex
         )));
     }
     Ok(args)
+}
+
+/// The column a collection's items are in when an aggregate runs over them.
+const ITEM: &str = "$item";
+
+/// The engine aggregate over a collection's items for a SQL++ collection function: `strict_*`
+/// (and the older `coll_*`) see every item, so that one null makes the result null and
+/// `strict_count` counts it; `array_*` skip null items.
+fn collection_aggregate(name: &str) -> Option<String> {
+    let (strict, base) = if let Some(b) = name.strip_prefix("strict_") {
+        (true, b)
+    } else if let Some(b) = name.strip_prefix("coll_") {
+        (true, b)
+    } else {
+        (false, name.strip_prefix("array_")?)
+    };
+    let engine = match base {
+        "count" => return Some(if strict { "count(*)" } else { "count(\"$item\")" }.into()),
+        "sum" | "min" | "max" | "avg" | "stddev_pop" | "var_pop" | "var_samp" | "stddev_samp" => base,
+        "stddev" => "stddev_samp",
+        "variance" => "var_samp",
+        _ => return None,
+    };
+    Some(if strict {
+        format!("CASE WHEN count(*) = count(\"{ITEM}\") THEN {engine}(\"{ITEM}\") END")
+    } else {
+        format!("{engine}(\"{ITEM}\")")
+    })
+}
+
+/// `f(collection)` as a scalar subquery aggregating the collection's items: an array value's
+/// items unnested, or a `SELECT VALUE` subquery's values.
+fn aggregate_collection(
+    aggregate: &str,
+    arg: &Expr,
+    collections: &mut Collections<'_, '_>,
+) -> Result<Expr, AsxError> {
+    let Expr::Subquery(query) = arg else {
+        return template_expr(
+            &format!(
+                "SELECT (SELECT {aggregate} FROM (SELECT unnest($A) AS \"{ITEM}\") AS items)"
+            ),
+            std::slice::from_ref(arg),
+        );
+    };
+    let mut values = (**query).clone();
+    let SetExpr::Select(select) = values.body.as_mut() else {
+        return Err(refuse("a set operation as a collection"));
+    };
+    let start = select.select_token.0.span.start;
+    let Some(at) = collections.value_queries.iter().position(|l| *l == start) else {
+        return Err(refuse("a subquery of objects as a collection"));
+    };
+    let [item] = select.projection.as_mut_slice() else {
+        return Err(AsxError::syntax("SELECT VALUE takes exactly one expression"));
+    };
+    let value = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return Err(refuse("SELECT VALUE *")),
+    };
+    *item = SelectItem::ExprWithAlias {
+        expr: value,
+        alias: Ident::with_quote('"', ITEM),
+    };
+    for table in &mut select.from {
+        rewrite_source(&mut table.relation, collections.sources)?;
+        for join in &mut table.joins {
+            rewrite_source(&mut join.relation, collections.sources)?;
+        }
+    }
+    collections.value_queries.remove(at);
+    let mut expr = template_expr(
+        &format!("SELECT (SELECT {aggregate} FROM (SELECT 1) AS items)"),
+        &[],
+    )?;
+    if let Expr::Subquery(outer) = &mut expr
+        && let SetExpr::Select(outer_select) = outer.body.as_mut()
+        && let Some(table) = outer_select.from.first_mut()
+        && let TableFactor::Derived { subquery, .. } = &mut table.relation
+    {
+        *subquery = Box::new(values);
+        return Ok(expr);
+    }
+    Err(AsxError::compilation("internal template has no derived table"))
+}
+
+/// A call whose one argument is a subquery: `count((SELECT VALUE …))`.
+fn is_subquery_call(function: &sqlparser::ast::Function) -> bool {
+    match &function.args {
+        FunctionArguments::List(list) => matches!(
+            list.args.as_slice(),
+            [arg] if matches!(arg_expr(arg), Some(Expr::Subquery(_)))
+        ),
+        _ => false,
+    }
 }

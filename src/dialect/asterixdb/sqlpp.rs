@@ -133,11 +133,6 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
         }
     }
     let (tokens, facts) = rewrite_tokens(tokens);
-    if facts.nested_value {
-        return Err(AsxError::compilation(
-            "SELECT VALUE inside another query is not supported by polyquery",
-        ));
-    }
     let parsed = crate::sql::guard::parse_with(&GenericDialect {}, text, |parser| {
         parser.with_tokens_with_locations(tokens).parse_statements()
     })
@@ -482,8 +477,9 @@ fn modifying_kind(statement: &[&TokenWithSpan]) -> Option<String> {
 #[derive(Debug, Default)]
 struct TokenFacts {
     value_mode: bool,
-    /// A `SELECT VALUE` inside another query (its collection semantics are not translated).
-    nested_value: bool,
+    /// Where each `SELECT VALUE` inside another query starts (its `SELECT`): such a query is a
+    /// collection, translated only where a collection function takes it.
+    nested_values: Vec<Location>,
     /// `GROUP BY e AS v`: the position of `e` among the group keys, and `v`.
     group_aliases: Vec<(usize, String)>,
 }
@@ -607,8 +603,12 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
                 before.next_back();
                 if parens == 0 || before.all(|p| p.token == Token::LParen) {
                     facts.value_mode = true;
-                } else {
-                    facts.nested_value = true;
+                } else if let Some(select) = out
+                    .iter()
+                    .rev()
+                    .find(|p| !matches!(p.token, Token::Whitespace(_)))
+                {
+                    facts.nested_values.push(select.span.start);
                 }
                 continue;
             }
@@ -660,7 +660,7 @@ fn unnest_word() -> Token {
 }
 
 /// What FROM names are checked against.
-struct Sources<'a> {
+pub(super) struct Sources<'a> {
     dataverse: Option<&'a str>,
     catalog: Option<&'a Catalog>,
     ctes: Vec<String>,
@@ -686,7 +686,16 @@ fn rewrite_query(
 ) -> Result<RowShape, AsxError> {
     number_question_marks(query);
     let _ = visit_expressions_mut(query, keyword_paths);
-    super::builtins::sqlpp_expressions(query)?;
+    let mut collections = super::builtins::Collections {
+        value_queries: facts.nested_values.clone(),
+        sources,
+    };
+    super::builtins::sqlpp_expressions(query, &mut collections)?;
+    if !collections.value_queries.is_empty() {
+        return Err(AsxError::compilation(
+            "SELECT VALUE inside another query is not supported by polyquery",
+        ));
+    }
     let SetExpr::Select(select) = query.body.as_mut() else {
         return set_operation(query.body.as_mut(), facts);
     };
@@ -821,7 +830,7 @@ fn set_operation(body: &mut SetExpr, facts: &TokenFacts) -> Result<RowShape, Asx
 
 /// What one FROM item binds its variable to.
 #[derive(Clone, Debug)]
-enum Source {
+pub(super) enum Source {
     /// A dataset's records: the variable and the table.
     Dataset { variable: String, table: String },
     /// Single values (an array or a range): the variable is the value.
@@ -831,7 +840,10 @@ enum Source {
 }
 
 /// Rewrites one FROM item and says what its variable is bound to.
-fn rewrite_source(relation: &mut TableFactor, sources: &Sources<'_>) -> Result<Source, AsxError> {
+pub(super) fn rewrite_source(
+    relation: &mut TableFactor,
+    sources: &Sources<'_>,
+) -> Result<Source, AsxError> {
     match relation {
         TableFactor::Table {
             name, alias, args, ..
