@@ -101,14 +101,37 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         | Expr::IsTrue(_)
         | Expr::IsFalse(_)
         | Expr::InList { .. }
-        | Expr::InSubquery { .. }
-        | Expr::Exists { .. }
         | Expr::Between { .. }
         | Expr::Case { .. }
-        | Expr::Array(_)
         | Expr::Wildcard(_)
         | Expr::QualifiedWildcard(_, _) => Ok(()),
         Expr::Like { any: false, .. } => Ok(()),
+        // Membership and existence read a `SELECT VALUE` subquery as the engine does.
+        Expr::InSubquery { subquery, .. } | Expr::Exists { subquery, .. } => {
+            value_subquery(subquery, collections).map(|_| ())
+        }
+        Expr::Array(array) => {
+            // `[1, 'a']` is a heterogeneous array, which the engine's typed arrays cannot hold.
+            let kinds: std::collections::HashSet<&str> = array
+                .elem
+                .iter()
+                .filter_map(|e| match e {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(..) => Some("number"),
+                        Value::SingleQuotedString(_) => Some("string"),
+                        Value::Boolean(_) => Some("boolean"),
+                        _ => None,
+                    },
+                    Expr::Array(_) => Some("array"),
+                    Expr::Dictionary(_) => Some("object"),
+                    _ => None,
+                })
+                .collect();
+            if kinds.len() > 1 {
+                return Err(refuse("an array of values of different types"));
+            }
+            Ok(())
+        }
         // A `SELECT VALUE` subquery is a collection, left for the function that takes it (one
         // left over is refused at the end); a subquery of objects is not translated as a value.
         Expr::Subquery(query) => match query.body.as_ref() {
@@ -127,7 +150,10 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         },
         Expr::BinaryOp { left, op, right } => {
             let replacement = match op {
-                BinaryOperator::BitwiseXor => "SELECT power($A, $B)",
+                BinaryOperator::BitwiseXor => {
+                    *expr = power(left, right)?;
+                    return Ok(());
+                }
                 BinaryOperator::Divide => "SELECT CAST($A AS DOUBLE) / NULLIF(CAST($B AS DOUBLE), 0)",
                 BinaryOperator::Modulo => "SELECT $A % NULLIF($B, 0)",
                 BinaryOperator::Plus
@@ -436,13 +462,7 @@ fn aggregate_collection(
         );
     };
     let mut values = (**query).clone();
-    let SetExpr::Select(select) = values.body.as_mut() else {
-        return Err(refuse("a set operation as a collection"));
-    };
-    let start = select.select_token.0.span.start;
-    let Some(at) = collections.value_queries.iter().position(|l| *l == start) else {
-        return Err(refuse("a subquery of objects as a collection"));
-    };
+    let select = value_subquery(&mut values, collections)?;
     let [item] = select.projection.as_mut_slice() else {
         return Err(AsxError::syntax("SELECT VALUE takes exactly one expression"));
     };
@@ -454,13 +474,6 @@ fn aggregate_collection(
         expr: value,
         alias: Ident::with_quote('"', ITEM),
     };
-    for table in &mut select.from {
-        rewrite_source(&mut table.relation, collections.sources)?;
-        for join in &mut table.joins {
-            rewrite_source(&mut join.relation, collections.sources)?;
-        }
-    }
-    collections.value_queries.remove(at);
     let mut expr = template_expr(
         &format!("SELECT (SELECT {aggregate} FROM (SELECT 1) AS items)"),
         &[],
@@ -485,4 +498,63 @@ fn is_subquery_call(function: &sqlparser::ast::Function) -> bool {
         ),
         _ => false,
     }
+}
+
+/// A nested `SELECT VALUE` query taken as a collection: its FROM sources translated and its
+/// place taken off the list of those still to translate. Its one column holds the values.
+fn value_subquery<'q>(
+    query: &'q mut Query,
+    collections: &mut Collections<'_, '_>,
+) -> Result<&'q mut sqlparser::ast::Select, AsxError> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(refuse("a set operation as a collection"));
+    };
+    let start = select.select_token.0.span.start;
+    let Some(at) = collections.value_queries.iter().position(|l| *l == start) else {
+        return Err(refuse("a subquery of objects as a collection"));
+    };
+    for table in &mut select.from {
+        rewrite_source(&mut table.relation, collections.sources)?;
+        for join in &mut table.joins {
+            rewrite_source(&mut join.relation, collections.sources)?;
+        }
+    }
+    collections.value_queries.remove(at);
+    Ok(select)
+}
+
+/// `a ^ b`, power, binding tighter than every other operator in SQL++ (the parser binds it
+/// looser, so an operand that is another operation was grouped wrongly and is refused). An
+/// integer to a non-negative integer power is an integer, folded now; with a double literal
+/// it is a double; other operands are refused (their type decides the result's).
+fn power(left: &Expr, right: &Expr) -> Result<Expr, AsxError> {
+    let literal = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (Some(base), Some(exponent)) = (literal(left), literal(right)) else {
+        return Err(refuse(
+            "`^` with an operand other than a number literal (parenthesize operations)",
+        ));
+    };
+    if let (Ok(b), Ok(e)) = (base.parse::<i64>(), exponent.parse::<u32>()) {
+        let folded = b
+            .checked_pow(e)
+            .ok_or_else(|| refuse("an integer power past the 64-bit range"))?;
+        return Ok(match u64::try_from(folded) {
+            Ok(n) => number(n),
+            Err(_) => Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(number(folded.unsigned_abs())),
+            },
+        });
+    }
+    let is_double = |n: &str| n.contains(['.', 'e', 'E']);
+    if is_double(&base) || is_double(&exponent) {
+        return template_expr("SELECT power($A, $B)", &[left.clone(), right.clone()]);
+    }
+    Err(refuse("`^` with a negative integer exponent"))
 }
