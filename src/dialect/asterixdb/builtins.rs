@@ -10,8 +10,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    Query, Subscript, UnaryOperator, Value, visit_expressions_mut,
+    AccessExpr, BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query,
+    Subscript, UnaryOperator, Value, visit_expressions_mut,
 };
 
 use sqlparser::ast::{SelectItem, SetExpr, TableFactor};
@@ -154,7 +154,9 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     *expr = power(left, right)?;
                     return Ok(());
                 }
-                BinaryOperator::Divide => "SELECT CAST($A AS DOUBLE) / NULLIF(CAST($B AS DOUBLE), 0)",
+                BinaryOperator::Divide => {
+                    "SELECT CAST($A AS DOUBLE) / NULLIF(CAST($B AS DOUBLE), 0)"
+                }
                 BinaryOperator::Modulo => "SELECT $A % NULLIF($B, 0)",
                 BinaryOperator::Plus
                 | BinaryOperator::Minus
@@ -193,7 +195,9 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         }
         Expr::Dictionary(fields) => {
             // `{x: 1}` names its field by the value of `x`; only literal names are translated.
-            let literal = |f: &&sqlparser::ast::DictionaryField| matches!(f.key.quote_style, Some('\'' | '"'));
+            let literal = |f: &&sqlparser::ast::DictionaryField| {
+                matches!(f.key.quote_style, Some('\'' | '"'))
+            };
             if let Some(computed) = fields.iter().find(|f| !literal(f)) {
                 return Err(refuse(&format!(
                     "a computed field name ({}) in an object constructor",
@@ -254,7 +258,9 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 }
                 // A SQL-92 aggregate of a subquery aggregates the subquery's collection, as
                 // its `array_*` version does.
-                n if is_subquery_call(function) && collection_aggregate(&format!("array_{n}")).is_some() => {
+                n if is_subquery_call(function)
+                    && collection_aggregate(&format!("array_{n}")).is_some() =>
+                {
                     let args = function_args(function, 1)?;
                     let Some(aggregate) = collection_aggregate(&format!("array_{n}")) else {
                         return Err(refuse(&format!("the function {n}")));
@@ -349,7 +355,11 @@ fn construct(target: Target, arg: &Expr) -> Result<Expr, AsxError> {
         Target::Double => {
             let digits = text.strip_suffix('d').filter(|_| quoted).unwrap_or(&text);
             let x: f64 = digits.parse().map_err(|_| cannot())?;
-            if !x.is_finite() || digits.chars().any(|c| c.is_alphabetic() && c != 'e' && c != 'E') {
+            if !x.is_finite()
+                || digits
+                    .chars()
+                    .any(|c| c.is_alphabetic() && c != 'e' && c != 'E')
+            {
                 return Err(cannot());
             }
             template_expr(
@@ -433,8 +443,19 @@ fn collection_aggregate(name: &str) -> Option<String> {
         (false, name.strip_prefix("array_")?)
     };
     let engine = match base {
-        "count" => return Some(if strict { "count(*)" } else { "count(\"$item\")" }.into()),
-        "sum" | "min" | "max" | "avg" | "stddev_pop" | "var_pop" | "var_samp" | "stddev_samp" => base,
+        "count" => {
+            return Some(
+                if strict {
+                    "count(*)"
+                } else {
+                    "count(\"$item\")"
+                }
+                .into(),
+            );
+        }
+        "sum" | "min" | "max" | "avg" | "stddev_pop" | "var_pop" | "var_samp" | "stddev_samp" => {
+            base
+        }
         "stddev" => "stddev_samp",
         "variance" => "var_samp",
         _ => return None,
@@ -455,16 +476,16 @@ fn aggregate_collection(
 ) -> Result<Expr, AsxError> {
     let Expr::Subquery(query) = arg else {
         return template_expr(
-            &format!(
-                "SELECT (SELECT {aggregate} FROM (SELECT unnest($A) AS \"{ITEM}\") AS items)"
-            ),
+            &format!("SELECT (SELECT {aggregate} FROM (SELECT unnest($A) AS \"{ITEM}\") AS items)"),
             std::slice::from_ref(arg),
         );
     };
     let mut values = (**query).clone();
     let select = value_subquery(&mut values, collections)?;
     let [item] = select.projection.as_mut_slice() else {
-        return Err(AsxError::syntax("SELECT VALUE takes exactly one expression"));
+        return Err(AsxError::syntax(
+            "SELECT VALUE takes exactly one expression",
+        ));
     };
     let value = match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
@@ -486,7 +507,9 @@ fn aggregate_collection(
         *subquery = Box::new(values);
         return Ok(expr);
     }
-    Err(AsxError::compilation("internal template has no derived table"))
+    Err(AsxError::compilation(
+        "internal template has no derived table",
+    ))
 }
 
 /// A call whose one argument is a subquery: `count((SELECT VALUE …))`.

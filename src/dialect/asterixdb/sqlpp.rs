@@ -118,7 +118,9 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
     }
     for statement in &statements {
         if let Some(kind) = modifying_kind(statement) {
-            let at = statement.first().map_or(Location::new(0, 0), |t| t.span.start);
+            let at = statement
+                .first()
+                .map_or(Location::new(0, 0), |t| t.span.start);
             // The read-only refusal is worded as the vendor's page shows it, without a place.
             return Err(if rules.asynchronous {
                 AsxError::async_not_supported(&kind).at(at)
@@ -387,11 +389,9 @@ fn form(statement: &[TokenWithSpan]) -> Form {
                 }
                 "SELECT" | "FROM" | "WITH" | "LET" | "USE" | "EXPLAIN" | "CREATE" | "DROP"
                 | "ALTER" | "INSERT" | "UPSERT" | "DELETE" | "UPDATE" | "LOAD" | "COMPACT"
-                | "CONNECT" | "DISCONNECT" | "ANALYZE" | "COPY" | "TRUNCATE" | "START"
-                | "STOP" | "DECLARE" | "WRITE" | "REFRESH" | "GRANT" | "REVOKE" | "BEGIN"
-                | "COMMIT" | "ROLLBACK" | "SHOW" | "DESCRIBE" | "VALUES" | "TABLE" => {
-                    Form::Statement
-                }
+                | "CONNECT" | "DISCONNECT" | "ANALYZE" | "COPY" | "TRUNCATE" | "START" | "STOP"
+                | "DECLARE" | "WRITE" | "REFRESH" | "GRANT" | "REVOKE" | "BEGIN" | "COMMIT"
+                | "ROLLBACK" | "SHOW" | "DESCRIBE" | "VALUES" | "TABLE" => Form::Statement,
                 _ => Form::Expression,
             }
         }
@@ -427,7 +427,12 @@ fn statement_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                         keyword: Keyword::VALUE,
                     };
                     let space = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
-                    let prefix = [Token::Word(select), space.clone(), Token::Word(value), space];
+                    let prefix = [
+                        Token::Word(select),
+                        space.clone(),
+                        Token::Word(value),
+                        space,
+                    ];
                     statement.splice(
                         at..at,
                         prefix.into_iter().map(|t| TokenWithSpan::new(t, span)),
@@ -1009,7 +1014,9 @@ fn template(sql: &str, args: &[Expr]) -> Result<Statement, AsxError> {
 pub(super) fn template_expr(sql: &str, args: &[Expr]) -> Result<Expr, AsxError> {
     match template_select(sql, args)?.projection.into_iter().next() {
         Some(SelectItem::UnnamedExpr(e)) => Ok(e),
-        _ => Err(AsxError::compilation("internal template is not an expression")),
+        _ => Err(AsxError::compilation(
+            "internal template is not an expression",
+        )),
     }
 }
 
