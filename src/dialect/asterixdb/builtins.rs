@@ -252,6 +252,16 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
                     Ok(())
                 }
+                // AsterixDB's other names for functions the engine has.
+                "string_length" | "lowercase" | "uppercase" => {
+                    let engine = match name.as_str() {
+                        "string_length" => "length",
+                        "lowercase" => "lower",
+                        _ => "upper",
+                    };
+                    function.name = ObjectName::from(vec![Ident::new(engine)]);
+                    Ok(())
+                }
                 "position1" => {
                     function.name = ObjectName::from(vec![Ident::new("strpos")]);
                     Ok(())
@@ -504,7 +514,7 @@ fn aggregate_collection(
         && let Some(table) = outer_select.from.first_mut()
         && let TableFactor::Derived { subquery, .. } = &mut table.relation
     {
-        *subquery = Box::new(values);
+        **subquery = values;
         return Ok(expr);
     }
     Err(AsxError::compilation(
