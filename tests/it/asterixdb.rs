@@ -1739,7 +1739,7 @@ async fn sql_plus_plus_the_translator_cannot_handle_is_refused_not_answered() {
     let s = server(Profile::Master).await;
     for statement in [
         "SELECT u.name, e.organizationName FROM GleambookUsers u UNNEST u.employment e;",
-        "LET x = 1 SELECT VALUE x;",
+        "LET x = (SELECT 1 AS a) SELECT VALUE x;",
         "SELECT VALUE u FROM GleambookUsers u WHERE SOME e IN u.employment SATISFIES e.endDate IS UNKNOWN;",
         "SELECT u.name, (SELECT VALUE m.message FROM GleambookMessages m WHERE m.authorId = u.id) AS msgs FROM GleambookUsers u;",
         "select 1; select 2;",

@@ -182,14 +182,20 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 Expr::Array(array) => Some(array.elem.len() as u64),
                 _ => None,
             };
-            for access in access_chain {
+            for access in access_chain.iter_mut() {
                 match access {
                     AccessExpr::Subscript(subscript) => {
                         zero_based_subscript(subscript, length)?;
-                        length = None;
                     }
-                    AccessExpr::Dot(_) => length = None,
+                    // A field of a computed object (`({"a": 1}).a`): the engine names it as text.
+                    AccessExpr::Dot(Expr::Identifier(field)) => {
+                        *access = AccessExpr::Subscript(Subscript::Index {
+                            index: Expr::value(Value::SingleQuotedString(field.value.clone())),
+                        });
+                    }
+                    AccessExpr::Dot(_) => {}
                 }
+                length = None;
             }
             Ok(())
         }

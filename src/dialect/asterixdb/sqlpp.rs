@@ -135,6 +135,7 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
         }
     }
     let (tokens, facts) = rewrite_tokens(tokens);
+    let (tokens, bindings) = super::bindings::take_bindings(tokens)?;
     let parsed = crate::sql::guard::parse_with(&GenericDialect {}, text, |parser| {
         parser.with_tokens_with_locations(tokens).parse_statements()
     })
@@ -170,6 +171,9 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
             ));
         }
     };
+    if !bindings.is_empty() {
+        super::bindings::substitute(&mut query, bindings)?;
+    }
     let sources = Sources {
         dataverse: dataverse.as_deref(),
         catalog: rules.catalog,
