@@ -70,6 +70,21 @@ pub(super) struct Collections<'s, 'a> {
     pub sources: &'s Sources<'a>,
 }
 
+/// Functions over a window (`OVER (…)`) that answer as the SQL standard's.
+const WINDOW: &[&str] = &[
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+];
+
 /// Rewrites every expression of `query` to its engine form, or says why it cannot be answered.
 pub(super) fn sqlpp_expressions(
     query: &mut Query,
@@ -244,8 +259,16 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
             if function.name.0.len() > 1 || function.name.to_string().contains('-') {
                 function.name = ObjectName::from(vec![Ident::new(&name)]);
             }
-            if function.over.is_some() || function.filter.is_some() {
-                return Err(refuse(&format!("{name} with OVER or FILTER")));
+            if function.filter.is_some() {
+                return Err(refuse(&format!("{name} with FILTER")));
+            }
+            if function.over.is_some() {
+                // Window functions are SQL's in SQL++.
+                return if WINDOW.contains(&name.as_str()) {
+                    Ok(())
+                } else {
+                    Err(refuse(&format!("{name} with OVER")))
+                };
             }
             match name.as_str() {
                 // `range(a, b)` includes `b`, as the engine's generate_series does.
