@@ -14,7 +14,7 @@ use sqlparser::ast::{
     Subscript, UnaryOperator, Value, visit_expressions_mut,
 };
 
-use sqlparser::ast::{SelectItem, SetExpr, TableFactor};
+use sqlparser::ast::{SelectItem, SetExpr, Spanned, TableFactor};
 use sqlparser::tokenizer::Location;
 
 use super::errors::AsxError;
@@ -120,7 +120,13 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         | Expr::Case { .. }
         | Expr::Wildcard(_)
         | Expr::QualifiedWildcard(_, _) => Ok(()),
-        Expr::Like { any: false, .. } => Ok(()),
+        Expr::Like {
+            any: false,
+            expr: operand,
+            pattern,
+            escape_char: None,
+            ..
+        } => like_pattern(pattern, operand.span().start),
         // Membership and existence read a `SELECT VALUE` subquery as the engine does.
         Expr::InSubquery { subquery, .. } | Expr::Exists { subquery, .. } => {
             value_subquery(subquery, collections).map(|_| ())
@@ -251,7 +257,18 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
             // A builtin may be named through a dataverse (`test.tinyint`: polyquery has no
             // user-defined functions to find first) and with `-` for `_` (`starts-with`).
             let name = match function.name.0.as_slice() {
-                [ObjectNamePart::Identifier(i)] | [_, ObjectNamePart::Identifier(i)] => {
+                [ObjectNamePart::Identifier(i)] => i.value.to_ascii_lowercase().replace('-', "_"),
+                [
+                    ObjectNamePart::Identifier(dv),
+                    ObjectNamePart::Identifier(i),
+                ] => {
+                    if !known_dataverse(&dv.value, collections.sources.dataverse) {
+                        return Err(AsxError::compilation(&format!(
+                            "Cannot find dataverse with name {}",
+                            dv.value
+                        ))
+                        .at(dv.span.start));
+                    }
                     i.value.to_ascii_lowercase().replace('-', "_")
                 }
                 _ => return Err(refuse(&format!("the function {}", function.name))),
@@ -619,4 +636,32 @@ fn power(left: &Expr, right: &Expr) -> Result<Expr, AsxError> {
         return template_expr("SELECT power($A, $B)", &[left.clone(), right.clone()]);
     }
     Err(refuse("`^` with a negative integer exponent"))
+}
+
+/// The dataverses a function may be named through: the request's (`USE`, `dataverse`) and the
+/// fixtures'. polyquery has no other dataverses, and no functions of its own in any.
+fn known_dataverse(name: &str, current: Option<&str>) -> bool {
+    current == Some(name) || super::sqlpp::DATAVERSES.contains(&name)
+}
+
+/// A LIKE pattern is a literal in which `\` escapes only `%`, `_` and itself, as in SQL++; the
+/// engine reads such a pattern the same way.
+fn like_pattern(pattern: &Expr, at: Location) -> Result<(), AsxError> {
+    let Expr::Value(v) = pattern else {
+        return Err(refuse("a LIKE pattern that is not a literal"));
+    };
+    let text = match &v.value {
+        Value::SingleQuotedString(text) => text,
+        Value::Null => return Ok(()),
+        _ => return Err(refuse("a LIKE pattern that is not a string")),
+    };
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' && !matches!(chars.next(), Some('%' | '_' | '\\')) {
+            return Err(
+                AsxError::compilation(&format!("Invalid pattern '{text}' for LIKE")).at(at),
+            );
+        }
+    }
+    Ok(())
 }

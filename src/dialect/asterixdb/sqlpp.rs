@@ -111,7 +111,7 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
         .tokenize_with_location()
         .map_err(|e| AsxError::syntax(&syntax_text(text, &e.to_string())))?;
     let tokens = decode_escapes(tokens).map_err(|e| AsxError::syntax(&e))?;
-    let tokens = statement_forms(tokens);
+    let tokens = statement_forms(tokens)?;
     let statements = split_statements(&tokens);
     if statements.len() > 1 && !rules.multi_statement {
         return Err(AsxError::multiple_statements());
@@ -405,12 +405,16 @@ fn form(statement: &[TokenWithSpan]) -> Form {
 
 /// Statement-level SQL++ on the tokens: no-op statements dropped, expression statements made
 /// `SELECT VALUE` queries.
-fn statement_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+fn statement_forms(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, AsxError> {
     let mut out = Vec::with_capacity(tokens.len() + 4);
     let mut statement: Vec<TokenWithSpan> = Vec::new();
+    let mut refused = None;
     let mut flush = |statement: &mut Vec<TokenWithSpan>, end: Option<TokenWithSpan>| {
         match form(statement) {
             Form::NoOp => {
+                if let Err(e) = check_set(statement) {
+                    refused.get_or_insert(e);
+                }
                 statement.clear();
                 return;
             }
@@ -456,7 +460,91 @@ fn statement_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
     }
     flush(&mut statement, None);
-    out
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// AsterixDB's query parameters a `SET` may change that only steer its compiler (and the
+/// similarity options, whose functions polyquery refuses anyway): accepted and ignored. Any
+/// other name is refused as AsterixDB refuses it, and so is a memory size that is none.
+const SET_PARAMETERS: &[&str] = &[
+    "import-private-functions",
+    "rewrite_or_as_join",
+    "rewrite_attempt_batch_assign",
+    "inline_with",
+    "simthreshold",
+    "simfunction",
+    "wait-for-completion-feed",
+    "compiler.arrayindex",
+    "compiler.sort.parallel",
+    "compiler.parallelism",
+    "compiler.column.filter",
+    "compiler.external.field.pushdown",
+    "compiler.aggregate.distinct.hash",
+    "compiler.cbo",
+    "compiler.cbotest",
+    "compiler.forcejoinorder",
+    "compiler.queryplanshape",
+    "compiler.disjunction.as.join",
+    "compiler.disjunction.hash.threshold",
+    "compiler.index.covering",
+    "compiler.batch.lookup",
+    "compiler.sort.samples",
+    "compiler.min.memory.allocation",
+    "compiler.windowmemory",
+    "compiler.sortmemory",
+    "compiler.joinmemory",
+    "compiler.groupmemory",
+    "compiler.textsearchmemory",
+    "compiler.framesize",
+];
+
+/// Checks a `SET name value` statement (other no-op statements pass).
+fn check_set(statement: &[TokenWithSpan]) -> Result<(), AsxError> {
+    let mut tokens = statement
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    match tokens.next().map(|t| &t.token) {
+        Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("set") => {}
+        _ => return Ok(()),
+    }
+    let text = |t: Option<&TokenWithSpan>| match t.map(|t| &t.token) {
+        Some(Token::Word(w)) => Some(w.value.clone()),
+        Some(Token::SingleQuotedString(s)) => Some(s.clone()),
+        Some(Token::Number(n, _)) => Some(n.clone()),
+        _ => None,
+    };
+    let name_token = tokens.next();
+    let at = name_token.map_or(Location::new(0, 0), |t| t.span.start);
+    let (Some(name), Some(value)) = (text(name_token), text(tokens.next())) else {
+        return Err(AsxError::syntax("SET takes a parameter name and a value").at(at));
+    };
+    let lower = name.to_ascii_lowercase();
+    if !SET_PARAMETERS.contains(&lower.as_str()) {
+        return Err(
+            AsxError::compilation(&format!("Query parameter {name} is not supported")).at(at),
+        );
+    }
+    let is_size = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &v[digits.len()..];
+        !digits.is_empty()
+            && digits.parse::<f64>().is_ok()
+            && [
+                "", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tb", "tib",
+            ]
+            .contains(&unit)
+    };
+    if (lower.ends_with("memory") || lower == "compiler.framesize") && !is_size(&value) {
+        return Err(AsxError::compilation(&format!(
+            "The given string: {value} is not a byte unit string (e.g., 320KiB or 1024)"
+        ))
+        .at(at));
+    }
+    Ok(())
 }
 
 /// The kind of a DDL or DML statement (`CREATE COLLECTION`, `INSERT`), or `None` for a query.
@@ -670,7 +758,7 @@ fn unnest_word() -> Token {
 
 /// What FROM names are checked against.
 pub(super) struct Sources<'a> {
-    dataverse: Option<&'a str>,
+    pub(super) dataverse: Option<&'a str>,
     catalog: Option<&'a Catalog>,
     ctes: Vec<String>,
 }
