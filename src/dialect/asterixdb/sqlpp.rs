@@ -1226,7 +1226,13 @@ fn name_projections(items: &mut [SelectItem]) {
     let mut unnamed = 0;
     for item in items.iter_mut() {
         if let SelectItem::UnnamedExpr(expr) = item {
-            let name = match expr {
+            // `(x.a)` is named as `x.a` is.
+            let mut named = &*expr;
+            while let Expr::Nested(inner) = named {
+                named = inner;
+            }
+            let name = match named {
+                Expr::Identifier(i) if matches!(expr, Expr::Nested(_)) => i.value.clone(),
                 Expr::Identifier(_) => continue,
                 Expr::CompoundIdentifier(parts) => match parts.last() {
                     Some(last) => last.value.clone(),
