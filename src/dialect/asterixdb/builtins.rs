@@ -106,6 +106,10 @@ fn refuse(what: &str) -> AsxError {
 
 /// One expression, its children already rewritten.
 fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(), AsxError> {
+    if let Some(value) = with_missing(expr)? {
+        *expr = value;
+        return Ok(());
+    }
     match expr {
         Expr::Identifier(_)
         | Expr::CompoundIdentifier(_)
@@ -696,4 +700,82 @@ fn zone_free(function: &sqlparser::ast::Function) -> Result<(), AsxError> {
         }
     }
     Ok(())
+}
+
+/// The literal MISSING, which the engine has no value for: kept as the bare name `missing` while
+/// the operations around it are folded, and refused (as an unknown name) wherever it is left.
+fn is_missing(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("missing"))
+}
+
+fn missing() -> Expr {
+    Expr::Identifier(Ident::new("missing"))
+}
+
+/// A boolean or NULL literal: `Some(Some(b))`, `Some(None)`.
+fn truth(expr: &Expr) -> Option<Option<bool>> {
+    match expr {
+        Expr::Value(v) => match v.value {
+            Value::Boolean(b) => Some(Some(b)),
+            Value::Null => Some(None),
+            _ => None,
+        },
+        Expr::Nested(inner) => truth(inner),
+        _ => None,
+    }
+}
+
+/// SQL++'s MISSING, folded where it is a literal operand: an operator or a scalar function of
+/// MISSING is MISSING; AND is false beside a false, else MISSING; OR is true beside a true, null
+/// beside a null, else MISSING; an object leaves a MISSING field out and an array holds it as null.
+fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
+    let literal = |b: bool| Expr::value(Value::Boolean(b));
+    Ok(match expr {
+        Expr::Nested(inner) if is_missing(inner) => Some(missing()),
+        Expr::UnaryOp { expr: operand, .. } if is_missing(operand) => Some(missing()),
+        Expr::BinaryOp { left, op, right } if is_missing(left) || is_missing(right) => {
+            let other = if is_missing(left) { right } else { left };
+            let both = is_missing(other);
+            let other = if both { Some(None) } else { truth(other) };
+            match (op, other) {
+                (BinaryOperator::And, Some(Some(false))) => Some(literal(false)),
+                (BinaryOperator::Or, Some(Some(true))) => Some(literal(true)),
+                // `null or missing` is null, `null and missing` MISSING.
+                (BinaryOperator::Or, Some(None)) if !both => Some(Expr::value(Value::Null)),
+                (BinaryOperator::And | BinaryOperator::Or, None) => {
+                    return Err(refuse(
+                        "AND or OR of MISSING and a value that is not a literal",
+                    ));
+                }
+                _ => Some(missing()),
+            }
+        }
+        Expr::Function(function) => {
+            let name = function.name.to_string().to_ascii_lowercase();
+            let scalar = (SAME.contains(&name.as_str()) && !WINDOW.contains(&name.as_str())
+                || constructor(&name).is_some())
+                && !matches!(name.as_str(), "sleep" | "inject_failure");
+            let of_missing = match &function.args {
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .any(|a| arg_expr(a).is_some_and(|e| is_missing(&e))),
+                _ => false,
+            };
+            (scalar && of_missing).then(missing)
+        }
+        Expr::Dictionary(fields) => {
+            fields.retain(|f| !is_missing(&f.value));
+            None
+        }
+        Expr::Array(array) => {
+            for e in &mut array.elem {
+                if is_missing(e) {
+                    *e = Expr::value(Value::Null);
+                }
+            }
+            None
+        }
+        _ => None,
+    })
 }
