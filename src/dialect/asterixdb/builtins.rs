@@ -55,6 +55,8 @@ const SAME: &[&str] = &[
     "contains",
     // polyquery's own, for tests of the wire.
     "sleep",
+    "pq_sleep",
+    "pq_fail",
     "inject_failure",
     // Temporal constructors, made casts later in translation.
     "datetime",
@@ -754,7 +756,10 @@ fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
             let name = function.name.to_string().to_ascii_lowercase();
             let scalar = (SAME.contains(&name.as_str()) && !WINDOW.contains(&name.as_str())
                 || constructor(&name).is_some())
-                && !matches!(name.as_str(), "sleep" | "inject_failure");
+                && !matches!(
+                    name.as_str(),
+                    "sleep" | "pq_sleep" | "pq_fail" | "inject_failure"
+                );
             let of_missing = match &function.args {
                 FunctionArguments::List(list) => list
                     .args
