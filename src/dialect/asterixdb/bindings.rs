@@ -16,8 +16,12 @@ use sqlparser::tokenizer::{Token, TokenWithSpan};
 use super::errors::AsxError;
 use crate::sql::guard::{self, Refused};
 
-/// Expression nodes the copies of bound expressions may add to a query, in all.
+/// Expression nodes the copies of bound expressions may add to a query, in all (bindings that
+/// use bindings included).
 const MAX_COPIED_NODES: usize = 20_000;
+
+/// Bindings one request may make (each is a walk over the query).
+const MAX_BINDINGS: usize = 256;
 
 /// A variable and the tokens of its expression.
 pub(super) struct Binding {
@@ -160,7 +164,14 @@ fn binding(tokens: Vec<TokenWithSpan>, with: bool) -> Result<Binding, AsxError> 
 /// Replaces each bound variable in `query` by its expression (each binding may use the ones
 /// before it).
 pub(super) fn substitute(query: &mut Query, bindings: Vec<Binding>) -> Result<(), AsxError> {
+    if bindings.len() > MAX_BINDINGS {
+        return Err(AsxError::compilation(&format!(
+            "a request may bind at most {MAX_BINDINGS} variables with LET and WITH"
+        )));
+    }
     let mut bound: Vec<(String, Expr)> = Vec::new();
+    // What all the copies together may add, whatever the chain of bindings.
+    let mut budget = MAX_COPIED_NODES;
     for b in bindings {
         let mut expr = guard::parse_tokens(&GenericDialect {}, b.tokens, |mut parser| {
             let e = parser.parse_expr()?;
@@ -172,12 +183,12 @@ pub(super) fn substitute(query: &mut Query, bindings: Vec<Binding>) -> Result<()
             Refused::Limit(m) => AsxError::syntax(&m),
         })?;
         for (name, value) in &bound {
-            replace(&mut expr, name, value)?;
+            replace(&mut expr, name, value, &mut budget)?;
         }
         bound.push((b.name, expr));
     }
     for (name, value) in &bound {
-        replace(query, name, value)?;
+        replace(query, name, value, &mut budget)?;
     }
     let _ = query.visit(&mut Sources { bound: &bound });
     guard::check_depth(query).map_err(|e| AsxError::syntax(&e.message()))
@@ -228,11 +239,13 @@ fn size<T: sqlparser::ast::Visit>(tree: &T) -> usize {
     n
 }
 
-/// Replaces `name` (and paths starting at it) in `tree` by `value`, if the copies stay small.
+/// Replaces `name` (and paths starting at it) in `tree` by `value`, if the copies fit in what is
+/// left of `budget`.
 fn replace<T: sqlparser::ast::VisitMut + sqlparser::ast::Visit>(
     tree: &mut T,
     name: &str,
     value: &Expr,
+    budget: &mut usize,
 ) -> Result<(), AsxError> {
     let mut uses = 0usize;
     let _ = visit_expressions(tree, |e| {
@@ -241,11 +254,16 @@ fn replace<T: sqlparser::ast::VisitMut + sqlparser::ast::Visit>(
         }
         ControlFlow::<()>::Continue(())
     });
-    if uses.saturating_mul(size(value)) > MAX_COPIED_NODES {
+    if uses == 0 {
+        return Ok(());
+    }
+    let copied = uses.saturating_mul(size(value));
+    if copied > *budget {
         return Err(AsxError::compilation(&format!(
             "the variable {name} is used too often for its expression to be copied"
         )));
     }
+    *budget -= copied;
     let _ = visit_expressions_mut(tree, |e| {
         match e {
             Expr::Identifier(i) if i.value == name => {

@@ -1441,6 +1441,24 @@ mod tests {
     }
 
     #[test]
+    fn let_copies_are_bounded_whatever_the_chain() {
+        let row = |v: &str| format!("[{}]", vec![v; 10].join(", "));
+        let mut text = format!("let x0 = {}", row("1"));
+        for i in 1..8 {
+            text.push_str(&format!(", x{i} = {}", row(&format!("x{}", i - 1))));
+        }
+        text.push_str(" select value x7;");
+        let e = translate(&text, Rules::default()).unwrap_err();
+        assert!(e.message.contains("used too often"), "{}", e.message);
+        let many: Vec<String> = (0..300).map(|i| format!("v{i} = {i}")).collect();
+        let text = format!("let {} select value 1;", many.join(", "));
+        let e = translate(&text, Rules::default()).unwrap_err();
+        assert!(e.message.contains("at most 256"), "{}", e.message);
+        let t = sql("let x = 1, y = x + 1 select value y;");
+        assert_eq!(t.exec_sql, r#"SELECT ((1) + 1) AS "$1""#);
+    }
+
+    #[test]
     fn question_marks_are_numbered() {
         let t = sql("select ? as a, ? as b, $name as c;");
         assert_eq!(t.exec_sql, "SELECT $1 AS a, $2 AS b, $name AS c");
