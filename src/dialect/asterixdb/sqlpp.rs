@@ -1442,7 +1442,7 @@ mod tests {
 
     #[test]
     fn let_copies_are_bounded_whatever_the_chain() {
-        let row = |v: &str| format!("[{}]", vec![v; 10].join(", "));
+        let row = |v: &str| format!("[{}]", [v; 10].join(", "));
         let mut text = format!("let x0 = {}", row("1"));
         for i in 1..8 {
             text.push_str(&format!(", x{i} = {}", row(&format!("x{}", i - 1))));
