@@ -729,7 +729,7 @@ fn truth(expr: &Expr) -> Option<Option<bool>> {
 
 /// SQL++'s MISSING, folded where it is a literal operand: an operator or a scalar function of
 /// MISSING is MISSING; AND is false beside a false, else MISSING; OR is true beside a true, null
-/// beside a null, else MISSING; an object leaves a MISSING field out and an array holds it as null.
+/// beside a null, else MISSING; an object leaves a MISSING field out.
 fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
     let literal = |b: bool| Expr::value(Value::Boolean(b));
     Ok(match expr {
@@ -773,14 +773,34 @@ fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
             fields.retain(|f| !is_missing(&f.value));
             None
         }
-        Expr::Array(array) => {
-            for e in &mut array.elem {
-                if is_missing(e) {
-                    *e = Expr::value(Value::Null);
-                }
-            }
-            None
-        }
         _ => None,
     })
+}
+
+/// An array printed in a result holds a MISSING item as null: in the values a query prints (its
+/// projections, and the arrays and objects inside them), a MISSING array item becomes null.
+/// Anywhere else (an index, a FROM source, a function's argument) it stays MISSING, and so is
+/// refused.
+pub(super) fn printed_missing_as_null(items: &mut [SelectItem]) {
+    fn printed(expr: &mut Expr) {
+        match expr {
+            Expr::Array(array) => {
+                for e in &mut array.elem {
+                    if is_missing(e) {
+                        *e = Expr::value(Value::Null);
+                    } else {
+                        printed(e);
+                    }
+                }
+            }
+            Expr::Dictionary(fields) => fields.iter_mut().for_each(|f| printed(&mut f.value)),
+            Expr::Nested(inner) => printed(inner),
+            _ => {}
+        }
+    }
+    for item in items {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            printed(e);
+        }
+    }
 }

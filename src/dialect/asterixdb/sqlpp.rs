@@ -796,6 +796,7 @@ fn rewrite_query(
     let SetExpr::Select(select) = query.body.as_mut() else {
         return set_operation(query.body.as_mut(), facts);
     };
+    super::builtins::printed_missing_as_null(&mut select.projection);
     // `GROUP BY e AS v`: `v` anywhere else means `e`.
     if let GroupByExpr::Expressions(keys, _) = &select.group_by {
         let bound: Vec<(String, Expr)> = facts
