@@ -327,27 +327,27 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 n if is_subquery_call(function)
                     && collection_aggregate(&format!("array_{n}")).is_some() =>
                 {
-                    let args = function_args(function, 1)?;
+                    let arg = one_arg(function)?;
                     let Some(aggregate) = collection_aggregate(&format!("array_{n}")) else {
                         return Err(refuse(&format!("the function {n}")));
                     };
-                    *expr = aggregate_collection(&aggregate, &args[0], collections)?;
+                    *expr = aggregate_collection(&aggregate, &arg, collections)?;
                     Ok(())
                 }
                 "datetime" | "time" => zone_free(function),
                 n if SAME.contains(&n) => Ok(()),
                 n if collection_aggregate(n).is_some() => {
-                    let args = function_args(function, 1)?;
+                    let arg = one_arg(function)?;
                     let Some(aggregate) = collection_aggregate(n) else {
                         return Err(refuse(&format!("the function {n}")));
                     };
-                    *expr = aggregate_collection(&aggregate, &args[0], collections)?;
+                    *expr = aggregate_collection(&aggregate, &arg, collections)?;
                     Ok(())
                 }
                 n => match constructor(n) {
                     Some(target) => {
-                        let args = function_args(function, 1)?;
-                        *expr = construct(target, &args[0])?;
+                        let arg = one_arg(function)?;
+                        *expr = construct(target, &arg)?;
                         Ok(())
                     }
                     None => Err(refuse(&format!("the function {n}"))),
@@ -478,6 +478,13 @@ fn number(n: u64) -> Expr {
 /// The arguments of a call that has exactly two plain ones.
 fn plain_args(function: &sqlparser::ast::Function) -> Result<Vec<Expr>, AsxError> {
     function_args(function, 2)
+}
+
+/// The argument of a call that has exactly one plain one.
+fn one_arg(function: &sqlparser::ast::Function) -> Result<Expr, AsxError> {
+    function_args(function, 1)?
+        .pop()
+        .ok_or_else(|| refuse("a call without its argument"))
 }
 
 /// The arguments of a call that has exactly `n` plain ones.
@@ -692,8 +699,8 @@ fn like_pattern(pattern: &Expr, at: Location) -> Result<(), AsxError> {
 /// `datetime('…')` and `time('…')` of a text with a time zone are instants that compare as
 /// AsterixDB's do only with the zone kept, which the engine's casts drop: refused.
 fn zone_free(function: &sqlparser::ast::Function) -> Result<(), AsxError> {
-    let args = function_args(function, 1)?;
-    if let Expr::Value(v) = &args[0]
+    let arg = one_arg(function)?;
+    if let Expr::Value(v) = &arg
         && let Value::SingleQuotedString(text) = &v.value
     {
         let time = text.rsplit('T').next().unwrap_or(text);

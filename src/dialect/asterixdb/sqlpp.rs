@@ -338,7 +338,7 @@ fn unescape(s: &str) -> Result<String, String> {
                         .and_then(|r| u32::from_str_radix(r.get(..4)?, 16).ok())
                         .filter(|l| (0xDC00..0xE000).contains(l))
                         .ok_or_else(bad)?;
-                    chars = rest[6..].chars();
+                    chars = rest.get(6..).unwrap_or_default().chars();
                     0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
                 } else {
                     high
