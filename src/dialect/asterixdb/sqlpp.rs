@@ -891,6 +891,25 @@ fn rewrite_query(
 /// `UNION ALL` of selects: each branch's unnamed columns named as a select's are. Other set
 /// operations, and `SELECT VALUE` branches, are not translated.
 fn set_operation(body: &mut SetExpr, facts: &TokenFacts) -> Result<RowShape, AsxError> {
+    // SQL++ has UNION ALL only; AsterixDB words the refusal of the others so.
+    if let SetExpr::SetOperation {
+        op,
+        set_quantifier,
+        right,
+        ..
+    } = &*body
+        && !matches!(set_quantifier, sqlparser::ast::SetQuantifier::All)
+    {
+        let at = match right.as_ref() {
+            SetExpr::Select(select) => select.select_token.0.span.start,
+            _ => Location::new(0, 0),
+        };
+        return Err(AsxError::compilation(&format!(
+            "Operation {} with set semantics is not supported.",
+            op.to_string().to_uppercase()
+        ))
+        .at(at));
+    }
     if facts.value_mode {
         return Err(AsxError::compilation(
             "SELECT VALUE in a set operation is not supported by polyquery",
