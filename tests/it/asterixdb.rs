@@ -525,7 +525,7 @@ async fn async_deferred_async_not_supported_for_ddl() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         a.json()["errors"][0]["msg"],
-        "ASX1253: Async mode not supported for the statement CREATE COLLECTION"
+        "ASX1253: Async mode not supported for the statement CREATE COLLECTION (in line 1, at column 1)"
     );
 }
 
@@ -1762,7 +1762,7 @@ async fn sql_plus_plus_the_translator_cannot_handle_is_refused_not_answered() {
     let s = server(Profile::Master).await;
     for statement in [
         "SELECT u.name, e.organizationName FROM GleambookUsers u UNNEST u.employment e;",
-        "LET x = 1 SELECT VALUE x;",
+        "LET x = (SELECT 1 AS a) SELECT VALUE x;",
         "SELECT VALUE u FROM GleambookUsers u WHERE SOME e IN u.employment SATISFIES e.endDate IS UNKNOWN;",
         "SELECT u.name, (SELECT VALUE m.message FROM GleambookMessages m WHERE m.authorId = u.id) AS msgs FROM GleambookUsers u;",
         "select 1; select 2;",

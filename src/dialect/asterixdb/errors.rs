@@ -126,6 +126,17 @@ impl AsxError {
         )
     }
 
+    /// The message with where in the statement it is about, as AsterixDB ends it.
+    pub fn at(mut self, location: sqlparser::tokenizer::Location) -> Self {
+        if location.line > 0 {
+            self.message = format!(
+                "{} (in line {}, at column {})",
+                self.message, location.line, location.column
+            );
+        }
+        self
+    }
+
     /// ASX0030: the request ran past its `timeout` (HTTP 200, as AsterixDB answers).
     pub fn timed_out() -> Self {
         AsxError::new(

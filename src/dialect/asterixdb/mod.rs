@@ -5,11 +5,15 @@
 //! configured [`Profile`]: the vendor's documentation page, the 0.9.9 release, or master.
 //!
 //! - `mod.rs`: routing, auth, and `/query/service` (immediate, deferred, async, compile-only);
-//! - `request.rs`: the parameters and their validation; `sqlpp.rs`: SQL++ into the engine's SQL;
+//! - `request.rs`: the parameters and their validation; `sqlpp.rs`: SQL++ into the engine's SQL,
+//!   with `builtins.rs`: SQL++ operators and functions as engine expressions, or refused, and
+//!   `bindings.rs`: `LET` and `WITH` variables;
 //! - `handles.rs`: handle URLs, the status and result endpoints; `running.rs`: listing and cancelling;
 //! - `fields.rs`: which fields and metrics a profile prints; `printer.rs`: how they are printed;
 //! - `results.rs`: result rows as SQL++ values, streamed; `errors.rs`: the one error mapping.
 
+mod bindings;
+mod builtins;
 mod errors;
 mod fields;
 mod handles;

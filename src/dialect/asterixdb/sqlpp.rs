@@ -19,7 +19,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Word};
 
 use super::errors::AsxError;
 use crate::exec::Catalog;
@@ -78,6 +78,18 @@ pub struct Translation {
     pub parameters: Vec<serde_json::Value>,
 }
 
+impl Translation {
+    /// A request of statements that answer nothing: no rows.
+    fn nothing() -> Translation {
+        Translation {
+            exec_sql: r#"SELECT NULL AS "$1" WHERE false"#.to_string(),
+            shape: RowShape::Value,
+            ordered: false,
+            parameters: Vec::new(),
+        }
+    }
+}
+
 /// What the translator is told about the request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Rules<'a> {
@@ -94,27 +106,36 @@ pub struct Rules<'a> {
 pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> {
     crate::sql::guard::check_length(text).map_err(|e| AsxError::syntax(&e.message()))?;
     let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, text)
+    let lexed = blank_line_comments(text);
+    let tokens = Tokenizer::new(&dialect, &lexed)
         .tokenize_with_location()
         .map_err(|e| AsxError::syntax(&syntax_text(text, &e.to_string())))?;
+    let tokens = decode_escapes(tokens).map_err(|e| AsxError::syntax(&e))?;
+    let tokens = statement_forms(tokens)?;
     let statements = split_statements(&tokens);
     if statements.len() > 1 && !rules.multi_statement {
         return Err(AsxError::multiple_statements());
     }
     for statement in &statements {
         if let Some(kind) = modifying_kind(statement) {
+            let at = statement
+                .first()
+                .map_or(Location::new(0, 0), |t| t.span.start);
+            // The read-only refusal is worded as the vendor's page shows it, without a place.
             return Err(if rules.asynchronous {
-                AsxError::async_not_supported(&kind)
+                AsxError::async_not_supported(&kind).at(at)
             } else if rules.readonly {
                 AsxError::read_only(&kind)
             } else {
                 AsxError::compilation(&format!(
                     "polyquery runs queries only, not {kind} statements"
                 ))
+                .at(at)
             });
         }
     }
     let (tokens, facts) = rewrite_tokens(tokens);
+    let (tokens, bindings) = super::bindings::take_bindings(tokens)?;
     let parsed = crate::sql::guard::parse_with(&GenericDialect {}, text, |parser| {
         parser.with_tokens_with_locations(tokens).parse_statements()
     })
@@ -142,17 +163,17 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
     }
     let mut query = match (queries.pop(), queries.is_empty()) {
         (Some(q), true) => q,
-        (None, _) => {
-            return Err(AsxError::compilation(
-                "the request has no query to run (polyquery runs queries only)",
-            ));
-        }
+        // Statements that answer nothing (`USE`, `SET`, dataverse DDL, comments only).
+        (None, _) => return Ok(Translation::nothing()),
         (Some(_), false) => {
             return Err(AsxError::compilation(
                 "polyquery runs one query per request",
             ));
         }
     };
+    if !bindings.is_empty() {
+        super::bindings::substitute(&mut query, bindings)?;
+    }
     let sources = Sources {
         dataverse: dataverse.as_deref(),
         catalog: rules.catalog,
@@ -188,14 +209,14 @@ fn use_name(text: &str) -> String {
 }
 
 /// The tokens of each statement (without the `;`), empty statements dropped.
-fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&Token>> {
+fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&TokenWithSpan>> {
     let mut statements = Vec::new();
     let mut current = Vec::new();
     for t in tokens {
         match &t.token {
             Token::SemiColon => statements.push(std::mem::take(&mut current)),
             Token::Whitespace(_) => {}
-            other => current.push(other),
+            _ => current.push(t),
         }
     }
     statements.push(current);
@@ -203,9 +224,332 @@ fn split_statements(tokens: &[TokenWithSpan]) -> Vec<Vec<&Token>> {
     statements
 }
 
+/// `//` line comments (SQL++ has them beside `--` and `/* */`) blanked out, outside strings and
+/// quoted names; every other byte keeps its place, so positions in errors stay right.
+fn blank_line_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    let mut block = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, block, c) {
+            (Some(q), _, '\\') if q != '`' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (Some(q), _, c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), _, c) => out.push(c),
+            (None, true, '*') if chars.peek() == Some(&'/') => {
+                block = false;
+                out.push('*');
+                out.extend(chars.next());
+            }
+            (None, true, c) => out.push(c),
+            (None, false, '/') if chars.peek() == Some(&'*') => {
+                block = true;
+                out.push('/');
+                out.extend(chars.next());
+            }
+            (None, false, '/') if chars.peek() == Some(&'/') => {
+                // Through the end of the line, each character a space of the same width.
+                out.push(' ');
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    out.extend(std::iter::repeat_n(' ', n.len_utf8()));
+                    chars.next();
+                }
+            }
+            (None, false, '-') if chars.peek() == Some(&'-') => {
+                // A `--` comment is the tokenizer's; copy it so that quotes in it open nothing.
+                out.push(c);
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    out.push(n);
+                    chars.next();
+                }
+            }
+            (None, false, '\'' | '"' | '`') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// SQL++ string literals take JSON's backslash escapes (`"\t"`, `"\u00e9"`, surrogate pairs).
+fn decode_escapes(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, String> {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            match &mut t.token {
+                Token::SingleQuotedString(s) => *s = unescape(s)?,
+                Token::Word(w) if w.quote_style == Some('"') => w.value = unescape(&w.value)?,
+                _ => {}
+            }
+            Ok(t)
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    if !s.contains('\\') {
+        return Ok(s.to_string());
+    }
+    let bad = || format!("invalid escape in string literal \"{s}\"");
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    let hex4 = |chars: &mut std::str::Chars<'_>| -> Option<u32> {
+        let h: String = chars.by_ref().take(4).collect();
+        (h.len() == 4).then_some(())?;
+        u32::from_str_radix(&h, 16).ok()
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let decoded = match chars.next().ok_or_else(bad)? {
+            '"' => '"',
+            '\'' => '\'',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let high = hex4(&mut chars).ok_or_else(bad)?;
+                let code = if (0xD800..0xDC00).contains(&high) {
+                    let rest = chars.as_str();
+                    let low = rest
+                        .strip_prefix("\\u")
+                        .and_then(|r| u32::from_str_radix(r.get(..4)?, 16).ok())
+                        .filter(|l| (0xDC00..0xE000).contains(l))
+                        .ok_or_else(bad)?;
+                    chars = rest.get(6..).unwrap_or_default().chars();
+                    0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    high
+                };
+                char::from_u32(code).ok_or_else(bad)?
+            }
+            _ => return Err(bad()),
+        };
+        out.push(decoded);
+    }
+    Ok(out)
+}
+
+/// What a statement is, by its first words.
+#[derive(Debug, PartialEq, Eq)]
+enum Form {
+    /// `SET option value` and dataverse DDL: accepted, answering nothing (polyquery has one
+    /// namespace and no options these change).
+    NoOp,
+    /// A query that is an expression (`range(0, 5);`, `[1, 2];`): `SELECT VALUE <expression>`.
+    Expression,
+    /// Anything else, left to the parser.
+    Statement,
+}
+
+fn form(statement: &[TokenWithSpan]) -> Form {
+    let mut tokens = statement
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)));
+    let word = |t: Option<&Token>| match t {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    match tokens.next() {
+        None => Form::Statement,
+        Some(Token::LParen) => {
+            let inner = tokens.find(|t| !matches!(t, Token::LParen));
+            match word(inner).as_deref() {
+                Some("SELECT" | "FROM" | "WITH" | "LET") => Form::Statement,
+                _ => Form::Expression,
+            }
+        }
+        Some(t @ Token::Word(w)) if w.quote_style.is_none() => {
+            let first = word(Some(t)).unwrap_or_default();
+            match first.as_str() {
+                "SET" => Form::NoOp,
+                "CREATE" | "DROP"
+                    if matches!(word(tokens.next()).as_deref(), Some("DATAVERSE")) =>
+                {
+                    Form::NoOp
+                }
+                "SELECT" | "FROM" | "WITH" | "LET" | "USE" | "EXPLAIN" | "CREATE" | "DROP"
+                | "ALTER" | "INSERT" | "UPSERT" | "DELETE" | "UPDATE" | "LOAD" | "COMPACT"
+                | "CONNECT" | "DISCONNECT" | "ANALYZE" | "COPY" | "TRUNCATE" | "START" | "STOP"
+                | "DECLARE" | "WRITE" | "REFRESH" | "GRANT" | "REVOKE" | "BEGIN" | "COMMIT"
+                | "ROLLBACK" | "SHOW" | "DESCRIBE" | "VALUES" | "TABLE" => Form::Statement,
+                _ => Form::Expression,
+            }
+        }
+        Some(_) => Form::Expression,
+    }
+}
+
+/// Statement-level SQL++ on the tokens: no-op statements dropped, expression statements made
+/// `SELECT VALUE` queries.
+fn statement_forms(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, AsxError> {
+    let mut out = Vec::with_capacity(tokens.len() + 4);
+    let mut statement: Vec<TokenWithSpan> = Vec::new();
+    let mut refused = None;
+    let mut flush = |statement: &mut Vec<TokenWithSpan>, end: Option<TokenWithSpan>| {
+        match form(statement) {
+            Form::NoOp => {
+                if let Err(e) = check_set(statement) {
+                    refused.get_or_insert(e);
+                }
+                statement.clear();
+                return;
+            }
+            Form::Expression => {
+                if let Some(at) = statement
+                    .iter()
+                    .position(|t| !matches!(t.token, Token::Whitespace(_)))
+                {
+                    let span = statement[at].span;
+                    let select = Word {
+                        value: "SELECT".into(),
+                        quote_style: None,
+                        keyword: Keyword::SELECT,
+                    };
+                    let value = Word {
+                        value: "VALUE".into(),
+                        quote_style: None,
+                        keyword: Keyword::VALUE,
+                    };
+                    let space = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+                    let prefix = [
+                        Token::Word(select),
+                        space.clone(),
+                        Token::Word(value),
+                        space,
+                    ];
+                    statement.splice(
+                        at..at,
+                        prefix.into_iter().map(|t| TokenWithSpan::new(t, span)),
+                    );
+                }
+            }
+            Form::Statement => {}
+        }
+        out.append(statement);
+        out.extend(end);
+    };
+    for t in tokens {
+        if t.token == Token::SemiColon {
+            flush(&mut statement, Some(t));
+        } else {
+            statement.push(t);
+        }
+    }
+    flush(&mut statement, None);
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// AsterixDB's query parameters a `SET` may change that only steer its compiler (and the
+/// similarity options, whose functions polyquery refuses anyway): accepted and ignored. Any
+/// other name is refused as AsterixDB refuses it, and so is a memory size that is none.
+const SET_PARAMETERS: &[&str] = &[
+    "import-private-functions",
+    "rewrite_or_as_join",
+    "rewrite_attempt_batch_assign",
+    "inline_with",
+    "simthreshold",
+    "simfunction",
+    "wait-for-completion-feed",
+    "compiler.arrayindex",
+    "compiler.sort.parallel",
+    "compiler.parallelism",
+    "compiler.column.filter",
+    "compiler.external.field.pushdown",
+    "compiler.aggregate.distinct.hash",
+    "compiler.cbo",
+    "compiler.cbotest",
+    "compiler.forcejoinorder",
+    "compiler.queryplanshape",
+    "compiler.disjunction.as.join",
+    "compiler.disjunction.hash.threshold",
+    "compiler.index.covering",
+    "compiler.batch.lookup",
+    "compiler.sort.samples",
+    "compiler.min.memory.allocation",
+    "compiler.windowmemory",
+    "compiler.sortmemory",
+    "compiler.joinmemory",
+    "compiler.groupmemory",
+    "compiler.textsearchmemory",
+    "compiler.framesize",
+];
+
+/// Checks a `SET name value` statement (other no-op statements pass).
+fn check_set(statement: &[TokenWithSpan]) -> Result<(), AsxError> {
+    let mut tokens = statement
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    match tokens.next().map(|t| &t.token) {
+        Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("set") => {}
+        _ => return Ok(()),
+    }
+    let text = |t: Option<&TokenWithSpan>| match t.map(|t| &t.token) {
+        Some(Token::Word(w)) => Some(w.value.clone()),
+        Some(Token::SingleQuotedString(s)) => Some(s.clone()),
+        Some(Token::Number(n, _)) => Some(n.clone()),
+        _ => None,
+    };
+    let name_token = tokens.next();
+    let at = name_token.map_or(Location::new(0, 0), |t| t.span.start);
+    let (Some(name), Some(value)) = (text(name_token), text(tokens.next())) else {
+        return Err(AsxError::syntax("SET takes a parameter name and a value").at(at));
+    };
+    let lower = name.to_ascii_lowercase();
+    if !SET_PARAMETERS.contains(&lower.as_str()) {
+        return Err(
+            AsxError::compilation(&format!("Query parameter {name} is not supported")).at(at),
+        );
+    }
+    let is_size = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &v[digits.len()..];
+        !digits.is_empty()
+            && digits.parse::<f64>().is_ok()
+            && [
+                "", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tb", "tib",
+            ]
+            .contains(&unit)
+    };
+    if (lower.ends_with("memory") || lower == "compiler.framesize") && !is_size(&value) {
+        return Err(AsxError::compilation(&format!(
+            "The given string: {value} is not a byte unit string (e.g., 320KiB or 1024)"
+        ))
+        .at(at));
+    }
+    Ok(())
+}
+
 /// The kind of a DDL or DML statement (`CREATE COLLECTION`, `INSERT`), or `None` for a query.
-fn modifying_kind(statement: &[&Token]) -> Option<String> {
-    let word = |i: usize| match statement.get(i) {
+fn modifying_kind(statement: &[&TokenWithSpan]) -> Option<String> {
+    let word = |i: usize| match statement.get(i).map(|t| &t.token) {
         Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
         _ => None,
     };
@@ -230,6 +574,9 @@ fn modifying_kind(statement: &[&Token]) -> Option<String> {
 #[derive(Debug, Default)]
 struct TokenFacts {
     value_mode: bool,
+    /// Where each `SELECT VALUE` inside another query starts (its `SELECT`): such a query is a
+    /// collection, translated only where a collection function takes it.
+    nested_values: Vec<Location>,
     /// `GROUP BY e AS v`: the position of `e` among the group keys, and `v`.
     group_aliases: Vec<(usize, String)>,
 }
@@ -255,6 +602,7 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
     // Parenthesis depth, and the depth of the FROM list being read (commas there separate sources).
     let mut parens = 0usize;
     let mut from_list: Option<usize> = None;
+    let mut statement_start = 0usize;
     for t in tokens {
         match &t.token {
             Token::LParen => parens += 1,
@@ -280,7 +628,10 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
                 }
                 _ => {}
             },
-            Token::SemiColon => from_list = None,
+            Token::SemiColon => {
+                from_list = None;
+                statement_start = out.len() + 1;
+            }
             _ => {}
         }
         let previous = out
@@ -335,12 +686,27 @@ fn rewrite_tokens(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, TokenFacts
             {
                 group = Some(GroupList::default());
             }
+            // `SELECT VALUE` and its synonym `SELECT ELEMENT`, of the statement's own query only.
             Token::Word(w)
                 if w.quote_style.is_none()
-                    && w.keyword == Keyword::VALUE
+                    && (w.keyword == Keyword::VALUE || w.value.eq_ignore_ascii_case("element"))
                     && matches!(&previous, Some(Token::Word(p)) if p.keyword == Keyword::SELECT) =>
             {
-                facts.value_mode = true;
+                let mut before = out
+                    .get(statement_start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| !matches!(p.token, Token::Whitespace(_)));
+                before.next_back();
+                if parens == 0 || before.all(|p| p.token == Token::LParen) {
+                    facts.value_mode = true;
+                } else if let Some(select) = out
+                    .iter()
+                    .rev()
+                    .find(|p| !matches!(p.token, Token::Whitespace(_)))
+                {
+                    facts.nested_values.push(select.span.start);
+                }
                 continue;
             }
             Token::Word(w) if w.quote_style == Some('"') => {
@@ -391,23 +757,20 @@ fn unnest_word() -> Token {
 }
 
 /// What FROM names are checked against.
-struct Sources<'a> {
-    dataverse: Option<&'a str>,
+pub(super) struct Sources<'a> {
+    pub(super) dataverse: Option<&'a str>,
     catalog: Option<&'a Catalog>,
     ctes: Vec<String>,
 }
 
 impl Sources<'_> {
-    fn check(&self, name: &str) -> Result<(), AsxError> {
+    fn check(&self, name: &str, at: Location) -> Result<(), AsxError> {
         let known = self.ctes.iter().any(|c| c.eq_ignore_ascii_case(name))
             || self.catalog.is_none_or(|c| c.table(name).is_some());
         if known {
             Ok(())
         } else {
-            Err(AsxError::unknown_dataset(
-                name,
-                self.dataverse.unwrap_or("Default"),
-            ))
+            Err(AsxError::unknown_dataset(name, self.dataverse.unwrap_or("Default")).at(at))
         }
     }
 }
@@ -420,9 +783,20 @@ fn rewrite_query(
 ) -> Result<RowShape, AsxError> {
     number_question_marks(query);
     let _ = visit_expressions_mut(query, keyword_paths);
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return Ok(RowShape::Object);
+    let mut collections = super::builtins::Collections {
+        value_queries: facts.nested_values.clone(),
+        sources,
     };
+    super::builtins::sqlpp_expressions(query, &mut collections)?;
+    if !collections.value_queries.is_empty() {
+        return Err(AsxError::compilation(
+            "SELECT VALUE inside another query is not supported by polyquery",
+        ));
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return set_operation(query.body.as_mut(), facts);
+    };
+    super::builtins::printed_missing_as_null(&mut select.projection);
     // `GROUP BY e AS v`: `v` anywhere else means `e`.
     if let GroupByExpr::Expressions(keys, _) = &select.group_by {
         let bound: Vec<(String, Expr)> = facts
@@ -514,9 +888,66 @@ fn rewrite_query(
     }
 }
 
+/// `UNION ALL` of selects: each branch's unnamed columns named as a select's are. Other set
+/// operations, and `SELECT VALUE` branches, are not translated.
+fn set_operation(body: &mut SetExpr, facts: &TokenFacts) -> Result<RowShape, AsxError> {
+    // SQL++ has UNION ALL only; AsterixDB words the refusal of the others so.
+    if let SetExpr::SetOperation {
+        op,
+        set_quantifier,
+        right,
+        ..
+    } = &*body
+        && !matches!(set_quantifier, sqlparser::ast::SetQuantifier::All)
+    {
+        let at = match right.as_ref() {
+            SetExpr::Select(select) => select.select_token.0.span.start,
+            _ => Location::new(0, 0),
+        };
+        return Err(AsxError::compilation(&format!(
+            "Operation {} with set semantics is not supported.",
+            op.to_string().to_uppercase()
+        ))
+        .at(at));
+    }
+    if facts.value_mode {
+        return Err(AsxError::compilation(
+            "SELECT VALUE in a set operation is not supported by polyquery",
+        ));
+    }
+    fn branches(body: &mut SetExpr) -> Result<(), AsxError> {
+        match body {
+            SetExpr::Select(select) => {
+                if matches!(select.projection.as_slice(), [SelectItem::Wildcard(_)]) {
+                    return Err(AsxError::compilation(
+                        "SELECT * in a set operation is not supported by polyquery",
+                    ));
+                }
+                name_projections(&mut select.projection);
+                Ok(())
+            }
+            SetExpr::SetOperation {
+                op: sqlparser::ast::SetOperator::Union,
+                set_quantifier: sqlparser::ast::SetQuantifier::All,
+                left,
+                right,
+            } => {
+                branches(left)?;
+                branches(right)
+            }
+            SetExpr::Query(query) => branches(query.body.as_mut()),
+            _ => Err(AsxError::compilation(
+                "this set operation is not supported by polyquery (only UNION ALL is)",
+            )),
+        }
+    }
+    branches(body)?;
+    Ok(RowShape::Object)
+}
+
 /// What one FROM item binds its variable to.
 #[derive(Clone, Debug)]
-enum Source {
+pub(super) enum Source {
     /// A dataset's records: the variable and the table.
     Dataset { variable: String, table: String },
     /// Single values (an array or a range): the variable is the value.
@@ -526,7 +957,10 @@ enum Source {
 }
 
 /// Rewrites one FROM item and says what its variable is bound to.
-fn rewrite_source(relation: &mut TableFactor, sources: &Sources<'_>) -> Result<Source, AsxError> {
+pub(super) fn rewrite_source(
+    relation: &mut TableFactor,
+    sources: &Sources<'_>,
+) -> Result<Source, AsxError> {
     match relation {
         TableFactor::Table {
             name, alias, args, ..
@@ -559,12 +993,12 @@ fn rewrite_source(relation: &mut TableFactor, sources: &Sources<'_>) -> Result<S
                 parts.remove(0);
             }
             let single = parts.len() == 1;
-            let bare = match name.0.last() {
-                Some(ObjectNamePart::Identifier(i)) => i.value.clone(),
-                _ => name.to_string(),
+            let (bare, at) = match name.0.last() {
+                Some(ObjectNamePart::Identifier(i)) => (i.value.clone(), i.span.start),
+                _ => (name.to_string(), Location::new(0, 0)),
             };
             if single {
-                sources.check(&bare)?;
+                sources.check(&bare, at)?;
             }
             Ok(Source::Dataset {
                 variable: alias
@@ -651,7 +1085,7 @@ fn record_of(args: Vec<Expr>) -> Result<Expr, AsxError> {
     Ok(Expr::Function(function))
 }
 
-fn arg_expr(arg: &FunctionArg) -> Option<Expr> {
+pub(super) fn arg_expr(arg: &FunctionArg) -> Option<Expr> {
     match arg {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
         _ => None,
@@ -686,6 +1120,16 @@ fn template(sql: &str, args: &[Expr]) -> Result<Statement, AsxError> {
         ControlFlow::<()>::Continue(())
     });
     Ok(statement)
+}
+
+/// The one expression of a template `SELECT <expression>`.
+pub(super) fn template_expr(sql: &str, args: &[Expr]) -> Result<Expr, AsxError> {
+    match template_select(sql, args)?.projection.into_iter().next() {
+        Some(SelectItem::UnnamedExpr(e)) => Ok(e),
+        _ => Err(AsxError::compilation(
+            "internal template is not an expression",
+        )),
+    }
 }
 
 /// The first select of a template query.
@@ -798,15 +1242,26 @@ fn constructors(expr: &mut Expr) -> ControlFlow<()> {
 /// Unnamed projections that are not plain names get AsterixDB's positional names `$1`, `$2`, …;
 /// a path `a.b` is named `b`.
 fn name_projections(items: &mut [SelectItem]) {
-    for (i, item) in items.iter_mut().enumerate() {
+    // `$n` counts the unnamed projections only: `select 1, a, 2` names `$1`, `a`, `$2`.
+    let mut unnamed = 0;
+    for item in items.iter_mut() {
         if let SelectItem::UnnamedExpr(expr) = item {
-            let name = match expr {
+            // `(x.a)` is named as `x.a` is.
+            let mut named = &*expr;
+            while let Expr::Nested(inner) = named {
+                named = inner;
+            }
+            let name = match named {
+                Expr::Identifier(i) if matches!(expr, Expr::Nested(_)) => i.value.clone(),
                 Expr::Identifier(_) => continue,
                 Expr::CompoundIdentifier(parts) => match parts.last() {
                     Some(last) => last.value.clone(),
                     None => continue,
                 },
-                _ => format!("${}", i + 1),
+                _ => {
+                    unnamed += 1;
+                    format!("${unnamed}")
+                }
             };
             *item = SelectItem::ExprWithAlias {
                 expr: expr.clone(),
@@ -962,7 +1417,7 @@ mod tests {
         let e = translate("select value g from gargel g;", rules).unwrap_err();
         assert_eq!(
             e.message,
-            "ASX1077: Cannot find dataset gargel in dataverse Default nor an alias with name gargel"
+            "ASX1077: Cannot find dataset gargel in dataverse Default nor an alias with name gargel (in line 1, at column 21)"
         );
         let ok = translate("with t as (select 1 as a) select a from t;", rules);
         assert!(ok.is_ok(), "{ok:?}");
@@ -1006,6 +1461,24 @@ mod tests {
     }
 
     #[test]
+    fn let_copies_are_bounded_whatever_the_chain() {
+        let row = |v: &str| format!("[{}]", [v; 10].join(", "));
+        let mut text = format!("let x0 = {}", row("1"));
+        for i in 1..8 {
+            text.push_str(&format!(", x{i} = {}", row(&format!("x{}", i - 1))));
+        }
+        text.push_str(" select value x7;");
+        let e = translate(&text, Rules::default()).unwrap_err();
+        assert!(e.message.contains("used too often"), "{}", e.message);
+        let many: Vec<String> = (0..300).map(|i| format!("v{i} = {i}")).collect();
+        let text = format!("let {} select value 1;", many.join(", "));
+        let e = translate(&text, Rules::default()).unwrap_err();
+        assert!(e.message.contains("at most 256"), "{}", e.message);
+        let t = sql("let x = 1, y = x + 1 select value y;");
+        assert_eq!(t.exec_sql, r#"SELECT ((1) + 1) AS "$1""#);
+    }
+
+    #[test]
     fn question_marks_are_numbered() {
         let t = sql("select ? as a, ? as b, $name as c;");
         assert_eq!(t.exec_sql, "SELECT $1 AS a, $2 AS b, $name AS c");
@@ -1037,7 +1510,7 @@ mod tests {
         let e = translate("CREATE COLLECTION c PRIMARY KEY (id: int);", async_rules).unwrap_err();
         assert_eq!(
             e.message,
-            "ASX1253: Async mode not supported for the statement CREATE COLLECTION"
+            "ASX1253: Async mode not supported for the statement CREATE COLLECTION (in line 1, at column 1)"
         );
         let ro = Rules {
             readonly: true,

@@ -1,0 +1,813 @@
+//! SQL++ expressions on the engine: each operator, path and builtin function either becomes the
+//! engine expression that answers exactly as AsterixDB does, or the query is refused. What is
+//! not listed here is refused, so that polyquery never answers a SQL++ query wrongly.
+//!
+//! SQL++ facts kept: `^` is power; `/` divides as doubles and `x / 0` is null; `%` by zero is
+//! null; array indexes and `substring` offsets count from 0; `position` counts from 0 and is -1
+//! when absent; `range(a, b)` includes `b`; an object constructor keeps the first of duplicate
+//! field names; a subquery used as a value is a collection (not translated: refused).
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AccessExpr, BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query,
+    Subscript, UnaryOperator, Value, visit_expressions_mut,
+};
+
+use sqlparser::ast::{SelectItem, SetExpr, Spanned, TableFactor};
+use sqlparser::tokenizer::Location;
+
+use super::errors::AsxError;
+use super::sqlpp::{Sources, arg_expr, rewrite_source, template_expr};
+
+/// Functions the engine answers as AsterixDB does, under the same name and arguments.
+const SAME: &[&str] = &[
+    // SQL-92 aggregates in a grouped query.
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    // Numeric functions returning doubles for any numeric argument.
+    "sqrt",
+    "exp",
+    "ln",
+    "log",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "abs",
+    // Strings.
+    "lower",
+    "upper",
+    "length",
+    "ltrim",
+    "rtrim",
+    "reverse",
+    "repeat",
+    "replace",
+    "starts_with",
+    "ends_with",
+    "contains",
+    // polyquery's own, for tests of the wire.
+    "sleep",
+    "pq_sleep",
+    "pq_fail",
+    "inject_failure",
+    // Temporal constructors, made casts later in translation.
+    "datetime",
+    "date",
+    "time",
+];
+
+/// What the expression pass needs for collection functions over `SELECT VALUE` subqueries.
+pub(super) struct Collections<'s, 'a> {
+    /// Where each nested `SELECT VALUE` query starts; one is taken off when it is translated.
+    pub value_queries: Vec<Location>,
+    /// What a subquery's FROM names are checked against.
+    pub sources: &'s Sources<'a>,
+}
+
+/// Functions over a window (`OVER (…)`) that answer as the SQL standard's.
+const WINDOW: &[&str] = &[
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+];
+
+/// Rewrites every expression of `query` to its engine form, or says why it cannot be answered.
+pub(super) fn sqlpp_expressions(
+    query: &mut Query,
+    collections: &mut Collections<'_, '_>,
+) -> Result<(), AsxError> {
+    let flow = visit_expressions_mut(query, |expr| match rewrite(expr, collections) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => ControlFlow::Break(e),
+    });
+    match flow {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn refuse(what: &str) -> AsxError {
+    AsxError::compilation(&format!("{what} is not supported by polyquery"))
+}
+
+/// One expression, its children already rewritten.
+fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(), AsxError> {
+    if let Some(value) = with_missing(expr)? {
+        *expr = value;
+        return Ok(());
+    }
+    match expr {
+        Expr::Identifier(_)
+        | Expr::CompoundIdentifier(_)
+        | Expr::Value(_)
+        | Expr::Nested(_)
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::InList { .. }
+        | Expr::Between { .. }
+        | Expr::Case { .. }
+        | Expr::Wildcard(_)
+        | Expr::QualifiedWildcard(_, _) => Ok(()),
+        Expr::Like {
+            any: false,
+            expr: operand,
+            pattern,
+            escape_char: None,
+            ..
+        } => like_pattern(pattern, operand.span().start),
+        // Membership and existence read a `SELECT VALUE` subquery as the engine does.
+        Expr::InSubquery { subquery, .. } | Expr::Exists { subquery, .. } => {
+            value_subquery(subquery, collections).map(|_| ())
+        }
+        Expr::Array(array) => {
+            // `[1, 'a']` is a heterogeneous array, which the engine's typed arrays cannot hold.
+            let kinds: std::collections::HashSet<&str> = array
+                .elem
+                .iter()
+                .filter_map(|e| match e {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(..) => Some("number"),
+                        Value::SingleQuotedString(_) => Some("string"),
+                        Value::Boolean(_) => Some("boolean"),
+                        _ => None,
+                    },
+                    Expr::Array(_) => Some("array"),
+                    Expr::Dictionary(_) => Some("object"),
+                    _ => None,
+                })
+                .collect();
+            if kinds.len() > 1 {
+                return Err(refuse("an array of values of different types"));
+            }
+            Ok(())
+        }
+        // A `SELECT VALUE` subquery is a collection, left for the function that takes it (one
+        // left over is refused at the end); a subquery of objects is not translated as a value.
+        Expr::Subquery(query) => match query.body.as_ref() {
+            SetExpr::Select(select)
+                if collections
+                    .value_queries
+                    .contains(&select.select_token.0.span.start) =>
+            {
+                Ok(())
+            }
+            _ => Err(refuse("a subquery used as a value")),
+        },
+        Expr::UnaryOp { op, .. } => match op {
+            UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus => Ok(()),
+            other => Err(refuse(&format!("the operator {other}"))),
+        },
+        Expr::BinaryOp { left, op, right } => {
+            let replacement = match op {
+                BinaryOperator::BitwiseXor => {
+                    *expr = power(left, right)?;
+                    return Ok(());
+                }
+                BinaryOperator::Divide => {
+                    "SELECT CAST($A AS DOUBLE) / NULLIF(CAST($B AS DOUBLE), 0)"
+                }
+                BinaryOperator::Modulo => "SELECT $A % NULLIF($B, 0)",
+                BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::StringConcat
+                | BinaryOperator::Gt
+                | BinaryOperator::Lt
+                | BinaryOperator::GtEq
+                | BinaryOperator::LtEq
+                | BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::And
+                | BinaryOperator::Or => return Ok(()),
+                other => return Err(refuse(&format!("the operator {other}"))),
+            };
+            *expr = template_expr(replacement, &[(**left).clone(), (**right).clone()])?;
+            Ok(())
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            // An index past the end is MISSING in SQL++ and null in the engine: only an index
+            // into a literal array, within it, is translated.
+            let mut length = match root.as_ref() {
+                Expr::Array(array) => Some(array.elem.len() as u64),
+                _ => None,
+            };
+            for access in access_chain.iter_mut() {
+                match access {
+                    AccessExpr::Subscript(subscript) => {
+                        zero_based_subscript(subscript, length)?;
+                    }
+                    // A field of a computed object (`({"a": 1}).a`): the engine names it as text.
+                    AccessExpr::Dot(Expr::Identifier(field)) => {
+                        *access = AccessExpr::Subscript(Subscript::Index {
+                            index: Expr::value(Value::SingleQuotedString(field.value.clone())),
+                        });
+                    }
+                    AccessExpr::Dot(_) => {}
+                }
+                length = None;
+            }
+            Ok(())
+        }
+        Expr::Dictionary(fields) => {
+            // `{x: 1}` names its field by the value of `x`; only literal names are translated.
+            let literal = |f: &&sqlparser::ast::DictionaryField| {
+                matches!(f.key.quote_style, Some('\'' | '"'))
+            };
+            if let Some(computed) = fields.iter().find(|f| !literal(f)) {
+                return Err(refuse(&format!(
+                    "a computed field name ({}) in an object constructor",
+                    computed.key.value
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            fields.retain(|f| seen.insert(f.key.value.clone()));
+            Ok(())
+        }
+        Expr::Substring {
+            substring_from: Some(from),
+            special: true,
+            ..
+        } => {
+            // `substring(s, offset[, length])`: the offset counts from 0.
+            let offset = non_negative(from)
+                .ok_or_else(|| refuse("substring with an offset that is not a literal >= 0"))?;
+            **from = number(offset + 1);
+            Ok(())
+        }
+        Expr::Function(function) => {
+            if matches!(function.args, FunctionArguments::None) {
+                // A keyword read as a function without parentheses is a name (`user`).
+                return Ok(());
+            }
+            if !matches!(function.args, FunctionArguments::List(_)) {
+                return Err(refuse("this function call form"));
+            }
+            // A builtin may be named through a dataverse (`test.tinyint`: polyquery has no
+            // user-defined functions to find first) and with `-` for `_` (`starts-with`).
+            let name = match function.name.0.as_slice() {
+                [ObjectNamePart::Identifier(i)] => i.value.to_ascii_lowercase().replace('-', "_"),
+                [
+                    ObjectNamePart::Identifier(dv),
+                    ObjectNamePart::Identifier(i),
+                ] => {
+                    if !known_dataverse(&dv.value, collections.sources.dataverse) {
+                        return Err(AsxError::compilation(&format!(
+                            "Cannot find dataverse with name {}",
+                            dv.value
+                        ))
+                        .at(dv.span.start));
+                    }
+                    i.value.to_ascii_lowercase().replace('-', "_")
+                }
+                _ => return Err(refuse(&format!("the function {}", function.name))),
+            };
+            if function.name.0.len() > 1 || function.name.to_string().contains('-') {
+                function.name = ObjectName::from(vec![Ident::new(&name)]);
+            }
+            if function.filter.is_some() {
+                return Err(refuse(&format!("{name} with FILTER")));
+            }
+            if function.over.is_some() {
+                // Window functions are SQL's in SQL++.
+                return if WINDOW.contains(&name.as_str()) {
+                    Ok(())
+                } else {
+                    Err(refuse(&format!("{name} with OVER")))
+                };
+            }
+            match name.as_str() {
+                // `range(a, b)` includes `b`, as the engine's generate_series does.
+                "range" => {
+                    function.name = ObjectName::from(vec![Ident::new("generate_series")]);
+                    Ok(())
+                }
+                "position" | "position0" => {
+                    let args = plain_args(function)?;
+                    *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
+                    Ok(())
+                }
+                // AsterixDB's other names for functions the engine has.
+                "string_length" | "lowercase" | "uppercase" => {
+                    let engine = match name.as_str() {
+                        "string_length" => "length",
+                        "lowercase" => "lower",
+                        _ => "upper",
+                    };
+                    function.name = ObjectName::from(vec![Ident::new(engine)]);
+                    Ok(())
+                }
+                "position1" => {
+                    let args = plain_args(function)?;
+                    *expr = template_expr(
+                        "SELECT CASE WHEN strpos($A, $B) = 0 THEN -1 ELSE strpos($A, $B) END",
+                        &args,
+                    )?;
+                    Ok(())
+                }
+                // A SQL-92 aggregate of a subquery aggregates the subquery's collection, as
+                // its `array_*` version does.
+                n if is_subquery_call(function)
+                    && collection_aggregate(&format!("array_{n}")).is_some() =>
+                {
+                    let arg = one_arg(function)?;
+                    let Some(aggregate) = collection_aggregate(&format!("array_{n}")) else {
+                        return Err(refuse(&format!("the function {n}")));
+                    };
+                    *expr = aggregate_collection(&aggregate, &arg, collections)?;
+                    Ok(())
+                }
+                "datetime" | "time" => zone_free(function),
+                n if SAME.contains(&n) => Ok(()),
+                n if collection_aggregate(n).is_some() => {
+                    let arg = one_arg(function)?;
+                    let Some(aggregate) = collection_aggregate(n) else {
+                        return Err(refuse(&format!("the function {n}")));
+                    };
+                    *expr = aggregate_collection(&aggregate, &arg, collections)?;
+                    Ok(())
+                }
+                n => match constructor(n) {
+                    Some(target) => {
+                        let arg = one_arg(function)?;
+                        *expr = construct(target, &arg)?;
+                        Ok(())
+                    }
+                    None => Err(refuse(&format!("the function {n}"))),
+                },
+            }
+        }
+        other => Err(refuse(&format!("the expression {other}"))),
+    }
+}
+
+/// The type a constructor function makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Int { sql: &'static str, bits: u32 },
+    Double,
+    Boolean,
+    String,
+}
+
+fn constructor(name: &str) -> Option<Target> {
+    let int = |sql, bits| Some(Target::Int { sql, bits });
+    match name {
+        "tinyint" | "int8" => int("TINYINT", 8),
+        "smallint" | "int16" => int("SMALLINT", 16),
+        "integer" | "int" | "int32" => int("INTEGER", 32),
+        "bigint" | "int64" => int("BIGINT", 64),
+        "double" => Some(Target::Double),
+        "boolean" => Some(Target::Boolean),
+        "string" => Some(Target::String),
+        _ => None,
+    }
+}
+
+/// A type constructor of a literal, folded now (`tinyint('+80i8')`, `double('-6.5d')`); of
+/// anything else, refused (its conversion rules are not the engine's casts).
+fn construct(target: Target, arg: &Expr) -> Result<Expr, AsxError> {
+    let cannot = || refuse(&format!("this {target:?} constructor argument ({arg})"));
+    let (text, quoted) = match arg {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => (s.trim().to_string(), true),
+            Value::Number(n, _) => (n.clone(), false),
+            Value::Boolean(b) => (b.to_string(), false),
+            _ => return Err(cannot()),
+        },
+        _ => return Err(cannot()),
+    };
+    match target {
+        Target::Int { sql, bits } => {
+            let digits = ["i8", "i16", "i32", "i64"]
+                .iter()
+                .find_map(|suffix| text.strip_suffix(suffix).filter(|_| quoted))
+                .unwrap_or(&text);
+            let n: i64 = digits
+                .strip_prefix('+')
+                .unwrap_or(digits)
+                .parse()
+                .map_err(|_| cannot())?;
+            let limit = 1i128 << (bits - 1);
+            if i128::from(n) >= limit || i128::from(n) < -limit {
+                return Err(cannot());
+            }
+            let literal = if n < 0 {
+                Expr::UnaryOp {
+                    op: UnaryOperator::Minus,
+                    expr: Box::new(number(n.unsigned_abs())),
+                }
+            } else {
+                number(n.unsigned_abs())
+            };
+            template_expr(&format!("SELECT CAST($A AS {sql})"), &[literal])
+        }
+        Target::Double => {
+            let digits = text.strip_suffix('d').filter(|_| quoted).unwrap_or(&text);
+            let x: f64 = digits.parse().map_err(|_| cannot())?;
+            if !x.is_finite()
+                || digits
+                    .chars()
+                    .any(|c| c.is_alphabetic() && c != 'e' && c != 'E')
+            {
+                return Err(cannot());
+            }
+            template_expr(
+                "SELECT CAST($A AS DOUBLE)",
+                &[Expr::value(Value::SingleQuotedString(format!("{x:?}")))],
+            )
+        }
+        Target::Boolean => match (text.as_str(), quoted) {
+            ("true", _) => Ok(Expr::value(Value::Boolean(true))),
+            ("false", _) => Ok(Expr::value(Value::Boolean(false))),
+            _ => Err(cannot()),
+        },
+        Target::String if quoted => Ok(arg.clone()),
+        Target::String => Err(cannot()),
+    }
+}
+
+/// `[i]` counts from 0 in SQL++ and from 1 in the engine; only a literal index below the literal
+/// array's `length` is translated.
+fn zero_based_subscript(subscript: &mut Subscript, length: Option<u64>) -> Result<(), AsxError> {
+    match subscript {
+        Subscript::Index { index } => {
+            let i = non_negative(index)
+                .filter(|i| length.is_some_and(|n| *i < n))
+                .ok_or_else(|| refuse("an index other than a literal one into a literal array"))?;
+            *index = number(i + 1);
+            Ok(())
+        }
+        Subscript::Slice { .. } => Err(refuse("an array slice")),
+    }
+}
+
+/// The value of a literal integer that is 0 or more.
+fn non_negative(expr: &Expr) -> Option<u64> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<u64>().ok().filter(|n| *n < i64::MAX as u64),
+            _ => None,
+        },
+        Expr::Nested(inner) => non_negative(inner),
+        _ => None,
+    }
+}
+
+fn number(n: u64) -> Expr {
+    Expr::value(Value::Number(n.to_string(), false))
+}
+
+/// The arguments of a call that has exactly two plain ones.
+fn plain_args(function: &sqlparser::ast::Function) -> Result<Vec<Expr>, AsxError> {
+    function_args(function, 2)
+}
+
+/// The argument of a call that has exactly one plain one.
+fn one_arg(function: &sqlparser::ast::Function) -> Result<Expr, AsxError> {
+    function_args(function, 1)?
+        .pop()
+        .ok_or_else(|| refuse("a call without its argument"))
+}
+
+/// The arguments of a call that has exactly `n` plain ones.
+fn function_args(function: &sqlparser::ast::Function, n: usize) -> Result<Vec<Expr>, AsxError> {
+    let FunctionArguments::List(list) = &function.args else {
+        return Err(refuse("this function call form"));
+    };
+    let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
+    if args.len() != n || list.args.len() != n || list.duplicate_treatment.is_some() {
+        return Err(AsxError::compilation(&format!(
+            "Invalid number of arguments for function {}",
+            function.name
+        )));
+    }
+    Ok(args)
+}
+
+/// The column a collection's items are in when an aggregate runs over them.
+const ITEM: &str = "$item";
+
+/// The engine aggregate over a collection's items for a SQL++ collection function: `strict_*`
+/// (and the older `coll_*`) see every item, so that one null makes the result null and
+/// `strict_count` counts it; `array_*` skip null items.
+fn collection_aggregate(name: &str) -> Option<String> {
+    let (strict, base) = if let Some(b) = name.strip_prefix("strict_") {
+        (true, b)
+    } else if let Some(b) = name.strip_prefix("coll_") {
+        (true, b)
+    } else {
+        (false, name.strip_prefix("array_")?)
+    };
+    let engine = match base {
+        "count" => {
+            return Some(
+                if strict {
+                    "count(*)"
+                } else {
+                    "count(\"$item\")"
+                }
+                .into(),
+            );
+        }
+        "sum" | "min" | "max" | "avg" | "stddev_pop" | "var_pop" | "var_samp" | "stddev_samp" => {
+            base
+        }
+        "stddev" => "stddev_samp",
+        "variance" => "var_samp",
+        _ => return None,
+    };
+    Some(if strict {
+        format!("CASE WHEN count(*) = count(\"{ITEM}\") THEN {engine}(\"{ITEM}\") END")
+    } else {
+        format!("{engine}(\"{ITEM}\")")
+    })
+}
+
+/// `f(collection)` as a scalar subquery aggregating the collection's items: an array value's
+/// items unnested, or a `SELECT VALUE` subquery's values.
+fn aggregate_collection(
+    aggregate: &str,
+    arg: &Expr,
+    collections: &mut Collections<'_, '_>,
+) -> Result<Expr, AsxError> {
+    let Expr::Subquery(query) = arg else {
+        return template_expr(
+            &format!("SELECT (SELECT {aggregate} FROM (SELECT unnest($A) AS \"{ITEM}\") AS items)"),
+            std::slice::from_ref(arg),
+        );
+    };
+    let mut values = (**query).clone();
+    let select = value_subquery(&mut values, collections)?;
+    let [item] = select.projection.as_mut_slice() else {
+        return Err(AsxError::syntax(
+            "SELECT VALUE takes exactly one expression",
+        ));
+    };
+    let value = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return Err(refuse("SELECT VALUE *")),
+    };
+    *item = SelectItem::ExprWithAlias {
+        expr: value,
+        alias: Ident::with_quote('"', ITEM),
+    };
+    let mut expr = template_expr(
+        &format!("SELECT (SELECT {aggregate} FROM (SELECT 1) AS items)"),
+        &[],
+    )?;
+    if let Expr::Subquery(outer) = &mut expr
+        && let SetExpr::Select(outer_select) = outer.body.as_mut()
+        && let Some(table) = outer_select.from.first_mut()
+        && let TableFactor::Derived { subquery, .. } = &mut table.relation
+    {
+        **subquery = values;
+        return Ok(expr);
+    }
+    Err(AsxError::compilation(
+        "internal template has no derived table",
+    ))
+}
+
+/// A call whose one argument is a subquery: `count((SELECT VALUE …))`.
+fn is_subquery_call(function: &sqlparser::ast::Function) -> bool {
+    match &function.args {
+        FunctionArguments::List(list) => matches!(
+            list.args.as_slice(),
+            [arg] if matches!(arg_expr(arg), Some(Expr::Subquery(_)))
+        ),
+        _ => false,
+    }
+}
+
+/// A nested `SELECT VALUE` query taken as a collection: its FROM sources translated and its
+/// place taken off the list of those still to translate. Its one column holds the values.
+fn value_subquery<'q>(
+    query: &'q mut Query,
+    collections: &mut Collections<'_, '_>,
+) -> Result<&'q mut sqlparser::ast::Select, AsxError> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(refuse("a set operation as a collection"));
+    };
+    let start = select.select_token.0.span.start;
+    let Some(at) = collections.value_queries.iter().position(|l| *l == start) else {
+        return Err(refuse("a subquery of objects as a collection"));
+    };
+    for table in &mut select.from {
+        rewrite_source(&mut table.relation, collections.sources)?;
+        for join in &mut table.joins {
+            rewrite_source(&mut join.relation, collections.sources)?;
+        }
+    }
+    collections.value_queries.remove(at);
+    Ok(select)
+}
+
+/// `a ^ b`, power, binding tighter than every other operator in SQL++ (the parser binds it
+/// looser, so an operand that is another operation was grouped wrongly and is refused). An
+/// integer to a non-negative integer power is an integer, folded now; with a double literal
+/// it is a double; other operands are refused (their type decides the result's).
+fn power(left: &Expr, right: &Expr) -> Result<Expr, AsxError> {
+    let literal = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (Some(base), Some(exponent)) = (literal(left), literal(right)) else {
+        return Err(refuse(
+            "`^` with an operand other than a number literal (parenthesize operations)",
+        ));
+    };
+    if let (Ok(b), Ok(e)) = (base.parse::<i64>(), exponent.parse::<u32>()) {
+        let folded = b
+            .checked_pow(e)
+            .ok_or_else(|| refuse("an integer power past the 64-bit range"))?;
+        return Ok(match u64::try_from(folded) {
+            Ok(n) => number(n),
+            Err(_) => Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(number(folded.unsigned_abs())),
+            },
+        });
+    }
+    let is_double = |n: &str| n.contains(['.', 'e', 'E']);
+    if is_double(&base) || is_double(&exponent) {
+        // AsterixDB prints INF, NaN and doubles outside [1e-3, 1e7) in Java's notation,
+        // which polyquery's printer does not: such a power is refused.
+        let value = base
+            .parse::<f64>()
+            .ok()
+            .zip(exponent.parse::<f64>().ok())
+            .map(|(b, e)| b.powf(e).abs());
+        if !value.is_some_and(|v| v == 0.0 || (1e-3..1e7).contains(&v)) {
+            return Err(refuse(
+                "a power whose double AsterixDB prints in Java's notation",
+            ));
+        }
+        return template_expr("SELECT power($A, $B)", &[left.clone(), right.clone()]);
+    }
+    Err(refuse("`^` with a negative integer exponent"))
+}
+
+/// The dataverses a function may be named through: the request's (`USE`, `dataverse`) and the
+/// fixtures'. polyquery has no other dataverses, and no functions of its own in any.
+fn known_dataverse(name: &str, current: Option<&str>) -> bool {
+    current == Some(name) || super::sqlpp::DATAVERSES.contains(&name)
+}
+
+/// A LIKE pattern is a literal in which `\` escapes only `%`, `_` and itself, as in SQL++; the
+/// engine reads such a pattern the same way.
+fn like_pattern(pattern: &Expr, at: Location) -> Result<(), AsxError> {
+    let Expr::Value(v) = pattern else {
+        return Err(refuse("a LIKE pattern that is not a literal"));
+    };
+    let text = match &v.value {
+        Value::SingleQuotedString(text) => text,
+        Value::Null => return Ok(()),
+        _ => return Err(refuse("a LIKE pattern that is not a string")),
+    };
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' && !matches!(chars.next(), Some('%' | '_' | '\\')) {
+            return Err(
+                AsxError::compilation(&format!("Invalid pattern '{text}' for LIKE")).at(at),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `datetime('…')` and `time('…')` of a text with a time zone are instants that compare as
+/// AsterixDB's do only with the zone kept, which the engine's casts drop: refused.
+fn zone_free(function: &sqlparser::ast::Function) -> Result<(), AsxError> {
+    let arg = one_arg(function)?;
+    if let Expr::Value(v) = &arg
+        && let Value::SingleQuotedString(text) = &v.value
+    {
+        let time = text.rsplit('T').next().unwrap_or(text);
+        if time.contains(['Z', 'z', '+']) || time.rfind('-').is_some_and(|i| i > 0) {
+            return Err(refuse("a datetime or time with a time zone"));
+        }
+    }
+    Ok(())
+}
+
+/// The literal MISSING, which the engine has no value for: kept as the bare name `missing` while
+/// the operations around it are folded, and refused (as an unknown name) wherever it is left.
+fn is_missing(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("missing"))
+}
+
+fn missing() -> Expr {
+    Expr::Identifier(Ident::new("missing"))
+}
+
+/// A boolean or NULL literal: `Some(Some(b))`, `Some(None)`.
+fn truth(expr: &Expr) -> Option<Option<bool>> {
+    match expr {
+        Expr::Value(v) => match v.value {
+            Value::Boolean(b) => Some(Some(b)),
+            Value::Null => Some(None),
+            _ => None,
+        },
+        Expr::Nested(inner) => truth(inner),
+        _ => None,
+    }
+}
+
+/// SQL++'s MISSING, folded where it is a literal operand: an operator or a scalar function of
+/// MISSING is MISSING; AND is false beside a false, else MISSING; OR is true beside a true, null
+/// beside a null, else MISSING; an object leaves a MISSING field out.
+fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
+    let literal = |b: bool| Expr::value(Value::Boolean(b));
+    Ok(match expr {
+        Expr::Nested(inner) if is_missing(inner) => Some(missing()),
+        Expr::UnaryOp { expr: operand, .. } if is_missing(operand) => Some(missing()),
+        Expr::BinaryOp { left, op, right } if is_missing(left) || is_missing(right) => {
+            let other = if is_missing(left) { right } else { left };
+            let both = is_missing(other);
+            let other = if both { Some(None) } else { truth(other) };
+            match (op, other) {
+                (BinaryOperator::And, Some(Some(false))) => Some(literal(false)),
+                (BinaryOperator::Or, Some(Some(true))) => Some(literal(true)),
+                // `null or missing` is null, `null and missing` MISSING.
+                (BinaryOperator::Or, Some(None)) if !both => Some(Expr::value(Value::Null)),
+                (BinaryOperator::And | BinaryOperator::Or, None) => {
+                    return Err(refuse(
+                        "AND or OR of MISSING and a value that is not a literal",
+                    ));
+                }
+                _ => Some(missing()),
+            }
+        }
+        Expr::Function(function) => {
+            let name = function.name.to_string().to_ascii_lowercase();
+            let scalar = (SAME.contains(&name.as_str()) && !WINDOW.contains(&name.as_str())
+                || constructor(&name).is_some())
+                && !matches!(
+                    name.as_str(),
+                    "sleep" | "pq_sleep" | "pq_fail" | "inject_failure"
+                );
+            let of_missing = match &function.args {
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .any(|a| arg_expr(a).is_some_and(|e| is_missing(&e))),
+                _ => false,
+            };
+            (scalar && of_missing).then(missing)
+        }
+        Expr::Dictionary(fields) => {
+            fields.retain(|f| !is_missing(&f.value));
+            None
+        }
+        _ => None,
+    })
+}
+
+/// An array printed in a result holds a MISSING item as null: in the values a query prints (its
+/// projections, and the arrays and objects inside them), a MISSING array item becomes null.
+/// Anywhere else (an index, a FROM source, a function's argument) it stays MISSING, and so is
+/// refused.
+pub(super) fn printed_missing_as_null(items: &mut [SelectItem]) {
+    fn printed(expr: &mut Expr) {
+        match expr {
+            Expr::Array(array) => {
+                for e in &mut array.elem {
+                    if is_missing(e) {
+                        *e = Expr::value(Value::Null);
+                    } else {
+                        printed(e);
+                    }
+                }
+            }
+            Expr::Dictionary(fields) => fields.iter_mut().for_each(|f| printed(&mut f.value)),
+            Expr::Nested(inner) => printed(inner),
+            _ => {}
+        }
+    }
+    for item in items {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            printed(e);
+        }
+    }
+}
