@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 use super::id::JobId;
@@ -190,59 +191,86 @@ async fn migrate(client: &Client) -> Result<(), EngineError> {
     migrated.map_err(store_error)
 }
 
+/// A statement's parameters, owned so that they can go to the store's thread.
+type Values = Vec<Box<dyn ToSql + Send + Sync>>;
+
+impl PgJobStore {
+    /// Runs one statement that answers no rows.
+    fn execute(&self, sql: &'static str, values: Values) -> Result<(), EngineError> {
+        self.call(move |client| {
+            Box::pin(async move {
+                let refs: Vec<&(dyn ToSql + Sync)> = values
+                    .iter()
+                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                client
+                    .execute(sql, &refs)
+                    .await
+                    .map(|_| ())
+                    .map_err(store_error)
+            })
+        })
+    }
+
+    /// Runs a query whose rows are two texts (a key and a JSON document).
+    fn pairs(
+        &self,
+        sql: &'static str,
+        values: Values,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        self.call(move |client| {
+            Box::pin(async move {
+                let refs: Vec<&(dyn ToSql + Sync)> = values
+                    .iter()
+                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                let rows = client.query(sql, &refs).await.map_err(store_error)?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })
+    }
+}
+
+/// Parses each JSON document, reporting and skipping unreadable ones (as the file store does).
+fn readable<T: serde::de::DeserializeOwned>(
+    rows: Vec<(String, String)>,
+    what: &str,
+) -> Vec<(String, T)> {
+    rows.into_iter()
+        .filter_map(|(key, text)| match serde_json::from_str(&text) {
+            Ok(value) => Some((key, value)),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "skipping an unreadable {what}");
+                None
+            }
+        })
+        .collect()
+}
+
 impl JobStore for PgJobStore {
     fn save(&self, record: &JobRecord) -> Result<(), EngineError> {
         let id = record.id.to_uuid();
         let seq = i64::try_from(record.id.seq).map_err(store_error)?;
         let text = serde_json::to_string(record).map_err(EngineError::internal)?;
-        self.call(move |client| {
-            Box::pin(async move {
-                client
-                    .execute(
-                        "INSERT INTO pq_jobs (id, seq, record) VALUES ($1, $2, $3)
-                         ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-                        &[&id, &seq, &text],
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(store_error)
-            })
-        })
+        self.execute(
+            "INSERT INTO pq_jobs (id, seq, record) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+            vec![Box::new(id), Box::new(seq), Box::new(text)],
+        )
     }
 
     fn remove(&self, id: JobId) -> Result<(), EngineError> {
-        let id = id.to_uuid();
-        self.call(move |client| {
-            Box::pin(async move {
-                client
-                    .execute("DELETE FROM pq_jobs WHERE id = $1", &[&id])
-                    .await
-                    .map(|_| ())
-                    .map_err(store_error)
-            })
-        })
+        self.execute(
+            "DELETE FROM pq_jobs WHERE id = $1",
+            vec![Box::new(id.to_uuid())],
+        )
     }
 
-    /// Unreadable records are reported and skipped, as the file store does.
     fn load_all(&self) -> Result<Vec<JobRecord>, EngineError> {
-        let rows: Vec<(String, String)> = self.call(|client| {
-            Box::pin(async move {
-                let rows = client
-                    .query("SELECT id, record FROM pq_jobs ORDER BY seq", &[])
-                    .await
-                    .map_err(store_error)?;
-                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            })
-        })?;
-        Ok(rows
+        let rows = self.pairs("SELECT id, record FROM pq_jobs ORDER BY seq", Vec::new())?;
+        Ok(readable(rows, "job record")
             .into_iter()
-            .filter_map(|(id, text)| match serde_json::from_str(&text) {
-                Ok(record) => Some(record),
-                Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "skipping an unreadable job record");
-                    None
-                }
-            })
+            .map(|(_, record)| record)
             .collect())
     }
 
@@ -260,18 +288,10 @@ impl JobStore for PgJobStore {
 
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), EngineError> {
         let seq = i64::try_from(seq).map_err(store_error)?;
-        self.call(move |client| {
-            Box::pin(async move {
-                client
-                    .execute(
-                        "UPDATE pq_sequence SET high_water = GREATEST(high_water, $1)",
-                        &[&seq],
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(store_error)
-            })
-        })
+        self.execute(
+            "UPDATE pq_sequence SET high_water = GREATEST(high_water, $1)",
+            vec![Box::new(seq)],
+        )
     }
 
     fn save_side(
@@ -281,60 +301,31 @@ impl JobStore for PgJobStore {
         value: &serde_json::Value,
     ) -> Result<(), EngineError> {
         let table = side_table_name(table)?.to_string();
-        let key = key.to_string();
-        let text = value.to_string();
-        self.call(move |client| {
-            Box::pin(async move {
-                client
-                    .execute(
-                        "INSERT INTO pq_side (tbl, key, value) VALUES ($1, $2, $3)
-                         ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value",
-                        &[&table, &key, &text],
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(store_error)
-            })
-        })
+        self.execute(
+            "INSERT INTO pq_side (tbl, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value",
+            vec![
+                Box::new(table),
+                Box::new(key.to_string()),
+                Box::new(value.to_string()),
+            ],
+        )
     }
 
     fn remove_side(&self, table: &str, key: &str) -> Result<(), EngineError> {
         let table = side_table_name(table)?.to_string();
-        let key = key.to_string();
-        self.call(move |client| {
-            Box::pin(async move {
-                client
-                    .execute(
-                        "DELETE FROM pq_side WHERE tbl = $1 AND key = $2",
-                        &[&table, &key],
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(store_error)
-            })
-        })
+        self.execute(
+            "DELETE FROM pq_side WHERE tbl = $1 AND key = $2",
+            vec![Box::new(table), Box::new(key.to_string())],
+        )
     }
 
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError> {
         let table = side_table_name(table)?.to_string();
-        let rows: Vec<(String, String)> = self.call(move |client| {
-            Box::pin(async move {
-                let rows = client
-                    .query("SELECT key, value FROM pq_side WHERE tbl = $1", &[&table])
-                    .await
-                    .map_err(store_error)?;
-                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            })
-        })?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(key, text)| match serde_json::from_str(&text) {
-                Ok(value) => Some((key, value)),
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "skipping an unreadable side record");
-                    None
-                }
-            })
-            .collect())
+        let rows = self.pairs(
+            "SELECT key, value FROM pq_side WHERE tbl = $1",
+            vec![Box::new(table)],
+        )?;
+        Ok(readable(rows, "side record"))
     }
 }

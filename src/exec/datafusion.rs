@@ -91,18 +91,23 @@ impl DataFusionExecutor {
         Ok(statement)
     }
 
-    async fn describe(&self, sql: &str, params: &Params) -> Result<Described, EngineError> {
+    /// The logical plan of `sql` with `params` bound.
+    async fn plan(&self, sql: &str, params: &Params) -> Result<LogicalPlan, EngineError> {
         let statement = self.statement(sql)?;
         let plan = self
             .ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
-        let plan = if params.is_empty() {
+        Ok(if params.is_empty() {
             plan
         } else {
             plan.with_param_values(param_values(params)?)?
-        };
+        })
+    }
+
+    async fn describe(&self, sql: &str, params: &Params) -> Result<Described, EngineError> {
+        let plan = self.plan(sql, params).await?;
         let mut tables = Vec::new();
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
@@ -121,16 +126,7 @@ impl DataFusionExecutor {
         sql: &str,
         params: &Params,
     ) -> Result<SendableRecordBatchStream, EngineError> {
-        let statement = self.statement(sql)?;
-        let state = self.ctx.state();
-        let plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await?;
-        let plan = if params.is_empty() {
-            plan
-        } else {
-            plan.with_param_values(param_values(params)?)?
-        };
+        let plan = self.plan(sql, params).await?;
         let frame = self.ctx.execute_logical_plan(plan).await?;
         Ok(frame.execute_stream().await?)
     }

@@ -212,6 +212,25 @@ fn an_unreachable_database_is_an_error_not_a_hang() {
     assert!(e.message.contains("PostgreSQL"), "{e}");
 }
 
+/// The JSON answer of a request that must succeed.
+async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+/// A Looker access token (no users configured: any credentials).
+async fn looker_token(client: &reqwest::Client, server: &TestServer) -> String {
+    let login = json_of(
+        client
+            .post(server.url("/api/4.0/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("client_id=someone&client_secret=x"),
+    )
+    .await;
+    login["access_token"].as_str().unwrap().to_string()
+}
+
 /// A server on PostgreSQL restarted: its jobs (results read back) and the fronts' side records
 /// (a Looker stored query) are still there.
 #[tokio::test(flavor = "multi_thread")]
@@ -223,16 +242,13 @@ async fn a_server_on_postgres_keeps_jobs_and_side_records_across_a_restart() {
     }
     let server = TestServer::start_with(Config::default(), "pq-query", Some(store(&url))).await;
     let client = reqwest::Client::new();
-    let started: serde_json::Value = client
-        .put(server.url("/honeycomb/api/SqlBackground"))
-        .bearer_auth("someone")
-        .body("select 41 + 1 as answer")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = json_of(
+        client
+            .put(server.url("/honeycomb/api/SqlBackground"))
+            .bearer_auth("someone")
+            .body("select 41 + 1 as answer"),
+    )
+    .await;
     let id = started["executionId"].as_str().unwrap().to_string();
     let job = polyquery::engine::JobRef::parse(&id)
         .and_then(|r| server.engine.resolve(r))
@@ -242,34 +258,20 @@ async fn a_server_on_postgres_keeps_jobs_and_side_records_across_a_restart() {
         .wait(job, std::time::Duration::from_secs(30))
         .await
         .unwrap();
-    let login: serde_json::Value = client
-        .post(server.url("/api/4.0/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("client_id=someone&client_secret=x")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
-    let query: serde_json::Value = client
-        .post(server.url("/api/4.0/queries"))
-        .bearer_auth(&token)
-        .json(&json!({"model": "polyquery", "view": "testing1k", "fields": ["testing1k.count"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = looker_token(&client, &server).await;
+    let query = json_of(
+        client
+            .post(server.url("/api/4.0/queries"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"model": "polyquery", "view": "testing1k", "fields": ["testing1k.count"]}),
+            ),
+    )
+    .await;
     let query_id = query["id"].as_str().unwrap().to_string();
 
     let server = server
-        .restarted_with_store(Config::default(), {
-            let url = url.clone();
-            move || Some(store(&url))
-        })
+        .restarted_with_store(Config::default(), move || Some(store(&url)))
         .await;
     let csv = client
         .get(server.url(&format!("/honeycomb/api/SqlBackground/{id}/csv")))
@@ -281,25 +283,12 @@ async fn a_server_on_postgres_keeps_jobs_and_side_records_across_a_restart() {
         .await
         .unwrap();
     assert_eq!(csv.trim(), "answer\n42");
-    let login: serde_json::Value = client
-        .post(server.url("/api/4.0/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("client_id=someone&client_secret=x")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
-    let read: serde_json::Value = client
-        .get(server.url(&format!("/api/4.0/queries/{query_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = looker_token(&client, &server).await;
+    let read = json_of(
+        client
+            .get(server.url(&format!("/api/4.0/queries/{query_id}")))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(read["id"], json!(query_id), "{read}");
 }
