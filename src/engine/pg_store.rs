@@ -199,10 +199,7 @@ impl PgJobStore {
     fn execute(&self, sql: &'static str, values: Values) -> Result<(), EngineError> {
         self.call(move |client| {
             Box::pin(async move {
-                let refs: Vec<&(dyn ToSql + Sync)> = values
-                    .iter()
-                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
+                let refs = as_params(&values);
                 client
                     .execute(sql, &refs)
                     .await
@@ -220,15 +217,19 @@ impl PgJobStore {
     ) -> Result<Vec<(String, String)>, EngineError> {
         self.call(move |client| {
             Box::pin(async move {
-                let refs: Vec<&(dyn ToSql + Sync)> = values
-                    .iter()
-                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
+                let refs = as_params(&values);
                 let rows = client.query(sql, &refs).await.map_err(store_error)?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             })
         })
     }
+}
+
+fn as_params(values: &Values) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 /// Parses each JSON document, reporting and skipping unreadable ones (as the file store does).

@@ -407,17 +407,7 @@ async fn async_deferred_deferred_reads_once_then_404() {
 #[tokio::test]
 async fn async_deferred_async_repeated_reads_twice_and_matches_immediate() {
     let s = server(Profile::Master).await;
-    let a = post_form(
-        &s,
-        &[
-            ("statement", RANGE_10),
-            ("mode", "async"),
-            ("max-result-reads", "2"),
-        ],
-    )
-    .await;
-    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
-    let result = st.json()["handle"].as_str().unwrap().to_string();
+    let result = finished_async_result(&s, "2").await;
     let first = get_handle(&s, &result).await.json()["results"].clone();
     let second = get_handle(&s, &result).await.json()["results"].clone();
     let immediate = post_form(&s, &[("statement", RANGE_10)]).await.json()["results"].clone();
@@ -427,21 +417,26 @@ async fn async_deferred_async_repeated_reads_twice_and_matches_immediate() {
     assert_eq!(get_handle(&s, &result).await.status, StatusCode::NOT_FOUND);
 }
 
+/// The result handle of an async `RANGE_10` job allowed `reads` reads, once it has finished.
+async fn finished_async_result(s: &TestServer, reads: &str) -> String {
+    let a = post_form(
+        s,
+        &[
+            ("statement", RANGE_10),
+            ("mode", "async"),
+            ("max-result-reads", reads),
+        ],
+    )
+    .await;
+    let st = poll_status(s, a.json()["handle"].as_str().unwrap()).await;
+    st.json()["handle"].as_str().unwrap().to_string()
+}
+
 /// A restart does not give a job its `max-result-reads` again.
 #[tokio::test]
 async fn result_reads_are_counted_across_a_restart() {
     let s = server(Profile::Master).await;
-    let a = post_form(
-        &s,
-        &[
-            ("statement", RANGE_10),
-            ("mode", "async"),
-            ("max-result-reads", "2"),
-        ],
-    )
-    .await;
-    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
-    let result = st.json()["handle"].as_str().unwrap().to_string();
+    let result = finished_async_result(&s, "2").await;
     assert_eq!(get_handle(&s, &result).await.status, StatusCode::OK);
     let mut config = Config::default();
     config.asterixdb.profile = Profile::Master;
@@ -453,17 +448,7 @@ async fn result_reads_are_counted_across_a_restart() {
 #[tokio::test]
 async fn async_deferred_async_exhausted_result_second_read_is_404() {
     let s = server(Profile::Master).await;
-    let a = post_form(
-        &s,
-        &[
-            ("statement", RANGE_10),
-            ("mode", "async"),
-            ("max-result-reads", "1"),
-        ],
-    )
-    .await;
-    let st = poll_status(&s, a.json()["handle"].as_str().unwrap()).await;
-    let result = st.json()["handle"].as_str().unwrap().to_string();
+    let result = finished_async_result(&s, "1").await;
     assert_eq!(get_handle(&s, &result).await.status, StatusCode::OK);
     let again = get_handle(&s, &result).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
