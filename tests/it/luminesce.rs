@@ -830,6 +830,29 @@ async fn views_set_up_by_a_script_are_tables_once_it_succeeds() {
     ] {
         assert_eq!(run_to_json(&s, &sql).await, rows, "{sql}");
     }
+    // Views outlive a restart (they are the engine's side records) and go with a full reset.
+    let s = s.restarted(Config::default()).await;
+    assert_eq!(
+        run_to_json(&s, "select count(*) as n from V.Lower").await,
+        r#"[{"n":2}]"#
+    );
+    let reset = reqwest::Client::new()
+        .post(s.url("/_polyquery/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), reqwest::StatusCode::OK);
+    let id = start(&s, "t", "select * from V.Lower").await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    for sql in [
+        setup("V.Low", "select [Int], Str from Testing1K"),
+        setup(
+            "V.Lower",
+            "select [Int] * 10 as n from [v.low] where [Int] < 3",
+        ),
+    ] {
+        run_to_json(&s, &sql).await;
+    }
     // `--deleteProvider` removes a view once its script succeeds.
     let delete = "@v = use Sys.Admin.SetupView\n--provider=V.Lower\n--deleteProvider\n----\nselect 1;\nenduse;\nselect * from @v";
     let id = start(&s, "t", delete).await;

@@ -84,7 +84,7 @@ pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
             .clone()
             .unwrap_or_else(|| context.engine.data_dir().join("luminesce-drive")),
     );
-    let views = views::Views::new(context.engine.data_dir());
+    let views = views::Views::new(&context.engine);
     let settle = views.clone();
     context
         .engine
@@ -301,6 +301,13 @@ impl Front for LuminesceFront {
 
     fn refuse(&self, error: crate::engine::EngineError) -> Response {
         LuminesceError::from(error).response()
+    }
+
+    /// Views are the domain's, not one user's: only a full reset forgets them.
+    fn reset(&self, owner: Option<&Principal>) {
+        if owner.is_none() {
+            self.views.clear();
+        }
     }
 }
 

@@ -1,23 +1,25 @@
 //! Luminesce views: queries saved by `Sys.Admin.SetupView` under a name, then read as tables.
 //!
-//! A view is one JSON file in `<data_dir>/luminesce-views`, named by the view's name in lower case
-//! (names ignore case). It is written when the script that sets it up succeeds (an engine end hook;
+//! A view is one of the engine's side records (`luminesce_views`), keyed by the view's name in lower
+//! case (names ignore case), so it outlives a restart and lives wherever the job store does. It is
+//! written when the script that sets it up succeeds (an engine end hook;
 //! progress and fetch make sure of it too, so a client that sees the script finish always finds
 //! the view), removed by `DELETE /api/View/update`, and listed by `GET /api/View/list`. Views are
 //! the domain's, not one user's, as in Luminesce.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
 use super::errors::LuminesceError;
 use super::script::ViewSetup;
-use crate::engine::{JobRecord, JobState};
+use crate::engine::{Engine, JobRecord, JobState, SideTable};
 use crate::exec::Catalog;
 
 /// The longest view name, in bytes.
-const MAX_NAME_BYTES: usize = 200;
+const MAX_NAME_BYTES: usize = 100;
 /// The most views a domain may hold (each is read on every query start).
 const MAX_VIEWS: usize = 1000;
 
@@ -44,66 +46,65 @@ pub struct View {
     pub execution_id: String,
 }
 
-/// The directory of saved views.
-#[derive(Clone, Debug)]
+/// The saved views: held in memory, kept in the engine's side records.
+#[derive(Clone)]
 pub struct Views {
-    dir: PathBuf,
+    inner: Arc<ViewsInner>,
+}
+
+struct ViewsInner {
+    /// By name in lower case.
+    by_name: Mutex<BTreeMap<String, View>>,
+    saved: SideTable<View>,
 }
 
 impl Views {
-    pub fn new(data_dir: &Path) -> Self {
+    pub fn new(engine: &Engine) -> Self {
+        let saved = engine.side_table("luminesce_views");
+        let by_name = saved.load().into_iter().take(MAX_VIEWS).collect();
         Views {
-            dir: data_dir.join("luminesce-views"),
+            inner: Arc::new(ViewsInner {
+                by_name: Mutex::new(by_name),
+                saved,
+            }),
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", name.to_ascii_lowercase()))
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, View>> {
+        self.inner.by_name.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every saved view, by name. An unreadable file is skipped (and logged).
+    /// Every saved view, by name.
     pub fn all(&self) -> Vec<View> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut views: Vec<View> = entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .take(MAX_VIEWS)
-            .filter_map(|e| {
-                let text = std::fs::read(e.path()).ok()?;
-                serde_json::from_slice(&text)
-                    .inspect_err(|err| {
-                        tracing::warn!(file = %e.path().display(), error = %err, "unreadable view")
-                    })
-                    .ok()
-            })
-            .collect();
-        views.sort_by_key(|v: &View| v.name.to_ascii_lowercase());
-        views
+        self.lock().values().cloned().collect()
     }
 
     pub fn get(&self, name: &str) -> Option<View> {
         valid_name(name).ok()?;
-        let text = std::fs::read(self.path(name)).ok()?;
-        serde_json::from_slice(&text).ok()
+        self.lock().get(&name.to_ascii_lowercase()).cloned()
     }
 
-    /// Writes a view through a temporary file moved into place, so readers never see half of one.
-    pub fn save(&self, view: &View) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let path = self.path(&view.name);
-        let partial = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4()));
-        let text = serde_json::to_vec_pretty(view).map_err(std::io::Error::other)?;
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&partial);
-        })
+    pub fn save(&self, view: View) {
+        let key = view.name.to_ascii_lowercase();
+        self.inner.saved.save(&key, &view);
+        self.lock().insert(key, view);
+    }
+
+    /// Forgets every view (the control plane's reset).
+    pub fn clear(&self) {
+        for key in std::mem::take(&mut *self.lock()).into_keys() {
+            self.inner.saved.remove(&key);
+        }
     }
 
     /// Removes a view; answers whether there was one.
     pub fn remove(&self, name: &str) -> bool {
-        valid_name(name).is_ok() && std::fs::remove_file(self.path(name)).is_ok()
+        let key = name.to_ascii_lowercase();
+        let removed = self.lock().remove(&key).is_some();
+        if removed {
+            self.inner.saved.remove(&key);
+        }
+        removed
     }
 
     /// The views a finished job set up, saved if it succeeded and they are not saved yet (or
@@ -154,9 +155,7 @@ impl Views {
                 updated_at: at.clone(),
                 execution_id: execution_id.clone(),
             };
-            if let Err(e) = self.save(&view) {
-                tracing::error!(view = %view.name, error = %e, "a view could not be saved");
-            }
+            self.save(view);
         }
     }
 }
@@ -212,7 +211,7 @@ mod tests {
         for ok in ["V", "Views.My_View1", "a.b.c"] {
             assert!(valid_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1x", "a/b", "../x", "a b", "x\0", &"x".repeat(201)] {
+        for bad in ["", "1x", "a/b", "../x", "a b", "x\0", &"x".repeat(101)] {
             assert!(valid_name(bad).is_err(), "{bad}");
         }
     }
