@@ -803,6 +803,7 @@ impl Engine {
             }
         }
         self.inner.store.flush().await;
+        self.inner.records.close();
     }
 }
 

@@ -48,7 +48,8 @@ type Work = Box<dyn for<'c> FnOnce(&'c Client) -> BoxFuture<'c, ()> + Send>;
 
 /// A job store on one PostgreSQL database.
 pub struct PgJobStore {
-    work: std::sync::Mutex<mpsc::Sender<Work>>,
+    /// `None` once closed.
+    work: std::sync::Mutex<Option<mpsc::Sender<Work>>>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> EngineError {
@@ -111,7 +112,7 @@ impl PgJobStore {
             .recv()
             .map_err(|_| store_error("its thread ended before connecting"))??;
         Ok(PgJobStore {
-            work: std::sync::Mutex::new(work_tx),
+            work: std::sync::Mutex::new(Some(work_tx)),
         })
     }
 
@@ -129,6 +130,8 @@ impl PgJobStore {
         self.work
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .ok_or_else(|| store_error("it was closed at shutdown"))?
             .send(work)
             .map_err(|_| store_error("its thread has ended"))?;
         rx.recv().map_err(|_| store_error("its thread has ended"))?
@@ -319,6 +322,12 @@ impl JobStore for PgJobStore {
             "DELETE FROM pq_side WHERE tbl = $1 AND key = $2",
             vec![Box::new(table), Box::new(key.to_string())],
         )
+    }
+
+    /// Ends the store's thread once the work sent before is done; its connection, and with it
+    /// the instance lock, goes with it.
+    fn close(&self) {
+        self.work.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError> {

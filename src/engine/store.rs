@@ -44,6 +44,10 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Every readable side record of `table`, for restart.
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError>;
+
+    /// Lets go of the store (a connection, a lock) at shutdown, so that the next instance may have
+    /// it at once; what comes after is refused.
+    fn close(&self) {}
 }
 
 /// A side table's name: plain, so that it is a directory name (or a table name) as it is.

@@ -292,3 +292,26 @@ async fn a_server_on_postgres_keeps_jobs_and_side_records_across_a_restart() {
     .await;
     assert_eq!(read["id"], json!(query_id), "{read}");
 }
+
+/// An instance that shuts down lets go of its store at once, even while something still holds
+/// its engine (a client's keep-alive connection, say), so that its successor need not wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_go_of_the_store() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = polyquery::engine::Engine::start_with_store(
+        support::engine_config(dir.path()),
+        support::executor().await,
+        Arc::new(PgJobStore::connect(&pg.url()).unwrap()),
+    )
+    .unwrap();
+    engine.shutdown().await;
+    let url = pg.url();
+    let next = tokio::task::spawn_blocking(move || {
+        PgJobStore::connect_waiting(&url, std::time::Duration::from_millis(500)).map(|_| ())
+    })
+    .await
+    .unwrap();
+    assert!(next.is_ok(), "{next:?}");
+    drop(engine);
+}
