@@ -123,7 +123,6 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         | Expr::IsFalse(_)
         | Expr::InList { .. }
         | Expr::Between { .. }
-        | Expr::Case { .. }
         | Expr::Wildcard(_)
         | Expr::QualifiedWildcard(_, _) => Ok(()),
         Expr::Like {
@@ -136,6 +135,26 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         // Membership and existence read a `SELECT VALUE` subquery as the engine does.
         Expr::InSubquery { subquery, .. } | Expr::Exists { subquery, .. } => {
             value_subquery(subquery, collections).map(|_| ())
+        }
+        Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => {
+            // `CASE WHEN … THEN 1 ELSE 2.5 END` is a bigint or a double by the branch taken in
+            // SQL++; the engine widens every branch to the common type.
+            let kinds: std::collections::HashSet<&str> = conditions
+                .iter()
+                .map(|w| &w.result)
+                .chain(else_result.as_deref())
+                .filter_map(element_kind)
+                .collect();
+            if kinds.len() > 1 {
+                return Err(refuse(
+                    "a CASE whose branches are values of different types",
+                ));
+            }
+            Ok(())
         }
         Expr::Array(array) => {
             // `[1, 'a']` is a heterogeneous array, which the engine's typed arrays cannot hold.
