@@ -311,6 +311,36 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     function.name = ObjectName::from(vec![Ident::new("generate_series")]);
                     Ok(())
                 }
+                // Of an integer, each is the integer itself; `ceiling` and `floor` of a double
+                // are the engine's. Other arguments are refused: `round` of a double rounds half
+                // up in SQL++ and away from zero in the engine, and a float's result type is
+                // the engine's to choose.
+                "round" | "ceiling" | "ceil" | "floor" => {
+                    if name == "round"
+                        && matches!(&function.args, FunctionArguments::List(list) if list.args.len() == 2)
+                    {
+                        return Err(refuse("round with a number of digits"));
+                    }
+                    let arg = one_arg(function)?;
+                    let args = [arg.clone()];
+                    match (element_kind(&arg), name.as_str()) {
+                        (Some("integer"), _) => {
+                            *expr = Expr::Nested(Box::new(arg));
+                            Ok(())
+                        }
+                        (Some("double"), "ceiling" | "ceil") => {
+                            *expr = template_expr("SELECT ceil($A)", &args)?;
+                            Ok(())
+                        }
+                        (Some("double"), "floor") => {
+                            *expr = template_expr("SELECT floor($A)", &args)?;
+                            Ok(())
+                        }
+                        _ => Err(refuse(&format!(
+                            "{name} of a value other than an integer (or a double, for ceiling and floor)"
+                        ))),
+                    }
+                }
                 "position" | "position0" => {
                     let args = plain_args(function)?;
                     *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
