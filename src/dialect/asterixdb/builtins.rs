@@ -123,7 +123,6 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         | Expr::IsFalse(_)
         | Expr::InList { .. }
         | Expr::Between { .. }
-        | Expr::Case { .. }
         | Expr::Wildcard(_)
         | Expr::QualifiedWildcard(_, _) => Ok(()),
         Expr::Like {
@@ -137,24 +136,37 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
         Expr::InSubquery { subquery, .. } | Expr::Exists { subquery, .. } => {
             value_subquery(subquery, collections).map(|_| ())
         }
-        Expr::Array(array) => {
-            // `[1, 'a']` is a heterogeneous array, which the engine's typed arrays cannot hold.
-            let kinds: std::collections::HashSet<&str> = array
-                .elem
+        Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => {
+            // `CASE WHEN … THEN 1 ELSE 2.5 END` is a bigint or a double by the branch taken in
+            // SQL++; the engine widens every branch to the common type.
+            let kinds: std::collections::HashSet<&str> = conditions
                 .iter()
-                .filter_map(|e| match e {
-                    Expr::Value(v) => match &v.value {
-                        Value::Number(..) => Some("number"),
-                        Value::SingleQuotedString(_) => Some("string"),
-                        Value::Boolean(_) => Some("boolean"),
-                        _ => None,
-                    },
-                    Expr::Array(_) => Some("array"),
-                    Expr::Dictionary(_) => Some("object"),
-                    _ => None,
-                })
+                .map(|w| &w.result)
+                .chain(else_result.as_deref())
+                .filter_map(element_kind)
                 .collect();
             if kinds.len() > 1 {
+                return Err(refuse(
+                    "a CASE whose branches are values of different types",
+                ));
+            }
+            Ok(())
+        }
+        Expr::Array(array) => {
+            // `[1, 'a']` is a heterogeneous array, which the engine's typed arrays cannot hold.
+            // Integers of every width print alike once widened, but `[1, 2.5]` or an integer
+            // next to a float would print the integer as a double (`1.0`).
+            let kinds: std::collections::HashSet<&str> =
+                array.elem.iter().filter_map(element_kind).collect();
+            // A collection aggregate's value has its input's type, which the translation does
+            // not see; next to other elements it may be of a numeric type the engine would
+            // widen.
+            let computed = array.elem.iter().any(is_subquery);
+            if kinds.len() > 1 || (computed && array.elem.len() > 1) {
                 return Err(refuse("an array of values of different types"));
             }
             Ok(())
@@ -299,6 +311,36 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     function.name = ObjectName::from(vec![Ident::new("generate_series")]);
                     Ok(())
                 }
+                // Of an integer, each is the integer itself; `ceiling` and `floor` of a double
+                // are the engine's. Other arguments are refused: `round` of a double rounds half
+                // up in SQL++ and away from zero in the engine, and a float's result type is
+                // the engine's to choose.
+                "round" | "ceiling" | "ceil" | "floor" => {
+                    if name == "round"
+                        && matches!(&function.args, FunctionArguments::List(list) if list.args.len() == 2)
+                    {
+                        return Err(refuse("round with a number of digits"));
+                    }
+                    let arg = one_arg(function)?;
+                    let args = [arg.clone()];
+                    match (element_kind(&arg), name.as_str()) {
+                        (Some("integer"), _) => {
+                            *expr = Expr::Nested(Box::new(arg));
+                            Ok(())
+                        }
+                        (Some("double"), "ceiling" | "ceil") => {
+                            *expr = template_expr("SELECT ceil($A)", &args)?;
+                            Ok(())
+                        }
+                        (Some("double"), "floor") => {
+                            *expr = template_expr("SELECT floor($A)", &args)?;
+                            Ok(())
+                        }
+                        _ => Err(refuse(&format!(
+                            "{name} of a value other than an integer (or a double, for ceiling and floor)"
+                        ))),
+                    }
+                }
                 "position" | "position0" => {
                     let args = plain_args(function)?;
                     *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
@@ -358,10 +400,52 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
     }
 }
 
+/// The SQL++ type of an array element whose type the translation can see, as far as printing
+/// tells types apart.
+fn element_kind(expr: &Expr) -> Option<&'static str> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) if n.contains(['.', 'e', 'E']) => Some("double"),
+            Value::Number(..) => Some("integer"),
+            Value::SingleQuotedString(_) => Some("string"),
+            Value::Boolean(_) => Some("boolean"),
+            _ => None,
+        },
+        Expr::Cast { data_type, .. } => {
+            let name = data_type.to_string().to_ascii_uppercase();
+            match name.as_str() {
+                "TINYINT" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" => Some("integer"),
+                "REAL" | "FLOAT" => Some("float"),
+                "DOUBLE" => Some("double"),
+                _ => Some("other"),
+            }
+        }
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => element_kind(expr),
+        Expr::Array(_) => Some("array"),
+        Expr::Dictionary(_) => Some("object"),
+        _ => None,
+    }
+}
+
+/// A scalar subquery, perhaps in parentheses (a bound variable's copy), whose value's type is
+/// its input's: a collection's `sum`, `min` or `max` (`count` is always a bigint, `avg` and the
+/// statistics always doubles).
+fn is_subquery(expr: &Expr) -> bool {
+    match expr {
+        Expr::Subquery(query) => {
+            let text = query.to_string().to_ascii_lowercase();
+            ["sum(", "min(", "max("].iter().any(|f| text.contains(f))
+        }
+        Expr::Nested(inner) => is_subquery(inner),
+        _ => false,
+    }
+}
+
 /// The type a constructor function makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
     Int { sql: &'static str, bits: u32 },
+    Float,
     Double,
     Boolean,
     String,
@@ -374,6 +458,7 @@ fn constructor(name: &str) -> Option<Target> {
         "smallint" | "int16" => int("SMALLINT", 16),
         "integer" | "int" | "int32" => int("INTEGER", 32),
         "bigint" | "int64" => int("BIGINT", 64),
+        "float" => Some(Target::Float),
         "double" => Some(Target::Double),
         "boolean" => Some(Target::Boolean),
         "string" => Some(Target::String),
@@ -419,9 +504,21 @@ fn construct(target: Target, arg: &Expr) -> Result<Expr, AsxError> {
             };
             template_expr(&format!("SELECT CAST($A AS {sql})"), &[literal])
         }
-        Target::Double => {
-            let digits = text.strip_suffix('d').filter(|_| quoted).unwrap_or(&text);
+        Target::Double | Target::Float => {
+            let (suffix, sql) = match target {
+                Target::Float => ('f', "REAL"),
+                _ => ('d', "DOUBLE"),
+            };
+            let digits = text
+                .strip_suffix(suffix)
+                .filter(|_| quoted)
+                .unwrap_or(&text);
             let x: f64 = digits.parse().map_err(|_| cannot())?;
+            // A float is the 32-bit value nearest the text, as Java's `Float.parseFloat` reads it.
+            let x = match target {
+                Target::Float => digits.parse::<f32>().map(f64::from).map_err(|_| cannot())?,
+                _ => x,
+            };
             if !x.is_finite()
                 || digits
                     .chars()
@@ -430,7 +527,7 @@ fn construct(target: Target, arg: &Expr) -> Result<Expr, AsxError> {
                 return Err(cannot());
             }
             template_expr(
-                "SELECT CAST($A AS DOUBLE)",
+                &format!("SELECT CAST($A AS {sql})"),
                 &[Expr::value(Value::SingleQuotedString(format!("{x:?}")))],
             )
         }
@@ -651,17 +748,15 @@ fn power(left: &Expr, right: &Expr) -> Result<Expr, AsxError> {
     }
     let is_double = |n: &str| n.contains(['.', 'e', 'E']);
     if is_double(&base) || is_double(&exponent) {
-        // AsterixDB prints INF, NaN and doubles outside [1e-3, 1e7) in Java's notation,
-        // which polyquery's printer does not: such a power is refused.
+        // AsterixDB prints INF and NaN as words the engine's doubles do not become: a power
+        // that is not finite is refused. Other doubles print in Java's notation.
         let value = base
             .parse::<f64>()
             .ok()
             .zip(exponent.parse::<f64>().ok())
-            .map(|(b, e)| b.powf(e).abs());
-        if !value.is_some_and(|v| v == 0.0 || (1e-3..1e7).contains(&v)) {
-            return Err(refuse(
-                "a power whose double AsterixDB prints in Java's notation",
-            ));
+            .map(|(b, e)| b.powf(e));
+        if !value.is_some_and(f64::is_finite) {
+            return Err(refuse("a power that is not a finite double"));
         }
         return template_expr("SELECT power($A, $B)", &[left.clone(), right.clone()]);
     }

@@ -92,7 +92,7 @@ pub enum RecordStyle {
 pub fn record(value: &Value, style: RecordStyle) -> String {
     let mut out = String::new();
     match style {
-        RecordStyle::Compact => out.push_str(&value.to_string()),
+        RecordStyle::Compact => compact(value, &mut out),
         RecordStyle::Pretty => pretty(value, 0, &mut out),
         RecordStyle::Spaced => spaced(value, &mut out),
     }
@@ -133,7 +133,74 @@ fn pretty(value: &Value, depth: usize, out: &mut String) {
             }
             out.push_str(" ]");
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => out.push_str(&scalar_text(scalar)),
+    }
+}
+
+/// Clean JSON without spaces, numbers as [`scalar_text`] prints them.
+fn compact(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&quote(k));
+                out.push(':');
+                compact(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                compact(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar_text(scalar)),
+    }
+}
+
+/// A scalar as AsterixDB prints it: doubles in Java's `Double.toString` notation, everything
+/// else as JSON.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::Number(n) if n.is_f64() => n.as_f64().map_or_else(|| value.to_string(), java_double),
+        other => other.to_string(),
+    }
+}
+
+/// Java's `Double.toString`, which AsterixDB's printers use: plain decimals with at least one
+/// fraction digit for magnitudes in [1e-3, 1e7) and zero, otherwise one digit, a fraction and
+/// `E` with the exponent (`1.6777216E7`, `1.0E-5`); the digits are the shortest that read back
+/// as the same double.
+pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    }
+    let magnitude = v.abs();
+    if magnitude == 0.0 || (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{v}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text.as_str(), "0"));
+    if mantissa.contains('.') {
+        format!("{mantissa}E{exponent}")
+    } else {
+        format!("{mantissa}.0E{exponent}")
     }
 }
 
@@ -163,7 +230,7 @@ fn spaced(value: &Value, out: &mut String) {
             }
             out.push_str(" ]");
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => out.push_str(&scalar_text(scalar)),
     }
 }
 
@@ -268,6 +335,27 @@ fn fraction(value: u128, unit: u128) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn doubles_print_as_java_prints_them() {
+        assert_eq!(java_double(16_777_216.0), "1.6777216E7");
+        assert_eq!(java_double(9_999_999.0), "9999999.0");
+        assert_eq!(java_double(1e7), "1.0E7");
+        assert_eq!(java_double(0.001), "0.001");
+        assert_eq!(java_double(0.000_5), "5.0E-4");
+        assert_eq!(java_double(-2.056e-29), "-2.056E-29");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(-0.0), "-0.0");
+        assert_eq!(java_double(3.0), "3.0");
+        assert_eq!(java_double(-80.2), "-80.2");
+        assert_eq!(
+            record(
+                &json!({"a": 1, "b": 1e10, "c": [0.25]}),
+                RecordStyle::Compact
+            ),
+            r#"{"a":1,"b":1.0E10,"c":[0.25]}"#
+        );
+    }
 
     #[test]
     fn durations_print_as_asterixdb_prints_them() {

@@ -90,16 +90,19 @@ impl RecordPrinter {
         let options = EncodeOptions::default();
         if self.shape == RowShape::Value {
             return match batch.columns().first() {
-                Some(column) => cell_json(column.as_ref(), row, &options),
+                Some(column) => {
+                    let mut value = cell_json(column.as_ref(), row, &options)?;
+                    narrow_floats(&mut value, column.data_type());
+                    Ok(value)
+                }
                 None => Ok(Value::Null),
             };
         }
         let mut object = Map::new();
         for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-            object.insert(
-                field.name().clone(),
-                cell_json(column.as_ref(), row, &options)?,
-            );
+            let mut value = cell_json(column.as_ref(), row, &options)?;
+            narrow_floats(&mut value, column.data_type());
+            object.insert(field.name().clone(), value);
         }
         Ok(match &self.shape {
             RowShape::Record => {
@@ -123,6 +126,40 @@ impl RecordPrinter {
             }
             _ => Value::Object(object),
         })
+    }
+}
+
+/// SQL++ `float`s are 32-bit; the shared encoder widens them to doubles, whose digits are not
+/// the float's (`0.1f` widens to `0.10000000149011612`). Each such number becomes the double
+/// of the float's own shortest digits, which the printer then prints as Java's
+/// `Float.toString` does. The walk follows the Arrow type, whose depth the engine bounds.
+fn narrow_floats(value: &mut Value, data_type: &DataType) {
+    match (value, data_type) {
+        (Value::Number(n), DataType::Float32 | DataType::Float16) => {
+            let narrowed = n
+                .as_f64()
+                .and_then(|wide| format!("{}", wide as f32).parse::<f64>().ok())
+                .and_then(serde_json::Number::from_f64);
+            if let Some(narrowed) = narrowed {
+                *n = narrowed;
+            }
+        }
+        (Value::Object(map), DataType::Struct(fields)) => {
+            for field in fields {
+                if let Some(v) = map.get_mut(field.name()) {
+                    narrow_floats(v, field.data_type());
+                }
+            }
+        }
+        (
+            Value::Array(items),
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _),
+        ) => {
+            for v in items {
+                narrow_floats(v, item.data_type());
+            }
+        }
+        _ => {}
     }
 }
 
