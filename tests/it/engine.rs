@@ -178,13 +178,13 @@ async fn cancel_stops_the_work(sql: &str, thread_name: &str) {
         "CPU still burning a second after cancel: {settled} s -> {after} s"
     );
     assert_eq!(engine.read(id).unwrap_err().kind, ErrorKind::Cancelled);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results"))
-        .unwrap()
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "a cancelled job left files: {leftovers:?}"
-    );
+    assert_no_result_files(dir.path(), "a cancelled job");
+}
+
+/// Asserts that the data directory holds no result file (a job that ended early left none).
+fn assert_no_result_files(dir: &std::path::Path, what: &str) {
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("results")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{what} left files: {leftovers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,13 +225,7 @@ async fn timeout_stops_the_work(sql: &str, thread_name: &str) {
         support::thread_cpu_seconds(thread_name) - settled < 0.1,
         "CPU still burning after the timeout"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results"))
-        .unwrap()
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "a timed-out job left files: {leftovers:?}"
-    );
+    assert_no_result_files(dir.path(), "a timed-out job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
