@@ -4,10 +4,14 @@
 //! subqueries, CTEs), Luminesce OData filters and Looker filter expressions — and then mutated (cut,
 //! spliced, doubled, sprinkled with stray characters). Each input goes through the target under
 //! `catch_unwind` and a time budget: a panic or an execution over the budget is a finding. (A stack
-//! overflow would abort the process, which is a finding too.)
+//! overflow would abort the process, which is a finding too.) The budget is the fuzzing thread's own
+//! CPU time, not wall time: every target runs on the calling thread, and other work on the machine
+//! must not turn into findings.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+use cpu_time::ThreadTime;
 
 use crate::dialect::asterixdb::sqlpp;
 use crate::dialect::kylin::sql::{self as kylin_sql, Project};
@@ -86,7 +90,7 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<17} {:>9} executions ({:>8} accepted) in {:>7.1} s, slowest {:>8.2} ms, {} findings",
+            "{:<17} {:>9} executions ({:>8} accepted) in {:>7.1} s, slowest {:>8.2} ms of CPU, {} findings",
             self.target.name(),
             self.executions,
             self.accepted,
@@ -151,7 +155,7 @@ pub fn run(
             FieldType::Time,
             FieldType::Yesno,
         ][rng.below(5)];
-        let one = Instant::now();
+        let one = ThreadTime::now();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match target {
             Target::LuminesceSql => luminesce_sql::rewrite(&input, &params, catalog, &[]).is_ok(),
             Target::Sqlpp => sqlpp::translate(

@@ -88,7 +88,7 @@ enum Command {
         /// Where the random inputs start (a run with the same seed makes the same inputs).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Milliseconds one input may take before it counts as a finding.
+        /// Milliseconds of CPU time one input may take before it counts as a finding.
         #[arg(long, default_value_t = 1_000)]
         budget_ms: u64,
     },
