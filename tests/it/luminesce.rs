@@ -403,9 +403,9 @@ async fn sys_tables_describe_the_catalog() {
         .iter()
         .map(|t| t.schema.fields().len())
         .sum();
-    // Every table is a data provider; Sys.Admin.SetupView is the one direct provider.
+    // Every table is a data provider; Sys.Admin.SetupView and Drive.SaveAs are the direct ones.
     let id = start(&s, "t", "select Name, Type from Sys.Registration").await;
-    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables + 1);
+    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables + 2);
     let id = start(&s, "t", "select count(*) as n from sys.field").await;
     wait_done(&s, "t", &id).await;
     let rows: Value = get(&s, "t", &format!("/{id}/jsonProper"))
@@ -788,6 +788,179 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
     }
 }
 
+/// `Drive.SaveAs`: a script's table variables written to Drive files by its job before its answer
+/// runs, the call's table telling what was written; what it cannot do is a 400 at start.
+#[tokio::test]
+async fn drive_save_as_writes_table_variables_to_drive_files() {
+    let s = server().await;
+    let drive = s.engine.data_dir().join("luminesce-drive");
+    let answer = run_to_json(
+        &s,
+        "@@name = select 'second';
+         @x = select [Int], Str from Testing1K where [Int] <= 2;
+         @y = select [Int] from Testing1K where [Int] > 5000;
+         @z = select Str from Testing1K where [Int] = 3;
+         @saved = use Drive.SaveAs with @x, @y, @z, @@name
+         --path=/reports/q1/
+         --fileNames=
+           first
+           {@@name}
+           third.txt
+         --type=csv
+         --ignoreOnZeroRows
+         enduse;
+         select * from @saved",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        r#"[{"VariableName":"@x","FileName":"/reports/q1/first.csv","RowCount":2,"Skipped":false},{"VariableName":"@y","FileName":"/reports/q1/second.csv","RowCount":0,"Skipped":true},{"VariableName":"@z","FileName":"/reports/q1/third.txt","RowCount":1,"Skipped":false}]"#
+    );
+    let read = |name: &str| std::fs::read_to_string(drive.join("reports/q1").join(name));
+    assert_eq!(read("first.csv").unwrap(), "Int,Str\n1,Str1\n2,Str2\n");
+    assert_eq!(read("third.txt").unwrap(), "Str\nStr3\n");
+    assert!(
+        read("second.csv").is_err(),
+        "an empty variable wrote a file"
+    );
+    // Written even when the answer does not read the call's table; a file that exists is replaced.
+    let answer = run_to_json(
+        &s,
+        "@x = select [Int] from Testing1K where [Int] = 7;
+         @w = use Drive.SaveAs with @x\n--path=/reports/q1\n--fileNames=first\nenduse;
+         select count(*) as n from @x",
+    )
+    .await;
+    assert_eq!(answer, r#"[{"n":1}]"#);
+    assert_eq!(read("first.csv").unwrap(), "Int\n7\n");
+    // Each type its own encoder: an SQLite file that SQLite reads.
+    run_to_json(
+        &s,
+        "@x = select [Int], Str from Testing1K where [Int] <= 3;
+         @w = use Drive.SaveAs with @x\n--path=/db\n--fileNames=small\n--type=SqLite\nenduse;
+         select * from @w",
+    )
+    .await;
+    let db = rusqlite::Connection::open(drive.join("db/small.sqlite")).unwrap();
+    let n: i64 = db
+        .query_row("select count(*) from results", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    // The call is listed for lumipy's atlas: a direct provider with its options' table.
+    let listed = run_to_json(
+        &s,
+        "select Name, Category, CustomSyntax like '%fileNames%│%' as HasOptions from Sys.Registration where Type = 'DirectProvider' order by Name",
+    )
+    .await;
+    assert_eq!(
+        listed,
+        r#"[{"Name":"Drive.SaveAs","Category":"Files, Utilities","HasOptions":true},{"Name":"Sys.Admin.SetupView","Category":"System","HasOptions":false}]"#
+    );
+    for (sql, name, why) in [
+        // Nothing to write, or not a table variable.
+        (
+            "@w = use Drive.SaveAs\n--path=/a\n--fileNames=b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "needs the table variables",
+        ),
+        (
+            "@w = use Drive.SaveAs with @nope\n--path=/a\n--fileNames=b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "is not defined before",
+        ),
+        // One name per variable, names without a path, a folder inside Drive.
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=b,c\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "one --fileNames entry per table variable",
+        ),
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=../b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "names without a path",
+        ),
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/../a\n--fileNames=b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "must stay inside Drive",
+        ),
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=b\n--type=Pdf\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "--type must be one of",
+        ),
+        // What is not served says so: one file of several tables; a scalar known only at run time.
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=b\n--combineToOne=c\nenduse; select * from @w",
+            "SqlNotSupported",
+            "--combineToOne is not served",
+        ),
+        (
+            "@x = select 1 as a; @@n = select max(a) from @x; @w = use Drive.SaveAs with @x, @@n\n--path=/a\n--fileNames={@@n}\nenduse; select * from @w",
+            "SqlNotSupported",
+            "set to a literal",
+        ),
+    ] {
+        let body = problem(put(&s, "t", "", sql.to_string()).await, 400).await;
+        assert_eq!(body["name"], name, "{sql}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(why), "{sql}: {detail}");
+    }
+}
+
+/// A save step runs under its job's limits: cancelling the job stops it and leaves no file, not
+/// even a temporary one.
+#[tokio::test]
+async fn a_cancelled_drive_save_writes_nothing() {
+    let s = server().await;
+    let id = start(
+        &s,
+        "t",
+        "@x = select Str, Takes500Ms from Testing1K where [Int] <= 100;
+         @w = use Drive.SaveAs with @x\n--path=/slow\n--fileNames=never\nenduse;
+         select * from @w",
+    )
+    .await;
+    // Cancelled while it writes: once its temporary file exists.
+    let folder = s.engine.data_dir().join("luminesce-drive/slow");
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&folder)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for _ in 0..400 {
+        if files().iter().any(|f| f.ends_with(".partial")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        files().iter().any(|f| f.ends_with(".partial")),
+        "the save never began: {:?}",
+        files()
+    );
+    let r = client()
+        .delete(s.url(&format!("{API}/{id}")))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Canceled");
+    // The job's task lets go of its save as it stops, a moment after the cancel is answered.
+    for _ in 0..400 {
+        if files().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(files().is_empty(), "{:?}", files());
+}
+
 /// Views: a script that sets one up saves it when it succeeds (never when it fails); later
 /// queries, and other views, read it as a table; names that are not a view's are a 400 at start.
 #[tokio::test]
@@ -970,10 +1143,16 @@ async fn the_sdk_api_classes_work_unchanged() {
 }
 
 /// FINBOURNE's lumipy with only the URL and a token (tests/sdk/lumipy/lumipy_test.py, in lumipy's own
-/// virtual environment): get_client, query_and_fetch, run and QueryJob, pretty, the catalog, the CLI.
+/// virtual environment): get_client, query_and_fetch, run and QueryJob, pretty, the catalog, views,
+/// get_atlas and its fluent API, Drive.SaveAs, the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lumipy_works_unchanged() {
     let s = server().await;
     let script = "tests/sdk/lumipy/lumipy_test.py";
     run_client_script(&lumipy_python(), &s, script, "lumipy: ok").await;
+    // The files lumipy's drive_saveas and to_drive wrote.
+    let drive = s.engine.data_dir().join("luminesce-drive/lumipy");
+    let read = |name: &str| std::fs::read_to_string(drive.join(name)).unwrap();
+    assert_eq!(read("small.csv"), "Int,Str\n1,Str1\n2,Str2\n3,Str3\n");
+    assert_eq!(read("to_drive.csv"), "Int\n1\n2\n");
 }

@@ -434,6 +434,7 @@ impl AsterixFront {
                 ..Limits::default()
             },
             meta: Value::Null,
+            saves: Vec::new(),
         };
         spec.set_meta(&meta);
         spec

@@ -25,6 +25,7 @@ mod multi_query;
 #[cfg(test)]
 mod oracle;
 mod params;
+mod save_as;
 mod script;
 pub(crate) mod sql;
 mod sql_execution;
@@ -559,6 +560,10 @@ impl LuminesceFront {
                 ..models::LuminesceJob::default()
             });
         }
+        spec.saves = rewritten.saves;
+        for save in &mut spec.saves {
+            save.root = self.drive.root().to_path_buf();
+        }
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
         Ok(spec)
@@ -568,7 +573,8 @@ impl LuminesceFront {
     /// lineage request, still going or within the window (and never past its keep-for).
     fn reusable(&self, spec: &JobSpec) -> Option<JobId> {
         let window = Duration::from_secs(self.settings.reuse_window_secs);
-        if window.is_zero() {
+        // A script that writes files writes them each time it is sent.
+        if window.is_zero() || !spec.saves.is_empty() {
             return None;
         }
         let reuse = Reuse {
