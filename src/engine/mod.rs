@@ -970,13 +970,14 @@ impl Inner {
         {
             return; // cancelled while it waited
         }
-        let (sql, params, limits, saves) = {
+        let (sql, params, limits, saves, wait) = {
             let r = cell.lock();
             (
                 r.spec.runnable_sql().to_string(),
                 r.spec.params.clone(),
                 r.spec.limits.clone(),
                 r.spec.saves.clone(),
+                r.spec.wait,
             )
         };
         let started = Instant::now();
@@ -989,6 +990,9 @@ impl Inner {
         let work = async {
             if let Some(latency) = cell.fault.latency {
                 tokio::time::sleep(latency).await;
+            }
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
             }
             match &cell.fault.fail {
                 Some(e) => Err(e.clone()),

@@ -54,6 +54,9 @@ pub struct JobSpec {
     /// Files the job writes before its own query runs (Luminesce's `Drive.SaveAs`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub saves: Vec<SaveStep>,
+    /// A pause before the job's work begins (Luminesce's `WAIT`), under its timeout and cancel.
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Duration>,
 }
 
 /// A query whose rows a job writes to a file before its own query runs: under the job's worker,
@@ -92,6 +95,7 @@ impl JobSpec {
             limits: Limits::default(),
             meta: serde_json::Value::Null,
             saves: Vec::new(),
+            wait: None,
         }
     }
 

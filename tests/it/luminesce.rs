@@ -773,11 +773,44 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
                left join @f as f on m.[TableName] = f.[TableName] group by m.[TableName] order by m.[TableName]",
             r#"[{"TableName":"Testing100K","NamespaceLevel":0,"n":7},{"TableName":"Testing10K","NamespaceLevel":0,"n":7},{"TableName":"Testing1K","NamespaceLevel":0,"n":7}]"#,
         ),
+        // APPLY, Luminesce's for-each: the subquery runs for each row on the left.
+        (
+            "@x = select [Int] from Testing1K where [Int] <= 3;
+             select x.[Int], r.Str from @x x cross apply (select t.Str from Testing10K t where t.[Int] = x.[Int] * 100) r order by x.[Int]",
+            r#"[{"Int":1,"Str":"Str100"},{"Int":2,"Str":"Str200"},{"Int":3,"Str":"Str300"}]"#,
+        ),
+        (
+            "select x.[Int], r.Str from Testing1K x outer apply (select t.Str from Testing1K t where t.[Int] = x.[Int] and t.[Int] > 1) r where x.[Int] <= 2 order by x.[Int]",
+            r#"[{"Int":1,"Str":null},{"Int":2,"Str":"Str2"}]"#,
+        ),
+        (
+            "select x.[Int], r.n from Testing1K x cross apply (select count(*) as n from Testing1K t where t.[Int] = x.[Int] + 5000) r where x.[Int] <= 2 order by x.[Int]",
+            r#"[{"Int":1,"n":0},{"Int":2,"n":0}]"#,
+        ),
+        // WAIT after a statement's table or at its end, and pragmas: the answer is the query's.
+        (
+            "@x = select [Int] from Testing1K wait 0.1 where [Int] = 1;
+             @y = select 'copy' as [Operation] wait 0.1;
+             pragma TimeoutSec = 60;
+             select x.[Int], y.[Operation] from @x x cross join @y y wait 0",
+            r#"[{"Int":1,"Operation":"copy"}]"#,
+        ),
     ] {
         assert_eq!(run_to_json(&s, sql).await, rows, "{sql}");
     }
     for (sql, name) in [
         ("select 1; select 2", "SqlNotSupported"),
+        (
+            "TYPES Int, Text;\nselect 1 as a, 'b' as b",
+            "SqlNotSupported",
+        ),
+        ("pragma DryRun = true;\nselect 1", "SqlNotSupported"),
+        ("pragma TimeoutSec = soon;\nselect 1", "SqlSyntaxError"),
+        ("select 1 as a wait 100000", "SqlSyntaxError"),
+        (
+            "select * from Testing1K a cross apply json_each(a.Str) r",
+            "SqlNotSupported",
+        ),
         ("@x = select 1", "SqlSyntaxError"),
         ("select @@undefined", "SqlSyntaxError"),
         ("select #2020-02-30#", "SqlSyntaxError"),
@@ -959,6 +992,52 @@ async fn a_cancelled_drive_save_writes_nothing() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(files().is_empty(), "{:?}", files());
+}
+
+/// `WAIT` pauses the job before its query runs, under its cancel; `pragma TimeoutSec` limits it;
+/// an APPLY the engine cannot turn into a join fails the query rather than answer otherwise.
+#[tokio::test]
+async fn wait_and_pragma_timeout_run_under_the_job() {
+    let s = server().await;
+    let began = std::time::Instant::now();
+    assert_eq!(
+        run_to_json(&s, "select 1 as a wait 0.5").await,
+        r#"[{"a":1}]"#
+    );
+    assert!(began.elapsed() >= Duration::from_millis(500));
+    // Cancelled while it waits.
+    let id = start(&s, "t", "select 1 as a wait 600").await;
+    let r = client()
+        .delete(s.url(&format!("{API}/{id}")))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Canceled");
+    // Ten rows at half a second each, past a one-second pragma.
+    let id = start(
+        &s,
+        "t",
+        "pragma TimeoutSec = 1;\nselect Str, Takes500Ms from Testing1K where [Int] <= 10",
+    )
+    .await;
+    let done = wait_done(&s, "t", &id).await;
+    assert_eq!(done["status"], "Faulted", "{done}");
+    assert!(
+        done["progress"]
+            .as_str()
+            .unwrap()
+            .contains("timeout of 1000 ms"),
+        "{done}"
+    );
+    let id = start(
+        &s,
+        "t",
+        "select x.[Int], r.b from Testing1K x cross apply (select x.[Int] * 10 as b) r where x.[Int] < 3",
+    )
+    .await;
+    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
 }
 
 /// Views: a script that sets one up saves it when it succeeds (never when it fails); later

@@ -435,6 +435,7 @@ impl AsterixFront {
             },
             meta: Value::Null,
             saves: Vec::new(),
+            wait: None,
         };
         spec.set_meta(&meta);
         spec

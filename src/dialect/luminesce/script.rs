@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use sqlparser::ast::helpers::attached_token::AttachedToken;
@@ -35,6 +36,10 @@ pub struct Compiled {
     pub views: Vec<ViewSetup>,
     /// The files the script writes (`Drive.SaveAs`), in order, before its answer runs.
     pub saves: Vec<super::save_as::DriveSave>,
+    /// What its `WAIT`s add up to: paused before the answer runs.
+    pub wait: Duration,
+    /// `pragma TimeoutSec`.
+    pub timeout: Option<Duration>,
 }
 
 /// `use Sys.Admin.SetupView --provider=<name> ---- <query> enduse`: a view to save once the
@@ -90,9 +95,16 @@ fn compile_at(
     let mut answer: Option<Box<Query>> = None;
     let mut views: Vec<ViewSetup> = Vec::new();
     let mut saves: Vec<super::save_as::DriveSave> = Vec::new();
+    let mut wait = Duration::ZERO;
+    let mut timeout = None;
     for statement in statements(&tokens)? {
         let statement = trim(statement);
         if statement.is_empty() {
+            continue;
+        }
+        if let Some(pragma) = super::modifiers::pragma(statement)? {
+            let super::modifiers::Pragma::Timeout(seconds) = pragma;
+            timeout = Some(seconds);
             continue;
         }
         if answer.is_some() {
@@ -101,6 +113,7 @@ fn compile_at(
             ));
         }
         let (target, body) = assignment(statement);
+        super::modifiers::refuse_types(body)?;
         let query = if let Some(call) = direct_call(&source, body)? {
             if !direct {
                 return Err(unsupported(
@@ -127,7 +140,8 @@ fn compile_at(
                 query
             }
         } else {
-            let body = variables(body, &tables, &scalars)?;
+            let body = super::modifiers::take_waits(body, &mut wait)?;
+            let body = variables(&body, &tables, &scalars)?;
             let body = name_columns(&source, body)?;
             parse(body, &scalars, &exclusions)?
         };
@@ -160,6 +174,8 @@ fn compile_at(
         statement: Statement::Query(answer),
         views,
         saves,
+        wait,
+        timeout,
     })
 }
 
@@ -469,7 +485,7 @@ impl<'a> Source<'a> {
     }
 }
 
-fn is_blank(t: &TokenWithSpan) -> bool {
+pub(super) fn is_blank(t: &TokenWithSpan) -> bool {
     matches!(t.token, Token::Whitespace(_))
 }
 
@@ -485,7 +501,7 @@ fn trim(tokens: &[TokenWithSpan]) -> &[TokenWithSpan] {
     &tokens[start..end]
 }
 
-fn word(t: &TokenWithSpan) -> Option<&Word> {
+pub(super) fn word(t: &TokenWithSpan) -> Option<&Word> {
     match &t.token {
         Token::Word(w) => Some(w),
         _ => None,

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 use sqlparser::ast::{
     BinaryOperator, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr,
@@ -44,6 +45,10 @@ pub struct Rewritten {
     /// The files the script writes (`Drive.SaveAs`) before its answer runs; their `root` is the
     /// front's to set.
     pub saves: Vec<SaveStep>,
+    /// How long the job pauses before its query runs (the script's `WAIT`s).
+    pub wait: Duration,
+    /// `pragma TimeoutSec`.
+    pub timeout: Option<Duration>,
 }
 
 /// The most saved views one query may expand (views read views; a cycle would never end).
@@ -70,6 +75,8 @@ pub fn rewrite_with(
     let compiled = super::script::compile_with(sql, earlier)?;
     let mut rewritten = finish(compiled.statement, params, catalog, views)?;
     rewritten.views = compiled.views;
+    rewritten.wait = compiled.wait;
+    rewritten.timeout = compiled.timeout;
     for save in compiled.saves {
         let written = finish(Statement::Query(save.query), params, catalog, views)?;
         rewritten.saves.push(SaveStep {
@@ -124,6 +131,8 @@ fn finish(
         parameters: rewrite.parameters,
         views: Vec::new(),
         saves: Vec::new(),
+        wait: Duration::ZERO,
+        timeout: None,
     })
 }
 
@@ -636,6 +645,10 @@ impl VisitorMut for Rewrite<'_> {
         }
         if let Err(e) = self.expand_views_in(&mut query.body) {
             self.failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        if let Err(why) = super::apply::lateral_joins(&mut query.body) {
+            self.failure = Some(EngineError::new(ErrorKind::Unsupported, why).into());
             return ControlFlow::Break(());
         }
         super::grouping::wrap_bare_columns(query);
