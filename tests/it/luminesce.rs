@@ -69,6 +69,28 @@ async fn wait_done(s: &TestServer, token: &str, id: &str) -> Value {
     panic!("query {id} never finished");
 }
 
+/// Cancels a running query as `token`; it must end `Canceled`.
+async fn cancel(s: &TestServer, token: &str, id: &str) {
+    let r = client()
+        .delete(s.url(&format!("{API}/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(wait_done(s, token, id).await["status"], "Canceled");
+}
+
+/// Waits, up to ten seconds, until `done` holds (the caller asserts it afterwards).
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Runs `sql` as "t" in the background; it must succeed. Answers its `jsonProper` body.
 async fn run_to_json(s: &TestServer, sql: &str) -> String {
     let id = start(s, "t", sql).await;
@@ -965,32 +987,15 @@ async fn a_cancelled_drive_save_writes_nothing() {
             })
             .unwrap_or_default()
     };
-    for _ in 0..400 {
-        if files().iter().any(|f| f.ends_with(".partial")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until(|| files().iter().any(|f| f.ends_with(".partial"))).await;
     assert!(
         files().iter().any(|f| f.ends_with(".partial")),
         "the save never began: {:?}",
         files()
     );
-    let r = client()
-        .delete(s.url(&format!("{API}/{id}")))
-        .bearer_auth("t")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(wait_done(&s, "t", &id).await["status"], "Canceled");
+    cancel(&s, "t", &id).await;
     // The job's task lets go of its save as it stops, a moment after the cancel is answered.
-    for _ in 0..400 {
-        if files().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until(|| files().is_empty()).await;
     assert!(files().is_empty(), "{:?}", files());
 }
 
@@ -1007,14 +1012,7 @@ async fn wait_and_pragma_timeout_run_under_the_job() {
     assert!(began.elapsed() >= Duration::from_millis(500));
     // Cancelled while it waits.
     let id = start(&s, "t", "select 1 as a wait 600").await;
-    let r = client()
-        .delete(s.url(&format!("{API}/{id}")))
-        .bearer_auth("t")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(wait_done(&s, "t", &id).await["status"], "Canceled");
+    cancel(&s, "t", &id).await;
     // Ten rows at half a second each, past a one-second pragma.
     let id = start(
         &s,
