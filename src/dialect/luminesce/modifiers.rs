@@ -5,6 +5,8 @@
 //!   them.
 //! - `WAIT <seconds>` after a statement's table or at its end pauses before the statement runs:
 //!   the job waits the script's waits in all before its query runs (under its timeout and cancel).
+//! - A window frame's `EXCLUDE NO OTHERS` (lumipy writes it in every window) is SQLite's default and
+//!   leaves; the exclusions that change a frame (`EXCLUDE CURRENT ROW`, `GROUP`, `TIES`) are refused.
 //! - `TYPES …;` (types forced on the next query's columns) is refused: the columns are the
 //!   engine's until the query is planned, so the cast cannot be placed exactly; `CAST` can.
 
@@ -108,6 +110,51 @@ pub fn take_waits(
     Ok(out)
 }
 
+/// The tokens without the window frames' `EXCLUDE NO OTHERS` (the default: nothing is excluded).
+/// Other exclusions are refused, since the engine has none.
+pub fn frame_exclusions(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, EngineError> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let is_exclude = bare(&tokens[i]).is_some_and(|w| w.eq_ignore_ascii_case("exclude"));
+        // Looked back only from an EXCLUDE, past the blanks since the last word: linear in all.
+        let ends_frame = is_exclude
+            && out
+                .iter()
+                .rev()
+                .find(|t| !is_blank(t))
+                .and_then(bare)
+                .is_some_and(|w| {
+                    ["ROW", "PRECEDING", "FOLLOWING"]
+                        .iter()
+                        .any(|end| w.eq_ignore_ascii_case(end))
+                });
+        if !ends_frame {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        let after: Vec<usize> = (i + 1..tokens.len())
+            .filter(|&n| !is_blank(&tokens[n]))
+            .take(2)
+            .collect();
+        let words: Vec<String> = after
+            .iter()
+            .filter_map(|&n| bare(&tokens[n]))
+            .map(str::to_ascii_uppercase)
+            .collect();
+        match (words.as_slice(), after.as_slice()) {
+            ([no, others], [_, last]) if no == "NO" && others == "OTHERS" => i = last + 1,
+            _ => {
+                return Err(unsupported(
+                    "a window frame's EXCLUDE CURRENT ROW, GROUP or TIES is not served here; EXCLUDE NO OTHERS (the default) is",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A number token as seconds (whole or fractional, at most a day).
 fn seconds(token: &TokenWithSpan, what: &str) -> Result<Duration, EngineError> {
     let Token::Number(text, _) = &token.token else {
@@ -161,6 +208,28 @@ mod tests {
         }
         let mut total = Duration::ZERO;
         assert!(take_waits(&tokens("select 1 wait 90000"), &mut total).is_err());
+    }
+
+    #[test]
+    fn frames_exclude_no_others_only() {
+        let kept = |sql: &str| {
+            frame_exclusions(tokens(sql))
+                .map(|t| t.iter().map(|t| t.token.to_string()).collect::<String>())
+        };
+        assert_eq!(
+            kept("sum(a) over (order by a rows between unbounded preceding and current row exclude no others)").unwrap(),
+            "sum(a) over (order by a rows between unbounded preceding and current row )"
+        );
+        assert_eq!(
+            kept("select exclude from t").unwrap(),
+            "select exclude from t"
+        );
+        for refused in [
+            "sum(a) over (rows between 1 preceding and 1 following exclude current row)",
+            "sum(a) over (rows unbounded preceding exclude ties)",
+        ] {
+            assert!(kept(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -86,6 +86,7 @@ fn compile_at(
         .tokenize_with_location()
         .map_err(|e| syntax(e.to_string()))?;
     let tokens = date_literals(&source, tokens)?;
+    let tokens = super::modifiers::frame_exclusions(tokens)?;
     let (tokens, exclusions) = super::exclusions::take(tokens)?;
     let mut tables: Vec<(String, Box<Query>)> = earlier
         .iter()

@@ -4,9 +4,9 @@ Usage: python lumipy_test.py http://127.0.0.1:PORT
 
 get_client, query_and_fetch (the synchronous /api/Sql/csv), client.run and its QueryJob (wait,
 result, cancel), pretty, the table field catalog, views (set up, read, delete_view), get_atlas and
-the provider objects it builds (the fluent API: select, where, group_by, aggregate, to_table_var,
-joins; the Drive.SaveAs direct provider and to_drive), and the `lumipy query` command line. Exits
-non-zero with a message naming the first mismatch.
+the provider objects it builds (the fluent API: select, where, group_by, aggregate, windows,
+to_table_var, joins; the Drive.SaveAs direct provider and to_drive), and the `lumipy query` command
+line. Exits non-zero with a message naming the first mismatch.
 """
 
 import contextlib
@@ -93,6 +93,11 @@ check("fluent table variable", quietly(tv.select("*").go).values.tolist(),
 other = atlas.testing10k()
 joined = tv.inner_join(other, on=tv.int == other.int).select(tv.int, other.dbl)
 check("fluent join", quietly(joined.go).values.tolist(), [[1, 0.25], [2, 0.5], [3, 0.75]])
+
+# Windows: lumipy writes each frame with SQLite's EXCLUDE NO OTHERS.
+windowed = t.select(t.int, r=lm.window(groups=t.bool, orders=t.int.asc()).row_number(),
+                    c=lm.window(orders=t.int.asc()).sum(t.int)).where(t.int < 5).order_by(t.int.asc())
+check("fluent windows", quietly(windowed.go).values.tolist(), [[1, 1, 1], [2, 1, 3], [3, 2, 6], [4, 2, 10]])
 
 # Drive.SaveAs through the atlas (the files are checked by the Rust test that runs this script).
 saved = atlas.drive_saveas(tv, type="Csv", path="/lumipy/", file_names="small")
