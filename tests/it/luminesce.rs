@@ -1035,7 +1035,15 @@ async fn wait_and_pragma_timeout_run_under_the_job() {
         "select x.[Int], r.b from Testing1K x cross apply (select x.[Int] * 10 as b) r where x.[Int] < 3",
     )
     .await;
-    assert_eq!(wait_done(&s, "t", &id).await["status"], "Faulted");
+    let done = wait_done(&s, "t", &id).await;
+    assert_eq!(done["status"], "Faulted");
+    assert!(
+        done["progress"]
+            .as_str()
+            .unwrap()
+            .contains("correlated by equalities"),
+        "{done}"
+    );
 }
 
 /// Views: a script that sets one up saves it when it succeeds (never when it fails); later
