@@ -967,15 +967,12 @@ async fn drive_save_as_writes_table_variables_to_drive_files() {
 /// even a temporary one.
 #[tokio::test]
 async fn a_cancelled_drive_save_writes_nothing() {
-    let s = server().await;
-    let id = start(
-        &s,
-        "t",
-        "@x = select Str, Takes500Ms from Testing1K where [Int] <= 100;
+    // A hundred rows at half a second each.
+    let slow = "@x = select Str, Takes500Ms from Testing1K where [Int] <= 100;
          @w = use Drive.SaveAs with @x\n--path=/slow\n--fileNames=never\nenduse;
-         select * from @w",
-    )
-    .await;
+         select * from @w";
+    let s = server().await;
+    let id = start(&s, "t", slow).await;
     // Cancelled while it writes: once its temporary file exists.
     let folder = s.engine.data_dir().join("luminesce-drive/slow");
     let files = || -> Vec<String> {
@@ -1013,37 +1010,23 @@ async fn wait_and_pragma_timeout_run_under_the_job() {
     // Cancelled while it waits.
     let id = start(&s, "t", "select 1 as a wait 600").await;
     cancel(&s, "t", &id).await;
-    // Ten rows at half a second each, past a one-second pragma.
-    let id = start(
-        &s,
-        "t",
-        "pragma TimeoutSec = 1;\nselect Str, Takes500Ms from Testing1K where [Int] <= 10",
-    )
-    .await;
-    let done = wait_done(&s, "t", &id).await;
-    assert_eq!(done["status"], "Faulted", "{done}");
-    assert!(
-        done["progress"]
-            .as_str()
-            .unwrap()
-            .contains("timeout of 1000 ms"),
-        "{done}"
-    );
-    let id = start(
-        &s,
-        "t",
-        "select x.[Int], r.b from Testing1K x cross apply (select x.[Int] * 10 as b) r where x.[Int] < 3",
-    )
-    .await;
-    let done = wait_done(&s, "t", &id).await;
-    assert_eq!(done["status"], "Faulted");
-    assert!(
-        done["progress"]
-            .as_str()
-            .unwrap()
-            .contains("correlated by equalities"),
-        "{done}"
-    );
+    for (sql, why) in [
+        // Ten rows at half a second each, past a one-second pragma.
+        (
+            "pragma TimeoutSec = 1;\nselect Str, Takes500Ms from Testing1K where [Int] <= 10",
+            "timeout of 1000 ms",
+        ),
+        (
+            "select x.[Int], r.b from Testing1K x cross apply (select x.[Int] * 10 as b) r where x.[Int] < 3",
+            "correlated by equalities",
+        ),
+    ] {
+        let id = start(&s, "t", sql).await;
+        let done = wait_done(&s, "t", &id).await;
+        assert_eq!(done["status"], "Faulted", "{done}");
+        let progress = done["progress"].as_str().unwrap_or_default();
+        assert!(progress.contains(why), "{sql}: {progress}");
+    }
 }
 
 /// Views: a script that sets one up saves it when it succeeds (never when it fails); later
