@@ -888,14 +888,23 @@ async fn drive_save_as_writes_table_variables_to_drive_files() {
     .await;
     assert_eq!(answer, r#"[{"n":1}]"#);
     assert_eq!(read("first.csv").unwrap(), "Int\n7\n");
-    // Each type its own encoder: an SQLite file that SQLite reads.
+    // Each type its own encoder and extension: an SQLite file that SQLite reads, JSON rows, a
+    // workbook (a zip archive).
     run_to_json(
         &s,
         "@x = select [Int], Str from Testing1K where [Int] <= 3;
+         @y = select [Int] from Testing1K where [Int] = 2;
          @w = use Drive.SaveAs with @x\n--path=/db\n--fileNames=small\n--type=SqLite\nenduse;
+         @j = use Drive.SaveAs with @y\n--path=/db\n--fileNames=one\n--type=json\nenduse;
+         @e = use Drive.SaveAs with @x, @y\n--path=/db\n--fileNames=small,one\n--type=EXCEL\nenduse;
          select * from @w",
     )
     .await;
+    let db_file = |name: &str| std::fs::read(drive.join("db").join(name)).unwrap();
+    assert_eq!(db_file("one.json"), br#"[{"Int":2}]"#);
+    for workbook in ["small.xlsx", "one.xlsx"] {
+        assert!(db_file(workbook).starts_with(b"PK"), "{workbook}");
+    }
     let db = rusqlite::Connection::open(drive.join("db/small.sqlite")).unwrap();
     let n: i64 = db
         .query_row("select count(*) from results", [], |r| r.get(0))

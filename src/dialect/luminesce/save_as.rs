@@ -170,8 +170,7 @@ pub fn compile(
             rows_param,
         });
     }
-    let text = rows.join(" UNION ALL ");
-    Ok((saves, parse(&text)?))
+    Ok((saves, parse(&table(&rows))?))
 }
 
 /// `with @a, @b, @@s`: the table variables to save (as written), and the literal values of the
@@ -290,10 +289,9 @@ fn flag(value: &str) -> Result<bool, EngineError> {
     }
 }
 
-/// One row of the call's table, as SQL made of rendered literals and quoted names only.
+/// One row of the call's table, `(…)`, as SQL made of rendered literals only.
 fn row(variable: &str, shown: &str, rows_param: &str, skip_if_empty: bool) -> String {
     let text = |s: &str| Value::SingleQuotedString(s.to_string()).to_string();
-    let name = |s: &str| Ident::with_quote('"', s).to_string();
     let rows = format!("CAST(${rows_param} AS INT)");
     let skipped = if skip_if_empty {
         format!("{rows} = 0")
@@ -301,10 +299,20 @@ fn row(variable: &str, shown: &str, rows_param: &str, skip_if_empty: bool) -> St
         "false".to_string()
     };
     format!(
-        "SELECT {} AS {}, {} AS {}, {rows} AS {}, {skipped} AS {}",
+        "({}, {}, {rows}, {skipped})",
         text(&format!("@{variable}")),
-        name("VariableName"),
         text(shown),
+    )
+}
+
+/// The call's table: its rows in the order of the variables (a `VALUES` list keeps its order).
+fn table(rows: &[String]) -> String {
+    let name = |s: &str| Ident::with_quote('"', s).to_string();
+    format!(
+        "SELECT * FROM (VALUES {}) AS {}({}, {}, {}, {})",
+        rows.join(", "),
+        name("saved"),
+        name("VariableName"),
         name("FileName"),
         name("RowCount"),
         name("Skipped"),
