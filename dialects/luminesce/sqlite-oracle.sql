@@ -200,6 +200,11 @@ with t as (select [Int], Str from Testing1K where [Int] < 4) select * from t ord
 select [Int], row_number() over (order by [Int] desc) from Testing1K where [Int] <= 3 order by [Int]
 select [Int], sum([Int]) over (order by [Int]) as running from Testing1K where [Int] <= 5 order by [Int]
 select Bool, [Int], rank() over (partition by Bool order by [Int]) as r from Testing1K where [Int] <= 6 order by [Int]
+-- the frames lumipy writes in every window: EXCLUDE NO OTHERS is the default
+select [Int], row_number() over (partition by Bool order by [Int] asc rows between unbounded preceding and current row exclude no others) as r from Testing1K where [Int] < 7 order by [Int]
+select [Int], sum([Int]) over (order by [Int] asc rows between unbounded preceding and current row exclude no others) as c from Testing1K where [Int] < 6 order by [Int]
+select [Int], avg(Dbl) over (order by [Int] rows between 1 preceding and 1 following exclude no others) as m from Testing1K where [Int] < 6 order by [Int]
+select [Int], sum([Int]) over (order by [Int] rows between 2 preceding and current row exclude no others) from Testing1K where [Int] < 5 order by [Int]
 
 -- table variables and scalar variables
 @x = select [Int], Str from Testing1K where [Int] < 4; select * from @x

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::query::{
-    EngineError, ErrorKind, JobSpec, Limits, ParamValue, Params, Principal, WireMeta,
+    EngineError, ErrorKind, JobSpec, Limits, ParamValue, Params, Principal, SaveStep, WireMeta,
 };
 pub use id::{JobId, JobRef};
 pub use job::{JobRecord, LogEntry};
@@ -970,12 +970,14 @@ impl Inner {
         {
             return; // cancelled while it waited
         }
-        let (sql, params, limits) = {
+        let (sql, params, limits, saves, wait) = {
             let r = cell.lock();
             (
                 r.spec.runnable_sql().to_string(),
                 r.spec.params.clone(),
                 r.spec.limits.clone(),
+                r.spec.saves.clone(),
+                r.spec.wait,
             )
         };
         let started = Instant::now();
@@ -989,9 +991,15 @@ impl Inner {
             if let Some(latency) = cell.fault.latency {
                 tokio::time::sleep(latency).await;
             }
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
             match &cell.fault.fail {
                 Some(e) => Err(e.clone()),
-                None => self.execute(&cell, &sql, &params, limits.row_limit).await,
+                None => {
+                    let params = self.save_all(&cell, &saves, params).await?;
+                    self.execute(&cell, &sql, &params, limits.row_limit).await
+                }
             }
         };
         let outcome = tokio::select! {
@@ -1075,6 +1083,30 @@ impl Inner {
             })
             .await;
         self.results.remove(cell.id);
+    }
+
+    /// Writes the job's files, in order, before its own query runs; each tells that query how
+    /// many rows it wrote through its named parameter.
+    async fn save_all(
+        &self,
+        cell: &JobCell,
+        saves: &[SaveStep],
+        mut params: Params,
+    ) -> Result<Params, EngineError> {
+        for step in saves {
+            let saved =
+                saves::run_step(self.executor.as_ref(), step, &params, self.max_result).await?;
+            let path = step.path.display();
+            cell.lock().note(if saved.written {
+                format!("Saved {} rows to {path}", saved.rows)
+            } else {
+                format!("Wrote no file {path}: the query has no rows")
+            });
+            params
+                .named
+                .insert(step.rows_param.clone(), ParamValue::from(saved.rows));
+        }
+        Ok(params)
     }
 
     /// Runs the query and stores its result, counting rows as they arrive.

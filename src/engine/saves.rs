@@ -3,11 +3,18 @@
 //! one path never share one) and moves into place in one step: the last save to finish wins, whole.
 //! Temporaries a crash left behind are removed when the area is opened.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
+
+use crate::encode::{EncodeOptions, Encoder, Format};
+use crate::exec::Executor;
+use crate::query::{EngineError, ErrorKind, Params, SaveStep};
 
 /// What a temporary file's name ends with until it is moved into place.
 const PARTIAL: &str = ".partial";
@@ -31,6 +38,11 @@ impl SaveArea {
     /// Opens the area at `root`, removing what interrupted saves left there.
     pub fn open(root: PathBuf) -> SaveArea {
         remove_leftovers(&root);
+        SaveArea { root }
+    }
+
+    /// The area at `root` as it is (a job's save step: the front opened the area at start).
+    pub(super) fn at(root: PathBuf) -> SaveArea {
         SaveArea { root }
     }
 
@@ -60,6 +72,8 @@ impl SaveArea {
         let mut partial = path.as_os_str().to_owned();
         partial.push(format!(".{}{PARTIAL}", uuid::Uuid::new_v4().simple()));
         let partial = PathBuf::from(partial);
+        // A save dropped half-way (its job cancelled or timed out) leaves no temporary behind.
+        let mut leftover = Leftover(Some(partial.clone()));
         let written = match write(chunks, &partial).await {
             Ok(written) => written,
             Err(e) => {
@@ -67,6 +81,7 @@ impl SaveArea {
                 return Err(failed(&e));
             }
         };
+        leftover.0 = None;
         let placed = if may_overwrite {
             tokio::fs::rename(&partial, &path).await
         } else {
@@ -85,6 +100,208 @@ impl SaveArea {
                     failed(&e)
                 })
             }
+        }
+    }
+}
+
+/// What a job's save step did: the rows its query gave, and whether a file was written.
+pub(super) struct Saved {
+    pub rows: u64,
+    pub written: bool,
+}
+
+/// Runs a job's save step: its query's rows, encoded in the step's format, written through the
+/// area (replacing a file that exists). At most `max_bytes` and `max_rows`, as a job's result.
+pub(super) async fn run_step(
+    executor: &dyn Executor,
+    step: &SaveStep,
+    params: &Params,
+    (max_bytes, max_rows): (u64, u64),
+) -> Result<Saved, EngineError> {
+    let format = Format::parse(&step.format)
+        .ok_or_else(|| EngineError::internal(format!("no format '{}' to save in", step.format)))?;
+    // The front checked the path; a step read back from a store is checked once more.
+    let inside = step.path.file_name().is_some()
+        && step
+            .path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if !inside {
+        return Err(EngineError::internal(format!(
+            "the save path '{}' is not a file inside the save area",
+            step.path.display()
+        )));
+    }
+    let mut batches = executor.execute(&step.sql, params).await?;
+    // The first rows before any file exists, so that an empty result can be skipped.
+    let mut first = None;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        if batch.num_rows() > 0 {
+            first = Some(batch);
+            break;
+        }
+    }
+    if first.is_none() && step.skip_if_empty {
+        return Ok(Saved {
+            rows: 0,
+            written: false,
+        });
+    }
+    let buffer = Buffer::default();
+    let encoder = crate::encode::encoder(
+        format,
+        &EncodeOptions::default(),
+        batches.schema(),
+        Box::new(buffer.clone()),
+    )
+    .map_err(encode_failed)?;
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let writing = Writing {
+        first,
+        batches,
+        encoder: Some(encoder),
+        buffer,
+        bytes: 0,
+        max: (max_bytes, max_rows),
+        tally: tally.clone(),
+    };
+    let chunks = futures::stream::unfold(Some(writing), |state| async move {
+        let mut writing = state?;
+        match writing.next_chunk().await {
+            Ok(Some(bytes)) => Some((Ok(bytes), Some(writing))),
+            Ok(None) => None,
+            Err(e) => {
+                let message: BoxError = e.message.clone().into();
+                writing.tally().why = Some(e);
+                Some((Err(message), None))
+            }
+        }
+    });
+    let saved = SaveArea::at(step.root.clone())
+        .save(&step.path, Box::pin(chunks), true)
+        .await;
+    let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    match saved {
+        Ok(_) => Ok(Saved {
+            rows: tally.rows,
+            written: true,
+        }),
+        Err(e) => Err(tally.why.take().unwrap_or_else(|| {
+            let why = match e {
+                SaveError::Exists => "the file exists".to_string(),
+                SaveError::Failed(why) => why,
+            };
+            EngineError::internal(format!("saving to {} failed: {why}", step.path.display()))
+        })),
+    }
+}
+
+/// What the writing stream leaves for its step: rows written, and why it stopped early.
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    why: Option<EngineError>,
+}
+
+/// A save step's rows on their way into the file, a chunk of encoded bytes at a time.
+struct Writing {
+    /// The first non-empty batch, read before the file was begun.
+    first: Option<RecordBatch>,
+    batches: SendableRecordBatchStream,
+    /// Taken when the result has ended and the encoder has finished.
+    encoder: Option<Box<dyn Encoder>>,
+    buffer: Buffer,
+    bytes: u64,
+    max: (u64, u64),
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl Writing {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next encoded bytes; `None` once the encoder has finished and everything was handed on.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, EngineError> {
+        loop {
+            let Some(encoder) = self.encoder.as_mut() else {
+                return Ok(None);
+            };
+            let batch = match self.first.take() {
+                Some(batch) => Some(batch),
+                None => self.batches.next().await.transpose()?,
+            };
+            let rows = match batch {
+                Some(batch) => {
+                    encoder.write_batch(&batch).map_err(encode_failed)?;
+                    let mut tally = self.tally();
+                    tally.rows += batch.num_rows() as u64;
+                    tally.rows
+                }
+                None => {
+                    if let Some(encoder) = self.encoder.take() {
+                        encoder.finish().map_err(encode_failed)?;
+                    }
+                    self.tally().rows
+                }
+            };
+            let bytes = self.buffer.take();
+            self.bytes += bytes.len() as u64;
+            let (max_bytes, max_rows) = self.max;
+            if self.bytes > max_bytes || rows > max_rows {
+                return Err(EngineError::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "the saved file is larger than a job may write ({} MB, {max_rows} rows)",
+                        max_bytes >> 20
+                    ),
+                ));
+            }
+            if !bytes.is_empty() {
+                return Ok(Some(bytes));
+            }
+        }
+    }
+}
+
+fn encode_failed(e: crate::encode::EncodeError) -> EngineError {
+    EngineError::internal(format!("encoding the saved file failed: {e}"))
+}
+
+/// The bytes an encoder has written and the file has not taken yet.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    fn take(&self) -> Bytes {
+        Bytes::from(std::mem::take(
+            &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+}
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Removes a temporary file when dropped before the save finished writing it.
+struct Leftover(Option<PathBuf>);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

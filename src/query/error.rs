@@ -97,6 +97,12 @@ fn classify(e: &DataFusionError) -> EngineError {
         D::Plan(m) => EngineError::new(ErrorKind::Plan, m.clone()),
         D::SchemaError(..) => EngineError::new(ErrorKind::Plan, strip(&e.to_string())),
         D::Execution(m) => EngineError::new(ErrorKind::Execution, m.clone()),
+        // A correlated subquery (an APPLY, a LATERAL join) the optimizer could not turn into a
+        // join reaches the physical planner with its outer reference still in it.
+        D::NotImplemented(m) if m.contains("OuterReferenceColumn") => EngineError::new(
+            ErrorKind::Unsupported,
+            "a correlated subquery (APPLY or LATERAL) is run here only when it is correlated by equalities in its WHERE",
+        ),
         D::NotImplemented(m) => EngineError::new(ErrorKind::Unsupported, m.clone()),
         D::ResourcesExhausted(m) => EngineError::new(ErrorKind::Limit, m.clone()),
         D::Context(_, inner) => classify(inner),

@@ -10,4 +10,4 @@ mod spec;
 pub use error::{EngineError, ErrorKind, classify_error, panic_text, syntax_message};
 pub use params::{ParamValue, Params};
 pub use principal::{Caller, DEFAULT_ADMIN, Principal, Principals, User};
-pub use spec::{JobSpec, Limits, WireMeta};
+pub use spec::{JobSpec, Limits, SaveStep, WireMeta};

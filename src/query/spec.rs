@@ -51,6 +51,29 @@ pub struct JobSpec {
     /// [`WireMeta`]. Stored with the job as JSON; other wires ignore it.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
+    /// Files the job writes before its own query runs (Luminesce's `Drive.SaveAs`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saves: Vec<SaveStep>,
+    /// A pause before the job's work begins (Luminesce's `WAIT`), under its timeout and cancel.
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Duration>,
+}
+
+/// A query whose rows a job writes to a file before its own query runs: under the job's worker,
+/// timeout and cancel, written whole through the engine's save area (or not at all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SaveStep {
+    /// The query whose rows are written, in the executor's SQL (bound to the job's parameters).
+    pub sql: String,
+    /// The save area's directory, and the file's path inside it (relative, checked by the front).
+    pub root: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+    /// The encoder's format name (`crate::encode::Format::name`).
+    pub format: String,
+    /// Writes no file when the query has no rows.
+    pub skip_if_empty: bool,
+    /// The named parameter that tells the job's own query how many rows were written.
+    pub rows_param: String,
 }
 
 /// A wire's own metadata about its jobs. Each wire has one such type, read back only from the jobs
@@ -71,6 +94,8 @@ impl JobSpec {
             name: None,
             limits: Limits::default(),
             meta: serde_json::Value::Null,
+            saves: Vec::new(),
+            wait: None,
         }
     }
 

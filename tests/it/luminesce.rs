@@ -69,6 +69,28 @@ async fn wait_done(s: &TestServer, token: &str, id: &str) -> Value {
     panic!("query {id} never finished");
 }
 
+/// Cancels a running query as `token`; it must end `Canceled`.
+async fn cancel(s: &TestServer, token: &str, id: &str) {
+    let r = client()
+        .delete(s.url(&format!("{API}/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(wait_done(s, token, id).await["status"], "Canceled");
+}
+
+/// Waits, up to ten seconds, until `done` holds (the caller asserts it afterwards).
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Runs `sql` as "t" in the background; it must succeed. Answers its `jsonProper` body.
 async fn run_to_json(s: &TestServer, sql: &str) -> String {
     let id = start(s, "t", sql).await;
@@ -403,9 +425,9 @@ async fn sys_tables_describe_the_catalog() {
         .iter()
         .map(|t| t.schema.fields().len())
         .sum();
-    // Every table is a data provider; Sys.Admin.SetupView is the one direct provider.
+    // Every table is a data provider; Sys.Admin.SetupView and Drive.SaveAs are the direct ones.
     let id = start(&s, "t", "select Name, Type from Sys.Registration").await;
-    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables + 1);
+    assert_eq!(wait_done(&s, "t", &id).await["rowCount"], tables + 2);
     let id = start(&s, "t", "select count(*) as n from sys.field").await;
     wait_done(&s, "t", &id).await;
     let rows: Value = get(&s, "t", &format!("/{id}/jsonProper"))
@@ -773,11 +795,44 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
                left join @f as f on m.[TableName] = f.[TableName] group by m.[TableName] order by m.[TableName]",
             r#"[{"TableName":"Testing100K","NamespaceLevel":0,"n":7},{"TableName":"Testing10K","NamespaceLevel":0,"n":7},{"TableName":"Testing1K","NamespaceLevel":0,"n":7}]"#,
         ),
+        // APPLY, Luminesce's for-each: the subquery runs for each row on the left.
+        (
+            "@x = select [Int] from Testing1K where [Int] <= 3;
+             select x.[Int], r.Str from @x x cross apply (select t.Str from Testing10K t where t.[Int] = x.[Int] * 100) r order by x.[Int]",
+            r#"[{"Int":1,"Str":"Str100"},{"Int":2,"Str":"Str200"},{"Int":3,"Str":"Str300"}]"#,
+        ),
+        (
+            "select x.[Int], r.Str from Testing1K x outer apply (select t.Str from Testing1K t where t.[Int] = x.[Int] and t.[Int] > 1) r where x.[Int] <= 2 order by x.[Int]",
+            r#"[{"Int":1,"Str":null},{"Int":2,"Str":"Str2"}]"#,
+        ),
+        (
+            "select x.[Int], r.n from Testing1K x cross apply (select count(*) as n from Testing1K t where t.[Int] = x.[Int] + 5000) r where x.[Int] <= 2 order by x.[Int]",
+            r#"[{"Int":1,"n":0},{"Int":2,"n":0}]"#,
+        ),
+        // WAIT after a statement's table or at its end, and pragmas: the answer is the query's.
+        (
+            "@x = select [Int] from Testing1K wait 0.1 where [Int] = 1;
+             @y = select 'copy' as [Operation] wait 0.1;
+             pragma TimeoutSec = 60;
+             select x.[Int], y.[Operation] from @x x cross join @y y wait 0",
+            r#"[{"Int":1,"Operation":"copy"}]"#,
+        ),
     ] {
         assert_eq!(run_to_json(&s, sql).await, rows, "{sql}");
     }
     for (sql, name) in [
         ("select 1; select 2", "SqlNotSupported"),
+        (
+            "TYPES Int, Text;\nselect 1 as a, 'b' as b",
+            "SqlNotSupported",
+        ),
+        ("pragma DryRun = true;\nselect 1", "SqlNotSupported"),
+        ("pragma TimeoutSec = soon;\nselect 1", "SqlSyntaxError"),
+        ("select 1 as a wait 100000", "SqlSyntaxError"),
+        (
+            "select * from Testing1K a cross apply json_each(a.Str) r",
+            "SqlNotSupported",
+        ),
         ("@x = select 1", "SqlSyntaxError"),
         ("select @@undefined", "SqlSyntaxError"),
         ("select #2020-02-30#", "SqlSyntaxError"),
@@ -785,6 +840,201 @@ async fn luminesce_sql_scripts_run_as_luminesce_runs_them() {
     ] {
         let body = problem(put(&s, "t", "", sql.to_string()).await, 400).await;
         assert_eq!(body["name"], name, "{sql}: {body}");
+    }
+}
+
+/// `Drive.SaveAs`: a script's table variables written to Drive files by its job before its answer
+/// runs, the call's table telling what was written; what it cannot do is a 400 at start.
+#[tokio::test]
+async fn drive_save_as_writes_table_variables_to_drive_files() {
+    let s = server().await;
+    let drive = s.engine.data_dir().join("luminesce-drive");
+    let answer = run_to_json(
+        &s,
+        "@@name = select 'second';
+         @x = select [Int], Str from Testing1K where [Int] <= 2;
+         @y = select [Int] from Testing1K where [Int] > 5000;
+         @z = select Str from Testing1K where [Int] = 3;
+         @saved = use Drive.SaveAs with @x, @y, @z, @@name
+         --path=/reports/q1/
+         --fileNames=
+           first
+           {@@name}
+           third.txt
+         --type=csv
+         --ignoreOnZeroRows
+         enduse;
+         select * from @saved",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        r#"[{"VariableName":"@x","FileName":"/reports/q1/first.csv","RowCount":2,"Skipped":false},{"VariableName":"@y","FileName":"/reports/q1/second.csv","RowCount":0,"Skipped":true},{"VariableName":"@z","FileName":"/reports/q1/third.txt","RowCount":1,"Skipped":false}]"#
+    );
+    let read = |name: &str| std::fs::read_to_string(drive.join("reports/q1").join(name));
+    assert_eq!(read("first.csv").unwrap(), "Int,Str\n1,Str1\n2,Str2\n");
+    assert_eq!(read("third.txt").unwrap(), "Str\nStr3\n");
+    assert!(
+        read("second.csv").is_err(),
+        "an empty variable wrote a file"
+    );
+    // Written even when the answer does not read the call's table; a file that exists is replaced.
+    let answer = run_to_json(
+        &s,
+        "@x = select [Int] from Testing1K where [Int] = 7;
+         @w = use Drive.SaveAs with @x\n--path=/reports/q1\n--fileNames=first\nenduse;
+         select count(*) as n from @x",
+    )
+    .await;
+    assert_eq!(answer, r#"[{"n":1}]"#);
+    assert_eq!(read("first.csv").unwrap(), "Int\n7\n");
+    // Each type its own encoder and extension: an SQLite file that SQLite reads, JSON rows, a
+    // workbook (a zip archive).
+    run_to_json(
+        &s,
+        "@x = select [Int], Str from Testing1K where [Int] <= 3;
+         @y = select [Int] from Testing1K where [Int] = 2;
+         @w = use Drive.SaveAs with @x\n--path=/db\n--fileNames=small\n--type=SqLite\nenduse;
+         @j = use Drive.SaveAs with @y\n--path=/db\n--fileNames=one\n--type=json\nenduse;
+         @e = use Drive.SaveAs with @x, @y\n--path=/db\n--fileNames=small,one\n--type=EXCEL\nenduse;
+         select * from @w",
+    )
+    .await;
+    let db_file = |name: &str| std::fs::read(drive.join("db").join(name)).unwrap();
+    assert_eq!(db_file("one.json"), br#"[{"Int":2}]"#);
+    for workbook in ["small.xlsx", "one.xlsx"] {
+        assert!(db_file(workbook).starts_with(b"PK"), "{workbook}");
+    }
+    let db = rusqlite::Connection::open(drive.join("db/small.sqlite")).unwrap();
+    let n: i64 = db
+        .query_row("select count(*) from results", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    // The call is listed for lumipy's atlas: a direct provider with its options' table.
+    let listed = run_to_json(
+        &s,
+        "select Name, Category, CustomSyntax like '%fileNames%│%' as HasOptions from Sys.Registration where Type = 'DirectProvider' order by Name",
+    )
+    .await;
+    assert_eq!(
+        listed,
+        r#"[{"Name":"Drive.SaveAs","Category":"Files, Utilities","HasOptions":true},{"Name":"Sys.Admin.SetupView","Category":"System","HasOptions":false}]"#
+    );
+    for (sql, name, why) in [
+        // Nothing to write, or not a table variable.
+        (
+            "@w = use Drive.SaveAs\n--path=/a\n--fileNames=b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "needs the table variables",
+        ),
+        (
+            "@w = use Drive.SaveAs with @nope\n--path=/a\n--fileNames=b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "is not defined before",
+        ),
+        // One name per variable, names without a path, a folder inside Drive.
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=b,c\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "one --fileNames entry per table variable",
+        ),
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=../b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "names without a path",
+        ),
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/../a\n--fileNames=b\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "must stay inside Drive",
+        ),
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=b\n--type=Pdf\nenduse; select * from @w",
+            "SqlSyntaxError",
+            "--type must be one of",
+        ),
+        // What is not served says so: one file of several tables; a scalar known only at run time.
+        (
+            "@x = select 1 as a; @w = use Drive.SaveAs with @x\n--path=/a\n--fileNames=b\n--combineToOne=c\nenduse; select * from @w",
+            "SqlNotSupported",
+            "--combineToOne is not served",
+        ),
+        (
+            "@x = select 1 as a; @@n = select max(a) from @x; @w = use Drive.SaveAs with @x, @@n\n--path=/a\n--fileNames={@@n}\nenduse; select * from @w",
+            "SqlNotSupported",
+            "set to a literal",
+        ),
+    ] {
+        let body = problem(put(&s, "t", "", sql.to_string()).await, 400).await;
+        assert_eq!(body["name"], name, "{sql}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(why), "{sql}: {detail}");
+    }
+}
+
+/// A save step runs under its job's limits: cancelling the job stops it and leaves no file, not
+/// even a temporary one.
+#[tokio::test]
+async fn a_cancelled_drive_save_writes_nothing() {
+    // A hundred rows at half a second each.
+    let slow = "@x = select Str, Takes500Ms from Testing1K where [Int] <= 100;
+         @w = use Drive.SaveAs with @x\n--path=/slow\n--fileNames=never\nenduse;
+         select * from @w";
+    let s = server().await;
+    let id = start(&s, "t", slow).await;
+    // Cancelled while it writes: once its temporary file exists.
+    let folder = s.engine.data_dir().join("luminesce-drive/slow");
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&folder)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    until(|| files().iter().any(|f| f.ends_with(".partial"))).await;
+    assert!(
+        files().iter().any(|f| f.ends_with(".partial")),
+        "the save never began: {:?}",
+        files()
+    );
+    cancel(&s, "t", &id).await;
+    // The job's task lets go of its save as it stops, a moment after the cancel is answered.
+    until(|| files().is_empty()).await;
+    assert!(files().is_empty(), "{:?}", files());
+}
+
+/// `WAIT` pauses the job before its query runs, under its cancel; `pragma TimeoutSec` limits it;
+/// an APPLY the engine cannot turn into a join fails the query rather than answer otherwise.
+#[tokio::test]
+async fn wait_and_pragma_timeout_run_under_the_job() {
+    let s = server().await;
+    let began = std::time::Instant::now();
+    assert_eq!(
+        run_to_json(&s, "select 1 as a wait 0.5").await,
+        r#"[{"a":1}]"#
+    );
+    assert!(began.elapsed() >= Duration::from_millis(500));
+    // Cancelled while it waits.
+    let id = start(&s, "t", "select 1 as a wait 600").await;
+    cancel(&s, "t", &id).await;
+    for (sql, why) in [
+        // Ten rows at half a second each, past a one-second pragma.
+        (
+            "pragma TimeoutSec = 1;\nselect Str, Takes500Ms from Testing1K where [Int] <= 10",
+            "timeout of 1000 ms",
+        ),
+        (
+            "select x.[Int], r.b from Testing1K x cross apply (select x.[Int] * 10 as b) r where x.[Int] < 3",
+            "correlated by equalities",
+        ),
+    ] {
+        let id = start(&s, "t", sql).await;
+        let done = wait_done(&s, "t", &id).await;
+        assert_eq!(done["status"], "Faulted", "{done}");
+        let progress = done["progress"].as_str().unwrap_or_default();
+        assert!(progress.contains(why), "{sql}: {progress}");
     }
 }
 
@@ -970,10 +1220,16 @@ async fn the_sdk_api_classes_work_unchanged() {
 }
 
 /// FINBOURNE's lumipy with only the URL and a token (tests/sdk/lumipy/lumipy_test.py, in lumipy's own
-/// virtual environment): get_client, query_and_fetch, run and QueryJob, pretty, the catalog, the CLI.
+/// virtual environment): get_client, query_and_fetch, run and QueryJob, pretty, the catalog, views,
+/// get_atlas and its fluent API, Drive.SaveAs, the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lumipy_works_unchanged() {
     let s = server().await;
     let script = "tests/sdk/lumipy/lumipy_test.py";
     run_client_script(&lumipy_python(), &s, script, "lumipy: ok").await;
+    // The files lumipy's drive_saveas and to_drive wrote.
+    let drive = s.engine.data_dir().join("luminesce-drive/lumipy");
+    let read = |name: &str| std::fs::read_to_string(drive.join(name)).unwrap();
+    assert_eq!(read("small.csv"), "Int,Str\n1,Str1\n2,Str2\n3,Str3\n");
+    assert_eq!(read("to_drive.csv"), "Int\n1\n2\n");
 }

@@ -434,6 +434,8 @@ impl AsterixFront {
                 ..Limits::default()
             },
             meta: Value::Null,
+            saves: Vec::new(),
+            wait: None,
         };
         spec.set_meta(&meta);
         spec

@@ -23,35 +23,46 @@ pub const MAX_PATH_BYTES: usize = 1024;
 /// The file a save goes to, relative to Drive's root, with the format's extension. Answers it and
 /// the Drive path shown back to the client.
 pub fn target(requested: &str, output: Output) -> Result<(PathBuf, String), LuminesceError> {
-    let refuse = |why: &str| {
+    file(requested, |clean| {
+        clean.set_extension(output.extension());
+    })
+    .map_err(|why| {
         LuminesceError::bad_parameter(
             "driveLocationAndFileName",
             format!("driveLocationAndFileName '{requested}' {why}"),
         )
-    };
+    })
+}
+
+/// A Drive path made a file inside Drive: `requested` (after `adjust`) relative to Drive's root, and
+/// the path shown back to the client; or why it cannot be one.
+pub fn file(
+    requested: &str,
+    adjust: impl FnOnce(&mut PathBuf),
+) -> Result<(PathBuf, String), String> {
     let relative = Path::new(requested.trim().trim_start_matches(['/', '\\']));
     let mut clean = PathBuf::new();
     for component in relative.components() {
         match component {
             Component::Normal(part) => clean.push(part),
             Component::CurDir => {}
-            _ => return Err(refuse("must stay inside Drive (no '..' or drive prefixes)")),
+            _ => return Err("must stay inside Drive (no '..' or drive prefixes)".into()),
         }
     }
     if clean.file_name().is_none() || requested.contains('\0') {
-        return Err(refuse("must name a file"));
+        return Err("must name a file".into());
     }
-    clean.set_extension(output.extension());
+    adjust(&mut clean);
     if clean
         .components()
         .any(|c| c.as_os_str().len() > MAX_NAME_BYTES)
     {
-        return Err(refuse(&format!(
+        return Err(format!(
             "has a file or folder name longer than {MAX_NAME_BYTES} bytes"
-        )));
+        ));
     }
     if clean.as_os_str().len() > MAX_PATH_BYTES {
-        return Err(refuse(&format!("is longer than {MAX_PATH_BYTES} bytes")));
+        return Err(format!("is longer than {MAX_PATH_BYTES} bytes"));
     }
     let shown = format!("/{}", clean.to_string_lossy().replace('\\', "/"));
     Ok((clean, shown))

@@ -10,6 +10,7 @@
 //! Auth is a Bearer token. With no users configured any token is accepted and is its own
 //! principal; with users configured only their tokens are.
 
+mod apply;
 mod catalog;
 mod design;
 mod drive;
@@ -21,10 +22,12 @@ mod grouping;
 mod histogram;
 mod history;
 mod models;
+mod modifiers;
 mod multi_query;
 #[cfg(test)]
 mod oracle;
 mod params;
+mod save_as;
 mod script;
 pub(crate) mod sql;
 mod sql_execution;
@@ -497,7 +500,7 @@ impl LuminesceFront {
         };
         let mut spec = self.job_spec(caller, sql, q, &START_PARAMETERS).await?;
         spec.name = q.nonblank("queryName");
-        spec.limits = limits;
+        spec.limits = limited(&spec, limits);
         spec.set_meta(&models::LuminesceJob {
             provide_lineage: lineage,
             ..models::LuminesceJob::of(&spec)
@@ -559,6 +562,13 @@ impl LuminesceFront {
                 ..models::LuminesceJob::default()
             });
         }
+        spec.wait = Some(rewritten.wait).filter(|w| !w.is_zero());
+        // Carried to the request's own limits, which keep it where it is the shorter (`limited`).
+        spec.limits.timeout = rewritten.timeout;
+        spec.saves = rewritten.saves;
+        for save in &mut spec.saves {
+            save.root = self.drive.root().to_path_buf();
+        }
         spec.exec_sql = rewritten.exec_sql;
         spec.params = params;
         Ok(spec)
@@ -568,7 +578,8 @@ impl LuminesceFront {
     /// lineage request, still going or within the window (and never past its keep-for).
     fn reusable(&self, spec: &JobSpec) -> Option<JobId> {
         let window = Duration::from_secs(self.settings.reuse_window_secs);
-        if window.is_zero() {
+        // A script that writes files writes them each time it is sent.
+        if window.is_zero() || !spec.saves.is_empty() {
             return None;
         }
         let reuse = Reuse {
@@ -779,6 +790,15 @@ impl LuminesceFront {
 }
 
 /// The SQL of a request's text/plain body.
+/// A job's limits as its request asks; a `pragma TimeoutSec` in its SQL (which `script_job` put in
+/// the spec's timeout) is kept where it is the shorter.
+fn limited(spec: &JobSpec, mut limits: Limits) -> Limits {
+    if let Some(pragma) = spec.limits.timeout {
+        limits.timeout = Some(limits.timeout.map_or(pragma, |t| t.min(pragma)));
+    }
+    limits
+}
+
 fn request_sql(request: &Request) -> Result<&str, LuminesceError> {
     let sql = std::str::from_utf8(request.body()).map_err(|e| {
         LuminesceError::bad_request(format!("the body must be the SQL as UTF-8 text: {e}"))

@@ -345,7 +345,7 @@ impl LuminesceFront {
                 continue;
             }
             spec.name = Some(name.to_string());
-            spec.limits = limits.clone();
+            spec.limits = super::limited(&spec, limits.clone());
             spec.set_meta(&LuminesceJob {
                 multi: Some(MultiMember {
                     set: set.clone(),

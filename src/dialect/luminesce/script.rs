@@ -6,13 +6,15 @@
 //!   named `"@name"` in front of the answer's own; scalar variables become scalar subqueries.
 //! - `#2020-01-01#` (and `#2020-01-01 10:30:00#`) is a date-time literal.
 //! - `* (except a, b)` (or `* (- a, b)`) leaves columns out (`exclusions.rs`).
-//! - `use <provider> … enduse` calls a direct provider; `Sys.Admin.SetupView` is the one served:
-//!   its body is the variable's query, and the view it names is saved once the script succeeds.
+//! - `use <provider> … enduse` calls a direct provider. `Sys.Admin.SetupView`: its body is the
+//!   variable's query, and the view it names is saved once the script succeeds. `Drive.SaveAs`
+//!   (`save_as.rs`): the job writes table variables to Drive files before its answer runs.
 //! - An unaliased result column that is not a plain column is named by its text as written, the
 //!   way SQLite names it (`length(Str)`, `substr(Str,1,2)`): an `AS "<text>"` is added after it.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use sqlparser::ast::helpers::attached_token::AttachedToken;
@@ -32,6 +34,12 @@ use crate::query::{EngineError, ErrorKind, syntax_message};
 pub struct Compiled {
     pub statement: Statement,
     pub views: Vec<ViewSetup>,
+    /// The files the script writes (`Drive.SaveAs`), in order, before its answer runs.
+    pub saves: Vec<super::save_as::DriveSave>,
+    /// What its `WAIT`s add up to: paused before the answer runs.
+    pub wait: Duration,
+    /// `pragma TimeoutSec`.
+    pub timeout: Option<Duration>,
 }
 
 /// `use Sys.Admin.SetupView --provider=<name> ---- <query> enduse`: a view to save once the
@@ -78,6 +86,7 @@ fn compile_at(
         .tokenize_with_location()
         .map_err(|e| syntax(e.to_string()))?;
     let tokens = date_literals(&source, tokens)?;
+    let tokens = super::modifiers::frame_exclusions(tokens)?;
     let (tokens, exclusions) = super::exclusions::take(tokens)?;
     let mut tables: Vec<(String, Box<Query>)> = earlier
         .iter()
@@ -86,9 +95,17 @@ fn compile_at(
     let mut scalars: HashMap<String, Box<Query>> = HashMap::new();
     let mut answer: Option<Box<Query>> = None;
     let mut views: Vec<ViewSetup> = Vec::new();
+    let mut saves: Vec<super::save_as::DriveSave> = Vec::new();
+    let mut wait = Duration::ZERO;
+    let mut timeout = None;
     for statement in statements(&tokens)? {
         let statement = trim(statement);
         if statement.is_empty() {
+            continue;
+        }
+        if let Some(pragma) = super::modifiers::pragma(statement)? {
+            let super::modifiers::Pragma::Timeout(seconds) = pragma;
+            timeout = Some(seconds);
             continue;
         }
         if answer.is_some() {
@@ -97,6 +114,7 @@ fn compile_at(
             ));
         }
         let (target, body) = assignment(statement);
+        super::modifiers::refuse_types(body)?;
         let query = if let Some(call) = direct_call(&source, body)? {
             if !direct {
                 return Err(unsupported(
@@ -108,12 +126,23 @@ fn compile_at(
                     "a direct provider's result is a table: assign it to an @table variable",
                 ));
             }
-            let (mut view, query) = call.setup_view()?;
-            view.variable = target.as_ref().map(|t| t.name.clone());
-            views.push(view);
-            query
+            if call
+                .provider
+                .eq_ignore_ascii_case(super::save_as::DRIVE_SAVE_AS)
+            {
+                let (written, query) =
+                    super::save_as::compile(&call, &tables, &scalars, saves.len())?;
+                saves.extend(written);
+                query
+            } else {
+                let (mut view, query) = call.setup_view()?;
+                view.variable = target.as_ref().map(|t| t.name.clone());
+                views.push(view);
+                query
+            }
         } else {
-            let body = variables(body, &tables, &scalars)?;
+            let body = super::modifiers::take_waits(body, &mut wait)?;
+            let body = variables(&body, &tables, &scalars)?;
             let body = name_columns(&source, body)?;
             parse(body, &scalars, &exclusions)?
         };
@@ -141,37 +170,46 @@ fn compile_at(
             "the script has no query to answer: its last statement must be a query",
         ));
     };
-    if !tables.is_empty() {
-        let ctes = tables.into_iter().map(|(name, query)| Cte {
-            alias: TableAlias {
-                explicit: false,
-                name: table_variable(&name),
-                columns: Vec::new(),
-                at: None,
-            },
-            query,
-            from: None,
-            materialized: None,
-            closing_paren_token: AttachedToken::empty(),
-        });
-        match &mut answer.with {
-            Some(with) => {
-                let own = std::mem::take(&mut with.cte_tables);
-                with.cte_tables = ctes.chain(own).collect();
-            }
-            None => {
-                answer.with = Some(With {
-                    with_token: AttachedToken::empty(),
-                    recursive: false,
-                    cte_tables: ctes.collect(),
-                });
-            }
-        }
-    }
+    with_variables(&mut answer, tables);
     Ok(Compiled {
         statement: Statement::Query(answer),
         views,
+        saves,
+        wait,
+        timeout,
     })
+}
+
+/// Puts table variables (name, query) in front of a query's own CTEs, named `"@name"`.
+pub(super) fn with_variables(query: &mut Query, tables: Vec<(String, Box<Query>)>) {
+    if tables.is_empty() {
+        return;
+    }
+    let ctes = tables.into_iter().map(|(name, query)| Cte {
+        alias: TableAlias {
+            explicit: false,
+            name: table_variable(&name),
+            columns: Vec::new(),
+            at: None,
+        },
+        query,
+        from: None,
+        materialized: None,
+        closing_paren_token: AttachedToken::empty(),
+    });
+    match &mut query.with {
+        Some(with) => {
+            let own = std::mem::take(&mut with.cte_tables);
+            with.cte_tables = ctes.chain(own).collect();
+        }
+        None => {
+            query.with = Some(With {
+                with_token: AttachedToken::empty(),
+                recursive: false,
+                cte_tables: ctes.collect(),
+            });
+        }
+    }
 }
 
 /// The statements of a script: split at `;`, except inside `use … enduse`.
@@ -212,14 +250,14 @@ fn is_enduse(t: &TokenWithSpan) -> bool {
 }
 
 /// A `use <provider> [with @a, …] [limit n] <options> ---- <body> enduse` call, read off its text.
-struct DirectCall<'a> {
-    provider: String,
+pub(super) struct DirectCall<'a> {
+    pub provider: String,
     /// The text after the provider's name on its first line (`with …`, `limit …`).
-    header: &'a str,
+    pub header: &'a str,
     /// `--name=value` (or `--name:value`, or a bare `--name`) lines before the `----` line; lines
     /// that do not start with `--` continue the option before them.
-    options: Vec<(String, String)>,
-    body: &'a str,
+    pub options: Vec<(String, String)>,
+    pub body: &'a str,
     text: &'a str,
 }
 
@@ -315,8 +353,9 @@ impl DirectCall<'_> {
     fn setup_view(&self) -> Result<(ViewSetup, Box<Query>), EngineError> {
         if !self.provider.eq_ignore_ascii_case(SETUP_VIEW) {
             return Err(unsupported(format!(
-                "the direct provider {} is not available here; polyquery serves {SETUP_VIEW} only",
-                self.provider
+                "the direct provider {} is not available here; polyquery serves {SETUP_VIEW} and {} only",
+                self.provider,
+                super::save_as::DRIVE_SAVE_AS
             )));
         }
         if !self.header.is_empty() {
@@ -376,11 +415,11 @@ pub fn compile_view(sql: &str) -> Result<Box<Query>, EngineError> {
 }
 
 /// The CTE name a table variable becomes; quoted, so it can never meet a table's name.
-fn table_variable(name: &str) -> Ident {
+pub(super) fn table_variable(name: &str) -> Ident {
     Ident::with_quote('"', format!("@{name}"))
 }
 
-fn syntax(message: impl Into<String>) -> EngineError {
+pub(super) fn syntax(message: impl Into<String>) -> EngineError {
     EngineError::new(ErrorKind::Syntax, message.into())
 }
 
@@ -391,7 +430,7 @@ fn refused(e: crate::sql::guard::Refused) -> EngineError {
     }
 }
 
-fn unsupported(message: impl Into<String>) -> EngineError {
+pub(super) fn unsupported(message: impl Into<String>) -> EngineError {
     EngineError::new(ErrorKind::Unsupported, message.into())
 }
 
@@ -447,7 +486,7 @@ impl<'a> Source<'a> {
     }
 }
 
-fn is_blank(t: &TokenWithSpan) -> bool {
+pub(super) fn is_blank(t: &TokenWithSpan) -> bool {
     matches!(t.token, Token::Whitespace(_))
 }
 
@@ -463,7 +502,7 @@ fn trim(tokens: &[TokenWithSpan]) -> &[TokenWithSpan] {
     &tokens[start..end]
 }
 
-fn word(t: &TokenWithSpan) -> Option<&Word> {
+pub(super) fn word(t: &TokenWithSpan) -> Option<&Word> {
     match &t.token {
         Token::Word(w) => Some(w),
         _ => None,
@@ -1025,8 +1064,12 @@ mod tests {
                 "no closing 'enduse'",
             ),
             (
-                "@v = use Drive.SaveAs with @x\n--path=/a\nenduse; select 1",
+                "@v = use Drive.Csv with @x\n--file=/a\nenduse; select 1",
                 "not available here",
+            ),
+            (
+                "@v = use Drive.SaveAs with @x\n--path=/a\nenduse; select 1",
+                "@x is not defined",
             ),
             (
                 "@v = use Sys.Admin.SetupView\n--provider=V\nenduse; select 1",

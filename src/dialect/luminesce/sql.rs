@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 use sqlparser::ast::{
     BinaryOperator, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr,
@@ -23,10 +24,11 @@ use sqlparser::tokenizer::{Token, Tokenizer, Word};
 
 use super::errors::LuminesceError;
 use super::models::data_type;
+use super::save_as::{self, DRIVE_SAVE_AS};
 use super::script::{SETUP_VIEW, ViewSetup};
 use super::view_parameters;
 use super::views::View;
-use crate::engine::{EngineError, ErrorKind, Params};
+use crate::engine::{EngineError, ErrorKind, Params, SaveStep};
 use crate::exec::Catalog;
 use crate::exec::sqlite_functions;
 use crate::sql::call;
@@ -40,6 +42,13 @@ pub struct Rewritten {
     pub parameters: BTreeSet<String>,
     /// The views the script sets up (`Sys.Admin.SetupView`).
     pub views: Vec<ViewSetup>,
+    /// The files the script writes (`Drive.SaveAs`) before its answer runs; their `root` is the
+    /// front's to set.
+    pub saves: Vec<SaveStep>,
+    /// How long the job pauses before its query runs (the script's `WAIT`s).
+    pub wait: Duration,
+    /// `pragma TimeoutSec`.
+    pub timeout: Option<Duration>,
 }
 
 /// The most saved views one query may expand (views read views; a cycle would never end).
@@ -66,6 +75,19 @@ pub fn rewrite_with(
     let compiled = super::script::compile_with(sql, earlier)?;
     let mut rewritten = finish(compiled.statement, params, catalog, views)?;
     rewritten.views = compiled.views;
+    rewritten.wait = compiled.wait;
+    rewritten.timeout = compiled.timeout;
+    for save in compiled.saves {
+        let written = finish(Statement::Query(save.query), params, catalog, views)?;
+        rewritten.saves.push(SaveStep {
+            sql: written.exec_sql,
+            root: Default::default(),
+            path: save.path,
+            format: save.format.to_string(),
+            skip_if_empty: save.skip_if_empty,
+            rows_param: save.rows_param,
+        });
+    }
     Ok(rewritten)
 }
 
@@ -108,6 +130,9 @@ fn finish(
         exec_sql: statement.to_string(),
         parameters: rewrite.parameters,
         views: Vec::new(),
+        saves: Vec::new(),
+        wait: Duration::ZERO,
+        timeout: None,
     })
 }
 
@@ -390,10 +415,10 @@ impl SysTable {
                         Value::Null,
                         Value::Null,
                         number(name.matches('.').count()),
-                        if kind == "DirectProvider" {
-                            text(SETUP_VIEW_SYNTAX)
-                        } else {
-                            Value::Null
+                        match name {
+                            SETUP_VIEW => text(SETUP_VIEW_SYNTAX),
+                            DRIVE_SAVE_AS => text(save_as::SYNTAX),
+                            _ => Value::Null,
                         },
                     ]
                 };
@@ -415,7 +440,13 @@ impl SysTable {
                     "System",
                     "Saves a query as a view: a provider of its own name",
                 );
-                tables.chain(views).chain([setup]).collect()
+                let save = provider(
+                    DRIVE_SAVE_AS,
+                    "DirectProvider",
+                    "Files, Utilities",
+                    save_as::DESCRIPTION,
+                );
+                tables.chain(views).chain([setup, save]).collect()
             }
         }
     }
@@ -614,6 +645,10 @@ impl VisitorMut for Rewrite<'_> {
         }
         if let Err(e) = self.expand_views_in(&mut query.body) {
             self.failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        if let Err(why) = super::apply::lateral_joins(&mut query.body) {
+            self.failure = Some(EngineError::new(ErrorKind::Unsupported, why).into());
             return ControlFlow::Break(());
         }
         super::grouping::wrap_bare_columns(query);

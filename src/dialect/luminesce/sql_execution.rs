@@ -86,11 +86,12 @@ impl LuminesceFront {
         request.load_wait_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut spec = self.job_spec(caller, sql, q, &SYNC_OPTIONS).await?;
         spec.name = q.nonblank("queryName");
-        spec.limits = Limits {
+        let limits = Limits {
             timeout: Some(timeout),
             keep_for: KEEP_FOR_NEGATIVE,
             row_limit: None,
         };
+        spec.limits = super::limited(&spec, limits);
         spec.set_meta(&models::LuminesceJob {
             provide_lineage: lineage,
             ..models::LuminesceJob::of(&spec)

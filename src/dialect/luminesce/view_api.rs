@@ -184,11 +184,12 @@ impl LuminesceFront {
                 ),
             ));
         }
-        spec.limits = Limits {
+        let limits = Limits {
             timeout: Some(self.max_wait()),
             keep_for: super::KEEP_FOR_NEGATIVE,
             row_limit: None,
         };
+        spec.limits = super::limited(&spec, limits);
         let name = setup.name.clone();
         let id = self.engine.submit(spec).await?;
         let record = crate::wire::wait_within(&self.engine, id, &self.limits).await?;

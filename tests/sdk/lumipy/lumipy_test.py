@@ -3,11 +3,14 @@
 Usage: python lumipy_test.py http://127.0.0.1:PORT
 
 get_client, query_and_fetch (the synchronous /api/Sql/csv), client.run and its QueryJob (wait,
-result, cancel), pretty, the table field catalog, views (set up, read, delete_view), and the
-`lumipy query` command line. Exits non-zero
-with a message naming the first mismatch.
+result, cancel), pretty, the table field catalog, views (set up, read, delete_view), get_atlas and
+the provider objects it builds (the fluent API: select, where, group_by, aggregate, windows,
+to_table_var, joins; the Drive.SaveAs direct provider and to_drive), and the `lumipy query` command
+line. Exits non-zero with a message naming the first mismatch.
 """
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -67,6 +70,42 @@ check("view read", client.query_and_fetch("select Str from [Lumipy.Small] order 
 check("view in the catalog", list(client.table_field_catalog().query("TableName == 'Lumipy.Small'").FieldName), ["Int", "Str"])
 client.delete_view("Lumipy.Small")
 check("view deleted", list(client.table_field_catalog().query("TableName == 'Lumipy.Small'").FieldName), [])
+
+# The atlas, built from lumipy's own catalog queries: data providers, and Drive.SaveAs as a direct one.
+def quietly(run):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run()
+
+
+atlas = quietly(lambda: lm.get_atlas(api_url=URL, access_token="lumipy-user"))
+t = atlas.testing1k()
+check("atlas provider columns", [c.meta.field_name for c in t.get_columns()][:3], ["Int", "Str", "Dbl"])
+check("atlas direct provider", callable(atlas.drive_saveas), True)
+
+# The fluent API: every query below is lumipy's SQL, run here.
+grouped = t.select(t.bool).where(t.int <= 10).group_by(t.bool).aggregate(
+    n=t.int.count(), s=t.int.sum(), m=t.dbl.mean()).order_by(t.bool.asc())
+check("fluent group and aggregate", quietly(grouped.go).values.tolist(),
+      [[False, 5, 25.0, 1.25], [True, 5, 30.0, 1.5]])
+tv = t.select(t.int, t.str).where(t.int <= 3).to_table_var()
+check("fluent table variable", quietly(tv.select("*").go).values.tolist(),
+      [[1, "Str1"], [2, "Str2"], [3, "Str3"]])
+other = atlas.testing10k()
+joined = tv.inner_join(other, on=tv.int == other.int).select(tv.int, other.dbl)
+check("fluent join", quietly(joined.go).values.tolist(), [[1, 0.25], [2, 0.5], [3, 0.75]])
+
+# Windows: lumipy writes each frame with SQLite's EXCLUDE NO OTHERS.
+windowed = t.select(t.int, r=lm.window(groups=t.bool, orders=t.int.asc()).row_number(),
+                    c=lm.window(orders=t.int.asc()).sum(t.int)).where(t.int < 5).order_by(t.int.asc())
+check("fluent windows", quietly(windowed.go).values.tolist(), [[1, 1, 1], [2, 1, 3], [3, 2, 6], [4, 2, 10]])
+
+# Drive.SaveAs through the atlas (the files are checked by the Rust test that runs this script).
+saved = atlas.drive_saveas(tv, type="Csv", path="/lumipy/", file_names="small")
+check("drive_saveas columns", [c.meta.field_name for c in saved.get_columns()],
+      ["VariableName", "FileName", "RowCount", "Skipped"])
+check("drive_saveas", quietly(saved.select("*").go).values.tolist()[0][1:], ["/lumipy/small.csv", 3, False])
+to_drive = t.select(t.int).where(t.int < 3).to_drive("/lumipy/to_drive.csv")
+check("to_drive", quietly(to_drive.go).values.tolist()[0][1:], ["/lumipy/to_drive.csv", 2, False])
 
 # The command line, configured by the environment variables the SDK reads.
 with tempfile.TemporaryDirectory() as out:
