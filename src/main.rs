@@ -278,11 +278,12 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tables = executor.catalog().tables.len();
+    let engine_config = config.engine_config()?;
     let engine = match &config.store.url {
         Some(url) => PgJobStore::connect(url).and_then(|store| {
-            Engine::start_with_store(config.engine_config(), Arc::new(executor), Arc::new(store))
+            Engine::start_with_store(engine_config, Arc::new(executor), Arc::new(store))
         }),
-        None => Engine::start(config.engine_config(), Arc::new(executor)),
+        None => Engine::start(engine_config, Arc::new(executor)),
     }
     .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     let listeners = server::bind_all(&config)
