@@ -275,26 +275,68 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> SideTable<T> {
             .collect()
     }
 
-    /// Saves (inserts or replaces) a record, in the background.
-    pub fn save(&self, key: &str, record: &T) {
-        match serde_json::to_value(record) {
-            Ok(value) => self
-                .engine
-                .inner
-                .store
-                .save_side(self.table, key.to_string(), value),
+    /// One record, read from the store (in a cluster, another instance may have written it).
+    pub fn get(&self, key: &str) -> Option<T> {
+        let records = &self.engine.inner.records;
+        match crate::sql::guard::blocking(|| records.load_side_one(self.table, key)) {
+            Ok(value) => value.and_then(|v| serde_json::from_value(v).ok()),
             Err(e) => {
-                tracing::error!(table = self.table, key, error = %e, "could not encode a side record")
+                tracing::error!(table = self.table, key, error = %e, "could not read a side record");
+                None
             }
         }
     }
 
-    /// Removes a record, in the background.
+    /// Whether other instances share these records (then a record missing from a front's memory
+    /// may be in the store, and numbers must come from [`SideTable::next_number`]).
+    pub fn shared(&self) -> bool {
+        self.engine.inner.cluster.is_some()
+    }
+
+    /// A number no other instance hands out (the store's sequence).
+    pub fn next_number(&self) -> Result<u64, EngineError> {
+        let records = &self.engine.inner.records;
+        crate::sql::guard::blocking(|| records.next_seq())
+    }
+
+    /// Saves (inserts or replaces) a record: in the background, or in a cluster before it returns
+    /// (the client's next request may reach another instance).
+    pub fn save(&self, key: &str, record: &T) {
+        let value = match serde_json::to_value(record) {
+            Ok(value) => value,
+            Err(e) => {
+                tracing::error!(table = self.table, key, error = %e, "could not encode a side record");
+                return;
+            }
+        };
+        if self.shared() {
+            let records = &self.engine.inner.records;
+            if let Err(e) =
+                crate::sql::guard::blocking(|| records.save_side(self.table, key, &value))
+            {
+                tracing::error!(table = self.table, key, error = %e, "could not save a side record");
+            }
+        } else {
+            self.engine
+                .inner
+                .store
+                .save_side(self.table, key.to_string(), value);
+        }
+    }
+
+    /// Removes a record: in the background, or in a cluster before it returns.
     pub fn remove(&self, key: &str) {
-        self.engine
-            .inner
-            .store
-            .remove_side(self.table, key.to_string());
+        if self.shared() {
+            let records = &self.engine.inner.records;
+            if let Err(e) = crate::sql::guard::blocking(|| records.remove_side(self.table, key)) {
+                tracing::error!(table = self.table, key, error = %e, "could not remove a side record");
+            }
+        } else {
+            self.engine
+                .inner
+                .store
+                .remove_side(self.table, key.to_string());
+        }
     }
 
     /// Waits until every save and removal made so far is written.

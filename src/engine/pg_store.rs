@@ -499,6 +499,22 @@ impl JobStore for PgJobStore {
         self.work.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
+    fn load_side_one(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        let table = side_table_name(table)?.to_string();
+        let rows = self.pairs(
+            "SELECT key, value FROM pq_side WHERE tbl = $1 AND key = $2",
+            vec![Box::new(table), Box::new(key.to_string())],
+        )?;
+        Ok(readable(rows, "side record")
+            .into_iter()
+            .next()
+            .map(|(_, v)| v))
+    }
+
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError> {
         let table = side_table_name(table)?.to_string();
         let rows = self.pairs(

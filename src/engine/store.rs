@@ -49,6 +49,18 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every readable side record of `table`, for restart.
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError>;
 
+    /// One side record of `table`.
+    fn load_side_one(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        Ok(self
+            .load_side(table)?
+            .into_iter()
+            .find_map(|(k, v)| (k == key).then_some(v)))
+    }
+
     /// Lets go of the store (a connection, a lock) at shutdown, so that the next instance may have
     /// it at once; what comes after is refused.
     fn close(&self) {}

@@ -8,11 +8,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::cross_wire::{ADMIN, ANSWER, Caller, Seen, Wire};
+use crate::cross_wire::{ADMIN, ANSWER, Caller, Seen, WIRES, Wire};
 use crate::postgres::{Postgres, free_port};
-
-/// The wires whose flows run across instances. Looker's sessions are still one instance's own.
-const CLUSTER_WIRES: [Wire; 3] = [Wire::Luminesce, Wire::Kylin, Wire::AsterixDb];
 
 /// One `polyquery serve` process, killed (SIGKILL) when dropped.
 struct Instance {
@@ -37,6 +34,14 @@ impl Instance {
             .args(["--set", &format!("store.url={}", pg.url())])
             .args(["--set", &format!("results.url=file://{}", shared.display())])
             .args(["--set", "cluster.lease_ms=1000"])
+            .args([
+                "--set",
+                concat!(
+                    "looker.model_dir=",
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/sdk/looker/models"
+                ),
+            ])
             .args(["--set", "engine.reaper_interval_ms=100"]);
         for setting in settings {
             command.args(["--set", setting]);
@@ -136,8 +141,8 @@ async fn seen_within(caller: &Caller, wire: Wire, job: &str, expected: Seen, wit
 async fn every_follow_up_request_goes_to_another_instance() {
     let cluster = Cluster::start(&[]).await;
     let caller = cluster.caller(&[0, 1, 2]).await;
-    for from in CLUSTER_WIRES {
-        for via in CLUSTER_WIRES {
+    for from in WIRES {
+        for via in WIRES {
             let cell = format!("started on {from:?}, read through {via:?}");
             let job = caller.start(from, false).await;
             assert_eq!(caller.settled(via, &job).await, Seen::Succeeded, "{cell}");
@@ -191,7 +196,7 @@ async fn the_jobs_of_a_killed_instance_end_on_the_survivors() {
     let mut cluster = Cluster::start(&[]).await;
     let on_a = cluster.caller(&[0]).await;
     let mut jobs = Vec::new();
-    for wire in CLUSTER_WIRES {
+    for wire in WIRES {
         let done = on_a.start(wire, false).await;
         assert_eq!(on_a.settled(wire, &done).await, Seen::Succeeded);
         // An AsterixDB result may be read once (max-result-reads): it is read after the kill only.

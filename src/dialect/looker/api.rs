@@ -380,7 +380,8 @@ impl LookerFront {
         let models = Models::load(engine.executor().catalog(), settings.model_dir.as_deref());
         let retain = Duration::from_secs(settings.retain_secs.max(1));
         let sessions = Sessions::new(principals)
-            .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)));
+            .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)))
+            .shared_through(engine.side_table("looker_sessions"));
         let queries = QueryStore::new(retain, engine.side_table("looker_queries"));
         let looks = LookStore::new(engine.side_table("looker_looks"));
         let sql_queries = SqlQueries::new(retain, engine.side_table("looker_sql_queries"));

@@ -274,8 +274,19 @@ impl QueryStore {
         {
             return existing.clone();
         }
-        inner.next_id += 1;
-        let id = inner.next_id.to_string();
+        // In a cluster, ids come from the store's sequence, so no two instances give out one.
+        let id = match self.saved.shared() {
+            true => match self.saved.next_number() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "no query id from the shared store; numbering locally");
+                    inner.next_id + 1
+                }
+            },
+            false => inner.next_id + 1,
+        };
+        inner.next_id = inner.next_id.max(id);
+        let id = id.to_string();
         let saved = SavedQuery {
             slug: random_token(7),
             client_id: write.client_id.clone().unwrap_or_else(|| random_token(22)),
@@ -292,13 +303,30 @@ impl QueryStore {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<StoredQuery>> {
-        self.lock().by_id.get(&id.to_string()).cloned()
+        if let Some(stored) = self.lock().by_id.get(&id.to_string()).cloned() {
+            return Some(stored);
+        }
+        // In a cluster, another instance may have stored it.
+        let saved = self.saved.shared().then(|| self.saved.get(id)).flatten()?;
+        Some(self.lock().keep(id.to_string(), saved).0)
     }
 
     pub fn by_slug(&self, slug: &str) -> Option<Arc<StoredQuery>> {
-        let mut inner = self.lock();
-        let id = inner.by_slug.get(slug)?.clone();
-        inner.by_id.get(&id).cloned()
+        {
+            let mut inner = self.lock();
+            if let Some(id) = inner.by_slug.get(slug).cloned() {
+                return inner.by_id.get(&id).cloned();
+            }
+        }
+        if !self.saved.shared() {
+            return None;
+        }
+        let (id, saved) = self
+            .saved
+            .load()
+            .into_iter()
+            .find(|(_, saved)| saved.slug == slug)?;
+        Some(self.lock().keep(id, saved).0)
     }
 }
 
