@@ -134,6 +134,8 @@ struct Inner {
     runtime: QueryRuntime,
     stop: CancellationToken,
     data_dir: PathBuf,
+    /// Where results, exports and saved files go: the data directory, or one a cluster shares.
+    shared_dir: PathBuf,
     /// Set when the store is shared with other instances (cluster mode).
     cluster: Option<Cluster>,
 }
@@ -403,6 +405,7 @@ impl Engine {
             runtime: QueryRuntime(Some(runtime)),
             stop: CancellationToken::new(),
             data_dir: config.data_dir.clone(),
+            shared_dir: results_dir.clone(),
             cluster,
         });
         inner.restore(records, high_water);
@@ -604,6 +607,7 @@ impl Engine {
         });
         if cancelled.is_ok() {
             cell.cancel.cancel();
+            self.inner.release(id);
             if cell.hold().parked.take().is_some() {
                 self.inner.results.remove(id);
             }
@@ -629,7 +633,22 @@ impl Engine {
         let cell = self.inner.cell(id)?;
         // Keyed by the typed principal, so no user name can share an anonymous caller's cursor.
         let reader = serde_json::to_string(reader).map_err(EngineError::internal)?;
+        // In a cluster, the reader's earlier polls may have reached other instances: their
+        // cursors are in the store.
+        let stored_seen = match &self.inner.cluster {
+            Some(_) if !cell.remote => {
+                crate::sql::guard::blocking(|| self.inner.records.load(JobRef::Uuid(id.uuid)))
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.feedback_seen.get(&reader).copied())
+            }
+            _ => None,
+        };
         let mut record = cell.lock();
+        if let Some(stored) = stored_seen {
+            let seen = record.feedback_seen.entry(reader.clone()).or_insert(0);
+            *seen = (*seen).max(stored);
+        }
         let seen = if all {
             0
         } else {
@@ -638,8 +657,10 @@ impl Engine {
         let fresh = record.log.get(seen..).unwrap_or_default().to_vec();
         let total = record.log.len();
         record.feedback_seen.insert(reader, total);
-        if cell.remote {
-            self.inner.persist(&cell, &record);
+        // In a cluster the reader's next poll may reach another instance, which reads the cursor
+        // from the store.
+        if self.inner.cluster.is_some() {
+            self.inner.save_now(&record);
         }
         Ok(fresh)
     }
@@ -847,9 +868,19 @@ impl Engine {
             .map_err(EngineError::internal)?
     }
 
-    /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves.
+    /// Where files every instance must see go (Luminesce's Drive): the data directory, or the
+    /// directory a cluster shares (`results.url`).
+    pub fn shared_dir(&self) -> &std::path::Path {
+        &self.inner.shared_dir
+    }
+
+    /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves (unless
+    /// other instances of a cluster write to it too).
     pub fn save_area(&self, root: std::path::PathBuf) -> SaveArea {
-        SaveArea::open(root)
+        match self.inner.cluster {
+            Some(_) => SaveArea::shared(root),
+            None => SaveArea::open(root),
+        }
     }
 
     /// Where a finished job's Arrow IPC result file lives.
@@ -991,7 +1022,23 @@ impl Inner {
     /// Removes a job and everything it left on disk.
     fn forget(&self, id: JobId) {
         self.drop_files(id);
-        self.store.remove(id);
+        if self.cluster.is_some() {
+            // Gone for every instance before the caller answers.
+            if let Err(e) = crate::sql::guard::blocking(|| self.records.remove(id)) {
+                tracing::error!(job = %id, error = %e, "could not remove a job record");
+            }
+        } else {
+            self.store.remove(id);
+        }
+    }
+
+    /// In a cluster, a job that ended leaves this instance's memory: the store has it, and reads
+    /// of it go there (so that its removal or expiry anywhere is seen here at once).
+    fn release(&self, id: JobId) {
+        if self.cluster.is_some() {
+            write(&self.jobs).remove(&id.uuid);
+            write(&self.by_seq).remove(&id.seq);
+        }
     }
 
     /// Removes a job from memory, with its result and exports.
@@ -1025,18 +1072,7 @@ impl Inner {
             match event.state {
                 None => inner.drop_files(cell.id),
                 Some(state) if state.is_terminal() && !cell.lock().state.is_terminal() => {
-                    let stored = crate::sql::guard::blocking(|| {
-                        inner.records.load(JobRef::Uuid(event.uuid))
-                    });
-                    if let Ok(Some(stored)) = stored
-                        && stored.state.is_terminal()
-                    {
-                        tracing::info!(job = %cell.id, state = stored.state.as_str(), "the job was ended by another instance");
-                        let state = stored.state;
-                        *cell.lock() = stored;
-                        cell.state.send_replace(state);
-                        cell.cancel.cancel();
-                    }
+                    inner.adopt_stored_end(&cell);
                 }
                 Some(_) => {}
             }
@@ -1046,6 +1082,14 @@ impl Inner {
     fn cell(&self, id: JobId) -> Result<Arc<JobCell>, EngineError> {
         let local = read(&self.jobs).get(&id.uuid).cloned();
         let cell = match local {
+            // In a cluster, a running job may have been ended through another instance a moment
+            // ago (the announcement may not be in yet): the store has the last word.
+            Some(cell) if self.cluster.is_some() && !cell.lock().state.is_terminal() => {
+                if !self.adopt_stored_end(&cell) {
+                    return Err(EngineError::not_found());
+                }
+                cell
+            }
             Some(cell) => cell,
             None => self
                 .remote(JobRef::Uuid(id.uuid))?
@@ -1064,24 +1108,62 @@ impl Inner {
         if self.cluster.is_none() {
             return Ok(None);
         }
-        let record = crate::sql::guard::blocking(|| self.records.load(job))?;
-        Ok(record.map(|r| Arc::new(JobCell::remote(r))))
+        let Some(mut record) = crate::sql::guard::blocking(|| self.records.load(job))? else {
+            return Ok(None);
+        };
+        // The schema is not in the record: the result file has it.
+        if record.state == JobState::Succeeded {
+            record.schema = self.results.open(record.id).ok().map(|r| r.schema());
+        }
+        Ok(Some(Arc::new(JobCell::remote(record))))
     }
 
     /// Hands a changed record to the store: this instance's jobs through the writer thread (in
     /// order, without waiting), another instance's straight to the shared store, so that the
     /// change is there when the call returns.
     fn persist(&self, cell: &JobCell, record: &JobRecord) {
-        if !cell.remote {
+        // In a cluster the client's next request may reach another instance: every change is in
+        // the store before it is announced.
+        if cell.remote || self.cluster.is_some() {
+            self.save_now(record);
+        } else {
             self.store.save(record);
-            return;
         }
+    }
+
+    /// Writes a record straight to the store, before the caller answers.
+    fn save_now(&self, record: &JobRecord) {
         match crate::sql::guard::blocking(|| self.records.save(record)) {
             Ok(true) => {}
             Ok(false) => {
-                tracing::debug!(job = %cell.id, "the job changed meanwhile; the store kept its change")
+                tracing::debug!(job = %record.id, "the job changed meanwhile; the store kept its change")
             }
-            Err(e) => tracing::error!(job = %cell.id, error = %e, "could not persist a job record"),
+            Err(e) => {
+                tracing::error!(job = %record.id, error = %e, "could not persist a job record")
+            }
+        }
+    }
+
+    /// A job this instance runs that another instance ended (cancelled it, or failed it taking
+    /// this instance for dead) stops here too, taking the store's record.
+    /// Answers false when the job was removed meanwhile (it is then stopped and forgotten here).
+    fn adopt_stored_end(&self, cell: &JobCell) -> bool {
+        let stored = crate::sql::guard::blocking(|| self.records.load(JobRef::Uuid(cell.id.uuid)));
+        match stored {
+            Ok(Some(stored)) if stored.state.is_terminal() => {
+                tracing::info!(job = %cell.id, state = stored.state.as_str(), "the job was ended by another instance");
+                let state = stored.state;
+                *cell.lock() = stored;
+                cell.state.send_replace(state);
+                cell.cancel.cancel();
+                true
+            }
+            Ok(None) => {
+                cell.cancel.cancel();
+                self.drop_files(cell.id);
+                false
+            }
+            _ => true,
         }
     }
 
@@ -1291,6 +1373,7 @@ impl Inner {
             }
         };
         self.ended(&cell, ended);
+        self.release(cell.id);
     }
 
     /// Announces the finish a fault's not-ready polls held back.
@@ -1332,6 +1415,7 @@ impl Inner {
             })
             .await;
         self.results.remove(cell.id);
+        self.release(cell.id);
     }
 
     /// Runs the query and stores its result, counting rows as they arrive.

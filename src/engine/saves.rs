@@ -34,6 +34,11 @@ impl SaveArea {
         SaveArea { root }
     }
 
+    /// An area other instances write to as well: their saves in progress are not leftovers.
+    pub fn shared(root: PathBuf) -> SaveArea {
+        SaveArea { root }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

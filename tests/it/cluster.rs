@@ -19,6 +19,7 @@ struct Instance {
 }
 
 impl Instance {
+    /// An instance with `settings` (`key=value`) over the configuration file `shared/polyquery.toml`.
     fn start(pg: &Postgres, shared: &Path, settings: &[&str]) -> Instance {
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -31,6 +32,8 @@ impl Instance {
                 "--data-dir",
             ])
             .arg(data.path())
+            .arg("--config")
+            .arg(shared.join("polyquery.toml"))
             .args(["--set", &format!("store.url={}", pg.url())])
             .args(["--set", &format!("results.url=file://{}", shared.display())])
             .args(["--set", "cluster.lease_ms=1000"])
@@ -92,8 +95,14 @@ struct Cluster {
 
 impl Cluster {
     async fn start(settings: &[&str]) -> Cluster {
+        Cluster::configured("", settings).await
+    }
+
+    /// A cluster whose instances read the configuration file `toml`.
+    async fn configured(toml: &str, settings: &[&str]) -> Cluster {
         let pg = Postgres::start();
         let shared = tempfile::tempdir().unwrap();
+        std::fs::write(shared.path().join("polyquery.toml"), toml).unwrap();
         // The first instance migrates the schema; the others then start together.
         let first = Instance::start(&pg, shared.path(), settings);
         first.ready().await;
@@ -223,4 +232,100 @@ async fn the_jobs_of_a_killed_instance_end_on_the_survivors() {
         )
         .await;
     }
+}
+
+/// `polyquery balance` in front of the instances, killed when dropped.
+struct Balancer {
+    child: Child,
+    base: String,
+}
+
+impl Balancer {
+    async fn start(cluster: &Cluster) -> Balancer {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_polyquery"));
+        command.args(["balance", "--listen", &format!("127.0.0.1:{port}")]);
+        for instance in &cluster.instances {
+            command.args(["--to", &instance.base]);
+        }
+        let balancer = Balancer {
+            child: command
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        // Ready once a request gets through it.
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http
+            .get(format!("{}/healthz", balancer.base))
+            .send()
+            .await
+            .is_ok_and(|a| a.status() == StatusCode::OK)
+        {
+            assert!(Instant::now() < deadline, "the balancer never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        balancer
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a client script with `args`; it must succeed and print `ok_line`.
+async fn client_script(script: &str, args: &[&str], ok_line: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = tokio::process::Command::new(crate::support::sdk_python())
+        .arg(&path)
+        .args(args)
+        .env_remove("FBN_LUMINESCE_URL")
+        .env_remove("FBN_ACCESS_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(ok_line),
+        "{script} through the balancer failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The official clients' flows, through a round-robin balancer: each of their requests reaches
+/// another instance than the one before.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_luminesce_and_kylin_clients_work_through_a_balancer() {
+    let cluster = Cluster::start(&[]).await;
+    let balancer = Balancer::start(&cluster).await;
+    let url = balancer.base.as_str();
+    client_script(
+        "tests/sdk/luminesce/sdk_test.py",
+        &[url],
+        "async client: ok",
+    )
+    .await;
+    client_script("tests/sdk/kylin/kylinpy_check.py", &[url], "").await;
+    client_script("tests/sdk/kylin/superset_check.py", &[url], "").await;
+}
+
+/// The Looker SDK's flow checks that bad credentials are refused: a configured user.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_looker_sdk_works_through_a_balancer() {
+    let users = "[[users]]\nname = \"alice\"\npassword = \"s3cret\"\n";
+    let cluster = Cluster::configured(users, &[]).await;
+    let balancer = Balancer::start(&cluster).await;
+    let url = balancer.base.as_str();
+    client_script(
+        "tests/sdk/looker/sdk_flow.py",
+        &[url, "alice", "s3cret", "full"],
+        "",
+    )
+    .await;
 }

@@ -206,6 +206,9 @@ pub struct StoredQuery {
 pub struct QueryStore {
     inner: Mutex<StoreInner>,
     saved: SideTable<SavedQuery>,
+    /// In a cluster: each definition's query id (keyed by the definition's SHA-256), so that an
+    /// identical query created through any instance answers the same id.
+    definitions: SideTable<String>,
 }
 
 struct StoreInner {
@@ -231,7 +234,11 @@ fn definition(write: &WriteQuery) -> String {
 
 impl QueryStore {
     /// A store that forgets a query unused for `retain`, starting with the queries `saved` holds.
-    pub fn new(retain: std::time::Duration, saved: SideTable<SavedQuery>) -> QueryStore {
+    pub fn new(
+        retain: std::time::Duration,
+        saved: SideTable<SavedQuery>,
+        definitions: SideTable<String>,
+    ) -> QueryStore {
         let mut inner = StoreInner {
             by_id: Expiring::new(retain),
             by_definition: HashMap::new(),
@@ -247,6 +254,7 @@ impl QueryStore {
         QueryStore {
             inner: Mutex::new(inner),
             saved,
+            definitions,
         }
     }
 
@@ -263,11 +271,33 @@ impl QueryStore {
         inner.by_definition.clear();
         inner.by_slug.clear();
         inner.next_id = 0;
+        // In a cluster, the queries other instances stored go too.
+        if self.saved.shared() {
+            for (id, _) in self.saved.load() {
+                self.saved.remove(&id);
+            }
+            for (key, _) in self.definitions.load() {
+                self.definitions.remove(&key);
+            }
+        }
     }
 
     /// Stores `write` (already compiled once, so valid), or answers the identical query stored before.
     pub fn create(&self, write: WriteQuery, model: &str, view: &str) -> Arc<StoredQuery> {
         let definition = definition(&write);
+        let shared_key = self.definitions.shared().then(|| {
+            use sha2::Digest;
+            sha2::Sha256::digest(definition.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        if let Some(key) = &shared_key
+            && let Some(id) = self.definitions.get(key)
+            && let Some(existing) = self.get(&id)
+        {
+            return existing;
+        }
         let mut inner = self.lock();
         if let Some(id) = inner.by_definition.get(&definition).cloned()
             && let Some(existing) = inner.by_id.get(&id)
@@ -295,6 +325,9 @@ impl QueryStore {
             write,
         };
         self.saved.save(&id, &saved);
+        if let Some(key) = &shared_key {
+            self.definitions.save(key, &id);
+        }
         let (stored, gone) = inner.keep(id, saved);
         for id in gone {
             self.saved.remove(&id);
