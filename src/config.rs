@@ -31,6 +31,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub engine: EngineSettings,
     pub store: StoreSettings,
+    pub results: ResultsSettings,
+    pub cluster: ClusterSettings,
     pub limits: Limits,
     /// The user's own tables, served beside the fixtures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -53,6 +55,62 @@ pub struct StoreSettings {
     /// A PostgreSQL URL (`postgres://user@host:port/db`); absent = the data directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+/// Where results and exports are written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResultsSettings {
+    /// `file:///path`, a directory every instance of a cluster shares; absent = the data
+    /// directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl ResultsSettings {
+    /// The directory `url` names, if any.
+    pub fn dir(&self) -> Result<Option<PathBuf>, String> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        match url.strip_prefix("file://") {
+            Some(path) if path.starts_with('/') => Ok(Some(PathBuf::from(path))),
+            _ if url.starts_with("s3://") => Err(format!(
+                "results.url = {url:?}: results on S3 are not built yet; use file:///path"
+            )),
+            _ => Err(format!(
+                "results.url = {url:?}: expected file:///absolute/path"
+            )),
+        }
+    }
+}
+
+/// How the instances of a cluster (several on one `store.url`) keep track of each other.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// How long an instance's jobs stay its own without a heartbeat; then a survivor takes over.
+    pub lease_ms: u64,
+    /// What a survivor does with the unfinished jobs of an instance that is gone.
+    pub on_owner_loss: OwnerLoss,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            lease_ms: 5000,
+            on_owner_loss: OwnerLoss::Fail,
+        }
+    }
+}
+
+/// What happens to the jobs of a dead instance (`rerun` is not built yet).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerLoss {
+    /// They fail with the "interrupted" error.
+    #[default]
+    Fail,
 }
 
 /// How log lines are written.
@@ -118,6 +176,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             engine: EngineSettings::default(),
             store: StoreSettings::default(),
+            results: ResultsSettings::default(),
+            cluster: ClusterSettings::default(),
             limits: Limits::default(),
             tables: Vec::new(),
             users: Vec::new(),
@@ -208,8 +268,8 @@ impl Config {
             })
     }
 
-    pub fn engine_config(&self) -> EngineConfig {
-        EngineConfig {
+    pub fn engine_config(&self) -> Result<EngineConfig, String> {
+        Ok(EngineConfig {
             data_dir: self.data_dir.clone(),
             workers: self.engine.workers,
             queue_length: self.engine.queue_length,
@@ -222,7 +282,9 @@ impl Config {
             reaper_interval: Duration::from_millis(self.engine.reaper_interval_ms.max(10)),
             exec_threads: self.engine.exec_threads,
             thread_name: "pq-query".into(),
-        }
+            results_dir: self.results.dir()?,
+            lease: Duration::from_millis(self.cluster.lease_ms.max(100)),
+        })
     }
 
     /// Every address polyquery binds, with its key: `listen` and each dialect's own `listen`.

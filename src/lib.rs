@@ -4,6 +4,7 @@
 //! wire into calls on the `engine`, which keeps jobs and runs them through an `exec::Executor`;
 //! results come back as Arrow batches and leave through an `encode` format.
 
+pub mod balance;
 pub mod bench;
 pub mod config;
 pub mod contract;

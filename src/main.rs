@@ -92,6 +92,15 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         budget_ms: u64,
     },
+    /// A round-robin load balancer in front of a cluster's instances (each request to the next).
+    Balance {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// An instance's base URL, e.g. http://127.0.0.1:8081 (repeatable).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+    },
     /// Measure the engine and the encoders against DataFusion run directly (build with --release).
     Bench {
         /// Rows for the encoder benchmark.
@@ -183,6 +192,18 @@ fn main() -> ExitCode {
             } => {
                 init_logging(LogFormat::Text, "error");
                 fuzz(target.as_deref(), executions, seed, budget_ms).await
+            }
+            Command::Balance { listen, to } => {
+                init_logging(LogFormat::Text, "info");
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(address = %addr, instances = ?to, "polyquery balancing");
+                }
+                polyquery::balance::serve(listener, to)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Command::Bench {
                 rows,
@@ -278,11 +299,12 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tables = executor.catalog().tables.len();
+    let engine_config = config.engine_config()?;
     let engine = match &config.store.url {
         Some(url) => PgJobStore::connect(url).and_then(|store| {
-            Engine::start_with_store(config.engine_config(), Arc::new(executor), Arc::new(store))
+            Engine::start_with_store(engine_config, Arc::new(executor), Arc::new(store))
         }),
-        None => Engine::start(config.engine_config(), Arc::new(executor)),
+        None => Engine::start(engine_config, Arc::new(executor)),
     }
     .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     let listeners = server::bind_all(&config)

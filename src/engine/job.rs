@@ -40,6 +40,13 @@ pub struct JobRecord {
     /// Per reader, how many log entries it has already been given (incremental feedback).
     #[serde(default)]
     pub feedback_seen: HashMap<String, usize>,
+    /// Which run of the job this is: 0, then one more each time a survivor re-runs the job of an
+    /// instance that died (cluster mode).
+    #[serde(default)]
+    pub attempt: u32,
+    /// The instance running it (cluster mode), so that survivors can tell when its owner is gone.
+    #[serde(default)]
+    pub instance: Option<String>,
     /// The result's schema once known (not persisted: re-read from the result file).
     #[serde(skip)]
     pub schema: Option<SchemaRef>,
@@ -62,6 +69,8 @@ impl JobRecord {
                 message: "Query queued".into(),
             }],
             feedback_seen: HashMap::new(),
+            attempt: 0,
+            instance: None,
             schema: None,
         }
     }

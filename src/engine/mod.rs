@@ -39,7 +39,7 @@ pub use state::{IllegalTransition, JobEvent, JobState};
 pub use exports::{ExportState, ExportWriter};
 pub use fault::{FaultSource, JobFault};
 pub use pg_store::PgJobStore;
-pub use store::{FileJobStore, JobStore};
+pub use store::{FileJobStore, JobStore, StoreEvent};
 
 use crate::exec::{Described, Executor, StoredResult};
 use crate::sql::reshape::{RESULT_TABLE, Reshape};
@@ -77,6 +77,11 @@ pub struct EngineConfig {
     pub exec_threads: usize,
     /// The name of the query runtime's threads (what `top -H` shows).
     pub thread_name: String,
+    /// Where results and exports are written: the data directory, or a directory every instance of
+    /// a cluster shares.
+    pub results_dir: Option<PathBuf>,
+    /// With a shared store: how long an instance's jobs stay its own without a heartbeat.
+    pub lease: Duration,
 }
 
 impl EngineConfig {
@@ -94,6 +99,8 @@ impl EngineConfig {
             reaper_interval: Duration::from_secs(1),
             exec_threads: 2,
             thread_name: "pq-query".into(),
+            results_dir: None,
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -127,11 +134,25 @@ struct Inner {
     runtime: QueryRuntime,
     stop: CancellationToken,
     data_dir: PathBuf,
+    /// Where results, exports and saved files go: the data directory, or one a cluster shares.
+    shared_dir: PathBuf,
+    /// Set when the store is shared with other instances (cluster mode).
+    cluster: Option<Cluster>,
+}
+
+/// This instance's part in a cluster.
+struct Cluster {
+    /// This process's id in the store's heartbeats and job records.
+    instance: String,
+    lease: Duration,
 }
 
 /// One job: its record behind a lock, a channel announcing state changes, and its cancel switch.
 struct JobCell {
     id: JobId,
+    /// A snapshot of another instance's job, read from the shared store: its changes are written
+    /// straight to the store, and its query runs elsewhere.
+    remote: bool,
     record: Mutex<JobRecord>,
     state: watch::Sender<JobState>,
     cancel: CancellationToken,
@@ -153,11 +174,19 @@ impl JobCell {
         };
         JobCell {
             id: record.id,
+            remote: false,
             record: Mutex::new(record),
             state,
             cancel: CancellationToken::new(),
             fault,
             hold: Mutex::new(hold),
+        }
+    }
+
+    fn remote(record: JobRecord) -> Self {
+        JobCell {
+            remote: true,
+            ..JobCell::new(record)
         }
     }
 
@@ -248,26 +277,68 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> SideTable<T> {
             .collect()
     }
 
-    /// Saves (inserts or replaces) a record, in the background.
-    pub fn save(&self, key: &str, record: &T) {
-        match serde_json::to_value(record) {
-            Ok(value) => self
-                .engine
-                .inner
-                .store
-                .save_side(self.table, key.to_string(), value),
+    /// One record, read from the store (in a cluster, another instance may have written it).
+    pub fn get(&self, key: &str) -> Option<T> {
+        let records = &self.engine.inner.records;
+        match crate::sql::guard::blocking(|| records.load_side_one(self.table, key)) {
+            Ok(value) => value.and_then(|v| serde_json::from_value(v).ok()),
             Err(e) => {
-                tracing::error!(table = self.table, key, error = %e, "could not encode a side record")
+                tracing::error!(table = self.table, key, error = %e, "could not read a side record");
+                None
             }
         }
     }
 
-    /// Removes a record, in the background.
+    /// Whether other instances share these records (then a record missing from a front's memory
+    /// may be in the store, and numbers must come from [`SideTable::next_number`]).
+    pub fn shared(&self) -> bool {
+        self.engine.inner.cluster.is_some()
+    }
+
+    /// A number no other instance hands out (the store's sequence).
+    pub fn next_number(&self) -> Result<u64, EngineError> {
+        let records = &self.engine.inner.records;
+        crate::sql::guard::blocking(|| records.next_seq())
+    }
+
+    /// Saves (inserts or replaces) a record: in the background, or in a cluster before it returns
+    /// (the client's next request may reach another instance).
+    pub fn save(&self, key: &str, record: &T) {
+        let value = match serde_json::to_value(record) {
+            Ok(value) => value,
+            Err(e) => {
+                tracing::error!(table = self.table, key, error = %e, "could not encode a side record");
+                return;
+            }
+        };
+        if self.shared() {
+            let records = &self.engine.inner.records;
+            if let Err(e) =
+                crate::sql::guard::blocking(|| records.save_side(self.table, key, &value))
+            {
+                tracing::error!(table = self.table, key, error = %e, "could not save a side record");
+            }
+        } else {
+            self.engine
+                .inner
+                .store
+                .save_side(self.table, key.to_string(), value);
+        }
+    }
+
+    /// Removes a record: in the background, or in a cluster before it returns.
     pub fn remove(&self, key: &str) {
-        self.engine
-            .inner
-            .store
-            .remove_side(self.table, key.to_string());
+        if self.shared() {
+            let records = &self.engine.inner.records;
+            if let Err(e) = crate::sql::guard::blocking(|| records.remove_side(self.table, key)) {
+                tracing::error!(table = self.table, key, error = %e, "could not remove a side record");
+            }
+        } else {
+            self.engine
+                .inner
+                .store
+                .remove_side(self.table, key.to_string());
+        }
     }
 
     /// Waits until every save and removal made so far is written.
@@ -295,22 +366,37 @@ impl Engine {
             .thread_stack_size(crate::sql::guard::STACK_SIZE)
             .enable_all()
             .build()?;
-        let records = store.load_all()?;
+        let cluster = store.shared().then(|| Cluster {
+            instance: uuid::Uuid::new_v4().to_string(),
+            lease: config.lease,
+        });
+        // In a cluster the store is the truth: nothing is taken into memory, and no instance's
+        // start may touch what another is doing.
+        let records = if cluster.is_some() {
+            Vec::new()
+        } else {
+            store.load_all()?
+        };
         let high_water = store.sequence_high_water()?;
+        let results_dir = config
+            .results_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.clone());
         let inner = Arc::new(Inner {
             jobs: RwLock::new(HashMap::new()),
             by_seq: RwLock::new(HashMap::new()),
             next_seq: AtomicU64::new(1),
             executor,
             results: ResultStore::new(
-                config.data_dir.join("results"),
+                results_dir.join("results"),
                 config.result_memory_budget,
                 config.disk_budget,
+                cluster.is_none(),
             )?,
             max_result: (config.max_result_bytes, config.max_result_rows),
             max_jobs_per_principal: config.max_jobs_per_principal.max(1),
             max_keep_for: config.max_keep_for,
-            exports: Exports::new(config.data_dir.join("exports"))?,
+            exports: Exports::new(results_dir.join("exports"))?,
             on_end: RwLock::new(Vec::new()),
             faults: RwLock::new(None),
             store: StoreWriter::start(store.clone())?,
@@ -319,8 +405,20 @@ impl Engine {
             runtime: QueryRuntime(Some(runtime)),
             stop: CancellationToken::new(),
             data_dir: config.data_dir.clone(),
+            shared_dir: results_dir.clone(),
+            cluster,
         });
         inner.restore(records, high_water);
+        if let Some(cluster) = &inner.cluster {
+            // Alive before the first job is taken, so that no survivor takes this one's jobs for
+            // orphans.
+            inner.records.heartbeat(&cluster.instance, cluster.lease)?;
+        }
+        if let Some(events) = inner.records.events() {
+            inner
+                .runtime()?
+                .spawn(Inner::follow(Arc::downgrade(&inner), events));
+        }
         inner
             .runtime()?
             .spawn(Inner::reap(Arc::downgrade(&inner), config.reaper_interval));
@@ -357,11 +455,16 @@ impl Engine {
         if let Some(keep) = fault.expire_after {
             spec.limits.keep_for = spec.limits.keep_for.min(keep);
         }
+        let seq = match &self.inner.cluster {
+            Some(_) => crate::sql::guard::blocking(|| self.inner.records.next_seq())?,
+            None => self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+        };
         let id = JobId {
             uuid: uuid::Uuid::new_v4().as_u128(),
-            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            seq,
         };
         let mut record = JobRecord::new(id, spec, Utc::now());
+        record.instance = self.inner.cluster.as_ref().map(|c| c.instance.clone());
         if fault != JobFault::default() {
             record.note(fault.describe());
         }
@@ -393,11 +496,14 @@ impl Engine {
 
     /// Finds the job a client's reference names, if it is still known.
     pub fn resolve(&self, job: JobRef) -> Option<JobId> {
-        let uuid = match job {
-            JobRef::Uuid(u) => u,
-            JobRef::Seq(s) => *read(&self.inner.by_seq).get(&s)?,
+        let local = match job {
+            JobRef::Uuid(u) => Some(u),
+            JobRef::Seq(s) => read(&self.inner.by_seq).get(&s).copied(),
         };
-        read(&self.inner.jobs).get(&uuid).map(|c| c.id)
+        if let Some(id) = local.and_then(|u| read(&self.inner.jobs).get(&u).map(|c| c.id)) {
+            return Some(id);
+        }
+        self.inner.remote(job).ok().flatten().map(|cell| cell.id)
     }
 
     /// A snapshot of the job. Expired jobs are gone even before the reaper has swept them.
@@ -414,7 +520,8 @@ impl Engine {
         if let Some(parked) = cell.count_poll() {
             self.inner.finish_parked(&cell, parked);
         }
-        self.get(id)
+        let record = cell.lock().clone();
+        Ok(record)
     }
 
     /// The job is waited for by the request that started it, which never polls: a fault's
@@ -448,9 +555,42 @@ impl Engine {
     /// Waits up to `max` for the job to finish, then answers its snapshot either way.
     pub async fn wait(&self, id: JobId, max: Duration) -> Result<JobRecord, EngineError> {
         let cell = self.inner.cell(id)?;
+        if cell.remote {
+            return self.wait_remote(id, max).await;
+        }
         let mut rx = cell.state.subscribe();
         let _ = tokio::time::timeout(max, rx.wait_for(|s| s.is_terminal())).await;
         self.get(id)
+    }
+
+    /// [`Engine::wait`] for another instance's job: its record is read again whenever the store
+    /// announces a change to it (and now and then, should an announcement be missed).
+    async fn wait_remote(&self, id: JobId, max: Duration) -> Result<JobRecord, EngineError> {
+        const RECHECK: Duration = Duration::from_millis(250);
+        let deadline = tokio::time::Instant::now() + max;
+        let mut events = self.inner.records.events();
+        loop {
+            let record = self.get(id)?;
+            let now = tokio::time::Instant::now();
+            if record.state.is_terminal() || now >= deadline {
+                return Ok(record);
+            }
+            let heard = async {
+                match events.as_mut() {
+                    Some(rx) => loop {
+                        match rx.recv().await {
+                            Ok(event) if event.uuid == id.uuid => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
+                            _ => {}
+                        }
+                    },
+                    None => std::future::pending().await,
+                }
+            };
+            let _ = tokio::time::timeout((deadline - now).min(RECHECK), heard).await;
+        }
     }
 
     /// Cancels a queued or running job: reported at once, and its query stops at its next yield
@@ -467,6 +607,7 @@ impl Engine {
         });
         if cancelled.is_ok() {
             cell.cancel.cancel();
+            self.inner.release(id);
             if cell.hold().parked.take().is_some() {
                 self.inner.results.remove(id);
             }
@@ -492,7 +633,22 @@ impl Engine {
         let cell = self.inner.cell(id)?;
         // Keyed by the typed principal, so no user name can share an anonymous caller's cursor.
         let reader = serde_json::to_string(reader).map_err(EngineError::internal)?;
+        // In a cluster, the reader's earlier polls may have reached other instances: their
+        // cursors are in the store.
+        let stored_seen = match &self.inner.cluster {
+            Some(_) if !cell.remote => {
+                crate::sql::guard::blocking(|| self.inner.records.load(JobRef::Uuid(id.uuid)))
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.feedback_seen.get(&reader).copied())
+            }
+            _ => None,
+        };
         let mut record = cell.lock();
+        if let Some(stored) = stored_seen {
+            let seen = record.feedback_seen.entry(reader.clone()).or_insert(0);
+            *seen = (*seen).max(stored);
+        }
         let seen = if all {
             0
         } else {
@@ -501,20 +657,22 @@ impl Engine {
         let fresh = record.log.get(seen..).unwrap_or_default().to_vec();
         let total = record.log.len();
         record.feedback_seen.insert(reader, total);
+        // In a cluster the reader's next poll may reach another instance, which reads the cursor
+        // from the store.
+        if self.inner.cluster.is_some() {
+            self.inner.save_now(&record);
+        }
         Ok(fresh)
     }
 
     /// Removes every job (or only one owner's, or one wire's), cancelling those still going; answers
     /// how many went. The control plane's reset between tests.
     pub fn reset(&self, owner: Option<&Principal>, dialect: Option<&str>) -> usize {
-        let doomed: Vec<JobId> = read(&self.inner.jobs)
-            .values()
-            .filter(|c| {
-                let r = c.lock();
-                owner.is_none_or(|o| r.spec.owner == *o)
-                    && dialect.is_none_or(|d| r.spec.dialect == d)
-            })
-            .map(|c| c.id)
+        let doomed: Vec<JobId> = self
+            .list(owner)
+            .into_iter()
+            .filter(|r| dialect.is_none_or(|d| r.spec.dialect == d))
+            .map(|r| r.id)
             .collect();
         for id in &doomed {
             let _ = self.remove(*id);
@@ -530,12 +688,27 @@ impl Engine {
     /// Every live job, most recent first, optionally only one owner's.
     pub fn list(&self, owner: Option<&Principal>) -> Vec<JobRecord> {
         let now = Utc::now();
-        let mut jobs: Vec<JobRecord> = read(&self.inner.jobs)
+        let local: Vec<JobRecord> = read(&self.inner.jobs)
             .values()
             .map(|c| c.lock().clone())
             .filter(|r| owner.is_none_or(|o| r.spec.owner == *o))
-            .filter(|r| r.expires_at().is_none_or(|e| e > now))
             .collect();
+        let mut jobs = match &self.inner.cluster {
+            None => local,
+            // The store has every instance's jobs; this instance's own are fresher in memory.
+            Some(_) => {
+                let mut stored =
+                    crate::sql::guard::blocking(|| self.inner.records.load_owned(owner))
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "could not list the shared store's jobs");
+                            Vec::new()
+                        });
+                stored.retain(|r| !local.iter().any(|l| l.id == r.id));
+                stored.extend(local);
+                stored
+            }
+        };
+        jobs.retain(|r| r.expires_at().is_none_or(|e| e > now));
         jobs.sort_by_key(|r| std::cmp::Reverse(r.id.seq));
         jobs
     }
@@ -695,9 +868,19 @@ impl Engine {
             .map_err(EngineError::internal)?
     }
 
-    /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves.
+    /// Where files every instance must see go (Luminesce's Drive): the data directory, or the
+    /// directory a cluster shares (`results.url`).
+    pub fn shared_dir(&self) -> &std::path::Path {
+        &self.inner.shared_dir
+    }
+
+    /// The area of saved files at `root` (Luminesce's Drive), cleaned of interrupted saves (unless
+    /// other instances of a cluster write to it too).
     pub fn save_area(&self, root: std::path::PathBuf) -> SaveArea {
-        SaveArea::open(root)
+        match self.inner.cluster {
+            Some(_) => SaveArea::at(root),
+            None => SaveArea::open(root),
+        }
     }
 
     /// Where a finished job's Arrow IPC result file lives.
@@ -838,23 +1021,149 @@ impl Inner {
 
     /// Removes a job and everything it left on disk.
     fn forget(&self, id: JobId) {
+        self.drop_files(id);
+        if self.cluster.is_some() {
+            // Gone for every instance before the caller answers.
+            if let Err(e) = crate::sql::guard::blocking(|| self.records.remove(id)) {
+                tracing::error!(job = %id, error = %e, "could not remove a job record");
+            }
+        } else {
+            self.store.remove(id);
+        }
+    }
+
+    /// In a cluster, a job that ended leaves this instance's memory: the store has it, and reads
+    /// of it go there (so that its removal or expiry anywhere is seen here at once).
+    fn release(&self, id: JobId) {
+        if self.cluster.is_some() {
+            write(&self.jobs).remove(&id.uuid);
+            write(&self.by_seq).remove(&id.seq);
+        }
+    }
+
+    /// Removes a job from memory, with its result and exports.
+    fn drop_files(&self, id: JobId) {
         write(&self.jobs).remove(&id.uuid);
         write(&self.by_seq).remove(&id.seq);
         self.results.remove(id);
         self.exports.remove(id);
-        self.store.remove(id);
+    }
+
+    /// Follows what other instances do to this instance's jobs: a job they ended (cancelled, or
+    /// failed because this instance was taken for dead) stops here too, taking the store's record;
+    /// a job they removed is forgotten.
+    async fn follow(
+        inner: std::sync::Weak<Inner>,
+        mut events: tokio::sync::broadcast::Receiver<StoreEvent>,
+    ) {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "missed announcements of job changes");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(inner) = inner.upgrade() else { return };
+            let Some(cell) = read(&inner.jobs).get(&event.uuid).cloned() else {
+                continue;
+            };
+            match event.state {
+                None => inner.drop_files(cell.id),
+                Some(state) if state.is_terminal() && !cell.lock().state.is_terminal() => {
+                    inner.adopt_stored_end(&cell);
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     fn cell(&self, id: JobId) -> Result<Arc<JobCell>, EngineError> {
-        let cell = read(&self.jobs)
-            .get(&id.uuid)
-            .cloned()
-            .ok_or_else(EngineError::not_found)?;
+        let local = read(&self.jobs).get(&id.uuid).cloned();
+        let cell = match local {
+            // In a cluster, a running job may have been ended through another instance a moment
+            // ago (the announcement may not be in yet): the store has the last word.
+            Some(cell) if self.cluster.is_some() && !cell.lock().state.is_terminal() => {
+                if !self.adopt_stored_end(&cell) {
+                    return Err(EngineError::not_found());
+                }
+                cell
+            }
+            Some(cell) => cell,
+            None => self
+                .remote(JobRef::Uuid(id.uuid))?
+                .ok_or_else(EngineError::not_found)?,
+        };
         let expired = cell.lock().expires_at().is_some_and(|e| e <= Utc::now());
         if expired {
             Err(EngineError::not_found())
         } else {
             Ok(cell)
+        }
+    }
+
+    /// Another instance's job, read from the shared store (never one outside a cluster).
+    fn remote(&self, job: JobRef) -> Result<Option<Arc<JobCell>>, EngineError> {
+        if self.cluster.is_none() {
+            return Ok(None);
+        }
+        let Some(mut record) = crate::sql::guard::blocking(|| self.records.load(job))? else {
+            return Ok(None);
+        };
+        // The schema is not in the record: the result file has it.
+        if record.state == JobState::Succeeded {
+            record.schema = self.results.open(record.id).ok().map(|r| r.schema());
+        }
+        Ok(Some(Arc::new(JobCell::remote(record))))
+    }
+
+    /// Hands a changed record to the store: this instance's jobs through the writer thread (in
+    /// order, without waiting), another instance's straight to the shared store, so that the
+    /// change is there when the call returns.
+    fn persist(&self, cell: &JobCell, record: &JobRecord) {
+        // In a cluster the client's next request may reach another instance: every change is in
+        // the store before it is announced.
+        if cell.remote || self.cluster.is_some() {
+            self.save_now(record);
+        } else {
+            self.store.save(record);
+        }
+    }
+
+    /// Writes a record straight to the store, before the caller answers.
+    fn save_now(&self, record: &JobRecord) {
+        match crate::sql::guard::blocking(|| self.records.save(record)) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(job = %record.id, "the job changed meanwhile; the store kept its change")
+            }
+            Err(e) => {
+                tracing::error!(job = %record.id, error = %e, "could not persist a job record")
+            }
+        }
+    }
+
+    /// A job this instance runs that another instance ended (cancelled it, or failed it taking
+    /// this instance for dead) stops here too, taking the store's record.
+    /// Answers false when the job was removed meanwhile (it is then stopped and forgotten here).
+    fn adopt_stored_end(&self, cell: &JobCell) -> bool {
+        let stored = crate::sql::guard::blocking(|| self.records.load(JobRef::Uuid(cell.id.uuid)));
+        match stored {
+            Ok(Some(stored)) if stored.state.is_terminal() => {
+                tracing::info!(job = %cell.id, state = stored.state.as_str(), "the job was ended by another instance");
+                let state = stored.state;
+                *cell.lock() = stored;
+                cell.state.send_replace(state);
+                cell.cancel.cancel();
+                true
+            }
+            Ok(None) => {
+                cell.cancel.cancel();
+                self.drop_files(cell.id);
+                false
+            }
+            _ => true,
         }
     }
 
@@ -901,8 +1210,8 @@ impl Inner {
             record.finished = Some(now);
         }
         update(&mut record);
-        // Queued under the lock (so writes land in order), written by the store's own thread.
-        self.store.save(&record);
+        // Under the lock, so that writes land in order.
+        self.persist(cell, &record);
         Ok(next)
     }
 
@@ -959,6 +1268,36 @@ impl Inner {
                 tracing::debug!(job = %id, "expired");
                 inner.forget(id);
             }
+            if let Some(cluster) = &inner.cluster {
+                inner.keep_cluster(cluster);
+            }
+        }
+    }
+
+    /// A cluster's housekeeping, done by every instance: renew this one's heartbeat, fail the jobs
+    /// of instances that stopped renewing theirs (the store's compare-and-set lets one survivor
+    /// win), and sweep jobs that expired wherever they ran.
+    fn keep_cluster(&self, cluster: &Cluster) {
+        let orphans = crate::sql::guard::blocking(|| {
+            self.records.heartbeat(&cluster.instance, cluster.lease)
+        });
+        match orphans {
+            Ok(orphans) => {
+                for record in orphans {
+                    tracing::warn!(job = %record.id, instance = ?record.instance, "the instance running the job is gone");
+                    let cell = JobCell::remote(record);
+                    let _ = self.transition(&cell, JobEvent::Fail, interrupted);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not renew this instance's heartbeat"),
+        }
+        match crate::sql::guard::blocking(|| self.records.take_expired()) {
+            Ok(expired) => {
+                for id in expired {
+                    self.drop_files(id);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not sweep expired jobs"),
         }
     }
 
@@ -1042,6 +1381,7 @@ impl Inner {
             }
         };
         self.ended(&cell, ended);
+        self.release(cell.id);
     }
 
     /// Announces the finish a fault's not-ready polls held back.
@@ -1083,6 +1423,7 @@ impl Inner {
             })
             .await;
         self.results.remove(cell.id);
+        self.release(cell.id);
     }
 
     /// Writes the job's files, in order, before its own query runs; each tells that query how

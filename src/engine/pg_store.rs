@@ -4,19 +4,24 @@
 //! The `JobStore` trait is synchronous (its writes come from the engine's writer thread), so one
 //! thread of this store's own owns the connection and its small runtime; callers hand it work and
 //! wait for the answer. The schema is versioned and brought up to date at connect, under an
-//! advisory lock so that instances starting together do not race.
+//! advisory lock so that instances starting together do not race. Every instance of a cluster
+//! connects to the same database: the rows are the truth, and a trigger announces each job's
+//! changes to all of them (`LISTEN pq_events`).
 
 use std::sync::mpsc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use super::id::JobId;
+use super::id::{JobId, JobRef};
 use super::job::JobRecord;
-use super::store::{JobStore, side_table_name};
-use crate::query::EngineError;
+use super::state::JobState;
+use super::store::{JobStore, StoreEvent, side_table_name};
+use crate::query::{EngineError, Principal};
 
 /// The schema, one step per version; a database at version `n` gets the steps after `n`.
 const MIGRATIONS: &[&str] = &[
@@ -34,22 +39,50 @@ const MIGRATIONS: &[&str] = &[
          value text NOT NULL,
          PRIMARY KEY (tbl, key)
      );",
+    // 2: several instances. Columns the compare-and-set and the lookups need, the sequence as a
+    // PostgreSQL sequence, the instances' heartbeats, and a trigger announcing job changes.
+    "ALTER TABLE pq_jobs
+         ADD COLUMN state text NOT NULL DEFAULT 'failed',
+         ADD COLUMN attempt integer NOT NULL DEFAULT 0,
+         ADD COLUMN instance text,
+         ADD COLUMN owner jsonb,
+         ADD COLUMN expires_at bigint;
+     UPDATE pq_jobs SET state = (record::jsonb)->>'state', owner = (record::jsonb)->'spec'->'owner';
+     CREATE INDEX pq_jobs_seq ON pq_jobs (seq);
+     CREATE INDEX pq_jobs_owner ON pq_jobs (owner);
+     CREATE INDEX pq_jobs_live ON pq_jobs (state) WHERE state IN ('queued', 'running');
+     CREATE INDEX pq_jobs_expiry ON pq_jobs (expires_at);
+     CREATE SEQUENCE pq_job_seq;
+     SELECT setval('pq_job_seq', GREATEST((SELECT high_water FROM pq_sequence),
+                                          (SELECT coalesce(max(seq), 0) FROM pq_jobs)) + 1, false);
+     CREATE TABLE pq_instances (id text PRIMARY KEY, seen timestamptz NOT NULL);
+     CREATE FUNCTION pq_job_event() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         IF TG_OP = 'DELETE' THEN
+             PERFORM pg_notify('pq_events', OLD.id || ' removed');
+             RETURN OLD;
+         END IF;
+         IF TG_OP = 'INSERT' OR NEW.state IS DISTINCT FROM OLD.state THEN
+             PERFORM pg_notify('pq_events', NEW.id || ' ' || NEW.state);
+         END IF;
+         RETURN NEW;
+     END $$;
+     CREATE TRIGGER pq_job_event AFTER INSERT OR UPDATE OR DELETE ON pq_jobs
+         FOR EACH ROW EXECUTE FUNCTION pq_job_event();",
 ];
 
 /// Any key: the advisory lock that serialises schema migrations.
 const MIGRATION_LOCK: i64 = 0x7071_7565_7279; // "pquery"
-/// The advisory lock an instance holds on its store for as long as it is connected: until cluster
-/// mode is built, a store serves one instance (two would hand out the same sequence numbers).
-const INSTANCE_LOCK: i64 = 0x7071_7565_7280;
-/// How long a starting instance waits for the previous one to let go of the store (a restart).
-const INSTANCE_LOCK_WAIT: Duration = Duration::from_secs(15);
+/// The channel the store's trigger announces job changes on.
+const EVENTS: &str = "pq_events";
 
 type Work = Box<dyn for<'c> FnOnce(&'c Client) -> BoxFuture<'c, ()> + Send>;
 
-/// A job store on one PostgreSQL database.
+/// A job store on one PostgreSQL database, shared by every instance connected to it.
 pub struct PgJobStore {
     /// `None` once closed.
-    work: std::sync::Mutex<Option<mpsc::Sender<Work>>>,
+    work: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Work>>>,
+    events: broadcast::Sender<StoreEvent>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> EngineError {
@@ -58,15 +91,12 @@ fn store_error(e: impl std::fmt::Display) -> EngineError {
 
 impl PgJobStore {
     /// Connects to `url` (a libpq-style URL or key=value string), brings the schema up to date and
-    /// takes the store for this instance, waiting a while for a previous instance to let go.
+    /// listens for what other instances do to jobs.
     pub fn connect(url: &str) -> Result<PgJobStore, EngineError> {
-        PgJobStore::connect_waiting(url, INSTANCE_LOCK_WAIT)
-    }
-
-    /// [`PgJobStore::connect`], waiting at most `wait` for the store.
-    pub fn connect_waiting(url: &str, wait: Duration) -> Result<PgJobStore, EngineError> {
-        let (work_tx, work_rx) = mpsc::channel::<Work>();
+        let (work_tx, mut work_rx) = tokio::sync::mpsc::unbounded_channel::<Work>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), EngineError>>();
+        let (events, _) = broadcast::channel(1024);
+        let announce = events.clone();
         let url = url.to_string();
         std::thread::Builder::new()
             .name("pq-pg-store".into())
@@ -81,38 +111,58 @@ impl PgJobStore {
                         return;
                     }
                 };
-                let client = runtime.block_on(async {
-                    let (client, connection) = tokio_postgres::connect(&url, NoTls)
-                        .await
-                        .map_err(store_error)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::error!(error = %e, "the job store's connection ended");
-                        }
-                    });
-                    migrate(&client).await?;
-                    hold_instance_lock(&client, wait).await?;
-                    Ok::<_, EngineError>(client)
-                });
-                let client = match client {
-                    Ok(client) => {
-                        let _ = ready_tx.send(Ok(()));
+                runtime.block_on(async move {
+                    let connected = async {
+                        let (client, mut connection) = tokio_postgres::connect(&url, NoTls)
+                            .await
+                            .map_err(store_error)?;
+                        // The connection is driven here, and its notifications become events.
+                        tokio::spawn(async move {
+                            let mut messages =
+                                futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                            while let Some(message) = messages.next().await {
+                                match message {
+                                    Ok(AsyncMessage::Notification(n)) => {
+                                        if let Some(event) = parse_event(n.payload()) {
+                                            let _ = announce.send(event);
+                                        }
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "the job store's connection ended");
+                                        return;
+                                    }
+                                }
+                            }
+                        });
+                        migrate(&client).await?;
                         client
+                            .batch_execute(&format!("LISTEN {EVENTS}"))
+                            .await
+                            .map_err(store_error)?;
+                        Ok::<_, EngineError>(client)
+                    };
+                    let client = match connected.await {
+                        Ok(client) => {
+                            let _ = ready_tx.send(Ok(()));
+                            client
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    while let Some(work) = work_rx.recv().await {
+                        work(&client).await;
                     }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                for work in work_rx {
-                    runtime.block_on(work(&client));
-                }
+                });
             })?;
         ready_rx
             .recv()
             .map_err(|_| store_error("its thread ended before connecting"))??;
         Ok(PgJobStore {
             work: std::sync::Mutex::new(Some(work_tx)),
+            events,
         })
     }
 
@@ -138,24 +188,15 @@ impl PgJobStore {
     }
 }
 
-async fn hold_instance_lock(client: &Client, wait: Duration) -> Result<(), EngineError> {
-    client
-        .batch_execute(&format!("SET lock_timeout = {}", wait.as_millis().max(1)))
-        .await
-        .map_err(store_error)?;
-    let locked = client
-        .execute("SELECT pg_advisory_lock($1)", &[&INSTANCE_LOCK])
-        .await;
-    client
-        .batch_execute("SET lock_timeout = 0")
-        .await
-        .map_err(store_error)?;
-    locked.map(|_| ()).map_err(|e| {
-        store_error(format!(
-            "another polyquery instance is using this store (one instance per store until \
-             cluster mode is built): {e}"
-        ))
-    })
+/// A notification's payload: `<uuid> <state>` or `<uuid> removed`.
+fn parse_event(payload: &str) -> Option<StoreEvent> {
+    let (id, what) = payload.split_once(' ')?;
+    let uuid = uuid::Uuid::parse_str(id).ok()?.as_u128();
+    let state = match what {
+        "removed" => None,
+        other => Some(*JobState::ALL.iter().find(|s| s.as_str() == other)?),
+    };
+    Some(StoreEvent { uuid, state })
 }
 
 async fn migrate(client: &Client) -> Result<(), EngineError> {
@@ -252,15 +293,144 @@ fn readable<T: serde::de::DeserializeOwned>(
 }
 
 impl JobStore for PgJobStore {
-    fn save(&self, record: &JobRecord) -> Result<(), EngineError> {
+    /// A compare-and-set: a job that ended keeps its end, and an attempt never overwrites a later
+    /// one's record.
+    fn save(&self, record: &JobRecord) -> Result<bool, EngineError> {
         let id = record.id.to_uuid();
         let seq = i64::try_from(record.id.seq).map_err(store_error)?;
         let text = serde_json::to_string(record).map_err(EngineError::internal)?;
+        let owner = serde_json::to_string(&record.spec.owner).map_err(EngineError::internal)?;
+        let expires = record.expires_at().map(|e| e.timestamp_millis());
+        let values: Values = vec![
+            Box::new(id),
+            Box::new(seq),
+            Box::new(text),
+            Box::new(record.state.as_str()),
+            Box::new(i32::try_from(record.attempt).unwrap_or(i32::MAX)),
+            Box::new(record.instance.clone()),
+            Box::new(owner),
+            Box::new(expires),
+        ];
+        self.call(move |client| {
+            Box::pin(async move {
+                let refs = as_params(&values);
+                client
+                    .execute(
+                        "INSERT INTO pq_jobs (id, seq, record, state, attempt, instance, owner, expires_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
+                         ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record,
+                             state = EXCLUDED.state, attempt = EXCLUDED.attempt,
+                             instance = EXCLUDED.instance, expires_at = EXCLUDED.expires_at
+                         WHERE pq_jobs.attempt <= EXCLUDED.attempt
+                           AND (pq_jobs.state IN ('queued', 'running')
+                                OR pq_jobs.state = EXCLUDED.state)",
+                        &refs,
+                    )
+                    .await
+                    .map(|n| n == 1)
+                    .map_err(store_error)
+            })
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn load(&self, job: JobRef) -> Result<Option<JobRecord>, EngineError> {
+        let rows = match job {
+            JobRef::Uuid(uuid) => self.pairs(
+                "SELECT id, record FROM pq_jobs WHERE id = $1",
+                vec![Box::new(
+                    uuid::Uuid::from_u128(uuid).hyphenated().to_string(),
+                )],
+            )?,
+            JobRef::Seq(seq) => self.pairs(
+                "SELECT id, record FROM pq_jobs WHERE seq = $1",
+                vec![Box::new(i64::try_from(seq).map_err(store_error)?)],
+            )?,
+        };
+        Ok(readable(rows, "job record")
+            .into_iter()
+            .next()
+            .map(|(_, r)| r))
+    }
+
+    fn load_owned(&self, owner: Option<&Principal>) -> Result<Vec<JobRecord>, EngineError> {
+        let rows = match owner {
+            Some(owner) => self.pairs(
+                "SELECT id, record FROM pq_jobs WHERE owner = $1::text::jsonb",
+                vec![Box::new(
+                    serde_json::to_string(owner).map_err(EngineError::internal)?,
+                )],
+            )?,
+            None => self.pairs("SELECT id, record FROM pq_jobs", Vec::new())?,
+        };
+        Ok(readable(rows, "job record")
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    fn next_seq(&self) -> Result<u64, EngineError> {
+        self.call(|client| {
+            Box::pin(async move {
+                let row = client
+                    .query_one("SELECT nextval('pq_job_seq')", &[])
+                    .await
+                    .map_err(store_error)?;
+                u64::try_from(row.get::<_, i64>(0)).map_err(store_error)
+            })
+        })
+    }
+
+    fn heartbeat(&self, instance: &str, lease: Duration) -> Result<Vec<JobRecord>, EngineError> {
         self.execute(
-            "INSERT INTO pq_jobs (id, seq, record) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-            vec![Box::new(id), Box::new(seq), Box::new(text)],
-        )
+            "INSERT INTO pq_instances VALUES ($1, now())
+             ON CONFLICT (id) DO UPDATE SET seen = now()",
+            vec![Box::new(instance.to_string())],
+        )?;
+        let rows = self.pairs(
+            "SELECT id, record FROM pq_jobs
+             WHERE state IN ('queued', 'running')
+               AND (instance IS NULL OR instance NOT IN (
+                   SELECT id FROM pq_instances WHERE seen > now() - make_interval(secs => $1)))",
+            vec![Box::new(lease.as_secs_f64())],
+        )?;
+        Ok(readable(rows, "job record")
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    fn take_expired(&self) -> Result<Vec<JobId>, EngineError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.call(move |client| {
+            Box::pin(async move {
+                let rows = client
+                    .query(
+                        "DELETE FROM pq_jobs WHERE expires_at <= $1 RETURNING id, seq",
+                        &[&now],
+                    )
+                    .await
+                    .map_err(store_error)?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|row| {
+                        let uuid = uuid::Uuid::parse_str(row.get::<_, &str>(0)).ok()?;
+                        let seq = u64::try_from(row.get::<_, i64>(1)).ok()?;
+                        Some(JobId {
+                            uuid: uuid.as_u128(),
+                            seq,
+                        })
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn events(&self) -> Option<broadcast::Receiver<StoreEvent>> {
+        Some(self.events.subscribe())
     }
 
     fn remove(&self, id: JobId) -> Result<(), EngineError> {
@@ -324,10 +494,25 @@ impl JobStore for PgJobStore {
         )
     }
 
-    /// Ends the store's thread once the work sent before is done; its connection, and with it
-    /// the instance lock, goes with it.
+    /// Ends the store's thread once the work sent before is done, and its connection with it.
     fn close(&self) {
         self.work.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn load_side_one(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        let table = side_table_name(table)?.to_string();
+        let rows = self.pairs(
+            "SELECT key, value FROM pq_side WHERE tbl = $1 AND key = $2",
+            vec![Box::new(table), Box::new(key.to_string())],
+        )?;
+        Ok(readable(rows, "side record")
+            .into_iter()
+            .next()
+            .map(|(_, v)| v))
     }
 
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError> {

@@ -38,13 +38,19 @@ struct CachedResult {
 
 impl ResultStore {
     /// `budget` is how many bytes of results may be held in memory across all jobs, `disk_budget`
-    /// how many the result files may take on disk. Leftovers of writes a crash interrupted go.
-    pub fn new(dir: PathBuf, budget: usize, disk_budget: u64) -> Result<Self, EngineError> {
+    /// how many the result files may take on disk. Leftovers of writes a crash interrupted go,
+    /// when `owned` (no other instance writes to `dir`).
+    pub fn new(
+        dir: PathBuf,
+        budget: usize,
+        disk_budget: u64,
+        owned: bool,
+    ) -> Result<Self, EngineError> {
         fs::create_dir_all(&dir)?;
         let mut on_disk = 0u64;
         for entry in fs::read_dir(&dir)?.flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "partial") {
+            if owned && path.extension().is_some_and(|e| e == "partial") {
                 let _ = fs::remove_file(&path);
             } else if let Ok(meta) = entry.metadata() {
                 on_disk = on_disk.saturating_add(meta.len());

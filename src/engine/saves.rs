@@ -41,7 +41,8 @@ impl SaveArea {
         SaveArea { root }
     }
 
-    /// The area at `root` as it is (a job's save step: the front opened the area at start).
+    /// The area at `root` as it is, without removing leftovers: a job's save step (the front opened
+    /// the area at start), or an area the other instances of a cluster write to as well.
     pub(super) fn at(root: PathBuf) -> SaveArea {
         SaveArea { root }
     }

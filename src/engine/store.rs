@@ -5,17 +5,21 @@
 use std::fs;
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::time::Duration;
 
-use super::id::JobId;
+use super::id::{JobId, JobRef};
 use super::job::JobRecord;
-use crate::query::EngineError;
+use super::state::JobState;
+use crate::query::{EngineError, Principal};
 
-/// Durable job records and the sequence that numbers jobs. Implementations: the data directory now;
-/// a database shared by several instances later (then `save` is a compare-and-set on the state the
-/// engine last saw, which a single process need not check: it is the only writer).
+/// Durable job records and the sequence that numbers jobs. Implementations: the data directory, which
+/// one process owns, and PostgreSQL, which several instances share. A shared store's `save` is a
+/// compare-and-set: a record that ended is never given another end, and a later attempt's record is
+/// never overwritten by an earlier one's (a frozen instance's late writes are refused).
 pub trait JobStore: Send + Sync + 'static {
-    /// Writes a job's record (insert or replace).
-    fn save(&self, record: &JobRecord) -> Result<(), EngineError>;
+    /// Writes a job's record (insert or replace); answers false when a shared store refused it as
+    /// stale (the stored job ended otherwise, or a later attempt owns it).
+    fn save(&self, record: &JobRecord) -> Result<bool, EngineError>;
 
     /// Deletes a job's record; a record that is gone already is fine.
     fn remove(&self, id: JobId) -> Result<(), EngineError>;
@@ -45,9 +49,67 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every readable side record of `table`, for restart.
     fn load_side(&self, table: &str) -> Result<Vec<(String, serde_json::Value)>, EngineError>;
 
+    /// One side record of `table`.
+    fn load_side_one(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        Ok(self
+            .load_side(table)?
+            .into_iter()
+            .find_map(|(k, v)| (k == key).then_some(v)))
+    }
+
     /// Lets go of the store (a connection, a lock) at shutdown, so that the next instance may have
     /// it at once; what comes after is refused.
     fn close(&self) {}
+
+    /// True when several instances share the store: a job this instance does not hold may be
+    /// another's, and is read from the store. The methods below matter only then.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// One job's record, by id or by sequence number.
+    fn load(&self, _job: JobRef) -> Result<Option<JobRecord>, EngineError> {
+        Ok(None)
+    }
+
+    /// The records of one owner's jobs (or everyone's).
+    fn load_owned(&self, _owner: Option<&Principal>) -> Result<Vec<JobRecord>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    /// Hands out the next sequence number, unique across the instances.
+    fn next_seq(&self) -> Result<u64, EngineError> {
+        Err(EngineError::internal(
+            "this job store does not hand out sequence numbers",
+        ))
+    }
+
+    /// Renews `instance`'s heartbeat, and answers the unfinished jobs of instances that have not
+    /// renewed theirs within `lease` (their owner is gone).
+    fn heartbeat(&self, _instance: &str, _lease: Duration) -> Result<Vec<JobRecord>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    /// Deletes the records of jobs that have expired, answering their ids.
+    fn take_expired(&self) -> Result<Vec<JobId>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    /// What other instances do to jobs (end, cancel, remove them), as it happens.
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
+}
+
+/// A change to a job in a shared store: the job's uuid, and its new state (`None`: removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreEvent {
+    pub uuid: u128,
+    pub state: Option<JobState>,
 }
 
 /// A side table's name: plain, so that it is a directory name (or a table name) as it is.
@@ -112,9 +174,10 @@ impl FileJobStore {
 }
 
 impl JobStore for FileJobStore {
-    fn save(&self, record: &JobRecord) -> Result<(), EngineError> {
+    fn save(&self, record: &JobRecord) -> Result<bool, EngineError> {
         let bytes = serde_json::to_vec(record).map_err(EngineError::internal)?;
-        self.replace(self.path(record.id), &bytes)
+        self.replace(self.path(record.id), &bytes)?;
+        Ok(true)
     }
 
     fn remove(&self, id: JobId) -> Result<(), EngineError> {
@@ -266,7 +329,12 @@ impl StoreWriter {
                             if let Some(written) = written {
                                 let _ = written.send(());
                             }
-                            saved
+                            // A refused write is a frozen owner's: the store's event about
+                            // what ended the job tells the engine.
+                            if let Ok(false) = saved {
+                                tracing::warn!(job = %record.id, "a stale write of a job was refused");
+                            }
+                            saved.map(|_| ())
                         }
                         Write::Remove(id) => store.remove(id),
                         Write::SaveSide(table, key, value) => store.save_side(table, &key, &value),

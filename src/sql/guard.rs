@@ -48,6 +48,12 @@ pub fn on_big_stack<R>(f: impl FnOnce() -> R) -> R {
 /// runtime the thread's other tasks move to other threads meanwhile, so no number of such requests
 /// stops the server answering others.
 pub fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    blocking(f)
+}
+
+/// Runs work that blocks (a CPU-heavy translation, a round trip to a shared job store) without
+/// holding up the multi-thread runtime it is called on.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)

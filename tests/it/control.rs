@@ -98,7 +98,7 @@ fn acts() -> Vec<(Value, Expect)> {
 }
 
 /// The status `wire` shows for a job, in its own words, and the whole body it came in.
-async fn status_word(caller: &Caller<'_>, wire: Wire, uuid: &str) -> (String, Value) {
+async fn status_word(caller: &Caller, wire: Wire, uuid: &str) -> (String, Value) {
     let response = caller
         .get(wire, &status_path(wire, uuid))
         .send()
@@ -303,7 +303,7 @@ async fn reset_drops_one_principals_jobs_or_everything() {
     )
     .await;
     assert_eq!(body["jobs_removed"], 0, "{body}");
-    let looker = |who: &Caller<'_>| who.get(Wire::Looker, "/api/4.0/queries/1").send();
+    let looker = |who: &Caller| who.get(Wire::Looker, "/api/4.0/queries/1").send();
     let status = |sent: reqwest::Result<reqwest::Response>| sent.unwrap().status();
     // Alice's Looker session went with her reset; Bob's is there (no query 1, but a session).
     assert_eq!(status(looker(&alice).await), StatusCode::UNAUTHORIZED);

@@ -22,7 +22,7 @@ pub(crate) enum Wire {
 pub(crate) const WIRES: [Wire; 4] = [Wire::Luminesce, Wire::Kylin, Wire::Looker, Wire::AsterixDb];
 
 /// Every fast job answers one row holding this number.
-const ANSWER: &str = "1000";
+pub(crate) const ANSWER: &str = "1000";
 
 const KYLIN_V2: &str = "application/vnd.apache.kylin-v2+json";
 
@@ -81,23 +81,37 @@ pub(crate) enum Seen {
     Invisible,
 }
 
-/// One principal talking to one server on all four wires.
-pub(crate) struct Caller<'a> {
-    server: &'a TestServer,
+/// One principal talking on all four wires to one server, or to the instances of a cluster in
+/// turn (every request to another instance than the one before).
+pub(crate) struct Caller {
+    bases: Vec<String>,
+    turn: std::sync::atomic::AtomicUsize,
     http: Client,
     who: Credentials,
     looker_token: String,
 }
 
-impl<'a> Caller<'a> {
-    pub(crate) async fn new(server: &'a TestServer, who: Credentials) -> Caller<'a> {
-        let http = Client::new();
-        let login: Value = http
-            .post(server.url("/api/4.0/login"))
+impl Caller {
+    pub(crate) async fn new(server: &TestServer, who: Credentials) -> Caller {
+        Caller::over(vec![server.url("")], who).await
+    }
+
+    /// A caller whose requests go to each of `bases` (`http://host:port`) in turn.
+    pub(crate) async fn over(bases: Vec<String>, who: Credentials) -> Caller {
+        let mut caller = Caller {
+            bases,
+            turn: Default::default(),
+            http: Client::new(),
+            who,
+            looker_token: String::new(),
+        };
+        let login: Value = caller
+            .http
+            .post(caller.url("/api/4.0/login"))
             .header("content-type", FORM)
             .body(form(&[
-                ("client_id", who.name),
-                ("client_secret", who.password),
+                ("client_id", caller.who.name),
+                ("client_secret", caller.who.password),
             ]))
             .send()
             .await
@@ -105,28 +119,29 @@ impl<'a> Caller<'a> {
             .json()
             .await
             .unwrap();
-        let looker_token = login["access_token"]
+        caller.looker_token = login["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("Looker login failed: {login}"))
             .to_string();
-        Caller {
-            server,
-            http,
-            who,
-            looker_token,
-        }
+        caller
+    }
+
+    /// `path` on the next instance in turn.
+    fn url(&self, path: &str) -> String {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}{path}", self.bases[turn % self.bases.len()])
     }
 
     pub(crate) fn get(&self, wire: Wire, path: &str) -> reqwest::RequestBuilder {
-        self.authorized(wire, self.http.get(self.server.url(path)))
+        self.authorized(wire, self.http.get(self.url(path)))
     }
 
     fn delete(&self, wire: Wire, path: &str) -> reqwest::RequestBuilder {
-        self.authorized(wire, self.http.delete(self.server.url(path)))
+        self.authorized(wire, self.http.delete(self.url(path)))
     }
 
     fn post(&self, wire: Wire, path: &str) -> reqwest::RequestBuilder {
-        self.authorized(wire, self.http.post(self.server.url(path)))
+        self.authorized(wire, self.http.post(self.url(path)))
     }
 
     fn authorized(&self, wire: Wire, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -152,7 +167,7 @@ impl<'a> Caller<'a> {
             Wire::Luminesce => {
                 let answer: Value = self
                     .http
-                    .put(self.server.url("/honeycomb/api/SqlBackground"))
+                    .put(self.url("/honeycomb/api/SqlBackground"))
                     .bearer_auth(self.who.token)
                     .body(sql)
                     .send()
@@ -273,7 +288,7 @@ impl<'a> Caller<'a> {
     }
 
     /// The finished result read through `wire`, in its own format.
-    async fn result(&self, wire: Wire, uuid: &str) -> (StatusCode, String) {
+    pub(crate) async fn result(&self, wire: Wire, uuid: &str) -> (StatusCode, String) {
         let request = self.get(wire, &result_path(wire, uuid));
         let response = request.send().await.unwrap();
         let status = response.status();
@@ -281,7 +296,7 @@ impl<'a> Caller<'a> {
     }
 
     /// Cancels the job through `wire`; answers whether the wire said it did.
-    async fn cancel(&self, wire: Wire, uuid: &str) -> bool {
+    pub(crate) async fn cancel(&self, wire: Wire, uuid: &str) -> bool {
         let hex = uuid.replace('-', "");
         let path = match wire {
             Wire::Luminesce => format!("/honeycomb/api/SqlBackground/{uuid}"),

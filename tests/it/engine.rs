@@ -747,7 +747,7 @@ impl polyquery::engine::JobStore for StallingStore {
     fn save(
         &self,
         record: &polyquery::engine::JobRecord,
-    ) -> Result<(), polyquery::engine::EngineError> {
+    ) -> Result<bool, polyquery::engine::EngineError> {
         if record.state == JobState::Succeeded {
             let mut stalled = self.stalled.lock().unwrap();
             while *stalled {

@@ -2,6 +2,7 @@
 
 mod asterixdb;
 mod cli;
+mod cluster;
 mod control;
 mod cross_wire;
 mod encode;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use polyquery::config::Config;
-use polyquery::engine::{FileJobStore, JobState, JobStore, PgJobStore};
+use polyquery::engine::{FileJobStore, JobRef, JobState, JobStore, PgJobStore};
 use serde_json::json;
 
 use crate::support::{self, TestServer};
@@ -53,7 +53,7 @@ fn as_pg_user(program: &str) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -185,20 +185,111 @@ fn the_file_store_and_the_postgres_store_keep_the_same_contract() {
     store_contract("postgres", &|| Box::new(PgJobStore::connect(&url).unwrap()));
 }
 
+/// Several instances on one store: sequence numbers never collide, any instance reads any job by
+/// id or number, every instance hears of every change, and a write that would give an ended job
+/// another end (or overwrite a later attempt) is refused.
 #[test]
-fn a_store_serves_one_instance_until_it_lets_go() {
+fn instances_sharing_a_store_see_one_truth() {
     let pg = Postgres::start();
-    let wait = std::time::Duration::from_millis(300);
-    let first = PgJobStore::connect_waiting(&pg.url(), wait).unwrap();
-    let refused = PgJobStore::connect_waiting(&pg.url(), wait)
-        .err()
-        .expect("the store is taken");
-    assert!(
-        refused.message.contains("another polyquery instance"),
-        "{refused}"
+    let (a, b) = (
+        PgJobStore::connect(&pg.url()).unwrap(),
+        PgJobStore::connect(&pg.url()).unwrap(),
     );
-    drop(first);
-    PgJobStore::connect(&pg.url()).unwrap();
+    assert!(a.shared() && b.shared());
+    let mut seqs: Vec<u64> = (0..5)
+        .flat_map(|_| [a.next_seq().unwrap(), b.next_seq().unwrap()])
+        .collect();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 10, "{seqs:?}");
+
+    let mut heard = b.events().unwrap();
+    let id = polyquery::engine::JobId {
+        uuid: 0xfeed,
+        seq: a.next_seq().unwrap(),
+    };
+    let mut running =
+        polyquery::engine::JobRecord::new(id, support::spec("SELECT 1"), chrono::Utc::now());
+    running.state = JobState::Running;
+    assert!(a.save(&running).unwrap());
+    let by_seq = b.load(JobRef::Seq(id.seq)).unwrap().unwrap();
+    assert_eq!((by_seq.id, by_seq.state), (id, JobState::Running));
+    assert_eq!(b.load(JobRef::Uuid(id.uuid)).unwrap().unwrap().id, id);
+    assert!(b.load(JobRef::Seq(id.seq + 1000)).unwrap().is_none());
+    assert_eq!(b.load_owned(Some(&running.spec.owner)).unwrap().len(), 1);
+    assert!(
+        b.load_owned(Some(&polyquery::engine::Principal::user("nobody")))
+            .unwrap()
+            .is_empty()
+    );
+
+    // B cancels; A, still thinking the job runs, then tries to finish it.
+    let mut cancelled = by_seq.clone();
+    cancelled.state = JobState::Cancelled;
+    assert!(b.save(&cancelled).unwrap());
+    let mut succeeded = running.clone();
+    succeeded.state = JobState::Succeeded;
+    assert!(
+        !a.save(&succeeded).unwrap(),
+        "an ended job took another end"
+    );
+    assert!(
+        a.save(&cancelled).unwrap(),
+        "the same end may be written again"
+    );
+    assert_eq!(
+        a.load(JobRef::Uuid(id.uuid)).unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+
+    // A later attempt's record is never overwritten by an earlier one's.
+    let id2 = polyquery::engine::JobId {
+        uuid: 0xbeef,
+        seq: a.next_seq().unwrap(),
+    };
+    let mut second =
+        polyquery::engine::JobRecord::new(id2, support::spec("SELECT 2"), chrono::Utc::now());
+    second.attempt = 1;
+    assert!(b.save(&second).unwrap());
+    second.attempt = 0;
+    second.state = JobState::Running;
+    assert!(
+        !a.save(&second).unwrap(),
+        "an earlier attempt overwrote a later one"
+    );
+
+    a.remove(id).unwrap();
+    let events: Vec<_> = std::iter::from_fn(|| heard.try_recv().ok())
+        .filter(|e| e.uuid == id.uuid)
+        .collect();
+    // Announcements are asynchronous: wait for the last one (removal) if it is not in yet.
+    let events = if events.last().is_some_and(|e| e.state.is_none()) {
+        events
+    } else {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut events = events;
+        rt.block_on(async {
+            while events.last().is_none_or(|e| e.state.is_some()) {
+                let e = tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv())
+                    .await
+                    .expect("the removal is announced")
+                    .unwrap();
+                if e.uuid == id.uuid {
+                    events.push(e);
+                }
+            }
+        });
+        events
+    };
+    let states: Vec<_> = events.iter().map(|e| e.state).collect();
+    assert_eq!(
+        states,
+        vec![Some(JobState::Running), Some(JobState::Cancelled), None],
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -291,27 +382,4 @@ async fn a_server_on_postgres_keeps_jobs_and_side_records_across_a_restart() {
     )
     .await;
     assert_eq!(read["id"], json!(query_id), "{read}");
-}
-
-/// An instance that shuts down lets go of its store at once, even while something still holds
-/// its engine (a client's keep-alive connection, say), so that its successor need not wait.
-#[tokio::test(flavor = "multi_thread")]
-async fn shutdown_lets_go_of_the_store() {
-    let pg = Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
-    let engine = polyquery::engine::Engine::start_with_store(
-        support::engine_config(dir.path()),
-        support::executor().await,
-        Arc::new(PgJobStore::connect(&pg.url()).unwrap()),
-    )
-    .unwrap();
-    engine.shutdown().await;
-    let url = pg.url();
-    let next = tokio::task::spawn_blocking(move || {
-        PgJobStore::connect_waiting(&url, std::time::Duration::from_millis(500)).map(|_| ())
-    })
-    .await
-    .unwrap();
-    assert!(next.is_ok(), "{next:?}");
-    drop(engine);
 }

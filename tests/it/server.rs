@@ -173,9 +173,11 @@ async fn a_panic_in_a_front_is_its_own_500_and_the_server_stays_up() {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    let engine =
-        polyquery::engine::Engine::start(config.engine_config(), crate::support::executor().await)
-            .unwrap();
+    let engine = polyquery::engine::Engine::start(
+        config.engine_config().unwrap(),
+        crate::support::executor().await,
+    )
+    .unwrap();
     let listeners = polyquery::server::bind_all(&config).await.unwrap();
     let addr = listeners[0].local_addr().unwrap();
     let app = polyquery::server::App::with_fronts(

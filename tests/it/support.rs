@@ -109,7 +109,7 @@ impl TestServer {
             config.listen = "127.0.0.1:0".parse().unwrap();
         }
         config.data_dir = dir.path().to_path_buf();
-        let mut engine_config = config.engine_config();
+        let mut engine_config = config.engine_config().unwrap();
         engine_config.thread_name = thread_name.into();
         let engine = match store {
             Some(store) => Engine::start_with_store(engine_config, executor().await, store),

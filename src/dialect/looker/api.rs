@@ -329,7 +329,17 @@ impl SqlQueries {
     }
 
     fn get(&self, slug: &str) -> Option<SqlQuery> {
+        self.read_through(slug);
         self.lock().get(&slug.to_string()).cloned()
+    }
+
+    /// In a cluster, takes in a query another instance stored (or changed) under `slug`.
+    fn read_through(&self, slug: &str) {
+        if self.saved.shared()
+            && let Some(query) = self.saved.get(slug)
+        {
+            self.lock().insert(slug.to_string(), query);
+        }
     }
 
     /// Forgets every SQL Runner query (the control plane's reset).
@@ -341,6 +351,7 @@ impl SqlQueries {
 
     /// Changes a stored query in place (its run counts).
     fn update(&self, slug: &str, change: impl FnOnce(&mut SqlQuery)) {
+        self.read_through(slug);
         if let Some(query) = self.lock().get(&slug.to_string()) {
             change(query);
             self.saved.save(slug, query);
@@ -380,8 +391,13 @@ impl LookerFront {
         let models = Models::load(engine.executor().catalog(), settings.model_dir.as_deref());
         let retain = Duration::from_secs(settings.retain_secs.max(1));
         let sessions = Sessions::new(principals)
-            .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)));
-        let queries = QueryStore::new(retain, engine.side_table("looker_queries"));
+            .with_lifetime(Duration::from_secs(settings.token_lifetime_secs.max(1)))
+            .shared_through(engine.side_table("looker_sessions"));
+        let queries = QueryStore::new(
+            retain,
+            engine.side_table("looker_queries"),
+            engine.side_table("looker_query_definitions"),
+        );
         let looks = LookStore::new(engine.side_table("looker_looks"));
         let sql_queries = SqlQueries::new(retain, engine.side_table("looker_sql_queries"));
         LookerFront {

@@ -145,8 +145,15 @@ impl LookStore {
         }
     }
 
+    /// The looks, as every instance of a cluster last saved them (the store is the truth there).
     fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Vec<Look>)> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if self.saved.shared() {
+            let mut looks: Vec<Look> = self.saved.load().into_iter().map(|(_, l)| l).collect();
+            looks.sort_by_key(|l| l.id);
+            inner.1 = looks;
+        }
+        inner
     }
 
     /// Forgets every look; ids start again from 1 (the control plane's reset).
@@ -160,7 +167,11 @@ impl LookStore {
     /// Stores a new look for `user_id` on the query `(id, model)`.
     pub fn create(&self, write: &WriteLook, query: (String, String), user_id: String) -> Look {
         let mut inner = self.lock();
-        inner.0 += 1;
+        // In a cluster, ids come from the store's sequence, so no two instances give out one.
+        inner.0 = match self.saved.shared() {
+            true => self.saved.next_number().unwrap_or(inner.0 + 1),
+            false => inner.0 + 1,
+        };
         let now = Utc::now();
         let mut look = Look {
             id: inner.0,

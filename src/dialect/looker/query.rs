@@ -206,6 +206,9 @@ pub struct StoredQuery {
 pub struct QueryStore {
     inner: Mutex<StoreInner>,
     saved: SideTable<SavedQuery>,
+    /// In a cluster: each definition's query id (keyed by the definition's SHA-256), so that an
+    /// identical query created through any instance answers the same id.
+    definitions: SideTable<String>,
 }
 
 struct StoreInner {
@@ -231,7 +234,11 @@ fn definition(write: &WriteQuery) -> String {
 
 impl QueryStore {
     /// A store that forgets a query unused for `retain`, starting with the queries `saved` holds.
-    pub fn new(retain: std::time::Duration, saved: SideTable<SavedQuery>) -> QueryStore {
+    pub fn new(
+        retain: std::time::Duration,
+        saved: SideTable<SavedQuery>,
+        definitions: SideTable<String>,
+    ) -> QueryStore {
         let mut inner = StoreInner {
             by_id: Expiring::new(retain),
             by_definition: HashMap::new(),
@@ -247,6 +254,7 @@ impl QueryStore {
         QueryStore {
             inner: Mutex::new(inner),
             saved,
+            definitions,
         }
     }
 
@@ -263,19 +271,52 @@ impl QueryStore {
         inner.by_definition.clear();
         inner.by_slug.clear();
         inner.next_id = 0;
+        // In a cluster, the queries other instances stored go too.
+        if self.saved.shared() {
+            for (id, _) in self.saved.load() {
+                self.saved.remove(&id);
+            }
+            for (key, _) in self.definitions.load() {
+                self.definitions.remove(&key);
+            }
+        }
     }
 
     /// Stores `write` (already compiled once, so valid), or answers the identical query stored before.
     pub fn create(&self, write: WriteQuery, model: &str, view: &str) -> Arc<StoredQuery> {
         let definition = definition(&write);
+        let shared_key = self.definitions.shared().then(|| {
+            use sha2::Digest;
+            sha2::Sha256::digest(definition.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        if let Some(key) = &shared_key
+            && let Some(id) = self.definitions.get(key)
+            && let Some(existing) = self.get(&id)
+        {
+            return existing;
+        }
         let mut inner = self.lock();
         if let Some(id) = inner.by_definition.get(&definition).cloned()
             && let Some(existing) = inner.by_id.get(&id)
         {
             return existing.clone();
         }
-        inner.next_id += 1;
-        let id = inner.next_id.to_string();
+        // In a cluster, ids come from the store's sequence, so no two instances give out one.
+        let id = match self.saved.shared() {
+            true => match self.saved.next_number() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "no query id from the shared store; numbering locally");
+                    inner.next_id + 1
+                }
+            },
+            false => inner.next_id + 1,
+        };
+        inner.next_id = inner.next_id.max(id);
+        let id = id.to_string();
         let saved = SavedQuery {
             slug: random_token(7),
             client_id: write.client_id.clone().unwrap_or_else(|| random_token(22)),
@@ -284,6 +325,9 @@ impl QueryStore {
             write,
         };
         self.saved.save(&id, &saved);
+        if let Some(key) = &shared_key {
+            self.definitions.save(key, &id);
+        }
         let (stored, gone) = inner.keep(id, saved);
         for id in gone {
             self.saved.remove(&id);
@@ -292,13 +336,30 @@ impl QueryStore {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<StoredQuery>> {
-        self.lock().by_id.get(&id.to_string()).cloned()
+        if let Some(stored) = self.lock().by_id.get(&id.to_string()).cloned() {
+            return Some(stored);
+        }
+        // In a cluster, another instance may have stored it.
+        let saved = self.saved.shared().then(|| self.saved.get(id)).flatten()?;
+        Some(self.lock().keep(id.to_string(), saved).0)
     }
 
     pub fn by_slug(&self, slug: &str) -> Option<Arc<StoredQuery>> {
-        let mut inner = self.lock();
-        let id = inner.by_slug.get(slug)?.clone();
-        inner.by_id.get(&id).cloned()
+        {
+            let mut inner = self.lock();
+            if let Some(id) = inner.by_slug.get(slug).cloned() {
+                return inner.by_id.get(&id).cloned();
+            }
+        }
+        if !self.saved.shared() {
+            return None;
+        }
+        let (id, saved) = self
+            .saved
+            .load()
+            .into_iter()
+            .find(|(_, saved)| saved.slug == slug)?;
+        Some(self.lock().keep(id, saved).0)
     }
 }
 

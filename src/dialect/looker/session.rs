@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
+use crate::engine::SideTable;
 use crate::query::{Principal, Principals};
 
 /// How long an access token lives (Looker's `expires_in`).
@@ -17,6 +20,17 @@ pub struct Sessions {
     principals: Arc<Principals>,
     tokens: Mutex<HashMap<String, Session>>,
     lifetime: Option<Duration>,
+    /// In a cluster: the sessions every instance sees (a token from one instance works on all, and
+    /// a logout anywhere ends it everywhere).
+    shared: Option<SideTable<SharedSession>>,
+}
+
+/// A session as the instances of a cluster share it.
+#[derive(Serialize, Deserialize)]
+pub struct SharedSession {
+    owner: Principal,
+    /// Milliseconds since the Unix epoch.
+    expires: i64,
 }
 
 #[derive(Clone)]
@@ -31,7 +45,14 @@ impl Sessions {
             principals,
             tokens: Mutex::default(),
             lifetime: None,
+            shared: None,
         }
+    }
+
+    /// Keeps the sessions in `table` when the engine's store is shared by a cluster.
+    pub fn shared_through(mut self, table: SideTable<SharedSession>) -> Sessions {
+        self.shared = table.shared().then_some(table);
+        self
     }
 
     /// Tokens that expire after `lifetime` instead of an hour (for tests of expiry).
@@ -65,6 +86,14 @@ impl Sessions {
             uuid::Uuid::new_v4().as_u128(),
             uuid::Uuid::new_v4().as_u128() as u32
         );
+        let lifetime = self.lifetime.unwrap_or(TOKEN_LIFETIME);
+        if let Some(shared) = &self.shared {
+            let expires = chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
+            shared.save(&token, &SharedSession { owner, expires });
+            return token;
+        }
         let mut tokens = self.lock();
         let now = Instant::now();
         tokens.retain(|_, s| s.expires > now);
@@ -72,7 +101,7 @@ impl Sessions {
             token.clone(),
             Session {
                 owner,
-                expires: now + self.lifetime.unwrap_or(TOKEN_LIFETIME),
+                expires: now + lifetime,
             },
         );
         token
@@ -86,6 +115,9 @@ impl Sessions {
             return None;
         }
         let token = token.trim();
+        if let Some(owner) = self.shared_owner(token) {
+            return Some(owner);
+        }
         if let Some(session) = self.lock().get(token)
             && session.expires > Instant::now()
         {
@@ -99,9 +131,31 @@ impl Sessions {
     }
 
     /// Ends every session, or only one owner's.
+    /// The owner of a live shared session (a session id is at most 100 bytes, as the store's keys).
+    fn shared_owner(&self, token: &str) -> Option<Principal> {
+        let shared = self.shared.as_ref()?;
+        if token.is_empty() || token.len() > 100 {
+            return None;
+        }
+        let session = shared.get(token)?;
+        if session.expires > chrono::Utc::now().timestamp_millis() {
+            Some(session.owner)
+        } else {
+            shared.remove(token);
+            None
+        }
+    }
+
     pub fn forget(&self, owner: Option<&Principal>) {
         self.lock()
             .retain(|_, s| owner.is_some_and(|o| s.owner != *o));
+        if let Some(shared) = &self.shared {
+            for (token, session) in shared.load() {
+                if owner.is_none_or(|o| session.owner == *o) {
+                    shared.remove(&token);
+                }
+            }
+        }
     }
 
     /// Ends the session of this header's token; false when there was none.
@@ -109,7 +163,14 @@ impl Sessions {
         let Some((_, token)) = authorization.and_then(|a| a.trim().split_once(' ')) else {
             return false;
         };
-        self.lock().remove(token.trim()).is_some()
+        let token = token.trim();
+        if self.shared_owner(token).is_some() {
+            if let Some(shared) = &self.shared {
+                shared.remove(token);
+            }
+            return true;
+        }
+        self.lock().remove(token).is_some()
     }
 }
 

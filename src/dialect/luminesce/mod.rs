@@ -74,7 +74,8 @@ pub struct Settings {
     /// keep-for) the same principal sending a character-identical query with the same parameters gets
     /// the earlier query's id back instead of a new query. 0 turns reuse off.
     pub reuse_window_secs: u64,
-    /// The directory that stands in for Drive (`/{id}/drive`); default `<data_dir>/luminesce-drive`.
+    /// The directory that stands in for Drive (`/{id}/drive`); default `luminesce-drive` in the
+    /// data directory (a cluster's shared directory, `results.url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drive_dir: Option<PathBuf>,
 }
@@ -85,7 +86,7 @@ pub fn front(context: FrontContext<Settings>) -> Arc<dyn Front> {
             .settings
             .drive_dir
             .clone()
-            .unwrap_or_else(|| context.engine.data_dir().join("luminesce-drive")),
+            .unwrap_or_else(|| context.engine.shared_dir().join("luminesce-drive")),
     );
     let views = views::Views::new(&context.engine);
     let settle = views.clone();

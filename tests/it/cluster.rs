@@ -1,0 +1,331 @@
+//! Cluster mode: three polyquery processes on one PostgreSQL and one shared results directory. Any
+//! instance answers for any job, a cancel reaches the instance running the query, and the jobs of
+//! an instance killed with SIGKILL end on the survivors.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::cross_wire::{ADMIN, ANSWER, Caller, Seen, WIRES, Wire};
+use crate::postgres::{Postgres, free_port};
+
+/// One `polyquery serve` process, killed (SIGKILL) when dropped.
+struct Instance {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Instance {
+    /// An instance with `settings` (`key=value`) over the configuration file `shared/polyquery.toml`.
+    fn start(pg: &Postgres, shared: &Path, settings: &[&str]) -> Instance {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_polyquery"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .arg("--config")
+            .arg(shared.join("polyquery.toml"))
+            .args(["--set", &format!("store.url={}", pg.url())])
+            .args(["--set", &format!("results.url=file://{}", shared.display())])
+            .args(["--set", "cluster.lease_ms=1000"])
+            .args([
+                "--set",
+                concat!(
+                    "looker.model_dir=",
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/sdk/looker/models"
+                ),
+            ])
+            .args(["--set", "engine.reaper_interval_ms=100"]);
+        for setting in settings {
+            command.args(["--set", setting]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Instance {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        }
+    }
+
+    /// Waits until the instance answers (bounded).
+    async fn ready(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let answer = http.get(format!("{}/readyz", self.base)).send().await;
+            if answer.is_ok_and(|a| a.status() == StatusCode::OK) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} never became ready", self.base);
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    instances: Vec<Instance>,
+    _shared: tempfile::TempDir,
+    _pg: Postgres,
+}
+
+impl Cluster {
+    async fn start(settings: &[&str]) -> Cluster {
+        Cluster::configured("", settings).await
+    }
+
+    /// A cluster whose instances read the configuration file `toml`.
+    async fn configured(toml: &str, settings: &[&str]) -> Cluster {
+        let pg = Postgres::start();
+        let shared = tempfile::tempdir().unwrap();
+        std::fs::write(shared.path().join("polyquery.toml"), toml).unwrap();
+        // The first instance migrates the schema; the others then start together.
+        let first = Instance::start(&pg, shared.path(), settings);
+        first.ready().await;
+        let mut instances = vec![first];
+        for _ in 0..2 {
+            instances.push(Instance::start(&pg, shared.path(), settings));
+        }
+        for instance in &instances {
+            instance.ready().await;
+        }
+        Cluster {
+            instances,
+            _shared: shared,
+            _pg: pg,
+        }
+    }
+
+    /// A caller talking to the instances `which`, in turn.
+    async fn caller(&self, which: &[usize]) -> Caller {
+        let bases = which
+            .iter()
+            .map(|&i| self.instances[i].base.clone())
+            .collect();
+        Caller::over(bases, ADMIN).await
+    }
+}
+
+/// Polls `wire`'s status of `job` until `expected` or `within` has passed.
+async fn seen_within(caller: &Caller, wire: Wire, job: &str, expected: Seen, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = caller.status(wire, job).await;
+        if seen == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{wire:?}: job {job} is {seen:?}, not {expected:?}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_follow_up_request_goes_to_another_instance() {
+    let cluster = Cluster::start(&[]).await;
+    let caller = cluster.caller(&[0, 1, 2]).await;
+    for from in WIRES {
+        for via in WIRES {
+            let cell = format!("started on {from:?}, read through {via:?}");
+            let job = caller.start(from, false).await;
+            assert_eq!(caller.settled(via, &job).await, Seen::Succeeded, "{cell}");
+            let (status, body) = caller.result(via, &job).await;
+            assert_eq!(status, StatusCode::OK, "{cell}: {body}");
+            assert!(body.contains(ANSWER), "{cell}: {body}");
+
+            let slow = caller.start(from, true).await;
+            assert!(caller.cancel(via, &slow).await, "{cell}: cancel");
+            assert_eq!(caller.status(via, &slow).await, Seen::Ended, "{cell}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_through_one_instance_stops_the_query_running_on_another() {
+    let cluster = Cluster::start(&["engine.workers=1"]).await;
+    let (on_a, on_b) = (cluster.caller(&[0]).await, cluster.caller(&[1]).await);
+    let slow = on_a.start(Wire::Luminesce, true).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &slow,
+        Seen::Going,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(on_b.cancel(Wire::Luminesce, &slow).await);
+    // The instance running it stops it within a second, and its one worker is free again.
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &slow,
+        Seen::Ended,
+        Duration::from_secs(1),
+    )
+    .await;
+    let next = on_a.start(Wire::Luminesce, false).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &next,
+        Seen::Succeeded,
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jobs_of_a_killed_instance_end_on_the_survivors() {
+    let mut cluster = Cluster::start(&[]).await;
+    let on_a = cluster.caller(&[0]).await;
+    let mut jobs = Vec::new();
+    for wire in WIRES {
+        let done = on_a.start(wire, false).await;
+        assert_eq!(on_a.settled(wire, &done).await, Seen::Succeeded);
+        // An AsterixDB result may be read once (max-result-reads): it is read after the kill only.
+        let before = match wire {
+            Wire::AsterixDb => "[ { \"n\": 1000 } ]\n".to_string(),
+            _ => on_a.result(wire, &done).await.1,
+        };
+        let slow = on_a.start(wire, true).await;
+        jobs.push((wire, done, before, slow));
+    }
+    cluster.instances[0].kill();
+    let survivors = cluster.caller(&[1, 2]).await;
+    for (wire, done, before, slow) in &jobs {
+        // Finished results read the same through the survivors; unfinished jobs fail once the
+        // dead instance's lease (1 s) has run out.
+        let (status, after) = survivors.result(*wire, done).await;
+        assert_eq!((status, &after), (StatusCode::OK, before), "{wire:?}");
+        seen_within(
+            &survivors,
+            *wire,
+            slow,
+            Seen::Ended,
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+}
+
+/// `polyquery balance` in front of the instances, killed when dropped.
+struct Balancer {
+    child: Child,
+    base: String,
+}
+
+impl Balancer {
+    async fn start(cluster: &Cluster) -> Balancer {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_polyquery"));
+        command.args(["balance", "--listen", &format!("127.0.0.1:{port}")]);
+        for instance in &cluster.instances {
+            command.args(["--to", &instance.base]);
+        }
+        let balancer = Balancer {
+            child: command
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        // Ready once a request gets through it.
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http
+            .get(format!("{}/healthz", balancer.base))
+            .send()
+            .await
+            .is_ok_and(|a| a.status() == StatusCode::OK)
+        {
+            assert!(Instant::now() < deadline, "the balancer never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        balancer
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a client script with `args`; it must succeed and print `ok_line`.
+async fn client_script(script: &str, args: &[&str], ok_line: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = tokio::process::Command::new(crate::support::sdk_python())
+        .arg(&path)
+        .args(args)
+        .env_remove("FBN_LUMINESCE_URL")
+        .env_remove("FBN_ACCESS_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(ok_line),
+        "{script} through the balancer failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The official clients' flows, through a round-robin balancer: each of their requests reaches
+/// another instance than the one before.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_luminesce_and_kylin_clients_work_through_a_balancer() {
+    let cluster = Cluster::start(&[]).await;
+    let balancer = Balancer::start(&cluster).await;
+    let url = balancer.base.as_str();
+    client_script(
+        "tests/sdk/luminesce/sdk_test.py",
+        &[url],
+        "async client: ok",
+    )
+    .await;
+    client_script("tests/sdk/kylin/kylinpy_check.py", &[url], "").await;
+    client_script("tests/sdk/kylin/superset_check.py", &[url], "").await;
+}
+
+/// The Looker SDK's flow checks that bad credentials are refused: a configured user.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_looker_sdk_works_through_a_balancer() {
+    let users = "[[users]]\nname = \"alice\"\npassword = \"s3cret\"\n";
+    let cluster = Cluster::configured(users, &[]).await;
+    let balancer = Balancer::start(&cluster).await;
+    let url = balancer.base.as_str();
+    client_script(
+        "tests/sdk/looker/sdk_flow.py",
+        &[url, "alice", "s3cret", "full"],
+        "",
+    )
+    .await;
+}
