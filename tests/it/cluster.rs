@@ -399,3 +399,53 @@ async fn postgres_restarted_under_load_loses_nothing() {
         Seen::Succeeded
     );
 }
+
+/// An instance frozen (SIGSTOP) past its lease has its jobs failed by the survivors; thawed
+/// (SIGCONT), its query finishes but its late write is refused: the job ended once, failed, as
+/// every instance (the thawed one included) reports it from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_instance_cannot_overwrite_what_the_survivors_did() {
+    let mut cluster = Cluster::start(&[]).await;
+    let (on_a, survivors) = (cluster.caller(&[0]).await, cluster.caller(&[1, 2]).await);
+    let job = on_a.start(Wire::Luminesce, true).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &job,
+        Seen::Going,
+        Duration::from_secs(5),
+    )
+    .await;
+    let pid = cluster.instances[0].child.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {name}");
+    };
+    signal("-STOP");
+    seen_within(
+        &survivors,
+        Wire::Luminesce,
+        &job,
+        Seen::Ended,
+        Duration::from_secs(10),
+    )
+    .await;
+    signal("-CONT");
+    // The thawed instance hears that the job ended and stops it; whatever it writes late is
+    // refused. Every instance says Ended, never Succeeded, from here on.
+    let everyone = cluster.caller(&[0, 1, 2]).await;
+    for _ in 0..30 {
+        assert_eq!(everyone.status(Wire::Luminesce, &job).await, Seen::Ended);
+    }
+    // Its worker is free again.
+    let next = on_a.start(Wire::Luminesce, false).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &next,
+        Seen::Succeeded,
+        Duration::from_secs(10),
+    )
+    .await;
+    cluster.instances[0].kill();
+}
