@@ -449,3 +449,21 @@ async fn a_frozen_instance_cannot_overwrite_what_the_survivors_did() {
     .await;
     cluster.instances[0].kill();
 }
+
+/// `scripts/cluster --check`: the local cluster users start (PostgreSQL, three instances, the
+/// balancer) answers a query through the balancer.
+#[test]
+fn the_local_cluster_script_answers_through_its_balancer() {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
+        .arg("--check")
+        .env("POLYQUERY_BIN", env!("CARGO_BIN_EXE_polyquery"))
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("answer\n42"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
