@@ -210,9 +210,9 @@ pub struct ConfigError(pub String);
 pub const ENV_PREFIX: &str = "POLYQUERY_";
 
 /// Variables with the prefix that are not settings: the configuration file's path, the log filter
-/// (`POLYQUERY_LOG=debug`), and the SDK tooling's (`scripts/sdk-env` reads `POLYQUERY_VENV`,
-/// `scripts/test` exports `POLYQUERY_PYTHON`).
-const NOT_SETTINGS: [&str; 4] = ["CONFIG", "LOG", "PYTHON", "VENV"];
+/// (`POLYQUERY_LOG=debug`), and the tooling's (`scripts/sdk-env` reads `POLYQUERY_VENV`,
+/// `scripts/test` exports `POLYQUERY_PYTHON`, `scripts/cluster` reads `POLYQUERY_BIN`).
+const NOT_SETTINGS: [&str; 5] = ["BIN", "CONFIG", "LOG", "PYTHON", "VENV"];
 
 impl Config {
     /// Builds the configuration: the file (if any), then the environment, then `overrides`

@@ -955,6 +955,11 @@ impl Engine {
         self.inner.exports.dir(id)
     }
 
+    /// Whether this instance can serve: its job store is reachable (`/readyz`).
+    pub fn ready(&self) -> Result<(), EngineError> {
+        self.inner.records.reachable()
+    }
+
     /// Bytes of results held in memory now.
     pub fn result_memory_used(&self) -> usize {
         self.inner.results.memory_used()

@@ -8,7 +8,8 @@
 //! connects to the same database: the rows are the truth, and a trigger announces each job's
 //! changes to all of them (`LISTEN pq_events`).
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -76,13 +77,17 @@ const MIGRATION_LOCK: i64 = 0x7071_7565_7279; // "pquery"
 /// The channel the store's trigger announces job changes on.
 const EVENTS: &str = "pq_events";
 
-type Work = Box<dyn for<'c> FnOnce(&'c Client) -> BoxFuture<'c, ()> + Send>;
+/// Work for the store's thread: given the connection, or why there is none. It answers false
+/// when the connection was lost under it (it is then run again on a new one).
+type Work = Box<dyn for<'c> FnMut(Result<&'c Client, EngineError>) -> BoxFuture<'c, bool> + Send>;
 
 /// A job store on one PostgreSQL database, shared by every instance connected to it.
 pub struct PgJobStore {
     /// `None` once closed.
     work: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Work>>>,
     events: broadcast::Sender<StoreEvent>,
+    /// Whether the store's thread holds an open connection now.
+    connected: Arc<AtomicBool>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> EngineError {
@@ -97,6 +102,8 @@ impl PgJobStore {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), EngineError>>();
         let (events, _) = broadcast::channel(1024);
         let announce = events.clone();
+        let connected = Arc::new(AtomicBool::new(false));
+        let up = connected.clone();
         let url = url.to_string();
         std::thread::Builder::new()
             .name("pq-pg-store".into())
@@ -112,69 +119,89 @@ impl PgJobStore {
                     }
                 };
                 runtime.block_on(async move {
-                    let connected = async {
-                        let (client, mut connection) = tokio_postgres::connect(&url, NoTls)
-                            .await
-                            .map_err(store_error)?;
-                        // The connection is driven here, and its notifications become events.
-                        tokio::spawn(async move {
-                            let mut messages =
-                                futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                            while let Some(message) = messages.next().await {
-                                match message {
-                                    Ok(AsyncMessage::Notification(n)) => {
-                                        if let Some(event) = parse_event(n.payload()) {
-                                            let _ = announce.send(event);
-                                        }
-                                    }
-                                    Ok(_) => {}
-                                    Err(e) => {
-                                        tracing::error!(error = %e, "the job store's connection ended");
-                                        return;
-                                    }
-                                }
-                            }
-                        });
-                        migrate(&client).await?;
-                        client
-                            .batch_execute(&format!("LISTEN {EVENTS}"))
-                            .await
-                            .map_err(store_error)?;
-                        Ok::<_, EngineError>(client)
-                    };
-                    let client = match connected.await {
+                    let mut client = match open(&url, &announce).await {
                         Ok(client) => {
                             let _ = ready_tx.send(Ok(()));
-                            client
+                            Some(client)
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
                             return;
                         }
                     };
-                    while let Some(work) = work_rx.recv().await {
-                        work(&client).await;
+                    while let Some(mut work) = work_rx.recv().await {
+                        // A lost connection (PostgreSQL restarted) is opened again; the work
+                        // waits for it a while, so that nothing is lost to a short outage.
+                        let deadline = tokio::time::Instant::now() + RECONNECT_FOR;
+                        loop {
+                            up.store(
+                                client.as_ref().is_some_and(|c| !c.is_closed()),
+                                Ordering::Relaxed,
+                            );
+                            if client.as_ref().is_none_or(Client::is_closed) {
+                                client = match open(&url, &announce).await {
+                                    Ok(client) => {
+                                        tracing::info!("the job store's connection is back");
+                                        Some(client)
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "the job store is unreachable");
+                                        None
+                                    }
+                                };
+                            }
+                            match &client {
+                                Some(open) => {
+                                    if work(Ok(open)).await {
+                                        break;
+                                    }
+                                }
+                                None if tokio::time::Instant::now() >= deadline => {
+                                    work(Err(store_error("it is unreachable"))).await;
+                                    break;
+                                }
+                                None => tokio::time::sleep(Duration::from_millis(200)).await,
+                            }
+                        }
                     }
                 });
             })?;
         ready_rx
             .recv()
             .map_err(|_| store_error("its thread ended before connecting"))??;
+        connected.store(true, Ordering::Relaxed);
         Ok(PgJobStore {
             work: std::sync::Mutex::new(Some(work_tx)),
             events,
+            connected,
         })
     }
 
-    /// Runs `f` with the connection on the store's thread and waits for its answer.
+    /// Runs `f` with the connection on the store's thread and waits for its answer. Should the
+    /// connection be lost while `f` runs, `f` runs again once it is back.
     fn call<T: Send + 'static>(
         &self,
-        f: impl for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Result<T, EngineError>> + Send + 'static,
+        f: impl for<'c> Fn(&'c Client) -> BoxFuture<'c, Result<T, EngineError>> + Send + Sync + 'static,
     ) -> Result<T, EngineError> {
         let (tx, rx) = mpsc::channel();
+        let f = Arc::new(f);
         let work: Work = Box::new(move |client| {
+            let (f, tx) = (f.clone(), tx.clone());
             Box::pin(async move {
-                let _ = tx.send(f(client).await);
+                match client {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        true
+                    }
+                    Ok(client) => {
+                        let answer = f(client).await;
+                        if answer.is_err() && client.is_closed() {
+                            return false;
+                        }
+                        let _ = tx.send(answer);
+                        true
+                    }
+                }
             })
         });
         self.work
@@ -186,6 +213,41 @@ impl PgJobStore {
             .map_err(|_| store_error("its thread has ended"))?;
         rx.recv().map_err(|_| store_error("its thread has ended"))?
     }
+}
+
+/// How long work waits for a lost connection to come back before it fails.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+/// Connects, brings the schema up to date and listens for job changes, which the connection's
+/// task turns into events.
+async fn open(url: &str, announce: &broadcast::Sender<StoreEvent>) -> Result<Client, EngineError> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(store_error)?;
+    let announce = announce.clone();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if let Some(event) = parse_event(n.payload()) {
+                        let _ = announce.send(event);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the job store's connection ended");
+                    return;
+                }
+            }
+        }
+    });
+    migrate(&client).await?;
+    client
+        .batch_execute(&format!("LISTEN {EVENTS}"))
+        .await
+        .map_err(store_error)?;
+    Ok(client)
 }
 
 /// A notification's payload: `<uuid> <state>` or `<uuid> removed`.
@@ -241,7 +303,9 @@ type Values = Vec<Box<dyn ToSql + Send + Sync>>;
 impl PgJobStore {
     /// Runs one statement that answers no rows.
     fn execute(&self, sql: &'static str, values: Values) -> Result<(), EngineError> {
+        let values = Arc::new(values);
         self.call(move |client| {
+            let values = values.clone();
             Box::pin(async move {
                 let refs = as_params(&values);
                 client
@@ -259,7 +323,9 @@ impl PgJobStore {
         sql: &'static str,
         values: Values,
     ) -> Result<Vec<(String, String)>, EngineError> {
+        let values = Arc::new(values);
         self.call(move |client| {
+            let values = values.clone();
             Box::pin(async move {
                 let refs = as_params(&values);
                 let rows = client.query(sql, &refs).await.map_err(store_error)?;
@@ -311,7 +377,9 @@ impl JobStore for PgJobStore {
             Box::new(owner),
             Box::new(expires),
         ];
+        let values = Arc::new(values);
         self.call(move |client| {
+            let values = values.clone();
             Box::pin(async move {
                 let refs = as_params(&values);
                 client
@@ -335,6 +403,14 @@ impl JobStore for PgJobStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn reachable(&self) -> Result<(), EngineError> {
+        if self.connected.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(store_error("its connection is lost; reconnecting"))
+        }
     }
 
     fn load(&self, job: JobRef) -> Result<Option<JobRecord>, EngineError> {

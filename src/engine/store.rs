@@ -65,6 +65,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// it at once; what comes after is refused.
     fn close(&self) {}
 
+    /// Whether the store can be reached now (answered at once, without waiting on it).
+    fn reachable(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// True when several instances share the store: a job this instance does not hold may be
     /// another's, and is read from the store. The methods below matter only then.
     fn shared(&self) -> bool {

@@ -261,7 +261,13 @@ async fn handle(
         }
         (None, p) if admin && control::owns(p) => ("admin", administer(&app, req, remote).await),
         (None, "/healthz") => ("server", http::text(StatusCode::OK, "ok\n")),
-        (None, "/readyz") => ("server", http::text(StatusCode::OK, "ready\n")),
+        (None, "/readyz") => (
+            "server",
+            match app.engine.ready() {
+                Ok(()) => http::text(StatusCode::OK, "ready\n"),
+                Err(e) => http::text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+            },
+        ),
         (None, "/metrics") if method == Method::GET => (
             "server",
             http::with_body(

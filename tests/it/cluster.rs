@@ -90,7 +90,7 @@ impl Drop for Instance {
 struct Cluster {
     instances: Vec<Instance>,
     _shared: tempfile::TempDir,
-    _pg: Postgres,
+    pg: Postgres,
 }
 
 impl Cluster {
@@ -116,7 +116,7 @@ impl Cluster {
         Cluster {
             instances,
             _shared: shared,
-            _pg: pg,
+            pg,
         }
     }
 
@@ -328,4 +328,142 @@ async fn the_looker_sdk_works_through_a_balancer() {
         "",
     )
     .await;
+}
+
+/// `/readyz` of every instance, until each answers `status` (bounded).
+async fn readiness_becomes(cluster: &Cluster, status: StatusCode) {
+    let http = reqwest::Client::new();
+    for instance in &cluster.instances {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = http
+                .get(format!("{}/readyz", instance.base))
+                .send()
+                .await
+                .unwrap();
+            if answer.status() == status {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: /readyz stayed {}",
+                instance.base,
+                answer.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// PostgreSQL stopped and started again under load: the instances say they are not ready while it
+/// is away, reconnect, and every job submitted before, during and after ends with its result.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_restarted_under_load_loses_nothing() {
+    let cluster = Cluster::start(&[]).await;
+    let caller = cluster.caller(&[0, 1, 2]).await;
+    let mut jobs = Vec::new();
+    for wire in WIRES {
+        jobs.push((wire, caller.start(wire, false).await));
+    }
+    cluster.pg.stop();
+    readiness_becomes(&cluster, StatusCode::SERVICE_UNAVAILABLE).await;
+    // A job submitted while the store is away waits for it (within the reconnect window).
+    let during = tokio::spawn({
+        let bases = cluster.instances.iter().map(|i| i.base.clone()).collect();
+        async move {
+            let late = Caller::over(bases, ADMIN).await;
+            let job = late.start(Wire::Luminesce, false).await;
+            (late, job)
+        }
+    });
+    // Not a wait for state: the store stays away a moment, so that the request above meets it gone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.pg.start_again();
+    readiness_becomes(&cluster, StatusCode::OK).await;
+    let (late, late_job) = during.await.unwrap();
+    for wire in WIRES {
+        jobs.push((wire, caller.start(wire, false).await));
+    }
+    for (wire, job) in &jobs {
+        assert_eq!(
+            caller.settled(*wire, job).await,
+            Seen::Succeeded,
+            "{wire:?}"
+        );
+        let (status, body) = caller.result(*wire, job).await;
+        assert_eq!(status, StatusCode::OK, "{wire:?}: {body}");
+        assert!(body.contains(ANSWER), "{wire:?}: {body}");
+    }
+    assert_eq!(
+        late.settled(Wire::Luminesce, &late_job).await,
+        Seen::Succeeded
+    );
+}
+
+/// An instance frozen (SIGSTOP) past its lease has its jobs failed by the survivors; thawed
+/// (SIGCONT), its query finishes but its late write is refused: the job ended once, failed, as
+/// every instance (the thawed one included) reports it from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_instance_cannot_overwrite_what_the_survivors_did() {
+    let mut cluster = Cluster::start(&[]).await;
+    let (on_a, survivors) = (cluster.caller(&[0]).await, cluster.caller(&[1, 2]).await);
+    let job = on_a.start(Wire::Luminesce, true).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &job,
+        Seen::Going,
+        Duration::from_secs(5),
+    )
+    .await;
+    let pid = cluster.instances[0].child.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {name}");
+    };
+    signal("-STOP");
+    seen_within(
+        &survivors,
+        Wire::Luminesce,
+        &job,
+        Seen::Ended,
+        Duration::from_secs(10),
+    )
+    .await;
+    signal("-CONT");
+    // The thawed instance hears that the job ended and stops it; whatever it writes late is
+    // refused. Every instance says Ended, never Succeeded, from here on.
+    let everyone = cluster.caller(&[0, 1, 2]).await;
+    for _ in 0..30 {
+        assert_eq!(everyone.status(Wire::Luminesce, &job).await, Seen::Ended);
+    }
+    // Its worker is free again.
+    let next = on_a.start(Wire::Luminesce, false).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &next,
+        Seen::Succeeded,
+        Duration::from_secs(10),
+    )
+    .await;
+    cluster.instances[0].kill();
+}
+
+/// `scripts/cluster --check`: the local cluster users start (PostgreSQL, three instances, the
+/// balancer) answers a query through the balancer.
+#[test]
+fn the_local_cluster_script_answers_through_its_balancer() {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
+        .arg("--check")
+        .env("POLYQUERY_BIN", env!("CARGO_BIN_EXE_polyquery"))
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("answer\n42"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -17,6 +17,8 @@ use crate::support::{self, TestServer};
 pub struct Postgres {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The server's options (its port among them), for starting it again.
+    options: String,
 }
 
 /// Where Debian keeps PostgreSQL's server programs (`initdb`, `pg_ctl`), newest version first.
@@ -85,11 +87,18 @@ impl Postgres {
             "-p {port} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off",
             dir.path().display()
         );
+        let pg = Postgres { dir, port, options };
+        pg.start_again();
+        pg
+    }
+
+    /// Starts the server (stopped by [`Postgres::stop`]) on its port again.
+    pub fn start_again(&self) {
         let start = as_pg_user("pg_ctl")
             .arg("-D")
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(dir.path().join("log"))
+            .arg(self.data())
+            .args(["-o", &self.options, "-l"])
+            .arg(self.dir.path().join("log"))
             .args(["-w", "start"])
             .output()
             .unwrap();
@@ -97,9 +106,19 @@ impl Postgres {
             start.status.success(),
             "pg_ctl start failed: {}{}",
             String::from_utf8_lossy(&start.stderr),
-            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
         );
-        Postgres { dir, port }
+    }
+
+    /// Stops the server at once (its clients' connections are cut).
+    pub fn stop(&self) {
+        let stop = as_pg_user("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(stop.status.success(), "pg_ctl stop failed");
     }
 
     pub fn url(&self) -> String {
