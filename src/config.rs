@@ -104,13 +104,15 @@ impl Default for ClusterSettings {
     }
 }
 
-/// What happens to the jobs of a dead instance (`rerun` is not built yet).
+/// What happens to the unfinished jobs of a dead instance.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OwnerLoss {
     /// They fail with the "interrupted" error.
     #[default]
     Fail,
+    /// A survivor runs them again, once (a job that writes Drive files is failed instead).
+    Rerun,
 }
 
 /// How log lines are written.
@@ -284,6 +286,7 @@ impl Config {
             thread_name: "pq-query".into(),
             results_dir: self.results.dir()?,
             lease: Duration::from_millis(self.cluster.lease_ms.max(100)),
+            rerun_orphans: self.cluster.on_owner_loss == OwnerLoss::Rerun,
         })
     }
 

@@ -82,6 +82,8 @@ pub struct EngineConfig {
     pub results_dir: Option<PathBuf>,
     /// With a shared store: how long an instance's jobs stay its own without a heartbeat.
     pub lease: Duration,
+    /// With a shared store: re-run a dead instance's unfinished jobs (once) instead of failing them.
+    pub rerun_orphans: bool,
 }
 
 impl EngineConfig {
@@ -101,6 +103,7 @@ impl EngineConfig {
             thread_name: "pq-query".into(),
             results_dir: None,
             lease: Duration::from_secs(5),
+            rerun_orphans: false,
         }
     }
 }
@@ -145,6 +148,8 @@ struct Cluster {
     /// This process's id in the store's heartbeats and job records.
     instance: String,
     lease: Duration,
+    /// Whether a dead instance's jobs are re-run (once) rather than failed.
+    rerun: bool,
 }
 
 /// One job: its record behind a lock, a channel announcing state changes, and its cancel switch.
@@ -369,6 +374,7 @@ impl Engine {
         let cluster = store.shared().then(|| Cluster {
             instance: uuid::Uuid::new_v4().to_string(),
             lease: config.lease,
+            rerun: config.rerun_orphans,
         });
         // In a cluster the store is the truth: nothing is taken into memory, and no instance's
         // start may touch what another is doing.
@@ -470,27 +476,8 @@ impl Engine {
         }
         // Durable before anyone hears of the job (its later changes may queue behind this write).
         self.inner.store.save_and_wait(&record).await;
-        let cell = Arc::new(JobCell::with_fault(record, fault));
-        self.inner.insert(cell.clone());
-        let inner = self.inner.clone();
-        self.inner.runtime()?.spawn(async move {
-            // A job cancelled while it waits gives its place in the queue back at once.
-            let permit = tokio::select! {
-                permit = inner.pool.acquire(ticket) => permit,
-                _ = cell.cancel.cancelled() => return,
-            };
-            if let Some(_permit) = permit {
-                // A panic inside the query fails this job alone; the worker's permit is released
-                // as the task unwinds, so the pool never shrinks.
-                let ran = std::panic::AssertUnwindSafe(inner.run(cell.clone()))
-                    .catch_unwind()
-                    .await;
-                if let Err(panic) = ran {
-                    let what = crate::query::panic_text(panic.as_ref()).to_string();
-                    inner.panicked(&cell, what).await;
-                }
-            }
-        });
+        self.inner
+            .launch(Arc::new(JobCell::with_fault(record, fault)), ticket)?;
         Ok(id)
     }
 
@@ -1168,6 +1155,13 @@ impl Inner {
                 self.drop_files(cell.id);
                 false
             }
+            // Re-run elsewhere while this instance was taken for dead: its run here stops, and
+            // the job is read from the store from now on.
+            Ok(Some(stored)) if stored.attempt > cell.lock().attempt => {
+                cell.cancel.cancel();
+                self.release(cell.id);
+                true
+            }
             _ => true,
         }
     }
@@ -1282,7 +1276,66 @@ impl Inner {
     /// A cluster's housekeeping, done by every instance: renew this one's heartbeat, fail the jobs
     /// of instances that stopped renewing theirs (the store's compare-and-set lets one survivor
     /// win), and sweep jobs that expired wherever they ran.
-    fn keep_cluster(&self, cluster: &Cluster) {
+    /// Takes a job this instance holds into memory and queues it for a worker.
+    fn launch(
+        self: &Arc<Self>,
+        cell: Arc<JobCell>,
+        ticket: pool::Ticket,
+    ) -> Result<(), EngineError> {
+        self.insert(cell.clone());
+        let inner = self.clone();
+        self.runtime()?.spawn(async move {
+            // A job cancelled while it waits gives its place in the queue back at once.
+            let permit = tokio::select! {
+                permit = inner.pool.acquire(ticket) => permit,
+                _ = cell.cancel.cancelled() => return,
+            };
+            if let Some(_permit) = permit {
+                // A panic inside the query fails this job alone; the worker's permit is released
+                // as the task unwinds, so the pool never shrinks.
+                let ran = std::panic::AssertUnwindSafe(inner.run(cell.clone()))
+                    .catch_unwind()
+                    .await;
+                if let Err(panic) = ran {
+                    let what = crate::query::panic_text(panic.as_ref()).to_string();
+                    inner.panicked(&cell, what).await;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Re-runs, here, a job whose instance is gone: once, and only a job that writes nothing but
+    /// its result (no Drive saves). Answers false when it is not re-run (then it fails): it was
+    /// re-run before, it writes files, there is no room in the queue, or another survivor took it
+    /// first (the store's claim is a compare-and-set on the attempt).
+    fn rerun(self: &Arc<Self>, cluster: &Cluster, record: &JobRecord) -> bool {
+        if record.attempt > 0 || !record.spec.saves.is_empty() {
+            return false;
+        }
+        let Ok(ticket) = self.pool.admit() else {
+            return false;
+        };
+        let mut claimed = JobRecord::new(record.id, record.spec.clone(), record.created);
+        claimed.log = record.log.clone();
+        claimed.note("Query re-run: the instance running it is gone");
+        claimed.attempt = record.attempt + 1;
+        claimed.instance = Some(cluster.instance.clone());
+        match crate::sql::guard::blocking(|| self.records.claim(&claimed, record.attempt)) {
+            Ok(true) => {
+                tracing::info!(job = %record.id, "re-running the job of an instance that is gone");
+                self.launch(Arc::new(JobCell::new(claimed)), ticket).is_ok()
+            }
+            // Another survivor has it: nothing to do here.
+            Ok(false) => true,
+            Err(e) => {
+                tracing::error!(job = %record.id, error = %e, "could not claim a job to re-run it");
+                false
+            }
+        }
+    }
+
+    fn keep_cluster(self: &Arc<Self>, cluster: &Cluster) {
         let orphans = crate::sql::guard::blocking(|| {
             self.records.heartbeat(&cluster.instance, cluster.lease)
         });
@@ -1290,6 +1343,9 @@ impl Inner {
             Ok(orphans) => {
                 for record in orphans {
                     tracing::warn!(job = %record.id, instance = ?record.instance, "the instance running the job is gone");
+                    if cluster.rerun && self.rerun(cluster, &record) {
+                        continue;
+                    }
                     let cell = JobCell::remote(record);
                     let _ = self.transition(&cell, JobEvent::Fail, interrupted);
                 }

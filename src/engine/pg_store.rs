@@ -405,6 +405,33 @@ impl JobStore for PgJobStore {
         true
     }
 
+    fn claim(&self, record: &JobRecord, from: u32) -> Result<bool, EngineError> {
+        let values: Values = vec![
+            Box::new(record.id.to_uuid()),
+            Box::new(serde_json::to_string(record).map_err(EngineError::internal)?),
+            Box::new(record.state.as_str()),
+            Box::new(i32::try_from(record.attempt).unwrap_or(i32::MAX)),
+            Box::new(record.instance.clone()),
+            Box::new(i32::try_from(from).unwrap_or(i32::MAX)),
+        ];
+        let values = Arc::new(values);
+        self.call(move |client| {
+            let values = values.clone();
+            Box::pin(async move {
+                let refs = as_params(&values);
+                client
+                    .execute(
+                        "UPDATE pq_jobs SET record = $2, state = $3, attempt = $4, instance = $5
+                         WHERE id = $1 AND attempt = $6 AND state IN ('queued', 'running')",
+                        &refs,
+                    )
+                    .await
+                    .map(|n| n == 1)
+                    .map_err(store_error)
+            })
+        })
+    }
+
     fn reachable(&self) -> Result<(), EngineError> {
         if self.connected.load(Ordering::Relaxed) {
             Ok(())

@@ -93,6 +93,12 @@ pub trait JobStore: Send + Sync + 'static {
         ))
     }
 
+    /// Takes over a job for a new attempt: writes `record` only if the stored job is unfinished and
+    /// still at attempt `from` (so that one survivor, not two, re-runs it).
+    fn claim(&self, _record: &JobRecord, _from: u32) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
     /// Renews `instance`'s heartbeat, and answers the unfinished jobs of instances that have not
     /// renewed theirs within `lease` (their owner is gone).
     fn heartbeat(&self, _instance: &str, _lease: Duration) -> Result<Vec<JobRecord>, EngineError> {

@@ -467,3 +467,46 @@ fn the_local_cluster_script_answers_through_its_balancer() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// With `cluster.on_owner_loss = "rerun"`, a survivor runs a killed instance's unfinished job
+/// again, and the job ends with its result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_instances_job_is_rerun_by_a_survivor() {
+    let mut cluster = Cluster::start(&["cluster.on_owner_loss=\"rerun\""]).await;
+    let http = reqwest::Client::new();
+    let started: serde_json::Value = http
+        .put(format!(
+            "{}/honeycomb/api/SqlBackground",
+            cluster.instances[0].base
+        ))
+        .bearer_auth("ADMIN")
+        .body("select pq_sleep(1500) as n")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = started["executionId"].as_str().unwrap().to_string();
+    let on_a = cluster.caller(&[0]).await;
+    seen_within(
+        &on_a,
+        Wire::Luminesce,
+        &job,
+        Seen::Going,
+        Duration::from_secs(5),
+    )
+    .await;
+    cluster.instances[0].kill();
+    let survivors = cluster.caller(&[1, 2]).await;
+    seen_within(
+        &survivors,
+        Wire::Luminesce,
+        &job,
+        Seen::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (status, body) = survivors.result(Wire::Luminesce, &job).await;
+    assert_eq!((status, body.trim()), (StatusCode::OK, "n\n1500"));
+}
