@@ -301,18 +301,33 @@ async fn migrate(client: &Client) -> Result<(), EngineError> {
 type Values = Vec<Box<dyn ToSql + Send + Sync>>;
 
 impl PgJobStore {
-    /// Runs one statement that answers no rows.
-    fn execute(&self, sql: &'static str, values: Values) -> Result<(), EngineError> {
+    /// Runs one statement that answers no rows; answers how many rows it changed.
+    fn execute(&self, sql: &'static str, values: Values) -> Result<u64, EngineError> {
         let values = Arc::new(values);
         self.call(move |client| {
             let values = values.clone();
             Box::pin(async move {
                 let refs = as_params(&values);
-                client
-                    .execute(sql, &refs)
-                    .await
-                    .map(|_| ())
-                    .map_err(store_error)
+                client.execute(sql, &refs).await.map_err(store_error)
+            })
+        })
+    }
+
+    /// Runs a query whose rows are a job's id and record; unreadable records are skipped.
+    fn records(&self, sql: &'static str, values: Values) -> Result<Vec<JobRecord>, EngineError> {
+        let rows = self.pairs(sql, values)?;
+        Ok(readable(rows, "job record")
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect())
+    }
+
+    /// Runs a query that answers one number.
+    fn number(&self, sql: &'static str) -> Result<i64, EngineError> {
+        self.call(move |client| {
+            Box::pin(async move {
+                let row = client.query_one(sql, &[]).await.map_err(store_error)?;
+                Ok(row.get::<_, i64>(0))
             })
         })
     }
@@ -377,14 +392,8 @@ impl JobStore for PgJobStore {
             Box::new(owner),
             Box::new(expires),
         ];
-        let values = Arc::new(values);
-        self.call(move |client| {
-            let values = values.clone();
-            Box::pin(async move {
-                let refs = as_params(&values);
-                client
-                    .execute(
-                        "INSERT INTO pq_jobs (id, seq, record, state, attempt, instance, owner, expires_at)
+        self.execute(
+            "INSERT INTO pq_jobs (id, seq, record, state, attempt, instance, owner, expires_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
                          ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record,
                              state = EXCLUDED.state, attempt = EXCLUDED.attempt,
@@ -392,13 +401,9 @@ impl JobStore for PgJobStore {
                          WHERE pq_jobs.attempt <= EXCLUDED.attempt
                            AND (pq_jobs.state IN ('queued', 'running')
                                 OR pq_jobs.state = EXCLUDED.state)",
-                        &refs,
-                    )
-                    .await
-                    .map(|n| n == 1)
-                    .map_err(store_error)
-            })
-        })
+            values,
+        )
+        .map(|changed| changed == 1)
     }
 
     fn shared(&self) -> bool {
@@ -441,50 +446,35 @@ impl JobStore for PgJobStore {
     }
 
     fn load(&self, job: JobRef) -> Result<Option<JobRecord>, EngineError> {
-        let rows = match job {
-            JobRef::Uuid(uuid) => self.pairs(
+        let found = match job {
+            JobRef::Uuid(uuid) => self.records(
                 "SELECT id, record FROM pq_jobs WHERE id = $1",
                 vec![Box::new(
                     uuid::Uuid::from_u128(uuid).hyphenated().to_string(),
                 )],
             )?,
-            JobRef::Seq(seq) => self.pairs(
+            JobRef::Seq(seq) => self.records(
                 "SELECT id, record FROM pq_jobs WHERE seq = $1",
                 vec![Box::new(i64::try_from(seq).map_err(store_error)?)],
             )?,
         };
-        Ok(readable(rows, "job record")
-            .into_iter()
-            .next()
-            .map(|(_, r)| r))
+        Ok(found.into_iter().next())
     }
 
     fn load_owned(&self, owner: Option<&Principal>) -> Result<Vec<JobRecord>, EngineError> {
-        let rows = match owner {
-            Some(owner) => self.pairs(
+        match owner {
+            Some(owner) => self.records(
                 "SELECT id, record FROM pq_jobs WHERE owner = $1::text::jsonb",
                 vec![Box::new(
                     serde_json::to_string(owner).map_err(EngineError::internal)?,
                 )],
-            )?,
-            None => self.pairs("SELECT id, record FROM pq_jobs", Vec::new())?,
-        };
-        Ok(readable(rows, "job record")
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+            ),
+            None => self.records("SELECT id, record FROM pq_jobs", Vec::new()),
+        }
     }
 
     fn next_seq(&self) -> Result<u64, EngineError> {
-        self.call(|client| {
-            Box::pin(async move {
-                let row = client
-                    .query_one("SELECT nextval('pq_job_seq')", &[])
-                    .await
-                    .map_err(store_error)?;
-                u64::try_from(row.get::<_, i64>(0)).map_err(store_error)
-            })
-        })
+        u64::try_from(self.number("SELECT nextval('pq_job_seq')")?).map_err(store_error)
     }
 
     fn heartbeat(&self, instance: &str, lease: Duration) -> Result<Vec<JobRecord>, EngineError> {
@@ -493,17 +483,13 @@ impl JobStore for PgJobStore {
              ON CONFLICT (id) DO UPDATE SET seen = now()",
             vec![Box::new(instance.to_string())],
         )?;
-        let rows = self.pairs(
+        self.records(
             "SELECT id, record FROM pq_jobs
              WHERE state IN ('queued', 'running')
                AND (instance IS NULL OR instance NOT IN (
                    SELECT id FROM pq_instances WHERE seen > now() - make_interval(secs => $1)))",
             vec![Box::new(lease.as_secs_f64())],
-        )?;
-        Ok(readable(rows, "job record")
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        )
     }
 
     fn take_expired(&self) -> Result<Vec<JobId>, EngineError> {
@@ -541,26 +527,15 @@ impl JobStore for PgJobStore {
             "DELETE FROM pq_jobs WHERE id = $1",
             vec![Box::new(id.to_uuid())],
         )
+        .map(|_| ())
     }
 
     fn load_all(&self) -> Result<Vec<JobRecord>, EngineError> {
-        let rows = self.pairs("SELECT id, record FROM pq_jobs ORDER BY seq", Vec::new())?;
-        Ok(readable(rows, "job record")
-            .into_iter()
-            .map(|(_, record)| record)
-            .collect())
+        self.records("SELECT id, record FROM pq_jobs ORDER BY seq", Vec::new())
     }
 
     fn sequence_high_water(&self) -> Result<u64, EngineError> {
-        self.call(|client| {
-            Box::pin(async move {
-                let row = client
-                    .query_one("SELECT high_water FROM pq_sequence", &[])
-                    .await
-                    .map_err(store_error)?;
-                Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
-            })
-        })
+        Ok(u64::try_from(self.number("SELECT high_water FROM pq_sequence")?).unwrap_or(0))
     }
 
     fn raise_sequence_high_water(&self, seq: u64) -> Result<(), EngineError> {
@@ -569,6 +544,7 @@ impl JobStore for PgJobStore {
             "UPDATE pq_sequence SET high_water = GREATEST(high_water, $1)",
             vec![Box::new(seq)],
         )
+        .map(|_| ())
     }
 
     fn save_side(
@@ -587,6 +563,7 @@ impl JobStore for PgJobStore {
                 Box::new(value.to_string()),
             ],
         )
+        .map(|_| ())
     }
 
     fn remove_side(&self, table: &str, key: &str) -> Result<(), EngineError> {
@@ -595,6 +572,7 @@ impl JobStore for PgJobStore {
             "DELETE FROM pq_side WHERE tbl = $1 AND key = $2",
             vec![Box::new(table), Box::new(key.to_string())],
         )
+        .map(|_| ())
     }
 
     /// Ends the store's thread once the work sent before is done, and its connection with it.

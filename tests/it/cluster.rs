@@ -130,8 +130,9 @@ impl Cluster {
     }
 }
 
-/// Polls `wire`'s status of `job` until `expected` or `within` has passed.
-async fn seen_within(caller: &Caller, wire: Wire, job: &str, expected: Seen, within: Duration) {
+/// Polls `wire`'s status of `job` until `expected` or `secs` seconds have passed.
+async fn seen_within(caller: &Caller, wire: Wire, job: &str, expected: Seen, secs: u64) {
+    let within = Duration::from_secs(secs);
     let deadline = Instant::now() + within;
     loop {
         let seen = caller.status(wire, job).await;
@@ -171,33 +172,12 @@ async fn a_cancel_through_one_instance_stops_the_query_running_on_another() {
     let cluster = Cluster::start(&["engine.workers=1"]).await;
     let (on_a, on_b) = (cluster.caller(&[0]).await, cluster.caller(&[1]).await);
     let slow = on_a.start(Wire::Luminesce, true).await;
-    seen_within(
-        &on_a,
-        Wire::Luminesce,
-        &slow,
-        Seen::Going,
-        Duration::from_secs(5),
-    )
-    .await;
+    seen_within(&on_a, Wire::Luminesce, &slow, Seen::Going, 5).await;
     assert!(on_b.cancel(Wire::Luminesce, &slow).await);
     // The instance running it stops it within a second, and its one worker is free again.
-    seen_within(
-        &on_a,
-        Wire::Luminesce,
-        &slow,
-        Seen::Ended,
-        Duration::from_secs(1),
-    )
-    .await;
+    seen_within(&on_a, Wire::Luminesce, &slow, Seen::Ended, 1).await;
     let next = on_a.start(Wire::Luminesce, false).await;
-    seen_within(
-        &on_a,
-        Wire::Luminesce,
-        &next,
-        Seen::Succeeded,
-        Duration::from_secs(10),
-    )
-    .await;
+    seen_within(&on_a, Wire::Luminesce, &next, Seen::Succeeded, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,14 +203,7 @@ async fn the_jobs_of_a_killed_instance_end_on_the_survivors() {
         // dead instance's lease (1 s) has run out.
         let (status, after) = survivors.result(*wire, done).await;
         assert_eq!((status, &after), (StatusCode::OK, before), "{wire:?}");
-        seen_within(
-            &survivors,
-            *wire,
-            slow,
-            Seen::Ended,
-            Duration::from_secs(10),
-        )
-        .await;
+        seen_within(&survivors, *wire, slow, Seen::Ended, 10).await;
     }
 }
 
@@ -408,28 +381,14 @@ async fn a_frozen_instance_cannot_overwrite_what_the_survivors_did() {
     let mut cluster = Cluster::start(&[]).await;
     let (on_a, survivors) = (cluster.caller(&[0]).await, cluster.caller(&[1, 2]).await);
     let job = on_a.start(Wire::Luminesce, true).await;
-    seen_within(
-        &on_a,
-        Wire::Luminesce,
-        &job,
-        Seen::Going,
-        Duration::from_secs(5),
-    )
-    .await;
+    seen_within(&on_a, Wire::Luminesce, &job, Seen::Going, 5).await;
     let pid = cluster.instances[0].child.id().to_string();
     let signal = |name: &str| {
         let sent = Command::new("kill").args([name, &pid]).status().unwrap();
         assert!(sent.success(), "kill {name}");
     };
     signal("-STOP");
-    seen_within(
-        &survivors,
-        Wire::Luminesce,
-        &job,
-        Seen::Ended,
-        Duration::from_secs(10),
-    )
-    .await;
+    seen_within(&survivors, Wire::Luminesce, &job, Seen::Ended, 10).await;
     signal("-CONT");
     // The thawed instance hears that the job ended and stops it; whatever it writes late is
     // refused. Every instance says Ended, never Succeeded, from here on.
@@ -439,14 +398,7 @@ async fn a_frozen_instance_cannot_overwrite_what_the_survivors_did() {
     }
     // Its worker is free again.
     let next = on_a.start(Wire::Luminesce, false).await;
-    seen_within(
-        &on_a,
-        Wire::Luminesce,
-        &next,
-        Seen::Succeeded,
-        Duration::from_secs(10),
-    )
-    .await;
+    seen_within(&on_a, Wire::Luminesce, &next, Seen::Succeeded, 10).await;
     cluster.instances[0].kill();
 }
 
