@@ -189,6 +189,7 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
             .unwrap_or_default(),
     };
     let shape = rewrite_query(&mut query, &facts, &sources)?;
+    super::builtins::planned_type_checks(&mut query)?;
     let ordered = query.order_by.is_some();
     let parameters = parameters(&query);
     Ok(Translation {
@@ -1378,7 +1379,7 @@ mod tests {
         let t = sql("from [1, 2] as v select v;");
         assert_eq!(
             t.exec_sql,
-            "SELECT v FROM (SELECT unnest([1, 2]) AS v) AS v"
+            "SELECT v FROM (SELECT unnest(sqlpp_array(1, 2)) AS v) AS v"
         );
     }
 
