@@ -13,6 +13,8 @@
 //! | `sqlpp_skewness(list)`, `sqlpp_kurtosis(list)` | of a list's non-null items, as AsterixDB's moments give them |
 //! | `sqlpp_wide(x)` | an integer as a 38-digit decimal, anything else itself |
 //! | `sqlpp_checked_sum(sum, wide_sum[, place])` | `sum`, failing with ASX0007 (ending with `place`) where an integer sum overflowed 64 bits |
+//! | `sqlpp_string_to_codepoint(s)`, `sqlpp_codepoint_to_string(list)` | a string's code points, and back |
+//! | `sqlpp_string_concat(list)` | a list's strings joined; null where one is null |
 //! | `sqlpp_divide(a, b)` | SQL++ `/`: a double of integers, a float of floats and integers, a double beside a double; null by zero |
 
 use std::sync::Arc;
@@ -43,6 +45,9 @@ pub fn register(ctx: &SessionContext) {
         ScalarUDF::new_from_impl(Wide::new()),
         ScalarUDF::new_from_impl(CheckedSum::new()),
         ScalarUDF::new_from_impl(Divide::new()),
+        ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::FromString)),
+        ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::ToString)),
+        ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::Concat)),
     ];
     for udf in udfs {
         ctx.register_udf(udf);
@@ -660,6 +665,143 @@ impl ScalarUDFImpl for Divide {
         }
         let quotients: ArrayRef = Arc::new(Float64Array::from(quotients));
         Ok(ColumnarValue::Array(cast(&quotients, &result)?))
+    }
+}
+
+/// The string functions over code points and lists of strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CodepointRule {
+    FromString,
+    ToString,
+    Concat,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Codepoints {
+    rule: CodepointRule,
+    signature: Signature,
+}
+
+impl Codepoints {
+    fn new(rule: CodepointRule) -> Self {
+        Self {
+            rule,
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Codepoints {
+    fn name(&self) -> &str {
+        match self.rule {
+            CodepointRule::FromString => "sqlpp_string_to_codepoint",
+            CodepointRule::ToString => "sqlpp_codepoint_to_string",
+            CodepointRule::Concat => "sqlpp_string_concat",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let arg = arg_types.first().cloned().unwrap_or(DataType::Null);
+        let item = match &arg {
+            DataType::List(item) => Some(item.data_type().clone()),
+            _ => None,
+        };
+        match (self.rule, &arg, item) {
+            (CodepointRule::FromString, DataType::Utf8 | DataType::Null, _) => {
+                Ok(DataType::new_list(DataType::Int64, true))
+            }
+            (CodepointRule::ToString, DataType::Null, _) => Ok(DataType::Utf8),
+            (CodepointRule::ToString, _, Some(t)) if is_integer(&t) || t.is_null() => {
+                Ok(DataType::Utf8)
+            }
+            (CodepointRule::Concat, DataType::Null, _) => Ok(DataType::Utf8),
+            (CodepointRule::Concat, _, Some(DataType::Utf8 | DataType::Null)) => Ok(DataType::Utf8),
+            _ => plan_err!(
+                "{} of a {arg} value is not supported by polyquery",
+                self.name()
+            ),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(arg) = args.args.first() else {
+            return exec_err!("{} takes one argument", self.name());
+        };
+        let arg = arg.to_array(rows)?;
+        if arg.data_type().is_null() {
+            let null = match self.rule {
+                CodepointRule::FromString => ScalarValue::try_from(args.return_field.data_type())?,
+                _ => ScalarValue::Utf8(None),
+            };
+            return Ok(ColumnarValue::Scalar(null));
+        }
+        let out: ArrayRef = match self.rule {
+            CodepointRule::FromString => {
+                let strings = arg.as_string::<i32>();
+                let lists = (0..rows).map(|i| {
+                    (!strings.is_null(i)).then(|| {
+                        strings
+                            .value(i)
+                            .chars()
+                            .map(|c| Some(i64::from(u32::from(c))))
+                            .collect::<Vec<_>>()
+                    })
+                });
+                Arc::new(arrow::array::ListArray::from_iter_primitive::<
+                    Int64Type,
+                    _,
+                    _,
+                >(lists))
+            }
+            CodepointRule::ToString | CodepointRule::Concat => {
+                let lists = arg.as_list::<i32>();
+                let mut out = Vec::with_capacity(rows);
+                for i in 0..rows {
+                    if lists.is_null(i) {
+                        out.push(None);
+                        continue;
+                    }
+                    out.push(self.joined(&lists.value(i))?);
+                }
+                Arc::new(arrow::array::StringArray::from(out))
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+impl Codepoints {
+    /// One list's string: its code points as characters, or its strings joined; null where an
+    /// item is null.
+    fn joined(&self, items: &ArrayRef) -> Result<Option<String>> {
+        if items.null_count() > 0 {
+            return Ok(None);
+        }
+        let mut text = String::new();
+        if self.rule == CodepointRule::Concat {
+            let strings = cast(items, &DataType::Utf8)?;
+            for s in strings.as_string::<i32>().iter().flatten() {
+                text.push_str(s);
+            }
+            return Ok(Some(text));
+        }
+        let points = cast(items, &DataType::Int64)?;
+        for point in points.as_primitive::<Int64Type>().iter().flatten() {
+            match u32::try_from(point).ok().and_then(char::from_u32) {
+                Some(c) => text.push(c),
+                None => {
+                    return exec_err!(
+                        "codepoint_to_string of {point}, which is no character, is not supported by polyquery"
+                    );
+                }
+            }
+        }
+        Ok(Some(text))
     }
 }
 

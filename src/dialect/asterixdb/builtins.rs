@@ -324,7 +324,12 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 _ => return Err(refuse(&format!("the function {}", function.name))),
             };
             if function.name.0.len() > 1 || function.name.to_string().contains('-') {
-                function.name = ObjectName::from(vec![Ident::new(&name)]);
+                // The plain name keeps the place of the call, for errors that say where it is.
+                let mut plain = Ident::new(&name);
+                if let Some(ObjectNamePart::Identifier(first)) = function.name.0.first() {
+                    plain.span = first.span;
+                }
+                function.name = ObjectName::from(vec![plain]);
             }
             if function.filter.is_some() {
                 return Err(refuse(&format!("{name} with FILTER")));
@@ -365,7 +370,7 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     *expr = template_expr(&template, &args)?;
                     Ok(())
                 }
-                "position" | "position0" => {
+                "position" | "position0" | "pos" | "pos0" => {
                     let args = plain_args(function)?;
                     *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
                     Ok(())
@@ -382,21 +387,26 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 }
                 // A Java pattern found anywhere in the string, for the patterns whose meaning the
                 // engine's regular expressions share (see `java_pattern`).
-                "matches" | "regexp_contains" => {
-                    let args = plain_args(function)?;
-                    let pattern = match &args[1] {
-                        Expr::Value(v) => match &v.value {
-                            Value::SingleQuotedString(p) => {
-                                java_pattern(p).map(|p| Expr::value(Value::SingleQuotedString(p)))
-                            }
-                            Value::Null => Some(args[1].clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    }
-                    .ok_or_else(|| refuse(&format!("{name} with this pattern")))?;
-                    *expr =
-                        template_expr("SELECT regexp_like($A, $B)", &[args[0].clone(), pattern])?;
+                // A Java pattern found anywhere in the string (or where it is first found), for
+                // the patterns whose meaning the engine's regex shares (see `java_pattern`).
+                "matches" | "regexp_contains" | "regexp_position" | "regexp_pos"
+                | "regexp_position0" | "regexp_pos0" | "regex_position" | "regex_pos"
+                | "regex_position0" | "regex_pos0" | "regexp_position1" | "regexp_pos1"
+                | "regex_position1" | "regex_pos1" => {
+                    let (string, pattern) = pattern_args(function, &name)?;
+                    let template = if matches!(name.as_str(), "matches" | "regexp_contains") {
+                        "SELECT regexp_like($A, $B)"
+                    } else if name.ends_with('1') {
+                        "SELECT CASE WHEN regexp_instr($A, $B) = 0 THEN -1 ELSE regexp_instr($A, $B) END"
+                    } else {
+                        "SELECT regexp_instr($A, $B) - 1"
+                    };
+                    *expr = template_expr(template, &[string, pattern])?;
+                    Ok(())
+                }
+                "string_to_codepoint" | "codepoint_to_string" | "string_concat" => {
+                    let arg = one_arg(function)?;
+                    *expr = template_expr(&format!("SELECT sqlpp_{name}($A)"), &[arg])?;
                     Ok(())
                 }
                 "substring_after" | "substring_before" => {
@@ -414,7 +424,7 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     *expr = template_expr("SELECT $A = $B", &args)?;
                     Ok(())
                 }
-                "position1" => {
+                "position1" | "pos1" => {
                     let args = plain_args(function)?;
                     *expr = template_expr(
                         "SELECT CASE WHEN strpos($A, $B) = 0 THEN -1 ELSE strpos($A, $B) END",
@@ -996,6 +1006,36 @@ fn power(left: &Expr, right: &Expr) -> Result<Expr, AsxError> {
         return template_expr("SELECT power($A, $B)", &[left.clone(), right.clone()]);
     }
     Err(refuse("`^` with a negative integer exponent"))
+}
+
+/// The string and the engine's pattern of a regex function's call: a literal Java pattern (see
+/// `java_pattern`) or null, and no flags but the empty ones.
+fn pattern_args(function: &sqlparser::ast::Function, name: &str) -> Result<(Expr, Expr), AsxError> {
+    let count = match &function.args {
+        FunctionArguments::List(list) => list.args.len(),
+        _ => 0,
+    };
+    let mut args = function_args(function, if count == 3 { 3 } else { 2 })?;
+    if let Some(flags) = args.get(2) {
+        let no_flags =
+            matches!(flags, Expr::Value(v) if v.value == Value::SingleQuotedString(String::new()));
+        if !no_flags {
+            return Err(refuse(&format!("{name} with flags")));
+        }
+        args.truncate(2);
+    }
+    let pattern = match &args[1] {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(p) => {
+                java_pattern(p).map(|p| Expr::value(Value::SingleQuotedString(p)))
+            }
+            Value::Null => Some(args[1].clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| refuse(&format!("{name} with this pattern")))?;
+    Ok((args[0].clone(), pattern))
 }
 
 /// A Java regular expression as the engine's (Rust's) regex syntax, for the patterns both read

@@ -234,12 +234,19 @@ fn blank_line_comments(text: &str) -> String {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, block, c) {
-            (Some(q), _, '\\') if q != '`' => {
-                out.push(c);
-                if let Some(n) = chars.next() {
+            // `\'` inside '…' (and `\"` inside "…") is the quote itself: written `''` (`""`),
+            // of the same width, as the tokenizer reads a quote inside quotes.
+            (Some(q), _, '\\') if q != '`' => match chars.next() {
+                Some(n) if n == q => {
+                    out.push(q);
+                    out.push(q);
+                }
+                Some(n) => {
+                    out.push(c);
                     out.push(n);
                 }
-            }
+                None => out.push(c),
+            },
             (Some(q), _, c) if c == q => {
                 quote = None;
                 out.push(c);
