@@ -15,6 +15,8 @@
 //! | `sqlpp_checked_sum(sum, wide_sum[, place])` | `sum`, failing with ASX0007 (ending with `place`) where an integer sum overflowed 64 bits |
 //! | `sqlpp_string_to_codepoint(s)`, `sqlpp_codepoint_to_string(list)` | a string's code points, and back |
 //! | `sqlpp_string_concat(list)` | a list's strings joined; null where one is null |
+//! | `sqlpp_empty_object()` | `{}`, an object of no fields |
+//! | `sqlpp_bitand(a, b, …)`, `_bitor`, `_bitxor`, `_bitnot(a)`, `_bitcount(a)`, `_bitshift(a, n[, rotate])` | SQL++'s bit functions on 64-bit integers (doubles that are whole numbers too); null where an argument is not a whole number |
 //! | `sqlpp_divide(a, b)` | SQL++ `/`: a double of integers, a float of floats and integers, a double beside a double; null by zero |
 
 use std::sync::Arc;
@@ -48,6 +50,13 @@ pub fn register(ctx: &SessionContext) {
         ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::FromString)),
         ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::ToString)),
         ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::Concat)),
+        ScalarUDF::new_from_impl(EmptyObject::new()),
+        ScalarUDF::new_from_impl(Bitwise::new(BitOp::And)),
+        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Or)),
+        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Xor)),
+        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Not)),
+        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Count)),
+        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Shift)),
     ];
     for udf in udfs {
         ctx.register_udf(udf);
@@ -802,6 +811,179 @@ impl Codepoints {
             }
         }
         Ok(Some(text))
+    }
+}
+
+/// `sqlpp_empty_object()`: `{}`, which `named_struct` cannot make.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct EmptyObject {
+    signature: Signature,
+}
+
+impl EmptyObject {
+    fn new() -> Self {
+        Self {
+            signature: Signature::nullary(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for EmptyObject {
+    fn name(&self) -> &str {
+        "sqlpp_empty_object"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(arrow::datatypes::Fields::empty()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Array(Arc::new(
+            arrow::array::StructArray::new_empty_fields(args.number_rows, None),
+        )))
+    }
+}
+
+/// The bit functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum BitOp {
+    And,
+    Or,
+    Xor,
+    Not,
+    Count,
+    Shift,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Bitwise {
+    op: BitOp,
+    signature: Signature,
+}
+
+impl Bitwise {
+    fn new(op: BitOp) -> Self {
+        let signature = match op {
+            BitOp::And | BitOp::Or | BitOp::Xor => Signature::variadic_any(Volatility::Immutable),
+            BitOp::Not | BitOp::Count => Signature::any(1, Volatility::Immutable),
+            BitOp::Shift => Signature::one_of(
+                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+                Volatility::Immutable,
+            ),
+        };
+        Self { op, signature }
+    }
+}
+
+/// Each row's value of a numeric column as a 64-bit integer: `None` for a null, or a double that
+/// is not a whole number in the range.
+fn whole_numbers(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
+    if is_integer(column.data_type()) {
+        let ints = cast(column, &DataType::Int64)?;
+        return Ok(ints.as_primitive::<Int64Type>().iter().collect());
+    }
+    let doubles = cast(column, &DataType::Float64)?;
+    Ok(doubles
+        .as_primitive::<Float64Type>()
+        .iter()
+        .map(|x| {
+            let x = x?;
+            // Whole numbers in [-2^63, 2^63).
+            let range = -9.223_372_036_854_776e18..9.223_372_036_854_776e18;
+            (x.fract() == 0.0 && range.contains(&x)).then_some(x as i64)
+        })
+        .collect())
+}
+
+impl ScalarUDFImpl for Bitwise {
+    fn name(&self) -> &str {
+        match self.op {
+            BitOp::And => "sqlpp_bitand",
+            BitOp::Or => "sqlpp_bitor",
+            BitOp::Xor => "sqlpp_bitxor",
+            BitOp::Not => "sqlpp_bitnot",
+            BitOp::Count => "sqlpp_bitcount",
+            BitOp::Shift => "sqlpp_bitshift",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        for (i, t) in arg_types.iter().enumerate() {
+            let rotate = self.op == BitOp::Shift && i == 2;
+            let fits = if rotate {
+                matches!(t, DataType::Boolean | DataType::Null)
+            } else {
+                t.is_numeric() || t.is_null()
+            };
+            if !fits {
+                return plan_err!(
+                    "{} of a {t} value is not supported by polyquery",
+                    self.name()
+                );
+            }
+        }
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let numbers = if self.op == BitOp::Shift {
+            2
+        } else {
+            args.args.len()
+        };
+        let columns: Vec<Vec<Option<i64>>> = args
+            .args
+            .iter()
+            .take(numbers)
+            .map(|a| whole_numbers(&a.to_array(rows)?))
+            .collect::<Result<_>>()?;
+        let rotate = match args.args.get(2) {
+            Some(r) => {
+                let r = cast(&r.to_array(rows)?, &DataType::Boolean)?;
+                r.as_boolean().iter().collect()
+            }
+            None => vec![Some(false); rows],
+        };
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let values: Option<Vec<i64>> = columns.iter().map(|c| c[row]).collect();
+            let Some(values) = values else {
+                out.push(None);
+                continue;
+            };
+            let first = values.first().copied().unwrap_or_default();
+            out.push(match self.op {
+                BitOp::And => values.iter().copied().reduce(|a, b| a & b),
+                BitOp::Or => values.iter().copied().reduce(|a, b| a | b),
+                BitOp::Xor => values.iter().copied().reduce(|a, b| a ^ b),
+                BitOp::Not => Some(!first),
+                BitOp::Count => Some(i64::from(first.count_ones())),
+                BitOp::Shift => {
+                    let by = values.get(1).copied().unwrap_or_default();
+                    match rotate[row] {
+                        None => None,
+                        Some(true) => Some(first.rotate_left(by.rem_euclid(64) as u32)),
+                        Some(false) if by.unsigned_abs() >= 64 => {
+                            return exec_err!(
+                                "bitshift by 64 bits or more is not supported by polyquery"
+                            );
+                        }
+                        Some(false) if by >= 0 => Some(first << by),
+                        Some(false) => Some(((first as u64) >> by.unsigned_abs()) as i64),
+                    }
+                }
+            });
+        }
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
     }
 }
 

@@ -64,6 +64,23 @@ const SAME: &[&str] = &[
     "time",
 ];
 
+/// Scalar functions translated by name above whose value is MISSING when an argument is.
+const MISSING_OUT: &[&str] = &[
+    "round",
+    "round_half_to_even",
+    "ceiling",
+    "ceil",
+    "floor",
+    "bitand",
+    "bitor",
+    "bitxor",
+    "bitnot",
+    "bitcount",
+    "bitshift",
+    "string_to_codepoint",
+    "codepoint_to_string",
+];
+
 /// What the expression pass needs for collection functions over `SELECT VALUE` subqueries.
 pub(super) struct Collections<'s, 'a> {
     /// Where each nested `SELECT VALUE` query starts; one is taken off when it is translated.
@@ -404,6 +421,22 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     *expr = template_expr(template, &[string, pattern])?;
                     Ok(())
                 }
+                // SQL++'s bit functions; and, or and xor take two arguments or more.
+                "bitand" | "bitor" | "bitxor" | "bitnot" | "bitcount" | "bitshift" => {
+                    let count = match &function.args {
+                        FunctionArguments::List(list) => list.args.len(),
+                        _ => 0,
+                    };
+                    let takes = match name.as_str() {
+                        "bitnot" | "bitcount" => 1,
+                        "bitshift" if count == 3 => 3,
+                        "bitshift" => 2,
+                        _ => count.max(2),
+                    };
+                    let args = function_args(function, takes)?;
+                    *expr = call(&format!("sqlpp_{name}"), args)?;
+                    Ok(())
+                }
                 "string_to_codepoint" | "codepoint_to_string" | "string_concat" => {
                     let arg = one_arg(function)?;
                     *expr = template_expr(&format!("SELECT sqlpp_{name}($A)"), &[arg])?;
@@ -674,7 +707,12 @@ fn constant_index(expr: &Expr) -> Option<u64> {
 fn literal_missing(root: &Expr, first: Option<&AccessExpr>) -> bool {
     match (root, first) {
         (Expr::Array(array), Some(AccessExpr::Subscript(Subscript::Index { index }))) => {
-            constant_index(index).is_some_and(|i| i >= array.elem.len() as u64)
+            constant_index(index).is_some_and(|i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| array.elem.get(i))
+                    .is_none_or(is_missing)
+            })
         }
         (Expr::Dictionary(fields), Some(AccessExpr::Dot(Expr::Identifier(name)))) => {
             fields.iter().all(|f| f.key.value != name.value)
@@ -719,10 +757,15 @@ fn function_args(function: &sqlparser::ast::Function, n: usize) -> Result<Vec<Ex
     };
     let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
     if args.len() != n || list.args.len() != n || list.duplicate_treatment.is_some() {
+        let at = match function.name.0.first() {
+            Some(ObjectNamePart::Identifier(i)) => i.span.start,
+            _ => Location::new(0, 0),
+        };
         return Err(AsxError::compilation(&format!(
             "Invalid number of arguments for function {}",
             function.name
-        )));
+        ))
+        .at(at));
     }
     Ok(args)
 }
@@ -816,6 +859,20 @@ fn sole_value(query: &Query) -> Option<Expr> {
     }
 }
 
+/// A call of the engine function `name` (one of polyquery's own, a plain name) with `args`.
+fn call(name: &str, args: Vec<Expr>) -> Result<Expr, AsxError> {
+    let mut call = template_expr(&format!("SELECT {name}(1)"), &[])?;
+    if let Expr::Function(function) = &mut call
+        && let FunctionArguments::List(list) = &mut function.args
+    {
+        list.args = args
+            .into_iter()
+            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+            .collect();
+    }
+    Ok(call)
+}
+
 /// Checks made on the planned types rather than on the literals, once every expression is in
 /// its engine form: an array's items (`sqlpp_array`) and a `CASE`'s branches
 /// (`sqlpp_same_kind`, given never-evaluated copies of them) must be of one kind, since the engine
@@ -825,17 +882,10 @@ pub(super) fn planned_type_checks(query: &mut Query) -> Result<(), AsxError> {
     let _ = visit_expressions_mut(query, |expr| {
         let checked = match expr {
             Expr::Array(array) if !array.elem.is_empty() => {
-                let mut call = template_expr("SELECT sqlpp_array(1)", &[]);
-                if let Ok(Expr::Function(function)) = &mut call
-                    && let FunctionArguments::List(list) = &mut function.args
-                {
-                    list.args = std::mem::take(&mut array.elem)
-                        .into_iter()
-                        .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                        .collect();
-                }
-                call
+                call("sqlpp_array", std::mem::take(&mut array.elem))
             }
+            // `{}`, or an object whose every field was MISSING.
+            Expr::Dictionary(fields) if fields.is_empty() => call("sqlpp_empty_object", Vec::new()),
             Expr::Case {
                 conditions,
                 else_result,
@@ -853,16 +903,10 @@ pub(super) fn planned_type_checks(query: &mut Query) -> Result<(), AsxError> {
                     })
                     .collect::<Result<_, _>>()
                     .unwrap_or_default();
-                let mut call = template_expr("SELECT sqlpp_same_kind(1)", &[]);
-                if let Ok(Expr::Function(function)) = &mut call
-                    && let FunctionArguments::List(list) = &mut function.args
-                {
-                    list.args = std::iter::once(expr.clone())
-                        .chain(probes)
-                        .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                        .collect();
-                }
-                call
+                call(
+                    "sqlpp_same_kind",
+                    std::iter::once(expr.clone()).chain(probes).collect(),
+                )
             }
             _ => return ControlFlow::Continue(()),
         };
@@ -1176,6 +1220,11 @@ fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
     Ok(match expr {
         Expr::Nested(inner) if is_missing(inner) => Some(missing()),
         Expr::UnaryOp { expr: operand, .. } if is_missing(operand) => Some(missing()),
+        Expr::Floor { expr: operand, .. } | Expr::Ceil { expr: operand, .. }
+            if is_missing(operand) =>
+        {
+            Some(missing())
+        }
         Expr::BinaryOp { left, op, right } if is_missing(left) || is_missing(right) => {
             let other = if is_missing(left) { right } else { left };
             let both = is_missing(other);
@@ -1196,7 +1245,8 @@ fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
         Expr::Function(function) => {
             let name = function.name.to_string().to_ascii_lowercase();
             let scalar = (SAME.contains(&name.as_str()) && !WINDOW.contains(&name.as_str())
-                || constructor(&name).is_some())
+                || constructor(&name).is_some()
+                || MISSING_OUT.contains(&name.as_str()))
                 && !matches!(
                     name.as_str(),
                     "sleep" | "pq_sleep" | "pq_fail" | "inject_failure"
