@@ -788,7 +788,8 @@ impl Codepoints {
     /// One list's string: its code points as characters, or its strings joined; null where an
     /// item is null.
     fn joined(&self, items: &ArrayRef) -> Result<Option<String>> {
-        if items.null_count() > 0 {
+        // A list of the null type (`[null]`) has no validity buffer: its nulls are logical.
+        if items.logical_null_count() > 0 {
             return Ok(None);
         }
         let mut text = String::new();
