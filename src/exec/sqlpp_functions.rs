@@ -35,31 +35,131 @@ use datafusion::prelude::SessionContext;
 
 /// Registers every `sqlpp_` function.
 pub fn register(ctx: &SessionContext) {
-    let udfs = [
-        ScalarUDF::new_from_impl(SqlppArray::new()),
-        ScalarUDF::new_from_impl(SameKind::new()),
-        ScalarUDF::new_from_impl(Rounding::new(Rule::Round)),
-        ScalarUDF::new_from_impl(Rounding::new(Rule::HalfEven)),
-        ScalarUDF::new_from_impl(Rounding::new(Rule::Floor)),
-        ScalarUDF::new_from_impl(Rounding::new(Rule::Ceil)),
-        ScalarUDF::new_from_impl(Moment::new(false)),
-        ScalarUDF::new_from_impl(Moment::new(true)),
-        ScalarUDF::new_from_impl(Wide::new()),
-        ScalarUDF::new_from_impl(CheckedSum::new()),
-        ScalarUDF::new_from_impl(Divide::new()),
-        ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::FromString)),
-        ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::ToString)),
-        ScalarUDF::new_from_impl(Codepoints::new(CodepointRule::Concat)),
-        ScalarUDF::new_from_impl(EmptyObject::new()),
-        ScalarUDF::new_from_impl(Bitwise::new(BitOp::And)),
-        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Or)),
-        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Xor)),
-        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Not)),
-        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Count)),
-        ScalarUDF::new_from_impl(Bitwise::new(BitOp::Shift)),
+    use TypeSignature::Any;
+    let any = |n| Signature::any(n, Volatility::Immutable);
+    let one_of = |forms| Signature::one_of(forms, Volatility::Immutable);
+    let user_defined = || Signature::user_defined(Volatility::Immutable);
+    let variadic = || Signature::variadic_any(Volatility::Immutable);
+    let functions: Vec<(Signature, Box<dyn Computes>)> = vec![
+        (
+            user_defined(),
+            Box::new(SqlppArray {
+                inner: MakeArray::new(),
+            }),
+        ),
+        (user_defined(), Box::new(SameKind)),
+        (
+            one_of(vec![Any(1), Any(2)]),
+            Box::new(Rounding { rule: Rule::Round }),
+        ),
+        (
+            one_of(vec![Any(1), Any(2)]),
+            Box::new(Rounding {
+                rule: Rule::HalfEven,
+            }),
+        ),
+        (any(1), Box::new(Rounding { rule: Rule::Floor })),
+        (any(1), Box::new(Rounding { rule: Rule::Ceil })),
+        (any(1), Box::new(Moment { kurtosis: false })),
+        (any(1), Box::new(Moment { kurtosis: true })),
+        (any(1), Box::new(Wide)),
+        (one_of(vec![Any(2), Any(3)]), Box::new(CheckedSum)),
+        (any(2), Box::new(Divide)),
+        (
+            any(1),
+            Box::new(Codepoints {
+                rule: CodepointRule::FromString,
+            }),
+        ),
+        (
+            any(1),
+            Box::new(Codepoints {
+                rule: CodepointRule::ToString,
+            }),
+        ),
+        (
+            any(1),
+            Box::new(Codepoints {
+                rule: CodepointRule::Concat,
+            }),
+        ),
+        (
+            Signature::nullary(Volatility::Immutable),
+            Box::new(EmptyObject),
+        ),
+        (variadic(), Box::new(Bitwise { op: BitOp::And })),
+        (variadic(), Box::new(Bitwise { op: BitOp::Or })),
+        (variadic(), Box::new(Bitwise { op: BitOp::Xor })),
+        (any(1), Box::new(Bitwise { op: BitOp::Not })),
+        (any(1), Box::new(Bitwise { op: BitOp::Count })),
+        (
+            one_of(vec![Any(2), Any(3)]),
+            Box::new(Bitwise { op: BitOp::Shift }),
+        ),
     ];
-    for udf in udfs {
-        ctx.register_udf(udf);
+    for (signature, computes) in functions {
+        ctx.register_udf(ScalarUDF::new_from_impl(SqlppFunction {
+            signature,
+            computes,
+        }));
+    }
+}
+
+/// What one `sqlpp_` function computes; [`SqlppFunction`] gives it its signature.
+trait Computes: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &str;
+
+    /// The argument types, for functions whose signature is user-defined.
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(arg_types.to_vec())
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType>;
+
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue>;
+}
+
+/// One `sqlpp_` engine function: a signature and what it computes (functions are told apart by
+/// name).
+#[derive(Debug)]
+struct SqlppFunction {
+    signature: Signature,
+    computes: Box<dyn Computes>,
+}
+
+impl PartialEq for SqlppFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.computes.name() == other.computes.name()
+    }
+}
+
+impl Eq for SqlppFunction {}
+
+impl std::hash::Hash for SqlppFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.computes.name().hash(state);
+    }
+}
+
+impl ScalarUDFImpl for SqlppFunction {
+    fn name(&self) -> &str {
+        self.computes.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.computes.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.computes.return_type(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.computes.invoke(args)
     }
 }
 
@@ -105,28 +205,14 @@ fn one_kind(what: &str, types: &[DataType]) -> Result<()> {
 }
 
 /// `sqlpp_array(v, …)`: `make_array` whose items must be of one kind.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct SqlppArray {
     inner: MakeArray,
-    signature: Signature,
 }
 
-impl SqlppArray {
-    fn new() -> Self {
-        Self {
-            inner: MakeArray::new(),
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for SqlppArray {
+impl Computes for SqlppArray {
     fn name(&self) -> &str {
         "sqlpp_array"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -138,33 +224,19 @@ impl ScalarUDFImpl for SqlppArray {
         self.inner.return_type(arg_types)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         self.inner.invoke_with_args(args)
     }
 }
 
 /// `sqlpp_same_kind(v, probe, …)`: `v` itself; planned only when the probes (a `CASE`'s
 /// branches, never evaluated) are of one kind.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SameKind {
-    signature: Signature,
-}
+#[derive(Debug)]
+struct SameKind;
 
-impl SameKind {
-    fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for SameKind {
+impl Computes for SameKind {
     fn name(&self) -> &str {
         "sqlpp_same_kind"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -173,17 +245,22 @@ impl ScalarUDFImpl for SameKind {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match arg_types.first() {
-            Some(t) => Ok(t.clone()),
-            None => plan_err!("sqlpp_same_kind takes a value"),
-        }
+        first_type(self.name(), arg_types)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match args.args.into_iter().next() {
             Some(v) => Ok(v),
             None => exec_err!("sqlpp_same_kind takes a value"),
         }
+    }
+}
+
+/// The type of a function's first argument, which its value has.
+fn first_type(function: &str, arg_types: &[DataType]) -> Result<DataType> {
+    match arg_types.first() {
+        Some(t) => Ok(t.clone()),
+        None => plan_err!("{function} takes an argument"),
     }
 }
 
@@ -200,23 +277,9 @@ enum Rule {
     Ceil,
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct Rounding {
     rule: Rule,
-    signature: Signature,
-}
-
-impl Rounding {
-    fn new(rule: Rule) -> Self {
-        let forms = match rule {
-            Rule::Round | Rule::HalfEven => vec![TypeSignature::Any(1), TypeSignature::Any(2)],
-            Rule::Floor | Rule::Ceil => vec![TypeSignature::Any(1)],
-        };
-        Self {
-            rule,
-            signature: Signature::one_of(forms, Volatility::Immutable),
-        }
-    }
 }
 
 /// Java's `Math.round(double)`: the closest long, ties toward positive infinity; NaN is 0 and
@@ -365,7 +428,7 @@ fn round_i64(rule: Rule, x: i64, digits: i64) -> i64 {
     }
 }
 
-impl ScalarUDFImpl for Rounding {
+impl Computes for Rounding {
     fn name(&self) -> &str {
         match self.rule {
             Rule::Round => "sqlpp_round",
@@ -373,10 +436,6 @@ impl ScalarUDFImpl for Rounding {
             Rule::Floor => "sqlpp_floor",
             Rule::Ceil => "sqlpp_ceil",
         }
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -402,7 +461,7 @@ impl ScalarUDFImpl for Rounding {
         }
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let mut values = args.args.iter();
         let Some(value) = values.next() else {
@@ -519,32 +578,18 @@ impl Moments {
 }
 
 /// `sqlpp_skewness(list)` / `sqlpp_kurtosis(list)` of the list's non-null items.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct Moment {
     kurtosis: bool,
-    signature: Signature,
 }
 
-impl Moment {
-    fn new(kurtosis: bool) -> Self {
-        Self {
-            kurtosis,
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for Moment {
+impl Computes for Moment {
     fn name(&self) -> &str {
         if self.kurtosis {
             "sqlpp_kurtosis"
         } else {
             "sqlpp_skewness"
         }
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -563,7 +608,7 @@ impl ScalarUDFImpl for Moment {
         }
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let Some(list) = args.args.first() else {
             return exec_err!("{} takes a collection", self.name());
@@ -593,18 +638,8 @@ impl ScalarUDFImpl for Moment {
 
 /// `sqlpp_divide(a, b)`: SQL++'s `/`. The quotient's type is the wider operand's, but integers
 /// divide as doubles; a float quotient is the double quotient made a float; by zero it is null.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Divide {
-    signature: Signature,
-}
-
-impl Divide {
-    fn new() -> Self {
-        Self {
-            signature: Signature::any(2, Volatility::Immutable),
-        }
-    }
-}
+#[derive(Debug)]
+struct Divide;
 
 /// 0 for the null type, 1 integers, 2 float, 3 double; `None` for a type `/` is not translated for.
 fn numeric_rank(data_type: &DataType) -> Option<u8> {
@@ -617,13 +652,9 @@ fn numeric_rank(data_type: &DataType) -> Option<u8> {
     }
 }
 
-impl ScalarUDFImpl for Divide {
+impl Computes for Divide {
     fn name(&self) -> &str {
         "sqlpp_divide"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -643,7 +674,7 @@ impl ScalarUDFImpl for Divide {
         }
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let [a, b] = args.args.as_slice() else {
             return exec_err!("sqlpp_divide takes two numbers");
@@ -685,32 +716,18 @@ enum CodepointRule {
     Concat,
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct Codepoints {
     rule: CodepointRule,
-    signature: Signature,
 }
 
-impl Codepoints {
-    fn new(rule: CodepointRule) -> Self {
-        Self {
-            rule,
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for Codepoints {
+impl Computes for Codepoints {
     fn name(&self) -> &str {
         match self.rule {
             CodepointRule::FromString => "sqlpp_string_to_codepoint",
             CodepointRule::ToString => "sqlpp_codepoint_to_string",
             CodepointRule::Concat => "sqlpp_string_concat",
         }
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -736,7 +753,7 @@ impl ScalarUDFImpl for Codepoints {
         }
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let Some(arg) = args.args.first() else {
             return exec_err!("{} takes one argument", self.name());
@@ -816,33 +833,19 @@ impl Codepoints {
 }
 
 /// `sqlpp_empty_object()`: `{}`, which `named_struct` cannot make.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct EmptyObject {
-    signature: Signature,
-}
+#[derive(Debug)]
+struct EmptyObject;
 
-impl EmptyObject {
-    fn new() -> Self {
-        Self {
-            signature: Signature::nullary(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for EmptyObject {
+impl Computes for EmptyObject {
     fn name(&self) -> &str {
         "sqlpp_empty_object"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Struct(arrow::datatypes::Fields::empty()))
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(ColumnarValue::Array(Arc::new(
             arrow::array::StructArray::new_empty_fields(args.number_rows, None),
         )))
@@ -860,24 +863,9 @@ enum BitOp {
     Shift,
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct Bitwise {
     op: BitOp,
-    signature: Signature,
-}
-
-impl Bitwise {
-    fn new(op: BitOp) -> Self {
-        let signature = match op {
-            BitOp::And | BitOp::Or | BitOp::Xor => Signature::variadic_any(Volatility::Immutable),
-            BitOp::Not | BitOp::Count => Signature::any(1, Volatility::Immutable),
-            BitOp::Shift => Signature::one_of(
-                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
-                Volatility::Immutable,
-            ),
-        };
-        Self { op, signature }
-    }
 }
 
 /// Each row's value of a numeric column as a 64-bit integer: `None` for a null, or a double that
@@ -900,7 +888,7 @@ fn whole_numbers(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
         .collect())
 }
 
-impl ScalarUDFImpl for Bitwise {
+impl Computes for Bitwise {
     fn name(&self) -> &str {
         match self.op {
             BitOp::And => "sqlpp_bitand",
@@ -910,10 +898,6 @@ impl ScalarUDFImpl for Bitwise {
             BitOp::Count => "sqlpp_bitcount",
             BitOp::Shift => "sqlpp_bitshift",
         }
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -934,7 +918,7 @@ impl ScalarUDFImpl for Bitwise {
         Ok(DataType::Int64)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let numbers = if self.op == BitOp::Shift {
             2
@@ -991,26 +975,12 @@ impl ScalarUDFImpl for Bitwise {
 const WIDE: DataType = DataType::Decimal128(38, 0);
 
 /// `sqlpp_wide(x)`: an integer as a 38-digit decimal (whose sum cannot overflow), else `x`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Wide {
-    signature: Signature,
-}
+#[derive(Debug)]
+struct Wide;
 
-impl Wide {
-    fn new() -> Self {
-        Self {
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for Wide {
+impl Computes for Wide {
     fn name(&self) -> &str {
         "sqlpp_wide"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -1021,7 +991,7 @@ impl ScalarUDFImpl for Wide {
         }
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let Some(value) = args.args.into_iter().next() else {
             return exec_err!("sqlpp_wide takes a value");
         };
@@ -1037,39 +1007,19 @@ impl ScalarUDFImpl for Wide {
 
 /// `sqlpp_checked_sum(sum, wide_sum)`: `sum`, or AsterixDB's overflow error where the sum is of
 /// integers and the exact sum is past the 64-bit range (the engine's sum wraps around).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct CheckedSum {
-    signature: Signature,
-}
+#[derive(Debug)]
+struct CheckedSum;
 
-impl CheckedSum {
-    fn new() -> Self {
-        Self {
-            signature: Signature::one_of(
-                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
-                Volatility::Immutable,
-            ),
-        }
-    }
-}
-
-impl ScalarUDFImpl for CheckedSum {
+impl Computes for CheckedSum {
     fn name(&self) -> &str {
         "sqlpp_checked_sum"
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match arg_types.first() {
-            Some(t) => Ok(t.clone()),
-            None => plan_err!("sqlpp_checked_sum takes two sums"),
-        }
+        first_type(self.name(), arg_types)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let (sum, wide, place) = match args.args.as_slice() {
             [sum, wide] => (sum, wide, String::new()),
