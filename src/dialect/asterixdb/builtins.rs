@@ -675,7 +675,7 @@ fn zero_based_subscript(subscript: &mut Subscript, length: Option<u64>) -> Resul
 }
 
 /// An integer expression of literals (`2 + 1`), 0 or more.
-fn constant_index(expr: &Expr) -> Option<u64> {
+pub(super) fn constant_index(expr: &Expr) -> Option<u64> {
     fn value(expr: &Expr, depth: usize) -> Option<i64> {
         if depth > 32 {
             return None;

@@ -974,7 +974,39 @@ pub(super) fn rewrite_source(
             name, alias, args, ..
         } => {
             if let Some(args) = args {
-                let function = name.to_string().to_ascii_lowercase();
+                let function = match name.0.last() {
+                    Some(ObjectNamePart::Identifier(i)) => {
+                        i.value.to_ascii_lowercase().replace('-', "_")
+                    }
+                    _ => name.to_string(),
+                };
+                if function == "subset_collection" {
+                    // `subset-collection(list, start, length)`: the items from `start` (from 0),
+                    // at most `length` of them; constant bounds only.
+                    let exprs: Vec<Expr> = args.args.iter().filter_map(arg_expr).collect();
+                    let [list, start, length] = exprs.as_slice() else {
+                        return Err(AsxError::compilation(
+                            "Invalid number of arguments for function subset-collection",
+                        ));
+                    };
+                    let bounds = super::builtins::constant_index(start)
+                        .zip(super::builtins::constant_index(length))
+                        .and_then(|(s, l)| Some((s.checked_add(1)?, s.checked_add(l)?)));
+                    let Some((from, to)) = bounds else {
+                        return Err(AsxError::compilation(
+                            "subset-collection with bounds that are not constants >= 0 is not supported by polyquery",
+                        ));
+                    };
+                    let alias = source_alias(alias.as_ref(), "subset-collection")?;
+                    *relation = derived(
+                        &format!(
+                            "SELECT 1 FROM (SELECT unnest(array_slice($A, {from}, {to})) AS a) AS a"
+                        ),
+                        std::slice::from_ref(list),
+                        &alias,
+                    )?;
+                    return Ok(Source::Values(alias.value));
+                }
                 if function != "range" {
                     return Err(AsxError::compilation(&format!(
                         "unknown function {function} as a FROM source"
