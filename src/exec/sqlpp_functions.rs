@@ -17,6 +17,7 @@
 //! | `sqlpp_string_concat(list)` | a list's strings joined; null where one is null |
 //! | `sqlpp_empty_object()` | `{}`, an object of no fields |
 //! | `sqlpp_bitand(a, b, …)`, `_bitor`, `_bitxor`, `_bitnot(a)`, `_bitcount(a)`, `_bitshift(a, n[, rotate])` | SQL++'s bit functions on 64-bit integers (doubles that are whole numbers too); null where an argument is not a whole number |
+//! | `sqlpp_add(a, b)`, `sqlpp_subtract`, `sqlpp_multiply` | SQL++'s `+`, `-`, `*` of numbers: the wider operand's type, integers failing with ASX0007/ASX0008 past their range (the engine's wrap around), floats computed as doubles |
 //! | `sqlpp_divide(a, b)` | SQL++ `/`: a double of integers, a float of floats and integers, a double beside a double; null by zero |
 
 use std::sync::Arc;
@@ -65,6 +66,19 @@ pub fn register(ctx: &SessionContext) {
         (any(1), Box::new(Wide)),
         (one_of(vec![Any(2), Any(3)]), Box::new(CheckedSum)),
         (any(2), Box::new(Divide)),
+        (any(2), Box::new(Arithmetic { op: ArithOp::Add })),
+        (
+            any(2),
+            Box::new(Arithmetic {
+                op: ArithOp::Subtract,
+            }),
+        ),
+        (
+            any(2),
+            Box::new(Arithmetic {
+                op: ArithOp::Multiply,
+            }),
+        ),
         (
             any(1),
             Box::new(Codepoints {
@@ -969,6 +983,149 @@ impl Computes for Bitwise {
             });
         }
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
+    }
+}
+
+/// `+`, `-` and `*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArithOp {
+    Add,
+    Subtract,
+    Multiply,
+}
+
+/// SQL++'s `+`, `-`, `*` of numbers, as AsterixDB's arithmetic evaluators compute them: the
+/// result has the wider operand's type; integers are added exactly and fail past the range of
+/// that type; a float result is the double result made a float.
+#[derive(Debug)]
+struct Arithmetic {
+    op: ArithOp,
+}
+
+/// The integer type of `bits` bits.
+fn integer_of(bits: usize) -> DataType {
+    match bits {
+        8 => DataType::Int8,
+        16 => DataType::Int16,
+        32 => DataType::Int32,
+        _ => DataType::Int64,
+    }
+}
+
+fn integer_bits(data_type: &DataType) -> usize {
+    match data_type {
+        DataType::Int8 | DataType::UInt8 => 8,
+        DataType::Int16 | DataType::UInt16 => 16,
+        DataType::Int32 | DataType::UInt32 => 32,
+        _ => 64,
+    }
+}
+
+impl Computes for Arithmetic {
+    fn name(&self) -> &str {
+        match self.op {
+            ArithOp::Add => "sqlpp_add",
+            ArithOp::Subtract => "sqlpp_subtract",
+            ArithOp::Multiply => "sqlpp_multiply",
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let ranks: Option<Vec<u8>> = arg_types.iter().map(numeric_rank).collect();
+        match ranks.and_then(|r| r.into_iter().max()) {
+            Some(0) => Ok(DataType::Null),
+            Some(1) => Ok(integer_of(
+                arg_types
+                    .iter()
+                    .filter(|t| is_integer(t))
+                    .map(integer_bits)
+                    .max()
+                    .unwrap_or(64),
+            )),
+            Some(2) => Ok(DataType::Float32),
+            Some(_) => Ok(DataType::Float64),
+            None => plan_err!(
+                "arithmetic on {} is not supported by polyquery",
+                arg_types
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }
+    }
+
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [a, b] = args.args.as_slice() else {
+            return exec_err!("{} takes two numbers", self.name());
+        };
+        let result = args.return_field.data_type().clone();
+        if result.is_null() {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Null));
+        }
+        let (a, b) = (a.to_array(rows)?, b.to_array(rows)?);
+        let function = match self.op {
+            ArithOp::Add => "numeric-add",
+            ArithOp::Subtract => "numeric-subtract",
+            ArithOp::Multiply => "numeric-multiply",
+        };
+        if is_integer(&result) {
+            let (a, b) = (cast(&a, &DataType::Int64)?, cast(&b, &DataType::Int64)?);
+            let (a, b) = (a.as_primitive::<Int64Type>(), b.as_primitive::<Int64Type>());
+            let bits = integer_bits(&result) as u32;
+            let (min, max) = (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1);
+            let mut out = Vec::with_capacity(rows);
+            for i in 0..rows {
+                if a.is_null(i) || b.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let (x, y) = (i128::from(a.value(i)), i128::from(b.value(i)));
+                let exact = match self.op {
+                    ArithOp::Add => x + y,
+                    ArithOp::Subtract => x - y,
+                    ArithOp::Multiply => x * y,
+                };
+                if exact > max {
+                    return exec_err!("ASX0007: Overflow in {function}");
+                }
+                if exact < min {
+                    return exec_err!("ASX0008: Underflow in {function}");
+                }
+                out.push(i64::try_from(exact).ok());
+            }
+            let out: ArrayRef = Arc::new(Int64Array::from(out));
+            return Ok(ColumnarValue::Array(cast(&out, &result)?));
+        }
+        let (a, b) = (cast(&a, &DataType::Float64)?, cast(&b, &DataType::Float64)?);
+        let (a, b) = (
+            a.as_primitive::<Float64Type>(),
+            b.as_primitive::<Float64Type>(),
+        );
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            if a.is_null(i) || b.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let x = match self.op {
+                ArithOp::Add => a.value(i) + b.value(i),
+                ArithOp::Subtract => a.value(i) - b.value(i),
+                ArithOp::Multiply => a.value(i) * b.value(i),
+            };
+            if result == DataType::Float32 && x.is_finite() {
+                if x > f64::from(f32::MAX) {
+                    return exec_err!("ASX0007: Overflow in {function}");
+                }
+                if x < -f64::from(f32::MAX) {
+                    return exec_err!("ASX0008: Underflow in {function}");
+                }
+            }
+            out.push(Some(x));
+        }
+        let out: ArrayRef = Arc::new(Float64Array::from(out));
+        Ok(ColumnarValue::Array(cast(&out, &result)?))
     }
 }
 

@@ -241,10 +241,30 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 // A double of integers, a float of a float and an integer or float, null by zero.
                 BinaryOperator::Divide => "SELECT sqlpp_divide($A, $B)",
                 BinaryOperator::Modulo => "SELECT $A % NULLIF($B, 0)",
-                BinaryOperator::Plus
-                | BinaryOperator::Minus
-                | BinaryOperator::Multiply
-                | BinaryOperator::StringConcat
+                // AsterixDB's arithmetic keeps the wider operand's type and fails past its range,
+                // where the engine's wraps around; a constant index (`(2 + 1)`) stays as it is.
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply => {
+                    let constant = constant_index(left)
+                        .zip(constant_index(right))
+                        .and_then(|(l, r)| match op {
+                            BinaryOperator::Plus => l.checked_add(r),
+                            BinaryOperator::Minus => l.checked_sub(r),
+                            _ => l.checked_mul(r),
+                        })
+                        .is_some_and(|v| i64::try_from(v).is_ok());
+                    if constant {
+                        return Ok(());
+                    }
+                    let function = match op {
+                        BinaryOperator::Plus => "sqlpp_add",
+                        BinaryOperator::Minus => "sqlpp_subtract",
+                        _ => "sqlpp_multiply",
+                    };
+                    let args = vec![(**left).clone(), (**right).clone()];
+                    *expr = call(function, args)?;
+                    return Ok(());
+                }
+                BinaryOperator::StringConcat
                 | BinaryOperator::Gt
                 | BinaryOperator::Lt
                 | BinaryOperator::GtEq

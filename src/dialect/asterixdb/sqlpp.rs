@@ -1427,7 +1427,7 @@ mod tests {
         let t = sql("select i, i * i as i2 from range(1, 10) i;");
         assert_eq!(
             t.exec_sql,
-            r#"SELECT i, i * i AS i2 FROM (SELECT value AS i FROM generate_series(1, 10)) AS i"#
+            r#"SELECT i, sqlpp_multiply(i, i) AS i2 FROM (SELECT value AS i FROM generate_series(1, 10)) AS i"#
         );
     }
 
