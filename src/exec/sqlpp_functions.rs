@@ -17,8 +17,7 @@
 //! | `sqlpp_string_concat(list)` | a list's strings joined; null where one is null |
 //! | `sqlpp_empty_object()` | `{}`, an object of no fields |
 //! | `sqlpp_bitand(a, b, …)`, `_bitor`, `_bitxor`, `_bitnot(a)`, `_bitcount(a)`, `_bitshift(a, n[, rotate])` | SQL++'s bit functions on 64-bit integers (doubles that are whole numbers too); null where an argument is not a whole number |
-//! | `sqlpp_add(a, b)`, `sqlpp_subtract`, `sqlpp_multiply` | SQL++'s `+`, `-`, `*` of numbers: the wider operand's type, integers failing with ASX0007/ASX0008 past their range (the engine's wrap around), floats computed as doubles |
-//! | `sqlpp_divide(a, b)` | SQL++ `/`: a double of integers, a float of floats and integers, a double beside a double; null by zero |
+//! | `sqlpp_add(a, b)`, `sqlpp_subtract`, `sqlpp_multiply`, `sqlpp_divide` | SQL++'s `+`, `-`, `*`, `/` of numbers: the wider operand's type (a double of integers for `/`), integers failing with ASX0007/ASX0008 past their range (the engine's wrap around), floats computed as doubles; null by zero |
 
 use std::sync::Arc;
 
@@ -65,7 +64,12 @@ pub fn register(ctx: &SessionContext) {
         (any(1), Box::new(Moment { kurtosis: true })),
         (any(1), Box::new(Wide)),
         (one_of(vec![Any(2), Any(3)]), Box::new(CheckedSum)),
-        (any(2), Box::new(Divide)),
+        (
+            any(2),
+            Box::new(Arithmetic {
+                op: ArithOp::Divide,
+            }),
+        ),
         (any(2), Box::new(Arithmetic { op: ArithOp::Add })),
         (
             any(2),
@@ -650,11 +654,6 @@ impl Computes for Moment {
     }
 }
 
-/// `sqlpp_divide(a, b)`: SQL++'s `/`. The quotient's type is the wider operand's, but integers
-/// divide as doubles; a float quotient is the double quotient made a float; by zero it is null.
-#[derive(Debug)]
-struct Divide;
-
 /// 0 for the null type, 1 integers, 2 float, 3 double; `None` for a type `/` is not translated for.
 fn numeric_rank(data_type: &DataType) -> Option<u8> {
     match data_type {
@@ -663,62 +662,6 @@ fn numeric_rank(data_type: &DataType) -> Option<u8> {
         DataType::Float32 => Some(2),
         DataType::Float64 => Some(3),
         _ => None,
-    }
-}
-
-impl Computes for Divide {
-    fn name(&self) -> &str {
-        "sqlpp_divide"
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let ranks: Option<Vec<u8>> = arg_types.iter().map(numeric_rank).collect();
-        match ranks.and_then(|r| r.into_iter().max()) {
-            Some(0) => Ok(DataType::Null),
-            Some(2) => Ok(DataType::Float32),
-            Some(_) => Ok(DataType::Float64),
-            None => plan_err!(
-                "`/` of {} is not supported by polyquery",
-                arg_types
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
-        }
-    }
-
-    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let [a, b] = args.args.as_slice() else {
-            return exec_err!("sqlpp_divide takes two numbers");
-        };
-        let result = args.return_field.data_type().clone();
-        if result.is_null() {
-            return Ok(ColumnarValue::Scalar(ScalarValue::Null));
-        }
-        let a = cast(&a.to_array(rows)?, &DataType::Float64)?;
-        let b = cast(&b.to_array(rows)?, &DataType::Float64)?;
-        let (a, b) = (
-            a.as_primitive::<Float64Type>(),
-            b.as_primitive::<Float64Type>(),
-        );
-        let mut quotients = Vec::with_capacity(rows);
-        for i in 0..rows {
-            if a.is_null(i) || b.is_null(i) || b.value(i) == 0.0 {
-                quotients.push(None);
-                continue;
-            }
-            let q = a.value(i) / b.value(i);
-            if result == DataType::Float32 && q.is_finite() && q.abs() > f64::from(f32::MAX) {
-                return exec_err!(
-                    "a float quotient past the float range is not supported by polyquery"
-                );
-            }
-            quotients.push(Some(q));
-        }
-        let quotients: ArrayRef = Arc::new(Float64Array::from(quotients));
-        Ok(ColumnarValue::Array(cast(&quotients, &result)?))
     }
 }
 
@@ -992,11 +935,13 @@ enum ArithOp {
     Add,
     Subtract,
     Multiply,
+    Divide,
 }
 
-/// SQL++'s `+`, `-`, `*` of numbers, as AsterixDB's arithmetic evaluators compute them: the
-/// result has the wider operand's type; integers are added exactly and fail past the range of
-/// that type; a float result is the double result made a float.
+/// SQL++'s `+`, `-`, `*`, `/` of numbers, as AsterixDB's arithmetic evaluators compute them:
+/// the result has the wider operand's type (but integers divide as doubles); integers are
+/// computed exactly and fail past the range of that type; a float result is the double result
+/// made a float, failing past the float range; a quotient by zero is null.
 #[derive(Debug)]
 struct Arithmetic {
     op: ArithOp,
@@ -1027,6 +972,7 @@ impl Computes for Arithmetic {
             ArithOp::Add => "sqlpp_add",
             ArithOp::Subtract => "sqlpp_subtract",
             ArithOp::Multiply => "sqlpp_multiply",
+            ArithOp::Divide => "sqlpp_divide",
         }
     }
 
@@ -1034,6 +980,7 @@ impl Computes for Arithmetic {
         let ranks: Option<Vec<u8>> = arg_types.iter().map(numeric_rank).collect();
         match ranks.and_then(|r| r.into_iter().max()) {
             Some(0) => Ok(DataType::Null),
+            Some(1) if self.op == ArithOp::Divide => Ok(DataType::Float64),
             Some(1) => Ok(integer_of(
                 arg_types
                     .iter()
@@ -1069,6 +1016,7 @@ impl Computes for Arithmetic {
             ArithOp::Add => "numeric-add",
             ArithOp::Subtract => "numeric-subtract",
             ArithOp::Multiply => "numeric-multiply",
+            ArithOp::Divide => "numeric-divide",
         };
         if is_integer(&result) {
             let (a, b) = (cast(&a, &DataType::Int64)?, cast(&b, &DataType::Int64)?);
@@ -1085,7 +1033,8 @@ impl Computes for Arithmetic {
                 let exact = match self.op {
                     ArithOp::Add => x + y,
                     ArithOp::Subtract => x - y,
-                    ArithOp::Multiply => x * y,
+                    // `/` is never of integers: integer operands divide as doubles.
+                    ArithOp::Multiply | ArithOp::Divide => x * y,
                 };
                 if exact > max {
                     return exec_err!("ASX0007: Overflow in {function}");
@@ -1105,7 +1054,8 @@ impl Computes for Arithmetic {
         );
         let mut out = Vec::with_capacity(rows);
         for i in 0..rows {
-            if a.is_null(i) || b.is_null(i) {
+            let by_zero = self.op == ArithOp::Divide && b.value(i) == 0.0;
+            if a.is_null(i) || b.is_null(i) || by_zero {
                 out.push(None);
                 continue;
             }
@@ -1113,6 +1063,7 @@ impl Computes for Arithmetic {
                 ArithOp::Add => a.value(i) + b.value(i),
                 ArithOp::Subtract => a.value(i) - b.value(i),
                 ArithOp::Multiply => a.value(i) * b.value(i),
+                ArithOp::Divide => a.value(i) / b.value(i),
             };
             if result == DataType::Float32 && x.is_finite() {
                 if x > f64::from(f32::MAX) {
