@@ -15,6 +15,7 @@
 //! | `sqlpp_checked_sum(sum, wide_sum[, place])` | `sum`, failing with ASX0007 (ending with `place`) where an integer sum overflowed 64 bits |
 //! | `sqlpp_string_to_codepoint(s)`, `sqlpp_codepoint_to_string(list)` | a string's code points, and back |
 //! | `sqlpp_string_concat(list)` | a list's strings joined; null where one is null |
+//! | `sqlpp_substring(s, offset[, length])`, `sqlpp_substring1` | SQL++'s `substring`, offset from 0 (from 1), from the end when negative; null from the end of the string on |
 //! | `sqlpp_empty_object()` | `{}`, an object of no fields |
 //! | `sqlpp_bitand(a, b, …)`, `_bitor`, `_bitxor`, `_bitnot(a)`, `_bitcount(a)`, `_bitshift(a, n[, rotate])` | SQL++'s bit functions on 64-bit integers (doubles that are whole numbers too); null where an argument is not a whole number |
 //! | `sqlpp_add(a, b)`, `sqlpp_subtract`, `sqlpp_multiply`, `sqlpp_divide` | SQL++'s `+`, `-`, `*`, `/` of numbers: the wider operand's type (a double of integers for `/`), integers failing with ASX0007/ASX0008 past their range (the engine's wrap around), floats computed as doubles; null by zero |
@@ -63,6 +64,14 @@ pub fn register(ctx: &SessionContext) {
         (any(1), Box::new(Moment { kurtosis: false })),
         (any(1), Box::new(Moment { kurtosis: true })),
         (any(1), Box::new(Wide)),
+        (
+            one_of(vec![Any(2), Any(3)]),
+            Box::new(Substring { base: 0 }),
+        ),
+        (
+            one_of(vec![Any(2), Any(3)]),
+            Box::new(Substring { base: 1 }),
+        ),
         (one_of(vec![Any(2), Any(3)]), Box::new(CheckedSum)),
         (
             any(2),
@@ -786,6 +795,98 @@ impl Codepoints {
             }
         }
         Ok(Some(text))
+    }
+}
+
+/// `sqlpp_substring(s, offset[, length])` (offset from 0) and `sqlpp_substring1` (from 1), in
+/// code points as AsterixDB's substring evaluator counts: a negative offset counts from the end,
+/// an offset before the start is the start, and an offset at or past the end (or a negative
+/// length) makes the value null.
+#[derive(Debug)]
+struct Substring {
+    base: i64,
+}
+
+impl Computes for Substring {
+    fn name(&self) -> &str {
+        if self.base == 0 {
+            "sqlpp_substring"
+        } else {
+            "sqlpp_substring1"
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let string = arg_types
+            .first()
+            .is_some_and(|t| matches!(t, DataType::Utf8 | DataType::Null));
+        let numbers = arg_types
+            .iter()
+            .skip(1)
+            .all(|t| t.is_numeric() || t.is_null());
+        if string && numbers {
+            Ok(DataType::Utf8)
+        } else {
+            plan_err!(
+                "substring of {} is not supported by polyquery",
+                arg_types
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(string) = args.args.first() else {
+            return exec_err!("{} takes a string", self.name());
+        };
+        let string = cast(&string.to_array(rows)?, &DataType::Utf8)?;
+        let strings = string.as_string::<i32>();
+        let numbers: Vec<Vec<Option<i64>>> = args
+            .args
+            .iter()
+            .skip(1)
+            .map(|a| whole_numbers(&a.to_array(rows)?))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let start = numbers.first().and_then(|n| n[i]);
+            let length = match numbers.get(1) {
+                Some(n) => n[i],
+                None => Some(i64::MAX),
+            };
+            let (Some(start), Some(length)) = (start, length) else {
+                out.push(None);
+                continue;
+            };
+            if strings.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let text = strings.value(i);
+            let count = text.chars().count() as i64;
+            let actual = if start >= 0 {
+                (start - self.base).max(0)
+            } else {
+                count.saturating_add(start)
+            };
+            if actual < 0 || length < 0 || actual >= count {
+                out.push(None);
+                continue;
+            }
+            let taken: String = text
+                .chars()
+                .skip(actual as usize)
+                .take(usize::try_from(length).unwrap_or(usize::MAX))
+                .collect();
+            out.push(Some(taken));
+        }
+        Ok(ColumnarValue::Array(Arc::new(
+            arrow::array::StringArray::from(out),
+        )))
     }
 }
 

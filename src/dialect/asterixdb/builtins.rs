@@ -323,14 +323,20 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
             Ok(())
         }
         Expr::Substring {
+            expr: string,
             substring_from: Some(from),
+            substring_for,
             special: true,
             ..
         } => {
-            // `substring(s, offset[, length])`: the offset counts from 0.
-            let offset = non_negative(from)
-                .ok_or_else(|| refuse("substring with an offset that is not a literal >= 0"))?;
-            **from = number(offset + 1);
+            // `substring(s, offset[, length])`: the offset counts from 0, from the end when
+            // negative; past the end the value is null (see `sqlpp_substring`).
+            let args: Vec<Expr> = [Some(&**string), Some(&**from), substring_for.as_deref()]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            *expr = call("sqlpp_substring", args)?;
             Ok(())
         }
         Expr::Function(function) => {
@@ -455,6 +461,20 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     };
                     let args = function_args(function, takes)?;
                     *expr = call(&format!("sqlpp_{name}"), args)?;
+                    Ok(())
+                }
+                "substr" | "substring1" | "substr1" => {
+                    let count = match &function.args {
+                        FunctionArguments::List(list) => list.args.len(),
+                        _ => 0,
+                    };
+                    let args = function_args(function, if count == 3 { 3 } else { 2 })?;
+                    let engine = if name.ends_with('1') {
+                        "sqlpp_substring1"
+                    } else {
+                        "sqlpp_substring"
+                    };
+                    *expr = call(engine, args)?;
                     Ok(())
                 }
                 "string_to_codepoint" | "codepoint_to_string" | "string_concat" => {
