@@ -291,6 +291,15 @@ fn first_type(function: &str, arg_types: &[DataType]) -> Result<DataType> {
     }
 }
 
+/// The refusal of a function for arguments of these types.
+fn refused_types<T>(what: &str, arg_types: &[DataType]) -> Result<T> {
+    let types: Vec<String> = arg_types.iter().map(ToString::to_string).collect();
+    plan_err!(
+        "{what} of {} is not supported by polyquery",
+        types.join(", ")
+    )
+}
+
 fn is_integer(data_type: &DataType) -> bool {
     data_type.is_integer()
 }
@@ -827,14 +836,7 @@ impl Computes for Substring {
         if string && numbers {
             Ok(DataType::Utf8)
         } else {
-            plan_err!(
-                "substring of {} is not supported by polyquery",
-                arg_types
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            refused_types("substring", arg_types)
         }
     }
 
@@ -1092,14 +1094,7 @@ impl Computes for Arithmetic {
             )),
             Some(2) => Ok(DataType::Float32),
             Some(_) => Ok(DataType::Float64),
-            None => plan_err!(
-                "arithmetic on {} is not supported by polyquery",
-                arg_types
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
+            None => refused_types("arithmetic", arg_types),
         }
     }
 
