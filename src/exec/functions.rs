@@ -64,6 +64,7 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(AsyncScalarUDF::new(Arc::new(AsterixSleep::new())).into_scalar_udf());
     ctx.register_udf(ScalarUDF::new_from_impl(InjectFailure::new()));
     super::sqlite_functions::register(ctx);
+    super::sqlpp_functions::register(ctx);
     for udf in super::calcite_time::udfs() {
         ctx.register_udf(udf);
     }

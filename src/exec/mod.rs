@@ -7,6 +7,7 @@ pub mod datafusion;
 pub mod fixtures;
 pub mod functions;
 pub mod sqlite_functions;
+pub mod sqlpp_functions;
 pub mod testing_provider;
 mod yielding;
 

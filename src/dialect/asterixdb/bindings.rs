@@ -7,8 +7,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, Expr, ObjectNamePart, Query, TableAlias, TableFactor, VisitMut, VisitorMut,
-    visit_expressions, visit_expressions_mut,
+    AccessExpr, Expr, Ident, ObjectNamePart, Query, SelectItem, SetExpr, TableAlias, TableFactor,
+    VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
@@ -187,11 +187,52 @@ pub(super) fn substitute(query: &mut Query, bindings: Vec<Binding>) -> Result<()
         }
         bound.push((b.name, expr));
     }
+    // `SELECT m` of a bound `m` is still named `m` once `m` is replaced by its expression.
+    let _ = query.visit(&mut Named { bound: &bound });
     for (name, value) in &bound {
         replace(query, name, value, &mut budget)?;
     }
     let _ = query.visit(&mut Sources { bound: &bound });
     guard::check_depth(query).map_err(|e| AsxError::syntax(&e.message()))
+}
+
+/// Projections that are a bound variable by itself get the variable's name as their alias.
+struct Named<'b> {
+    bound: &'b [(String, Expr)],
+}
+
+impl Named<'_> {
+    fn name(&self, body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                for item in &mut select.projection {
+                    if let SelectItem::UnnamedExpr(Expr::Identifier(ident)) = item
+                        && self.bound.iter().any(|(name, _)| *name == ident.value)
+                    {
+                        let alias = Ident::with_quote('"', ident.value.clone());
+                        *item = SelectItem::ExprWithAlias {
+                            expr: Expr::Identifier(ident.clone()),
+                            alias,
+                        };
+                    }
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                self.name(left);
+                self.name(right);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl VisitorMut for Named<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        self.name(&mut query.body);
+        ControlFlow::Continue(())
+    }
 }
 
 /// `FROM v AS x` of a bound variable ranges over its value's items: `UNNEST(<value>) AS x`.

@@ -10,8 +10,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query,
-    Subscript, UnaryOperator, Value, visit_expressions_mut,
+    AccessExpr, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Query, Subscript, UnaryOperator, Value, visit_expressions_mut,
 };
 
 use sqlparser::ast::{SelectItem, SetExpr, Spanned, TableFactor};
@@ -62,6 +62,23 @@ const SAME: &[&str] = &[
     "datetime",
     "date",
     "time",
+];
+
+/// Scalar functions translated by name above whose value is MISSING when an argument is.
+const MISSING_OUT: &[&str] = &[
+    "round",
+    "round_half_to_even",
+    "ceiling",
+    "ceil",
+    "floor",
+    "bitand",
+    "bitor",
+    "bitxor",
+    "bitnot",
+    "bitcount",
+    "bitshift",
+    "string_to_codepoint",
+    "codepoint_to_string",
 ];
 
 /// What the expression pass needs for collection functions over `SELECT VALUE` subqueries.
@@ -160,13 +177,11 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
             // `[1, 'a']` is a heterogeneous array, which the engine's typed arrays cannot hold.
             // Integers of every width print alike once widened, but `[1, 2.5]` or an integer
             // next to a float would print the integer as a double (`1.0`).
+            // Elements whose types the literals do not show are checked on the planned types
+            // (`sqlpp_array`, see `planned_type_checks`).
             let kinds: std::collections::HashSet<&str> =
                 array.elem.iter().filter_map(element_kind).collect();
-            // A collection aggregate's value has its input's type, which the translation does
-            // not see; next to other elements it may be of a numeric type the engine would
-            // widen.
-            let computed = array.elem.iter().any(is_subquery);
-            if kinds.len() > 1 || (computed && array.elem.len() > 1) {
+            if kinds.len() > 1 {
                 return Err(refuse("an array of values of different types"));
             }
             Ok(())
@@ -179,10 +194,40 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     .value_queries
                     .contains(&select.select_token.0.span.start) =>
             {
+                // `(SELECT VALUE e)` with no clause but its projection is the collection `[e]`.
+                let start = select.select_token.0.span.start;
+                if let Some(value) = sole_value(query)
+                    && let Some(at) = collections.value_queries.iter().position(|l| *l == start)
+                {
+                    collections.value_queries.remove(at);
+                    *expr = Expr::Array(sqlparser::ast::Array {
+                        elem: vec![value],
+                        named: false,
+                    });
+                }
                 Ok(())
             }
             _ => Err(refuse("a subquery used as a value")),
         },
+        // sqlparser reads `floor(x)` and `ceil(x)` as SQL's FLOOR/CEIL forms.
+        Expr::Floor { expr: arg, field } | Expr::Ceil { expr: arg, field } => {
+            let plain = matches!(
+                field,
+                sqlparser::ast::CeilFloorKind::DateTimeField(
+                    sqlparser::ast::DateTimeField::NoDateTime
+                )
+            );
+            if !plain {
+                return Err(refuse("FLOOR or CEIL with a unit or a scale"));
+            }
+            let arg = (**arg).clone();
+            let function = match expr {
+                Expr::Floor { .. } => "sqlpp_floor",
+                _ => "sqlpp_ceil",
+            };
+            *expr = template_expr(&format!("SELECT {function}($A)"), &[arg])?;
+            Ok(())
+        }
         Expr::UnaryOp { op, .. } => match op {
             UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus => Ok(()),
             other => Err(refuse(&format!("the operator {other}"))),
@@ -193,14 +238,33 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     *expr = power(left, right)?;
                     return Ok(());
                 }
-                BinaryOperator::Divide => {
-                    "SELECT CAST($A AS DOUBLE) / NULLIF(CAST($B AS DOUBLE), 0)"
-                }
+                // A double of integers, a float of a float and an integer or float, null by zero.
+                BinaryOperator::Divide => "SELECT sqlpp_divide($A, $B)",
                 BinaryOperator::Modulo => "SELECT $A % NULLIF($B, 0)",
-                BinaryOperator::Plus
-                | BinaryOperator::Minus
-                | BinaryOperator::Multiply
-                | BinaryOperator::StringConcat
+                // AsterixDB's arithmetic keeps the wider operand's type and fails past its range,
+                // where the engine's wraps around; a constant index (`(2 + 1)`) stays as it is.
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply => {
+                    let constant = constant_index(left)
+                        .zip(constant_index(right))
+                        .and_then(|(l, r)| match op {
+                            BinaryOperator::Plus => l.checked_add(r),
+                            BinaryOperator::Minus => l.checked_sub(r),
+                            _ => l.checked_mul(r),
+                        })
+                        .is_some_and(|v| i64::try_from(v).is_ok());
+                    if constant {
+                        return Ok(());
+                    }
+                    let function = match op {
+                        BinaryOperator::Plus => "sqlpp_add",
+                        BinaryOperator::Minus => "sqlpp_subtract",
+                        _ => "sqlpp_multiply",
+                    };
+                    let args = vec![(**left).clone(), (**right).clone()];
+                    *expr = call(function, args)?;
+                    return Ok(());
+                }
+                BinaryOperator::StringConcat
                 | BinaryOperator::Gt
                 | BinaryOperator::Lt
                 | BinaryOperator::GtEq
@@ -215,8 +279,13 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
             Ok(())
         }
         Expr::CompoundFieldAccess { root, access_chain } => {
-            // An index past the end is MISSING in SQL++ and null in the engine: only an index
-            // into a literal array, within it, is translated.
+            // An index past the end is MISSING in SQL++ and null in the engine: only a constant
+            // index into a literal array is translated, past its end as the literal MISSING; so
+            // is a field a literal object does not have (`{}.a`).
+            if literal_missing(root, access_chain.first()) {
+                *expr = missing();
+                return Ok(());
+            }
             let mut length = match root.as_ref() {
                 Expr::Array(array) => Some(array.elem.len() as u64),
                 _ => None,
@@ -254,14 +323,20 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
             Ok(())
         }
         Expr::Substring {
+            expr: string,
             substring_from: Some(from),
+            substring_for,
             special: true,
             ..
         } => {
-            // `substring(s, offset[, length])`: the offset counts from 0.
-            let offset = non_negative(from)
-                .ok_or_else(|| refuse("substring with an offset that is not a literal >= 0"))?;
-            **from = number(offset + 1);
+            // `substring(s, offset[, length])`: the offset counts from 0, from the end when
+            // negative; past the end the value is null (see `sqlpp_substring`).
+            let args: Vec<Expr> = [Some(&**string), Some(&**from), substring_for.as_deref()]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            *expr = call("sqlpp_substring", args)?;
             Ok(())
         }
         Expr::Function(function) => {
@@ -292,7 +367,12 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 _ => return Err(refuse(&format!("the function {}", function.name))),
             };
             if function.name.0.len() > 1 || function.name.to_string().contains('-') {
-                function.name = ObjectName::from(vec![Ident::new(&name)]);
+                // The plain name keeps the place of the call, for errors that say where it is.
+                let mut plain = Ident::new(&name);
+                if let Some(ObjectNamePart::Identifier(first)) = function.name.0.first() {
+                    plain.span = first.span;
+                }
+                function.name = ObjectName::from(vec![plain]);
             }
             if function.filter.is_some() {
                 return Err(refuse(&format!("{name} with FILTER")));
@@ -311,37 +391,29 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     function.name = ObjectName::from(vec![Ident::new("generate_series")]);
                     Ok(())
                 }
-                // Of an integer, each is the integer itself; `ceiling` and `floor` of a double
-                // are the engine's. Other arguments are refused: `round` of a double rounds half
-                // up in SQL++ and away from zero in the engine, and a float's result type is
-                // the engine's to choose.
-                "round" | "ceiling" | "ceil" | "floor" => {
-                    if name == "round"
-                        && matches!(&function.args, FunctionArguments::List(list) if list.args.len() == 2)
-                    {
-                        return Err(refuse("round with a number of digits"));
-                    }
-                    let arg = one_arg(function)?;
-                    let args = [arg.clone()];
-                    match (element_kind(&arg), name.as_str()) {
-                        (Some("integer"), _) => {
-                            *expr = Expr::Nested(Box::new(arg));
-                            Ok(())
-                        }
-                        (Some("double"), "ceiling" | "ceil") => {
-                            *expr = template_expr("SELECT ceil($A)", &args)?;
-                            Ok(())
-                        }
-                        (Some("double"), "floor") => {
-                            *expr = template_expr("SELECT floor($A)", &args)?;
-                            Ok(())
-                        }
-                        _ => Err(refuse(&format!(
-                            "{name} of a value other than an integer (or a double, for ceiling and floor)"
-                        ))),
-                    }
+                // SQL++'s rounding, as AsterixDB's evaluators compute it, on the argument's type.
+                "round" | "ceiling" | "ceil" | "floor" | "round_half_to_even" => {
+                    let engine = match name.as_str() {
+                        "round" => "sqlpp_round",
+                        "round_half_to_even" => "sqlpp_round_half_to_even",
+                        "floor" => "sqlpp_floor",
+                        _ => "sqlpp_ceil",
+                    };
+                    let takes_digits = matches!(name.as_str(), "round" | "round_half_to_even");
+                    let count = match &function.args {
+                        FunctionArguments::List(list) => list.args.len(),
+                        _ => 0,
+                    };
+                    let args =
+                        function_args(function, if takes_digits && count == 2 { 2 } else { 1 })?;
+                    let template = match args.len() {
+                        2 => format!("SELECT {engine}($A, $B)"),
+                        _ => format!("SELECT {engine}($A)"),
+                    };
+                    *expr = template_expr(&template, &args)?;
+                    Ok(())
                 }
-                "position" | "position0" => {
+                "position" | "position0" | "pos" | "pos0" => {
                     let args = plain_args(function)?;
                     *expr = template_expr("SELECT strpos($A, $B) - 1", &args)?;
                     Ok(())
@@ -356,7 +428,76 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                     function.name = ObjectName::from(vec![Ident::new(engine)]);
                     Ok(())
                 }
-                "position1" => {
+                // A Java pattern found anywhere in the string, for the patterns whose meaning the
+                // engine's regular expressions share (see `java_pattern`).
+                // A Java pattern found anywhere in the string (or where it is first found), for
+                // the patterns whose meaning the engine's regex shares (see `java_pattern`).
+                "matches" | "regexp_contains" | "regexp_position" | "regexp_pos"
+                | "regexp_position0" | "regexp_pos0" | "regex_position" | "regex_pos"
+                | "regex_position0" | "regex_pos0" | "regexp_position1" | "regexp_pos1"
+                | "regex_position1" | "regex_pos1" => {
+                    let (string, pattern) = pattern_args(function, &name)?;
+                    let template = if matches!(name.as_str(), "matches" | "regexp_contains") {
+                        "SELECT regexp_like($A, $B)"
+                    } else if name.ends_with('1') {
+                        "SELECT CASE WHEN regexp_instr($A, $B) = 0 THEN -1 ELSE regexp_instr($A, $B) END"
+                    } else {
+                        "SELECT regexp_instr($A, $B) - 1"
+                    };
+                    *expr = template_expr(template, &[string, pattern])?;
+                    Ok(())
+                }
+                // SQL++'s bit functions; and, or and xor take two arguments or more.
+                "bitand" | "bitor" | "bitxor" | "bitnot" | "bitcount" | "bitshift" => {
+                    let count = match &function.args {
+                        FunctionArguments::List(list) => list.args.len(),
+                        _ => 0,
+                    };
+                    let takes = match name.as_str() {
+                        "bitnot" | "bitcount" => 1,
+                        "bitshift" if count == 3 => 3,
+                        "bitshift" => 2,
+                        _ => count.max(2),
+                    };
+                    let args = function_args(function, takes)?;
+                    *expr = call(&format!("sqlpp_{name}"), args)?;
+                    Ok(())
+                }
+                "substr" | "substring1" | "substr1" => {
+                    let count = match &function.args {
+                        FunctionArguments::List(list) => list.args.len(),
+                        _ => 0,
+                    };
+                    let args = function_args(function, if count == 3 { 3 } else { 2 })?;
+                    let engine = if name.ends_with('1') {
+                        "sqlpp_substring1"
+                    } else {
+                        "sqlpp_substring"
+                    };
+                    *expr = call(engine, args)?;
+                    Ok(())
+                }
+                "string_to_codepoint" | "codepoint_to_string" | "string_concat" => {
+                    let arg = one_arg(function)?;
+                    *expr = template_expr(&format!("SELECT sqlpp_{name}($A)"), &[arg])?;
+                    Ok(())
+                }
+                "substring_after" | "substring_before" => {
+                    let args = plain_args(function)?;
+                    let template = if name == "substring_after" {
+                        "SELECT CASE WHEN strpos($A, $B) = 0 THEN '' ELSE substr($A, strpos($A, $B) + character_length($B)) END"
+                    } else {
+                        "SELECT CASE WHEN strpos($A, $B) = 0 THEN '' ELSE substr($A, 1, strpos($A, $B) - 1) END"
+                    };
+                    *expr = template_expr(template, &args)?;
+                    Ok(())
+                }
+                "string_equal" => {
+                    let args = plain_args(function)?;
+                    *expr = template_expr("SELECT $A = $B", &args)?;
+                    Ok(())
+                }
+                "position1" | "pos1" => {
                     let args = plain_args(function)?;
                     *expr = template_expr(
                         "SELECT CASE WHEN strpos($A, $B) = 0 THEN -1 ELSE strpos($A, $B) END",
@@ -367,20 +508,51 @@ fn rewrite(expr: &mut Expr, collections: &mut Collections<'_, '_>) -> Result<(),
                 // A SQL-92 aggregate of a subquery aggregates the subquery's collection, as
                 // its `array_*` version does.
                 n if is_subquery_call(function)
-                    && collection_aggregate(&format!("array_{n}")).is_some() =>
+                    && collection_aggregate(&format!("array_{n}"), "").is_some() =>
                 {
                     let arg = one_arg(function)?;
-                    let Some(aggregate) = collection_aggregate(&format!("array_{n}")) else {
+                    let place = place_of(function);
+                    let Some(aggregate) = collection_aggregate(&format!("array_{n}"), &place)
+                    else {
                         return Err(refuse(&format!("the function {n}")));
                     };
                     *expr = aggregate_collection(&aggregate, &arg, collections)?;
                     Ok(())
                 }
                 "datetime" | "time" => zone_free(function),
+                // The engine's integer sum wraps around past 64 bits, where AsterixDB fails.
+                "sum" => {
+                    let mut wide = function.clone();
+                    if let FunctionArguments::List(list) = &mut wide.args {
+                        for arg in &mut list.args {
+                            if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+                                *e = template_expr(
+                                    "SELECT sqlpp_wide($A)",
+                                    std::slice::from_ref(e),
+                                )?;
+                            }
+                        }
+                    }
+                    let place = Expr::value(Value::SingleQuotedString(place_of(function)));
+                    let mut checked = template_expr(
+                        "SELECT sqlpp_checked_sum($A, $B, 'place')",
+                        &[Expr::Function(function.clone()), Expr::Function(wide)],
+                    )?;
+                    if let Expr::Function(call) = &mut checked
+                        && let FunctionArguments::List(list) = &mut call.args
+                        && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(last))) =
+                            list.args.last_mut()
+                    {
+                        *last = place;
+                    }
+                    *expr = checked;
+                    Ok(())
+                }
                 n if SAME.contains(&n) => Ok(()),
-                n if collection_aggregate(n).is_some() => {
+                n if collection_aggregate(n, "").is_some() => {
                     let arg = one_arg(function)?;
-                    let Some(aggregate) = collection_aggregate(n) else {
+                    let place = place_of(function);
+                    let Some(aggregate) = collection_aggregate(n, &place) else {
                         return Err(refuse(&format!("the function {n}")));
                     };
                     *expr = aggregate_collection(&aggregate, &arg, collections)?;
@@ -424,20 +596,6 @@ fn element_kind(expr: &Expr) -> Option<&'static str> {
         Expr::Array(_) => Some("array"),
         Expr::Dictionary(_) => Some("object"),
         _ => None,
-    }
-}
-
-/// A scalar subquery, perhaps in parentheses (a bound variable's copy), whose value's type is
-/// its input's: a collection's `sum`, `min` or `max` (`count` is always a bigint, `avg` and the
-/// statistics always doubles).
-fn is_subquery(expr: &Expr) -> bool {
-    match expr {
-        Expr::Subquery(query) => {
-            let text = query.to_string().to_ascii_lowercase();
-            ["sum(", "min(", "max("].iter().any(|f| text.contains(f))
-        }
-        Expr::Nested(inner) => is_subquery(inner),
-        _ => false,
     }
 }
 
@@ -546,13 +704,61 @@ fn construct(target: Target, arg: &Expr) -> Result<Expr, AsxError> {
 fn zero_based_subscript(subscript: &mut Subscript, length: Option<u64>) -> Result<(), AsxError> {
     match subscript {
         Subscript::Index { index } => {
-            let i = non_negative(index)
+            let i = constant_index(index)
                 .filter(|i| length.is_some_and(|n| *i < n))
                 .ok_or_else(|| refuse("an index other than a literal one into a literal array"))?;
             *index = number(i + 1);
             Ok(())
         }
         Subscript::Slice { .. } => Err(refuse("an array slice")),
+    }
+}
+
+/// An integer expression of literals (`2 + 1`), 0 or more.
+pub(super) fn constant_index(expr: &Expr) -> Option<u64> {
+    fn value(expr: &Expr, depth: usize) -> Option<i64> {
+        if depth > 32 {
+            return None;
+        }
+        match expr {
+            Expr::Value(_) => non_negative(expr).and_then(|n| i64::try_from(n).ok()),
+            Expr::Nested(inner) => value(inner, depth + 1),
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr,
+            } => value(expr, depth + 1)?.checked_neg(),
+            Expr::BinaryOp { left, op, right } => {
+                let (l, r) = (value(left, depth + 1)?, value(right, depth + 1)?);
+                match op {
+                    BinaryOperator::Plus => l.checked_add(r),
+                    BinaryOperator::Minus => l.checked_sub(r),
+                    BinaryOperator::Multiply => l.checked_mul(r),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+    u64::try_from(value(expr, 0)?).ok()
+}
+
+/// The first access of a path is MISSING: a constant index at or past a literal array's end, or
+/// a name a literal object has no field of.
+fn literal_missing(root: &Expr, first: Option<&AccessExpr>) -> bool {
+    match (root, first) {
+        (Expr::Array(array), Some(AccessExpr::Subscript(Subscript::Index { index }))) => {
+            constant_index(index).is_some_and(|i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| array.elem.get(i))
+                    .is_none_or(is_missing)
+            })
+        }
+        (Expr::Dictionary(fields), Some(AccessExpr::Dot(Expr::Identifier(name)))) => {
+            fields.iter().all(|f| f.key.value != name.value)
+        }
+        (Expr::Nested(inner), _) => literal_missing(inner, first),
+        _ => false,
     }
 }
 
@@ -591,10 +797,15 @@ fn function_args(function: &sqlparser::ast::Function, n: usize) -> Result<Vec<Ex
     };
     let args: Vec<Expr> = list.args.iter().filter_map(arg_expr).collect();
     if args.len() != n || list.args.len() != n || list.duplicate_treatment.is_some() {
+        let at = match function.name.0.first() {
+            Some(ObjectNamePart::Identifier(i)) => i.span.start,
+            _ => Location::new(0, 0),
+        };
         return Err(AsxError::compilation(&format!(
             "Invalid number of arguments for function {}",
             function.name
-        )));
+        ))
+        .at(at));
     }
     Ok(args)
 }
@@ -605,7 +816,7 @@ const ITEM: &str = "$item";
 /// The engine aggregate over a collection's items for a SQL++ collection function: `strict_*`
 /// (and the older `coll_*`) see every item, so that one null makes the result null and
 /// `strict_count` counts it; `array_*` skip null items.
-fn collection_aggregate(name: &str) -> Option<String> {
+fn collection_aggregate(name: &str, place: &str) -> Option<String> {
     let (strict, base) = if let Some(b) = name.strip_prefix("strict_") {
         (true, b)
     } else if let Some(b) = name.strip_prefix("coll_") {
@@ -614,6 +825,16 @@ fn collection_aggregate(name: &str) -> Option<String> {
         (false, name.strip_prefix("array_")?)
     };
     let engine = match base {
+        "sum" => {
+            let sum = format!(
+                "sqlpp_checked_sum(sum(\"{ITEM}\"), sum(sqlpp_wide(\"{ITEM}\")), '{place}')"
+            );
+            return Some(strict_of(strict, &sum));
+        }
+        "skewness" | "kurtosis" => {
+            let moment = format!("sqlpp_{base}(array_agg(\"{ITEM}\"))");
+            return Some(strict_of(strict, &moment));
+        }
         "count" => {
             return Some(
                 if strict {
@@ -624,18 +845,126 @@ fn collection_aggregate(name: &str) -> Option<String> {
                 .into(),
             );
         }
-        "sum" | "min" | "max" | "avg" | "stddev_pop" | "var_pop" | "var_samp" | "stddev_samp" => {
-            base
-        }
+        "min" | "max" | "avg" | "stddev_pop" | "var_pop" | "var_samp" | "stddev_samp" => base,
         "stddev" => "stddev_samp",
         "variance" => "var_samp",
         _ => return None,
     };
-    Some(if strict {
-        format!("CASE WHEN count(*) = count(\"{ITEM}\") THEN {engine}(\"{ITEM}\") END")
+    Some(strict_of(strict, &format!("{engine}(\"{ITEM}\")")))
+}
+
+/// Where a call is, as AsterixDB ends a runtime error about it: ` (in line L, at column C)`.
+fn place_of(function: &sqlparser::ast::Function) -> String {
+    match function.name.0.first() {
+        Some(ObjectNamePart::Identifier(i)) if i.span.start.line > 0 => format!(
+            " (in line {}, at column {})",
+            i.span.start.line, i.span.start.column
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A collection aggregate that is null where an item is null (`strict_*`), or the aggregate.
+fn strict_of(strict: bool, aggregate: &str) -> String {
+    if strict {
+        format!("CASE WHEN count(*) = count(\"{ITEM}\") THEN {aggregate} END")
     } else {
-        format!("{engine}(\"{ITEM}\")")
-    })
+        aggregate.to_string()
+    }
+}
+
+/// `(SELECT VALUE e)` with nothing but its projection: `e`.
+fn sole_value(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let bare_query = query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none();
+    let no_groups = match &select.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(keys, modifiers) => {
+            keys.is_empty() && modifiers.is_empty()
+        }
+        sqlparser::ast::GroupByExpr::All(_) => false,
+    };
+    let bare_select = select.from.is_empty()
+        && select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && no_groups;
+    match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] if bare_query && bare_select => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// A call of the engine function `name` (one of polyquery's own, a plain name) with `args`.
+fn call(name: &str, args: Vec<Expr>) -> Result<Expr, AsxError> {
+    let mut call = template_expr(&format!("SELECT {name}(1)"), &[])?;
+    if let Expr::Function(function) = &mut call
+        && let FunctionArguments::List(list) = &mut function.args
+    {
+        list.args = args
+            .into_iter()
+            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+            .collect();
+    }
+    Ok(call)
+}
+
+/// Checks made on the planned types rather than on the literals, once every expression is in
+/// its engine form: an array's items (`sqlpp_array`) and a `CASE`'s branches
+/// (`sqlpp_same_kind`, given never-evaluated copies of them) must be of one kind, since the engine
+/// would convert an integer beside a double, or a float beside a double, to one type.
+pub(super) fn planned_type_checks(query: &mut Query) -> Result<(), AsxError> {
+    let mut failed = None;
+    let _ = visit_expressions_mut(query, |expr| {
+        let checked = match expr {
+            Expr::Array(array) if !array.elem.is_empty() => {
+                call("sqlpp_array", std::mem::take(&mut array.elem))
+            }
+            // `{}`, or an object whose every field was MISSING.
+            Expr::Dictionary(fields) if fields.is_empty() => call("sqlpp_empty_object", Vec::new()),
+            Expr::Case {
+                conditions,
+                else_result,
+                ..
+            } if conditions.len() + usize::from(else_result.is_some()) > 1 => {
+                let probes: Vec<Expr> = conditions
+                    .iter()
+                    .map(|w| &w.result)
+                    .chain(else_result.as_deref())
+                    .map(|result| {
+                        template_expr(
+                            "SELECT CASE WHEN false THEN $A END",
+                            std::slice::from_ref(result),
+                        )
+                    })
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_default();
+                call(
+                    "sqlpp_same_kind",
+                    std::iter::once(expr.clone()).chain(probes).collect(),
+                )
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        match checked {
+            Ok(checked) => {
+                *expr = checked;
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// `f(collection)` as a scalar subquery aggregating the collection's items: an array value's
@@ -763,6 +1092,100 @@ fn power(left: &Expr, right: &Expr) -> Result<Expr, AsxError> {
     Err(refuse("`^` with a negative integer exponent"))
 }
 
+/// The string and the engine's pattern of a regex function's call: a literal Java pattern (see
+/// `java_pattern`) or null, and no flags but the empty ones.
+fn pattern_args(function: &sqlparser::ast::Function, name: &str) -> Result<(Expr, Expr), AsxError> {
+    let count = match &function.args {
+        FunctionArguments::List(list) => list.args.len(),
+        _ => 0,
+    };
+    let mut args = function_args(function, if count == 3 { 3 } else { 2 })?;
+    if let Some(flags) = args.get(2) {
+        let no_flags =
+            matches!(flags, Expr::Value(v) if v.value == Value::SingleQuotedString(String::new()));
+        if !no_flags {
+            return Err(refuse(&format!("{name} with flags")));
+        }
+        args.truncate(2);
+    }
+    let pattern = match &args[1] {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(p) => {
+                java_pattern(p).map(|p| Expr::value(Value::SingleQuotedString(p)))
+            }
+            Value::Null => Some(args[1].clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| refuse(&format!("{name} with this pattern")))?;
+    Ok((args[0].clone(), pattern))
+}
+
+/// A Java regular expression as the engine's (Rust's) regex syntax, for the patterns both read
+/// alike: literal characters, `.`, `^`, `$`, `|`, groups without flags, quantifiers (not
+/// possessive), and bracket classes without intersections, nesting or named classes. Java's `.`
+/// stops at every line terminator and its `$` also matches before a final one, so both are
+/// spelled out. `None` for anything else (`\d`, `\w`, `\p{…}`, lookaround, back references),
+/// whose meanings differ.
+fn java_pattern(pattern: &str) -> Option<String> {
+    const TERMINATORS: &str = "\\n\\r\\x{85}\\x{2028}\\x{2029}";
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    let mut class_start = false;
+    let mut after_quantifier = false;
+    while let Some(c) = chars.next() {
+        let quantifier = matches!(c, '*' | '+' | '?' | '}') && !in_class;
+        match c {
+            '\\' => {
+                let next = chars.next()?;
+                if !next.is_ascii_punctuation() {
+                    return None;
+                }
+                out.push('\\');
+                out.push(next);
+            }
+            '[' if in_class => return None,
+            '[' => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                // `[]` and `[^]` open a class with `]` in it in Java and are errors elsewhere.
+                if chars.peek() == Some(&']') {
+                    return None;
+                }
+                continue;
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '&' if in_class && chars.peek() == Some(&'&') => return None,
+            '(' if !in_class && chars.peek() == Some(&'?') => return None,
+            '+' if after_quantifier => return None,
+            '.' if !in_class => out.push_str(&format!("[^{TERMINATORS}]")),
+            '$' if !in_class => {
+                out.push_str(&format!("(?:\\r\\n|[{TERMINATORS}])?\\z"));
+            }
+            c if in_class && c == '-' && class_start => out.push_str("\\-"),
+            c if in_class && !c.is_alphanumeric() && c != '-' && c != ' ' => {
+                // Punctuation in a class is itself in Java; escaped, it is in Rust too.
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+        class_start = false;
+        after_quantifier = quantifier;
+    }
+    (!in_class).then_some(out)
+}
+
 /// The dataverses a function may be named through: the request's (`USE`, `dataverse`) and the
 /// fixtures'. polyquery has no other dataverses, and no functions of its own in any.
 fn known_dataverse(name: &str, current: Option<&str>) -> bool {
@@ -837,6 +1260,11 @@ fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
     Ok(match expr {
         Expr::Nested(inner) if is_missing(inner) => Some(missing()),
         Expr::UnaryOp { expr: operand, .. } if is_missing(operand) => Some(missing()),
+        Expr::Floor { expr: operand, .. } | Expr::Ceil { expr: operand, .. }
+            if is_missing(operand) =>
+        {
+            Some(missing())
+        }
         Expr::BinaryOp { left, op, right } if is_missing(left) || is_missing(right) => {
             let other = if is_missing(left) { right } else { left };
             let both = is_missing(other);
@@ -857,7 +1285,8 @@ fn with_missing(expr: &mut Expr) -> Result<Option<Expr>, AsxError> {
         Expr::Function(function) => {
             let name = function.name.to_string().to_ascii_lowercase();
             let scalar = (SAME.contains(&name.as_str()) && !WINDOW.contains(&name.as_str())
-                || constructor(&name).is_some())
+                || constructor(&name).is_some()
+                || MISSING_OUT.contains(&name.as_str()))
                 && !matches!(
                     name.as_str(),
                     "sleep" | "pq_sleep" | "pq_fail" | "inject_failure"

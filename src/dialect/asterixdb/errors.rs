@@ -161,6 +161,9 @@ impl AsxError {
     /// cancellation message.
     pub fn from_engine(error: &EngineError, request_id: &str) -> Self {
         let message = error.message.as_str();
+        if let Some(refusal) = refusal(message) {
+            return AsxError::compilation(refusal);
+        }
         match error.kind {
             ErrorKind::Syntax => AsxError::syntax(message),
             ErrorKind::Plan => match missing_table(message) {
@@ -182,6 +185,12 @@ impl AsxError {
                 ResultStatus::Fatal,
                 StatusCode::INTERNAL_SERVER_ERROR,
             ),
+            // A SQL++ function that fails as AsterixDB's does words its error with the code.
+            ErrorKind::Execution if coded(message) => AsxError {
+                message: message.to_string(),
+                status: ResultStatus::Fatal,
+                http: StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ErrorKind::Execution
             | ErrorKind::Limit
             | ErrorKind::Interrupted
@@ -193,6 +202,28 @@ impl AsxError {
             ),
         }
     }
+}
+
+/// polyquery's own refusal inside an engine message (a `sqlpp_` function refusing while the
+/// statement is planned), without the layers the engine wraps it in.
+fn refusal(message: &str) -> Option<&str> {
+    const REFUSED: &str = " is not supported by polyquery";
+    let end = message.find(REFUSED)? + REFUSED.len();
+    let head = &message[..end];
+    let start = head
+        .rfind("Error during planning: ")
+        .map_or(0, |i| i + "Error during planning: ".len());
+    Some(&message[start..end])
+}
+
+/// A message that starts with an AsterixDB code, `ASX0007: …`.
+fn coded(message: &str) -> bool {
+    let bytes = message.as_bytes();
+    message.starts_with("ASX")
+        && bytes
+            .get(3..7)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && message.get(7..9) == Some(": ")
 }
 
 /// The table DataFusion could not find, from `table 'x' not found` / `table 'a.b' not found`.

@@ -367,7 +367,15 @@ fn accept_format(request: &Request) -> Result<OutputFormat, AsxError> {
         };
         match media.as_str() {
             "application/json" => {
-                let lossless = flag("lossless")? || flag("lossless-adm")?;
+                // Lossless JSON tags every value with its type (`{ "int64": 1 }`); polyquery does
+                // not print it, and refuses rather than answer in clean JSON. Lossless ADM JSON
+                // (the JDBC driver's) prints the types polyquery has as clean JSON does.
+                if flag("lossless")? {
+                    return Err(AsxError::compilation(
+                        "lossless JSON output (Accept: application/json; lossless=true) is not supported by polyquery",
+                    ));
+                }
+                let lossless = flag("lossless-adm")?;
                 return Ok(if lossless {
                     OutputFormat::LosslessJson
                 } else {

@@ -189,6 +189,7 @@ pub fn translate(text: &str, rules: Rules<'_>) -> Result<Translation, AsxError> 
             .unwrap_or_default(),
     };
     let shape = rewrite_query(&mut query, &facts, &sources)?;
+    super::builtins::planned_type_checks(&mut query)?;
     let ordered = query.order_by.is_some();
     let parameters = parameters(&query);
     Ok(Translation {
@@ -233,12 +234,19 @@ fn blank_line_comments(text: &str) -> String {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, block, c) {
-            (Some(q), _, '\\') if q != '`' => {
-                out.push(c);
-                if let Some(n) = chars.next() {
+            // `\'` inside '…' (and `\"` inside "…") is the quote itself: written `''` (`""`),
+            // of the same width, as the tokenizer reads a quote inside quotes.
+            (Some(q), _, '\\') if q != '`' => match chars.next() {
+                Some(n) if n == q => {
+                    out.push(q);
+                    out.push(q);
+                }
+                Some(n) => {
+                    out.push(c);
                     out.push(n);
                 }
-            }
+                None => out.push(c),
+            },
             (Some(q), _, c) if c == q => {
                 quote = None;
                 out.push(c);
@@ -966,7 +974,39 @@ pub(super) fn rewrite_source(
             name, alias, args, ..
         } => {
             if let Some(args) = args {
-                let function = name.to_string().to_ascii_lowercase();
+                let function = match name.0.last() {
+                    Some(ObjectNamePart::Identifier(i)) => {
+                        i.value.to_ascii_lowercase().replace('-', "_")
+                    }
+                    _ => name.to_string(),
+                };
+                if function == "subset_collection" {
+                    // `subset-collection(list, start, length)`: the items from `start` (from 0),
+                    // at most `length` of them; constant bounds only.
+                    let exprs: Vec<Expr> = args.args.iter().filter_map(arg_expr).collect();
+                    let [list, start, length] = exprs.as_slice() else {
+                        return Err(AsxError::compilation(
+                            "Invalid number of arguments for function subset-collection",
+                        ));
+                    };
+                    let bounds = super::builtins::constant_index(start)
+                        .zip(super::builtins::constant_index(length))
+                        .and_then(|(s, l)| Some((s.checked_add(1)?, s.checked_add(l)?)));
+                    let Some((from, to)) = bounds else {
+                        return Err(AsxError::compilation(
+                            "subset-collection with bounds that are not constants >= 0 is not supported by polyquery",
+                        ));
+                    };
+                    let alias = source_alias(alias.as_ref(), "subset-collection")?;
+                    *relation = derived(
+                        &format!(
+                            "SELECT 1 FROM (SELECT unnest(array_slice($A, {from}, {to})) AS a) AS a"
+                        ),
+                        std::slice::from_ref(list),
+                        &alias,
+                    )?;
+                    return Ok(Source::Values(alias.value));
+                }
                 if function != "range" {
                     return Err(AsxError::compilation(&format!(
                         "unknown function {function} as a FROM source"
@@ -1378,7 +1418,7 @@ mod tests {
         let t = sql("from [1, 2] as v select v;");
         assert_eq!(
             t.exec_sql,
-            "SELECT v FROM (SELECT unnest([1, 2]) AS v) AS v"
+            "SELECT v FROM (SELECT unnest(sqlpp_array(1, 2)) AS v) AS v"
         );
     }
 
@@ -1387,7 +1427,7 @@ mod tests {
         let t = sql("select i, i * i as i2 from range(1, 10) i;");
         assert_eq!(
             t.exec_sql,
-            r#"SELECT i, i * i AS i2 FROM (SELECT value AS i FROM generate_series(1, 10)) AS i"#
+            r#"SELECT i, sqlpp_multiply(i, i) AS i2 FROM (SELECT value AS i FROM generate_series(1, 10)) AS i"#
         );
     }
 
