@@ -419,22 +419,12 @@ impl JobStore for PgJobStore {
             Box::new(record.instance.clone()),
             Box::new(i32::try_from(from).unwrap_or(i32::MAX)),
         ];
-        let values = Arc::new(values);
-        self.call(move |client| {
-            let values = values.clone();
-            Box::pin(async move {
-                let refs = as_params(&values);
-                client
-                    .execute(
-                        "UPDATE pq_jobs SET record = $2, state = $3, attempt = $4, instance = $5
-                         WHERE id = $1 AND attempt = $6 AND state IN ('queued', 'running')",
-                        &refs,
-                    )
-                    .await
-                    .map(|n| n == 1)
-                    .map_err(store_error)
-            })
-        })
+        self.execute(
+            "UPDATE pq_jobs SET record = $2, state = $3, attempt = $4, instance = $5
+             WHERE id = $1 AND attempt = $6 AND state IN ('queued', 'running')",
+            values,
+        )
+        .map(|changed| changed == 1)
     }
 
     fn reachable(&self) -> Result<(), EngineError> {

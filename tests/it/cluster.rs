@@ -441,24 +441,10 @@ async fn a_killed_instances_job_is_rerun_by_a_survivor() {
         .unwrap();
     let job = started["executionId"].as_str().unwrap().to_string();
     let on_a = cluster.caller(&[0]).await;
-    seen_within(
-        &on_a,
-        Wire::Luminesce,
-        &job,
-        Seen::Going,
-        Duration::from_secs(5),
-    )
-    .await;
+    seen_within(&on_a, Wire::Luminesce, &job, Seen::Going, 5).await;
     cluster.instances[0].kill();
     let survivors = cluster.caller(&[1, 2]).await;
-    seen_within(
-        &survivors,
-        Wire::Luminesce,
-        &job,
-        Seen::Succeeded,
-        Duration::from_secs(20),
-    )
-    .await;
+    seen_within(&survivors, Wire::Luminesce, &job, Seen::Succeeded, 20).await;
     let (status, body) = survivors.result(Wire::Luminesce, &job).await;
     assert_eq!((status, body.trim()), (StatusCode::OK, "n\n1500"));
 }
