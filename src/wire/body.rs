@@ -9,6 +9,7 @@ use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
+use http_body::Body as _;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
@@ -71,6 +72,20 @@ pub fn written(write: impl FnOnce(BodyWriter) -> Result<(), BoxError> + Send + '
         Poll::Pending => Poll::Pending,
     });
     StreamBody::new(chunks).boxed_unsync()
+}
+
+/// Waits for a streamed body's first chunk (or its end) and puts it back in front, so that the
+/// connection writes the response head and that chunk in one go instead of the head alone. A body
+/// whose length is known (every fixed body) is ready already and is answered as it is.
+pub async fn primed(mut body: Body) -> Body {
+    if body.is_end_stream() || body.size_hint().exact().is_some() {
+        return body;
+    }
+    match body.frame().await {
+        None => super::full(Bytes::new()),
+        Some(first) => StreamBody::new(futures::stream::iter([first]).chain(BodyStream::new(body)))
+            .boxed_unsync(),
+    }
 }
 
 /// A body between a fixed head and tail (a front's envelope around an encoded result), each of its
@@ -202,6 +217,35 @@ mod tests {
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
     use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_primed_body_has_its_first_chunk_ready_with_the_head() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let body = written(move |mut out| {
+            // The writer is slower than the handler: its first chunk comes after a signal.
+            let _ = rx.blocking_recv();
+            out.write_all(b"a,b\n1,2\n")?;
+            out.flush()?;
+            out.write_all(b"3,4\n")?;
+            Ok(())
+        });
+        let primed = tokio::spawn(primed(body));
+        tx.send(()).unwrap();
+        let mut body = primed.await.unwrap();
+        // Ready at once: hyper writes it in the same write as the head.
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let first = std::pin::Pin::new(&mut body).poll_frame(&mut cx);
+        let Poll::Ready(Some(Ok(frame))) = first else {
+            panic!("the first chunk was not ready: {first:?}");
+        };
+        assert_eq!(
+            frame.into_data().unwrap(),
+            Bytes::from_static(b"a,b\n1,2\n")
+        );
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, Bytes::from_static(b"3,4\n"));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_panic_while_encoding_aborts_the_body() {
