@@ -103,6 +103,15 @@ enum Command {
         /// Jobs for the engine-overhead benchmark.
         #[arg(long, default_value_t = 2_000)]
         jobs: usize,
+        /// Rows of the CSV file for the group-by benchmark.
+        #[arg(long, default_value_t = 5_000_000)]
+        group_rows: usize,
+        /// Times each wire flow runs.
+        #[arg(long, default_value_t = 1_000)]
+        flows: usize,
+        /// Seconds of each status-poll load.
+        #[arg(long, default_value_t = 3.0)]
+        poll_seconds: f64,
     },
 }
 
@@ -188,11 +197,21 @@ fn main() -> ExitCode {
                 rows,
                 stream_rows,
                 jobs,
+                group_rows,
+                flows,
+                poll_seconds,
             } => {
                 init_logging(LogFormat::Text, "warn");
-                polyquery::bench::run(rows, stream_rows, jobs)
-                    .await
-                    .map_err(|e| e.to_string())
+                polyquery::bench::run(polyquery::bench::BenchSizes {
+                    rows,
+                    stream_rows,
+                    jobs,
+                    group_rows,
+                    flows,
+                    poll_seconds,
+                })
+                .await
+                .map_err(|e| e.to_string())
             }
         }
     });
