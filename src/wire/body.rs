@@ -118,15 +118,48 @@ pub fn metered(body: Body, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Bo
     tapped(body, move |data| on_bytes(data.len() as u64))
 }
 
-/// Hands each data chunk of a body to `on_chunk` as it is sent (the control plane's journal).
+/// Hands each data chunk of a body to `on_chunk` as it is sent (the control plane's journal). The
+/// body keeps its length: a fixed body still goes out with a `Content-Length`, not chunked.
 pub fn tapped(body: Body, on_chunk: impl Fn(&[u8]) + Send + Sync + 'static) -> Body {
-    body.map_frame(move |frame| {
-        if let Some(data) = frame.data_ref() {
-            on_chunk(data);
-        }
-        frame
-    })
+    Tapped {
+        body,
+        on_chunk: Box::new(on_chunk),
+    }
     .boxed_unsync()
+}
+
+/// A body whose data chunks are shown to a callback as they pass (`BodyExt::map_frame` would
+/// forget the body's length, and with it the `Content-Length`).
+struct Tapped<F> {
+    body: Body,
+    /// Boxed, so that the body is `Unpin` whatever the callback.
+    on_chunk: Box<F>,
+}
+
+impl<F: Fn(&[u8])> http_body::Body for Tapped<F> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            (self.on_chunk)(data);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Sends at most `limit` bytes of a body, then ends it with an error, so the connection is closed
@@ -245,6 +278,19 @@ mod tests {
         );
         let rest = body.collect().await.unwrap().to_bytes();
         assert_eq!(rest, Bytes::from_static(b"3,4\n"));
+    }
+
+    #[tokio::test]
+    async fn a_metered_fixed_body_keeps_its_length() {
+        let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = counted.clone();
+        let body = metered(super::super::full("0123456789"), move |n| {
+            seen.fetch_add(n as usize, std::sync::atomic::Ordering::Relaxed);
+        });
+        // hyper sends a Content-Length (not chunks) only for a body that knows its length.
+        assert_eq!(body.size_hint().exact(), Some(10));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "0123456789");
+        assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), 10);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
