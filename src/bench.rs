@@ -26,19 +26,26 @@ fn rows_sql(n: usize) -> String {
     )
 }
 
-/// What `polyquery bench` measures, and how much of it.
+/// What `polyquery bench` measures, and how much of it (its command-line options).
+#[derive(clap::Args, Debug)]
 pub struct BenchSizes {
-    /// Rows of the encoder benchmark's result.
+    /// Rows for the encoder benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
     pub rows: usize,
-    /// Rows of the streaming-memory benchmark's larger result.
+    /// Rows for the streaming-memory benchmark.
+    #[arg(long, default_value_t = 5_000_000)]
     pub stream_rows: usize,
-    /// Jobs of the engine-overhead benchmark.
+    /// Jobs for the engine-overhead benchmark.
+    #[arg(long, default_value_t = 2_000)]
     pub jobs: usize,
-    /// Rows of the group-by benchmark's CSV file.
+    /// Rows of the CSV file for the group-by benchmark.
+    #[arg(long, default_value_t = 5_000_000)]
     pub group_rows: usize,
-    /// Times each wire flow is run.
+    /// Times each wire flow runs.
+    #[arg(long, default_value_t = 1_000)]
     pub flows: usize,
     /// Seconds of each status-poll load.
+    #[arg(long, default_value_t = 3.0)]
     pub poll_seconds: f64,
 }
 
@@ -109,17 +116,12 @@ async fn record_persistence(
     let (f50, f99) = percentiles(&mut with_files);
     let (n50, n99) = percentiles(&mut without);
     println!("job records, SELECT 1 x {jobs} (persistence is on the request path today)");
-    println!(
-        "  records in the data dir p50 {:>8.1} us   p99 {:>8.1} us",
-        us(f50),
-        us(f99)
-    );
-    println!(
-        "  records kept nowhere    p50 {:>8.1} us   p99 {:>8.1} us   persistence costs {:.1} us a job",
-        us(n50),
-        us(n99),
+    print_latency("records in the data dir", f50, f99, String::new());
+    let cost = format!(
+        "   persistence costs {:.1} us a job",
         us(f50.saturating_sub(n50))
     );
+    print_latency("records kept nowhere", n50, n99, cost);
     Ok(())
 }
 
@@ -266,16 +268,8 @@ async fn engine_overhead(
     let (d50, d99) = percentiles(&mut direct);
     let (t50, t99) = percentiles(&mut through);
     println!("engine overhead, SELECT 1 x {jobs} (goal: <= 1.5x, p99 <= 1 ms)");
-    println!(
-        "  datafusion direct      p50 {:>8.1} us   p99 {:>8.1} us",
-        us(d50),
-        us(d99)
-    );
-    println!(
-        "  polyquery job          p50 {:>8.1} us   p99 {:>8.1} us",
-        us(t50),
-        us(t99)
-    );
+    print_latency("datafusion direct", d50, d99, String::new());
+    print_latency("polyquery job", t50, t99, String::new());
     println!(
         "  overhead per job       p50 {:>8.1} us   ratio {:.2}x",
         us(t50.saturating_sub(d50)),
@@ -431,6 +425,15 @@ fn assert_rows(batches: &[RecordBatch], n: usize) -> Result<(), EngineError> {
             "expected {n} rows, got {got}"
         )))
     }
+}
+
+/// One line of a latency figure: its label, p50 and p99, and what follows.
+fn print_latency(label: &str, p50: Duration, p99: Duration, rest: String) {
+    println!(
+        "  {label:<23} p50 {:>8.1} us   p99 {:>8.1} us{rest}",
+        us(p50),
+        us(p99)
+    );
 }
 
 pub(crate) fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {

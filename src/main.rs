@@ -93,26 +93,7 @@ enum Command {
         budget_ms: u64,
     },
     /// Measure the engine and the encoders against DataFusion run directly (build with --release).
-    Bench {
-        /// Rows for the encoder benchmark.
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: usize,
-        /// Rows for the streaming-memory benchmark.
-        #[arg(long, default_value_t = 5_000_000)]
-        stream_rows: usize,
-        /// Jobs for the engine-overhead benchmark.
-        #[arg(long, default_value_t = 2_000)]
-        jobs: usize,
-        /// Rows of the CSV file for the group-by benchmark.
-        #[arg(long, default_value_t = 5_000_000)]
-        group_rows: usize,
-        /// Times each wire flow runs.
-        #[arg(long, default_value_t = 1_000)]
-        flows: usize,
-        /// Seconds of each status-poll load.
-        #[arg(long, default_value_t = 3.0)]
-        poll_seconds: f64,
-    },
+    Bench(polyquery::bench::BenchSizes),
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -197,25 +178,11 @@ fn main() -> ExitCode {
                 init_logging(LogFormat::Text, "error");
                 fuzz(target.as_deref(), executions, seed, budget_ms).await
             }
-            Command::Bench {
-                rows,
-                stream_rows,
-                jobs,
-                group_rows,
-                flows,
-                poll_seconds,
-            } => {
+            Command::Bench(sizes) => {
                 init_logging(LogFormat::Text, "warn");
-                polyquery::bench::run(polyquery::bench::BenchSizes {
-                    rows,
-                    stream_rows,
-                    jobs,
-                    group_rows,
-                    flows,
-                    poll_seconds,
-                })
-                .await
-                .map_err(|e| e.to_string())
+                polyquery::bench::run(sizes)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     });

@@ -196,32 +196,23 @@ async fn looker_flow(conn: &mut Conn, token: &str) -> Result<usize, BoxError> {
     Ok(1)
 }
 
+/// POSTs a form; answers the body of a `200`.
+async fn post_form(conn: &mut Conn, path: &str, form: &str) -> Result<Bytes, BoxError> {
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let (status, body) = conn.call(Method::POST, path, &headers, form).await?;
+    expect(status, StatusCode::OK, &body, path)?;
+    Ok(body)
+}
+
 async fn looker_login(conn: &mut Conn) -> Result<String, BoxError> {
-    let form = [("content-type", "application/x-www-form-urlencoded")];
-    let (status, body) = conn
-        .call(
-            Method::POST,
-            "/api/4.0/login",
-            &form,
-            "client_id=bench&client_secret=bench",
-        )
-        .await?;
-    expect(status, StatusCode::OK, &body, "login")?;
+    let form = "client_id=bench&client_secret=bench";
+    let body = post_form(conn, "/api/4.0/login", form).await?;
     json_field(&body, "access_token")
 }
 
 /// AsterixDB: an immediate `select 1;`.
 async fn asterixdb_flow(conn: &mut Conn) -> Result<usize, BoxError> {
-    let form = [("content-type", "application/x-www-form-urlencoded")];
-    let (status, body) = conn
-        .call(
-            Method::POST,
-            "/query/service",
-            &form,
-            "statement=select%201%3B",
-        )
-        .await?;
-    expect(status, StatusCode::OK, &body, "query")?;
+    post_form(conn, "/query/service", "statement=select%201%3B").await?;
     Ok(1)
 }
 
