@@ -134,7 +134,8 @@ pub struct EngineSettings {
     pub queue_length: usize,
     /// Megabytes of results kept in memory; beyond it results are read from their files.
     pub result_memory_mb: usize,
-    /// DataFusion partitions per query (1 keeps unordered results in a stable order).
+    /// DataFusion partitions per query (default: one per core). Any number returns the same rows
+    /// in the same order on every run.
     pub partitions: usize,
     /// Threads of the query runtime (apart from the HTTP runtime).
     pub exec_threads: usize,
@@ -157,7 +158,7 @@ impl Default for EngineSettings {
             workers: 4,
             queue_length: 1000,
             result_memory_mb: 256,
-            partitions: 1,
+            partitions: crate::exec::datafusion::default_partitions(),
             exec_threads: 2,
             reaper_interval_ms: 1000,
             max_result_mb: 2048,

@@ -102,17 +102,7 @@ enum Command {
         to: Vec<String>,
     },
     /// Measure the engine and the encoders against DataFusion run directly (build with --release).
-    Bench {
-        /// Rows for the encoder benchmark.
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: usize,
-        /// Rows for the streaming-memory benchmark.
-        #[arg(long, default_value_t = 5_000_000)]
-        stream_rows: usize,
-        /// Jobs for the engine-overhead benchmark.
-        #[arg(long, default_value_t = 2_000)]
-        jobs: usize,
-    },
+    Bench(polyquery::bench::BenchSizes),
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -138,9 +128,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // Stacks as big as the engine's: a request handler is polled with at least the red zone of
+    // stack left (`guard::on_big_stack`), and on a 2 MB thread that meant mapping and unmapping a
+    // fresh 64 MB stack on every poll (measured: a fifth of the CPU of a status-poll load).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pq-http")
+        .thread_stack_size(polyquery::sql::guard::STACK_SIZE)
         .build()
     {
         Ok(rt) => rt,
@@ -205,13 +199,9 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())
             }
-            Command::Bench {
-                rows,
-                stream_rows,
-                jobs,
-            } => {
+            Command::Bench(sizes) => {
                 init_logging(LogFormat::Text, "warn");
-                polyquery::bench::run(rows, stream_rows, jobs)
+                polyquery::bench::run(sizes)
                     .await
                     .map_err(|e| e.to_string())
             }

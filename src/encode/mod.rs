@@ -4,6 +4,8 @@
 //! order with [`Encoder::write_batch`] and ends with [`Encoder::finish`]. Formats that can stream
 //! (CSV, JSON, NDJSON, XML, HTML, Markdown, text, Arrow IPC, Parquet) write each batch's bytes to the
 //! sink as it arrives; XLSX and SQLite build their file on disk and copy it to the sink at `finish`.
+//! Inside a Tokio runtime, CSV, NDJSON and JSON encode several batches at once and write them in
+//! order ([`parallel`]).
 //!
 //! Cell formatting lives in one place, [`value`]: [`cell_text`] and [`cell_json`] are what every
 //! text and JSON format writes, and what a dialect uses for layouts of its own.
@@ -20,6 +22,7 @@
 pub mod arrow_ipc;
 pub mod csv;
 pub mod json;
+pub mod parallel;
 pub mod parquet;
 pub mod sqlite;
 pub mod text;
@@ -252,6 +255,10 @@ pub fn encoder(
     sink: Sink,
 ) -> Result<Box<dyn Encoder>, EncodeError> {
     options.validate()?;
+    let sink = match parallel::ParallelEncoder::new(format, options, schema.clone(), sink) {
+        Ok(encoder) => return Ok(Box::new(encoder)),
+        Err(sink) => sink,
+    };
     Ok(match format {
         Format::Csv => Box::new(csv::CsvEncoder::new(options, schema, sink)),
         Format::Json => Box::new(json::JsonEncoder::array(options, sink)),

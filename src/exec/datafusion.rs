@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::common::ParamValues;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::SendableRecordBatchStream;
@@ -20,6 +21,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::fixtures::{RegisteredTable, register_fixtures};
+use super::in_order;
 use super::{Catalog, Described, Executor, StoredResult, classify_error};
 use crate::query::{EngineError, ErrorKind, ParamValue, Params};
 use crate::sql::resolve::Fold;
@@ -48,12 +50,20 @@ pub struct DataFusionExecutor {
     catalog: Catalog,
 }
 
-/// The session settings every query runs with. One partition by default: the same query over the
-/// same data must return the same rows in the same order on every run (a parallel scan does not).
+/// The session settings every query runs with. The same query over the same data must return the
+/// same rows in the same order on every run, on any number of partitions: plans keep no exchange
+/// and partitions are concatenated in order (see `in_order`).
 pub fn session_config(partitions: usize) -> SessionConfig {
-    SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(partitions.max(1))
-        .with_information_schema(false)
+        .with_information_schema(false);
+    in_order::deterministic_options(config.options_mut());
+    config
+}
+
+/// Partitions per query when the configuration names none: one per core.
+pub fn default_partitions() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A session with these settings whose every operator yields (see `yielding`), so that a cancel,
@@ -62,6 +72,7 @@ pub fn session(partitions: usize) -> SessionContext {
     let state = SessionStateBuilder::new()
         .with_config(session_config(partitions))
         .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(in_order::ConcatInOrder))
         .with_physical_optimizer_rule(Arc::new(super::yielding::YieldEverywhere))
         .build();
     SessionContext::new_with_state(state)
@@ -128,7 +139,20 @@ impl DataFusionExecutor {
     ) -> Result<SendableRecordBatchStream, EngineError> {
         let plan = self.plan(sql, params).await?;
         let frame = self.ctx.execute_logical_plan(plan).await?;
-        Ok(frame.execute_stream().await?)
+        let mut task = frame.task_ctx();
+        let mut physical = frame.clone().create_physical_plan().await?;
+        if !in_order::is_deterministic(&physical) {
+            // An exchange or an outer join over several partitions is left: one partition then.
+            let mut config = self.ctx.state().config().clone();
+            config.options_mut().execution.target_partitions = 1;
+            let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+                .with_config(config)
+                .build();
+            let frame = DataFrame::new(state, frame.into_unoptimized_plan());
+            task = frame.task_ctx();
+            physical = frame.create_physical_plan().await?;
+        }
+        Ok(in_order::single_output(physical).execute(0, Arc::new(task))?)
     }
 }
 

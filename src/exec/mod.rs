@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod datafusion;
 pub mod fixtures;
 pub mod functions;
+pub mod in_order;
 pub mod sqlite_functions;
 pub mod sqlpp_functions;
 pub mod testing_provider;

@@ -305,6 +305,10 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // Head and first chunk in one write: with the head sent alone, a client's delayed ACK (or a
+    // second small packet) stands between it and the data on a keep-alive connection.
+    let (parts, body) = response.into_parts();
+    response = hyper::Response::from_parts(parts, body::primed(body).await);
     if let Some(format) = response.extensions().get::<FormatLabel>().map(|f| f.0) {
         let app = app.clone();
         response = response.map(|b| body::metered(b, move |n| app.metrics.record_bytes(format, n)));

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
+use http_body::Body as _;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
@@ -73,6 +74,20 @@ pub fn written(write: impl FnOnce(BodyWriter) -> Result<(), BoxError> + Send + '
     StreamBody::new(chunks).boxed_unsync()
 }
 
+/// Waits for a streamed body's first chunk (or its end) and puts it back in front, so that the
+/// connection writes the response head and that chunk in one go instead of the head alone. A body
+/// whose length is known (every fixed body) is ready already and is answered as it is.
+pub async fn primed(mut body: Body) -> Body {
+    if body.is_end_stream() || body.size_hint().exact().is_some() {
+        return body;
+    }
+    match body.frame().await {
+        None => super::full(Bytes::new()),
+        Some(first) => StreamBody::new(futures::stream::iter([first]).chain(BodyStream::new(body)))
+            .boxed_unsync(),
+    }
+}
+
 /// A body between a fixed head and tail (a front's envelope around an encoded result), each of its
 /// chunks passed through `map` (an escaping, or none).
 pub fn enveloped(body: Body, head: &[u8], tail: &[u8], map: fn(Bytes) -> Bytes) -> Body {
@@ -103,15 +118,48 @@ pub fn metered(body: Body, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Bo
     tapped(body, move |data| on_bytes(data.len() as u64))
 }
 
-/// Hands each data chunk of a body to `on_chunk` as it is sent (the control plane's journal).
+/// Hands each data chunk of a body to `on_chunk` as it is sent (the control plane's journal). The
+/// body keeps its length: a fixed body still goes out with a `Content-Length`, not chunked.
 pub fn tapped(body: Body, on_chunk: impl Fn(&[u8]) + Send + Sync + 'static) -> Body {
-    body.map_frame(move |frame| {
-        if let Some(data) = frame.data_ref() {
-            on_chunk(data);
-        }
-        frame
-    })
+    Tapped {
+        body,
+        on_chunk: Box::new(on_chunk),
+    }
     .boxed_unsync()
+}
+
+/// A body whose data chunks are shown to a callback as they pass (`BodyExt::map_frame` would
+/// forget the body's length, and with it the `Content-Length`).
+struct Tapped<F> {
+    body: Body,
+    /// Boxed, so that the body is `Unpin` whatever the callback.
+    on_chunk: Box<F>,
+}
+
+impl<F: Fn(&[u8])> http_body::Body for Tapped<F> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            (self.on_chunk)(data);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Sends at most `limit` bytes of a body, then ends it with an error, so the connection is closed
@@ -202,6 +250,48 @@ mod tests {
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
     use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_primed_body_has_its_first_chunk_ready_with_the_head() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let body = written(move |mut out| {
+            // The writer is slower than the handler: its first chunk comes after a signal.
+            let _ = rx.blocking_recv();
+            out.write_all(b"a,b\n1,2\n")?;
+            out.flush()?;
+            out.write_all(b"3,4\n")?;
+            Ok(())
+        });
+        let primed = tokio::spawn(primed(body));
+        tx.send(()).unwrap();
+        let mut body = primed.await.unwrap();
+        // Ready at once: hyper writes it in the same write as the head.
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let first = std::pin::Pin::new(&mut body).poll_frame(&mut cx);
+        let Poll::Ready(Some(Ok(frame))) = first else {
+            panic!("the first chunk was not ready: {first:?}");
+        };
+        assert_eq!(
+            frame.into_data().unwrap(),
+            Bytes::from_static(b"a,b\n1,2\n")
+        );
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, Bytes::from_static(b"3,4\n"));
+    }
+
+    #[tokio::test]
+    async fn a_metered_fixed_body_keeps_its_length() {
+        let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = counted.clone();
+        let body = metered(super::super::full("0123456789"), move |n| {
+            seen.fetch_add(n as usize, std::sync::atomic::Ordering::Relaxed);
+        });
+        // hyper sends a Content-Length (not chunks) only for a body that knows its length.
+        assert_eq!(body.size_hint().exact(), Some(10));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "0123456789");
+        assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), 10);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_panic_while_encoding_aborts_the_body() {

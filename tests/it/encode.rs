@@ -1394,3 +1394,67 @@ fn cell_text_gives_display_text_and_none_for_null() {
         Some("2024-01-02 04:04")
     );
 }
+
+/// Inside a runtime, CSV, NDJSON and JSON encode batches on several threads: the bytes are the
+/// one-thread encoder's, batch order kept, for awkward text, nulls, empty batches and no batches.
+#[test]
+fn parallel_encoding_writes_the_one_thread_bytes_in_order() {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("n", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    let batches: Vec<RecordBatch> = (0..40i64)
+        .map(|b| {
+            let rows = if b % 9 == 4 { 0 } else { 50 + b as usize };
+            let n: Vec<Option<i64>> = (0..rows as i64)
+                .map(|i| (i % 11 != 3).then_some(b * 1000 + i))
+                .collect();
+            let s: Vec<Option<String>> = (0..rows)
+                .map(|i| (i % 13 != 5).then(|| format!("b{b} \"q\",\nline\t{}é\\", i % 7)))
+                .collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(arrow::array::Int64Array::from(n)),
+                    Arc::new(StringArray::from(s)),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    for format in [Format::Csv, Format::NdJson, Format::Json] {
+        for options in [
+            EncodeOptions::default(),
+            EncodeOptions {
+                header: false,
+                delimiter: b'|',
+                ..EncodeOptions::default()
+            },
+        ] {
+            for some in [&batches[..], &batches[..1], &[]] {
+                // No runtime here: the one-thread encoder.
+                let one = encode_batches(format, &options, schema.clone(), some);
+                let many = runtime.block_on(async {
+                    let (format, options, schema) = (format, options.clone(), schema.clone());
+                    let some = some.to_vec();
+                    tokio::task::spawn_blocking(move || {
+                        encode_batches(format, &options, schema, &some)
+                    })
+                    .await
+                    .unwrap()
+                });
+                assert!(
+                    one == many,
+                    "{format:?}, {} batches:\n{}\n---\n{}",
+                    some.len(),
+                    String::from_utf8_lossy(&one),
+                    String::from_utf8_lossy(&many)
+                );
+            }
+        }
+    }
+}

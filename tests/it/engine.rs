@@ -1054,3 +1054,105 @@ async fn tables_read_are_the_planned_statements_real_tables() {
         assert_eq!(read, expected, "{sql}");
     }
 }
+
+/// The result of `sql` as CSV bytes, run as a job of `engine`.
+async fn csv_of(engine: &Engine, sql: &str) -> Vec<u8> {
+    let (id, record) = run(engine, spec(sql)).await;
+    assert_eq!(record.state, JobState::Succeeded, "{sql}: {record:?}");
+    let mut out = Vec::new();
+    {
+        let mut writer = datafusion::arrow::csv::Writer::new(&mut out);
+        for batch in rows(engine, id) {
+            writer.write(&batch).unwrap();
+        }
+    }
+    engine.remove(id).unwrap();
+    out
+}
+
+/// Parallel yet deterministic: unordered scans, filters, limits, aggregates and a join over a CSV
+/// file split across four partitions answer the same bytes on each of 20 runs, and the scans the
+/// same bytes as one partition does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unordered_queries_over_several_partitions_answer_the_same_bytes_every_run() {
+    use polyquery::exec::datafusion::{DataFusionExecutor, TableFormat, UserTable};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv");
+    let mut csv = String::from("id,cat,amount,name\n");
+    for i in 0..100_000u64 {
+        // About 4 MB: DataFusion splits a file into byte ranges past 1 MB.
+        let line = format!(
+            "{i},cat-{},{}.25,name-{:08}-{}\n",
+            i % 37,
+            i % 1000,
+            i * 7919 % 100_000,
+            "x".repeat(i as usize % 9)
+        );
+        csv.push_str(&line);
+    }
+    std::fs::write(&path, csv).unwrap();
+    let table = UserTable {
+        name: "t".into(),
+        path,
+        format: TableFormat::Csv,
+    };
+    let engine_over = |partitions: usize, data: &str| {
+        let table = table.clone();
+        let data = dir.path().join(data);
+        async move {
+            let executor = DataFusionExecutor::new(partitions, &[table]).await.unwrap();
+            (
+                executor.context().clone(),
+                Engine::start(support::engine_config(&data), Arc::new(executor)).unwrap(),
+            )
+        }
+    };
+    let (context, parallel) = engine_over(4, "parallel").await;
+    let (_, single) = engine_over(1, "single").await;
+    // The plans really run on four partitions.
+    let plan = context
+        .sql("select cat, count(*) from t group by cat")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(shown.contains("InOrderConcatExec"), "{shown}");
+    assert!(!shown.contains("RepartitionExec"), "{shown}");
+    let scans = [
+        "select * from t",
+        "select id, name from t where id % 7 = 3",
+        "select * from t limit 1000",
+    ];
+    let others = [
+        "select cat, count(*), sum(amount) from t group by cat",
+        "select name, count(*) as n, min(id) from t group by name",
+        "select distinct cat from t",
+        "select a.id, b.cat from t a join (select cat, min(id) as id from t group by cat) b on a.id = b.id",
+        "select a.id, b.n from t a left join (select cat, count(*) as n from t where id < 50 group by cat) b on a.cat = b.cat where a.id < 5000",
+        "select cat, amount from t order by cat limit 50",
+    ];
+    for sql in scans.iter().chain(others.iter()) {
+        let first = csv_of(&parallel, sql).await;
+        assert!(
+            first.len() > 20,
+            "{sql}: {}",
+            String::from_utf8_lossy(&first)
+        );
+        for run in 1..20 {
+            assert!(
+                csv_of(&parallel, sql).await == first,
+                "{sql}: run {run} answered other bytes than run 0"
+            );
+        }
+        if scans.contains(sql) {
+            assert!(
+                csv_of(&single, sql).await == first,
+                "{sql}: four partitions answered other bytes than one"
+            );
+        }
+    }
+}
