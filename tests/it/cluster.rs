@@ -425,22 +425,8 @@ fn the_local_cluster_script_answers_through_its_balancer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_instances_job_is_rerun_by_a_survivor() {
     let mut cluster = Cluster::start(&["cluster.on_owner_loss=\"rerun\""]).await;
-    let http = reqwest::Client::new();
-    let started: serde_json::Value = http
-        .put(format!(
-            "{}/honeycomb/api/SqlBackground",
-            cluster.instances[0].base
-        ))
-        .bearer_auth("ADMIN")
-        .body("select pq_sleep(1500) as n")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let job = started["executionId"].as_str().unwrap().to_string();
     let on_a = cluster.caller(&[0]).await;
+    let job = on_a.start_luminesce("select pq_sleep(1500) as n").await;
     seen_within(&on_a, Wire::Luminesce, &job, Seen::Going, 5).await;
     cluster.instances[0].kill();
     let survivors = cluster.caller(&[1, 2]).await;

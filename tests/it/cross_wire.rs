@@ -105,20 +105,17 @@ impl Caller {
             who,
             looker_token: String::new(),
         };
-        let login: Value = caller
-            .http
-            .post(caller.url("/api/4.0/login"))
-            .header("content-type", FORM)
-            .body(form(&[
-                ("client_id", caller.who.name),
-                ("client_secret", caller.who.password),
-            ]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let login: Value = json_of(
+            caller
+                .http
+                .post(caller.url("/api/4.0/login"))
+                .header("content-type", FORM)
+                .body(form(&[
+                    ("client_id", caller.who.name),
+                    ("client_secret", caller.who.password),
+                ])),
+        )
+        .await;
         caller.looker_token = login["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("Looker login failed: {login}"))
@@ -164,30 +161,13 @@ impl Caller {
             "select 1000 as n"
         };
         let id = match wire {
-            Wire::Luminesce => {
-                let answer: Value = self
-                    .http
-                    .put(self.url("/honeycomb/api/SqlBackground"))
-                    .bearer_auth(self.who.token)
-                    .body(sql)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                answer["executionId"].as_str().map(str::to_string)
-            }
+            Wire::Luminesce => Some(self.start_luminesce(sql).await),
             Wire::Kylin => {
-                let answer: Value = self
-                    .post(wire, "/kylin/api/async_query")
-                    .json(&json!({"sql": sql, "project": "DEFAULT"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer: Value = json_of(
+                    self.post(wire, "/kylin/api/async_query")
+                        .json(&json!({"sql": sql, "project": "DEFAULT"})),
+                )
+                .await;
                 answer["data"]["queryID"].as_str().map(str::to_string)
             }
             Wire::AsterixDb => {
@@ -212,24 +192,12 @@ impl Caller {
                 } else {
                     json!({"model": "polyquery", "view": "Testing1K", "fields": ["Testing1K.count"]})
                 };
-                let query: Value = self
-                    .post(wire, "/api/4.0/queries")
-                    .json(&query)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let task: Value = self
-                    .post(wire, "/api/4.0/query_tasks")
-                    .json(&json!({"query_id": query["id"], "result_format": "json"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let query: Value = json_of(self.post(wire, "/api/4.0/queries").json(&query)).await;
+                let task: Value = json_of(
+                    self.post(wire, "/api/4.0/query_tasks")
+                        .json(&json!({"query_id": query["id"], "result_format": "json"})),
+                )
+                .await;
                 task["id"]
                     .as_str()
                     .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
@@ -237,6 +205,21 @@ impl Caller {
             }
         };
         id.unwrap_or_else(|| panic!("{wire:?} did not start a job"))
+    }
+
+    /// Starts `sql` through Luminesce; answers the execution id.
+    pub(crate) async fn start_luminesce(&self, sql: &str) -> String {
+        let answer: Value = json_of(
+            self.http
+                .put(self.url("/honeycomb/api/SqlBackground"))
+                .bearer_auth(self.who.token)
+                .body(sql.to_string()),
+        )
+        .await;
+        answer["executionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Luminesce did not start {sql}: {answer}"))
+            .to_string()
     }
 
     /// The job's state as `wire` reports it.
@@ -340,6 +323,11 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 fn form(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap()
+}
+
+/// The JSON answer of a request (whatever its status).
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 async fn read_json(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
