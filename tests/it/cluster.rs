@@ -434,3 +434,74 @@ async fn a_killed_instances_job_is_rerun_by_a_survivor() {
     let (status, body) = survivors.result(Wire::Luminesce, &job).await;
     assert_eq!((status, body.trim()), (StatusCode::OK, "n\n1500"));
 }
+
+/// AsterixDB's `max-result-reads` counts the reads through every instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn asterixdb_result_reads_are_counted_across_instances() {
+    let cluster = Cluster::start(&["asterixdb.profile=\"master\""]).await;
+    let http = reqwest::Client::new();
+    let base = |i: usize| cluster.instances[i].base.clone();
+    let path = |handle: &str| handle[handle.find("/query/").unwrap()..].to_string();
+    let started: serde_json::Value = http
+        .post(format!("{}/query/service", base(0)))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("statement", "select 1 as n;"),
+                ("mode", "async"),
+                ("max-result-reads", "2"),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let status_path = path(started["handle"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let result_path = loop {
+        let status: serde_json::Value = http
+            .get(format!("{}{status_path}", base(1)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "success" {
+            break path(status["handle"].as_str().unwrap());
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let read = |i: usize| {
+        let url = format!("{}{result_path}", base(i));
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(read(0).await, StatusCode::OK);
+    assert_eq!(read(1).await, StatusCode::OK);
+    assert_eq!(read(2).await, StatusCode::NOT_FOUND);
+}
+
+/// A Luminesce view set up through one instance is a table on the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_set_up_on_one_instance_is_a_table_on_the_others() {
+    let cluster = Cluster::start(&[]).await;
+    let (on_a, on_b) = (cluster.caller(&[0]).await, cluster.caller(&[1]).await);
+    let setup = on_a
+        .start_luminesce(
+            "@v = use Sys.Admin.SetupView\n--provider=V.Low\n----\n\
+             select [Int] from Testing1K where [Int] <= 2\nenduse;\nselect * from @v",
+        )
+        .await;
+    seen_within(&on_a, Wire::Luminesce, &setup, Seen::Succeeded, 10).await;
+    let read = on_b
+        .start_luminesce("select [Int] from V.Low order by 1")
+        .await;
+    seen_within(&on_b, Wire::Luminesce, &read, Seen::Succeeded, 10).await;
+    let (status, body) = on_b.result(Wire::Luminesce, &read).await;
+    assert_eq!((status, body.trim()), (StatusCode::OK, "Int\n1\n2"));
+}

@@ -110,6 +110,18 @@ impl ReadCounts {
 
     /// Counts one read of `id`; answers whether it was the last of the `allowed`.
     fn count(&self, engine: &Engine, id: JobId, allowed: i64) -> bool {
+        if self.saved.shared() {
+            // In a cluster the reads through every instance count: the store keeps the count.
+            let key = id.to_uuid();
+            let count = self.saved.get(&key).unwrap_or(0).saturating_add(1);
+            let done = count >= allowed;
+            if done {
+                self.saved.remove(&key);
+            } else {
+                self.saved.save(&key, &count);
+            }
+            return done;
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         // Counts of jobs that expired or were discarded meanwhile go with them.
         counts.retain(|id, _| {

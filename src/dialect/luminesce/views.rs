@@ -70,8 +70,19 @@ impl Views {
         }
     }
 
+    /// The views, as every instance of a cluster last saved them (the store is the truth there).
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, View>> {
-        self.inner.by_name.lock().unwrap_or_else(|p| p.into_inner())
+        let mut by_name = self.inner.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        if self.inner.saved.shared() {
+            *by_name = self
+                .inner
+                .saved
+                .load()
+                .into_iter()
+                .take(MAX_VIEWS)
+                .collect();
+        }
+        by_name
     }
 
     /// Every saved view, by name.
