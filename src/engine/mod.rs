@@ -147,6 +147,8 @@ struct Inner {
 struct Cluster {
     /// This process's id in the store's heartbeats and job records.
     instance: String,
+    /// How long the last heartbeat's round trip to the store took, in microseconds.
+    heartbeat_micros: AtomicU64,
     lease: Duration,
     /// Whether a dead instance's jobs are re-run (once) rather than failed.
     rerun: bool,
@@ -373,6 +375,7 @@ impl Engine {
             .build()?;
         let cluster = store.shared().then(|| Cluster {
             instance: uuid::Uuid::new_v4().to_string(),
+            heartbeat_micros: AtomicU64::new(0),
             lease: config.lease,
             rerun: config.rerun_orphans,
         });
@@ -947,6 +950,18 @@ impl Engine {
         self.inner.records.reachable()
     }
 
+    /// In a cluster: this instance's id, how many jobs it runs under its lease, and how long its
+    /// last heartbeat to the store took (for the metrics).
+    pub fn cluster_status(&self) -> Option<(String, usize, Duration)> {
+        let cluster = self.inner.cluster.as_ref()?;
+        let leases = read(&self.inner.jobs)
+            .values()
+            .filter(|c| !c.lock().state.is_terminal())
+            .count();
+        let heartbeat = Duration::from_micros(cluster.heartbeat_micros.load(Ordering::Relaxed));
+        Some((cluster.instance.clone(), leases, heartbeat))
+    }
+
     /// Bytes of results held in memory now.
     pub fn result_memory_used(&self) -> usize {
         self.inner.results.memory_used()
@@ -1336,9 +1351,14 @@ impl Inner {
     }
 
     fn keep_cluster(self: &Arc<Self>, cluster: &Cluster) {
+        let started = Instant::now();
         let orphans = crate::sql::guard::blocking(|| {
             self.records.heartbeat(&cluster.instance, cluster.lease)
         });
+        cluster.heartbeat_micros.store(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         match orphans {
             Ok(orphans) => {
                 for record in orphans {

@@ -126,6 +126,21 @@ impl Metrics {
             "# HELP polyquery_result_memory_bytes Result bytes held in memory.\n# TYPE polyquery_result_memory_bytes gauge\npolyquery_result_memory_bytes {}",
             engine.result_memory_used()
         );
+        if let Some((instance, leases, heartbeat)) = engine.cluster_status() {
+            let _ = writeln!(
+                out,
+                "# HELP polyquery_instance_info This instance's id in its cluster.\n# TYPE polyquery_instance_info gauge\npolyquery_instance_info{{instance=\"{instance}\"}} 1"
+            );
+            let _ = writeln!(
+                out,
+                "# HELP polyquery_leases Jobs this instance runs under its lease.\n# TYPE polyquery_leases gauge\npolyquery_leases {leases}"
+            );
+            let _ = writeln!(
+                out,
+                "# HELP polyquery_store_heartbeat_seconds The last heartbeat's round trip to the job store.\n# TYPE polyquery_store_heartbeat_seconds gauge\npolyquery_store_heartbeat_seconds {}",
+                heartbeat.as_secs_f64()
+            );
+        }
         out
     }
 }

@@ -505,3 +505,35 @@ async fn a_view_set_up_on_one_instance_is_a_table_on_the_others() {
     let (status, body) = on_b.result(Wire::Luminesce, &read).await;
     assert_eq!((status, body.trim()), (StatusCode::OK, "Int\n1\n2"));
 }
+
+/// The metrics say which instance answers, how many jobs it runs under its lease, and how long its
+/// store takes to answer a heartbeat.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_show_the_instance_its_leases_and_the_store_latency() {
+    let cluster = Cluster::start(&["engine.workers=1"]).await;
+    let on_a = cluster.caller(&[0]).await;
+    let slow = on_a.start(Wire::Luminesce, true).await;
+    seen_within(&on_a, Wire::Luminesce, &slow, Seen::Going, 5).await;
+    let metrics = reqwest::get(format!("{}/metrics", cluster.instances[0].base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+            .to_string()
+    };
+    assert!(line("polyquery_instance_info{instance=\"").ends_with("} 1"));
+    assert_eq!(line("polyquery_leases "), "polyquery_leases 1");
+    let heartbeat: f64 = line("polyquery_store_heartbeat_seconds ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(heartbeat > 0.0, "{heartbeat}");
+}
