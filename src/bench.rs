@@ -17,6 +17,7 @@ use crate::engine::{
 use crate::exec::Executor;
 use crate::exec::datafusion::{DataFusionExecutor, TableFormat, UserTable, default_partitions};
 
+mod cluster;
 mod wire;
 
 /// Rows shaped like a typical result: an integer, a float, a short string and a small category.
@@ -47,6 +48,10 @@ pub struct BenchSizes {
     /// Seconds of each status-poll load.
     #[arg(long, default_value_t = 3.0)]
     pub poll_seconds: f64,
+    /// A PostgreSQL URL: measure only the cluster's figures, on this database (`scripts/cluster
+    /// --bench` starts one).
+    #[arg(long)]
+    pub store_url: Option<String>,
 }
 
 pub async fn run(sizes: BenchSizes) -> Result<(), EngineError> {
@@ -61,6 +66,9 @@ pub async fn run(sizes: BenchSizes) -> Result<(), EngineError> {
         default_partitions(),
         default_partitions()
     );
+    if let Some(url) = &sizes.store_url {
+        return cluster::run(executor, dir.path(), url, sizes.jobs, sizes.poll_seconds).await;
+    }
     let server = wire::BenchServer::start(&dir.path().join("server")).await?;
     wire::flows(&server, sizes.flows).await?;
     wire::polls(&server, sizes.poll_seconds).await?;

@@ -38,7 +38,7 @@ pub use state::{IllegalTransition, JobEvent, JobState};
 
 pub use exports::{ExportState, ExportWriter};
 pub use fault::{FaultSource, JobFault};
-pub use pg_store::PgJobStore;
+pub use pg_store::{PgJobStore, SAVE_JOB};
 pub use store::{FileJobStore, JobStore, StoreEvent};
 
 use crate::exec::{Described, Executor, StoredResult};
@@ -1272,6 +1272,10 @@ impl Inner {
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { return };
+            // After shutdown the store is closed: nothing more to sweep or renew.
+            if inner.stop.is_cancelled() {
+                return;
+            }
             let now = Utc::now();
             let expired: Vec<JobId> = read(&inner.jobs)
                 .values()

@@ -72,6 +72,17 @@ const MIGRATIONS: &[&str] = &[
          FOR EACH ROW EXECUTE FUNCTION pq_job_event();",
 ];
 
+/// A job record's write: a compare-and-set, refused when the stored job ended otherwise or a
+/// later attempt owns it. (`polyquery bench` runs it through `pgbench` too.)
+pub const SAVE_JOB: &str =
+    "INSERT INTO pq_jobs (id, seq, record, state, attempt, instance, owner, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
+     ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record,
+         state = EXCLUDED.state, attempt = EXCLUDED.attempt,
+         instance = EXCLUDED.instance, expires_at = EXCLUDED.expires_at
+     WHERE pq_jobs.attempt <= EXCLUDED.attempt
+       AND (pq_jobs.state IN ('queued', 'running') OR pq_jobs.state = EXCLUDED.state)";
+
 /// Any key: the advisory lock that serialises schema migrations.
 const MIGRATION_LOCK: i64 = 0x7071_7565_7279; // "pquery"
 /// The channel the store's trigger announces job changes on.
@@ -392,18 +403,7 @@ impl JobStore for PgJobStore {
             Box::new(owner),
             Box::new(expires),
         ];
-        self.execute(
-            "INSERT INTO pq_jobs (id, seq, record, state, attempt, instance, owner, expires_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
-                         ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record,
-                             state = EXCLUDED.state, attempt = EXCLUDED.attempt,
-                             instance = EXCLUDED.instance, expires_at = EXCLUDED.expires_at
-                         WHERE pq_jobs.attempt <= EXCLUDED.attempt
-                           AND (pq_jobs.state IN ('queued', 'running')
-                                OR pq_jobs.state = EXCLUDED.state)",
-            values,
-        )
-        .map(|changed| changed == 1)
+        self.execute(SAVE_JOB, values).map(|changed| changed == 1)
     }
 
     fn shared(&self) -> bool {

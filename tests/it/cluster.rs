@@ -537,3 +537,28 @@ async fn the_metrics_show_the_instance_its_leases_and_the_store_latency() {
         .unwrap();
     assert!(heartbeat > 0.0, "{heartbeat}");
 }
+
+/// `scripts/cluster --bench` prints the cluster's figures beside their references (a short run: the
+/// figures are not checked, only that every row is there).
+#[test]
+fn the_cluster_benchmark_prints_every_row() {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
+        .args(["--bench", "--jobs", "20", "--poll-seconds", "0.2"])
+        .env("POLYQUERY_BIN", env!("CARGO_BIN_EXE_polyquery"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "one instance, files",
+        "3 on PostgreSQL",
+        "polls/s",
+        "the job store",
+        "pgbench, same statement",
+    ] {
+        assert!(
+            out.status.success() && stdout.contains(row),
+            "no {row:?} in:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
