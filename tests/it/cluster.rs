@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::cross_wire::{ADMIN, ANSWER, Caller, Seen, WIRES, Wire};
+use crate::cross_wire::{ADMIN, ANSWER, Caller, Seen, WIRES, Wire, json_of};
 use crate::postgres::{Postgres, free_port};
 
 /// One `polyquery serve` process, killed (SIGKILL) when dropped.
@@ -406,12 +406,7 @@ async fn a_frozen_instance_cannot_overwrite_what_the_survivors_did() {
 /// balancer) answers a query through the balancer.
 #[test]
 fn the_local_cluster_script_answers_through_its_balancer() {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
-        .arg("--check")
-        .env("POLYQUERY_BIN", env!("CARGO_BIN_EXE_polyquery"))
-        .env("PORT", free_port().to_string())
-        .output()
-        .unwrap();
+    let out = cluster_script(&["--check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("answer\n42"),
@@ -442,34 +437,23 @@ async fn asterixdb_result_reads_are_counted_across_instances() {
     let http = reqwest::Client::new();
     let base = |i: usize| cluster.instances[i].base.clone();
     let path = |handle: &str| handle[handle.find("/query/").unwrap()..].to_string();
-    let started: serde_json::Value = http
-        .post(format!("{}/query/service", base(0)))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("statement", "select 1 as n;"),
-                ("mode", "async"),
-                ("max-result-reads", "2"),
-            ])
-            .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = serde_urlencoded::to_string([
+        ("statement", "select 1 as n;"),
+        ("mode", "async"),
+        ("max-result-reads", "2"),
+    ])
+    .unwrap();
+    let started = json_of(
+        http.post(format!("{}/query/service", base(0)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form),
+    )
+    .await;
     let status_path = path(started["handle"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     let result_path = loop {
-        let status: serde_json::Value = http
-            .get(format!("{}{status_path}", base(1)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: serde_json::Value =
+            json_of(http.get(format!("{}{status_path}", base(1)))).await;
         if status["status"] == "success" {
             break path(status["handle"].as_str().unwrap());
         }
@@ -542,11 +526,7 @@ async fn the_metrics_show_the_instance_its_leases_and_the_store_latency() {
 /// figures are not checked, only that every row is there).
 #[test]
 fn the_cluster_benchmark_prints_every_row() {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
-        .args(["--bench", "--jobs", "20", "--poll-seconds", "0.2"])
-        .env("POLYQUERY_BIN", env!("CARGO_BIN_EXE_polyquery"))
-        .output()
-        .unwrap();
+    let out = cluster_script(&["--bench", "--jobs", "20", "--poll-seconds", "0.2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for row in [
         "one instance, files",
@@ -561,4 +541,14 @@ fn the_cluster_benchmark_prints_every_row() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `scripts/cluster` with `args`, on the test build's binary and a free port.
+fn cluster_script(args: &[&str]) -> std::process::Output {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
+        .args(args)
+        .env("POLYQUERY_BIN", env!("CARGO_BIN_EXE_polyquery"))
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap()
 }

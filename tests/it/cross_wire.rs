@@ -326,7 +326,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// The JSON answer of a request (whatever its status).
-async fn json_of(request: reqwest::RequestBuilder) -> Value {
+pub(crate) async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
