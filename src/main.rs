@@ -91,6 +91,9 @@ enum Command {
         /// Milliseconds of CPU time one input may take before it counts as a finding.
         #[arg(long, default_value_t = 1_000)]
         budget_ms: u64,
+        /// A directory to write each finding's whole input to (`<target>-<n>.txt`), to replay it.
+        #[arg(long)]
+        findings: Option<PathBuf>,
     },
     /// A round-robin load balancer in front of a cluster's instances (each request to the next).
     Balance {
@@ -183,9 +186,17 @@ fn main() -> ExitCode {
                 executions,
                 seed,
                 budget_ms,
+                findings,
             } => {
                 init_logging(LogFormat::Text, "error");
-                fuzz(target.as_deref(), executions, seed, budget_ms).await
+                fuzz(
+                    target.as_deref(),
+                    executions,
+                    seed,
+                    budget_ms,
+                    findings.as_deref(),
+                )
+                .await
             }
             Command::Balance { listen, to } => {
                 init_logging(LogFormat::Text, "info");
@@ -221,6 +232,7 @@ async fn fuzz(
     executions: u64,
     seed: u64,
     budget_ms: u64,
+    findings_dir: Option<&std::path::Path>,
 ) -> Result<(), String> {
     use polyquery::fuzz::{self, Target};
     let targets = match target {
@@ -250,9 +262,16 @@ async fn fuzz(
             "  slowest input ({} bytes): {slowest:?}",
             report.slowest_input.len()
         );
-        for finding in &report.findings {
+        for (n, finding) in report.findings.iter().enumerate() {
             let shown: String = finding.input.chars().take(300).collect();
             println!("  {}: {shown:?}", finding.what);
+            if let Some(dir) = findings_dir {
+                let path = dir.join(format!("{}-{}.txt", target.name(), n + 1));
+                std::fs::create_dir_all(dir)
+                    .and_then(|()| std::fs::write(&path, &finding.input))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                println!("    written to {}", path.display());
+            }
         }
         found += report.findings.len();
     }

@@ -143,3 +143,28 @@ fn serve_help_lists_every_setting() {
     }
     assert!(help.contains("POLYQUERY_ENGINE__WORKERS"));
 }
+
+/// `polyquery fuzz --findings DIR` writes each finding's whole input there, to replay it (a zero
+/// budget makes every input a finding).
+#[test]
+fn fuzz_writes_each_findings_input_to_replay_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = polyquery()
+        .args([
+            "fuzz",
+            "--target",
+            "looker-filter",
+            "--executions",
+            "3",
+            "--budget-ms",
+            "0",
+            "--findings",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "findings fail the run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("looker-filter-1.txt"), "{stdout}");
+    assert!(dir.path().join("looker-filter-1.txt").is_file(), "{stdout}");
+}
